@@ -1,0 +1,1 @@
+"""Cascade: continuous promotion for Heroku Pipelines."""

@@ -1,0 +1,163 @@
+"""Domain values shared by the pure core (gates, plan) and the adapters around it.
+
+Everything here is frozen: a reconcile reads the world once into a `Snapshot`,
+decides from it, and never mutates it.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class GateState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    state: GateState
+    reason: str
+    opens_at: datetime | None = None
+
+
+class ReleaseStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Heroku release of one app, with the commit its slug was built from."""
+
+    id: str
+    app: str
+    version: int
+    status: ReleaseStatus
+    commit: str | None
+    created_at: datetime
+    app_id: str | None = None
+    slug_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StageView:
+    """What one stage app runs: its current succeeded release and a newer pending one."""
+
+    app: str
+    release: Release | None = None
+    pending: Release | None = None
+
+    @property
+    def commit(self) -> str | None:
+        return self.release.commit if self.release else None
+
+
+@dataclass(frozen=True)
+class Pause:
+    reason: str
+    created_at: datetime
+    by: str | None = None
+    until: datetime | None = None
+    service: str | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
+
+
+class PromotionState(StrEnum):
+    CLAIMED = "claimed"  # decided; the POST may or may not have been sent
+    PROMOTING = "promoting"  # Heroku accepted it and gave an id
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def settled(self) -> bool:
+        return self in (PromotionState.SUCCEEDED, PromotionState.FAILED)
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """The one record per (service, target, commit) that makes a promotion happen at most once."""
+
+    service: str
+    source: str
+    target: str
+    commit: str
+    release_id: str
+    state: PromotionState
+    claimed_at: datetime
+    updated_at: datetime
+    promotion_id: str | None = None
+    error: str | None = None
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two adjacent stages: `source` may hand its commit on to `target`."""
+
+    index: int
+    source: StageView
+    target: StageView
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one decision about one service may look at, read once, `now` stamped."""
+
+    service: str
+    now: datetime
+    stages: tuple[StageView, ...]
+    min_age: timedelta
+    stage_min_age: Mapping[str, timedelta] = field(default_factory=dict)
+    history: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)
+    global_pause: Pause | None = None
+    service_pause: Pause | None = None
+    promotions: Mapping[tuple[str, str], PromotionRecord] = field(default_factory=dict)
+    problem: str | None = None  # why the pipeline could not be read, if it could not
+
+    def pairs(self) -> tuple[Pair, ...]:
+        return tuple(
+            Pair(i, self.stages[i], self.stages[i + 1]) for i in range(len(self.stages) - 1)
+        )
+
+    def arrived(self, app: str, commit: str) -> datetime | None:
+        """When `commit` first ran (succeeded) on `app`, if Cascade knows."""
+        return self.history.get(app, {}).get(commit)
+
+
+class PairState(StrEnum):
+    READY = "ready"  # every gate open: promote now
+    WAITING = "waiting"  # closed, but every closed gate knows when it opens
+    BLOCKED = "blocked"
+    PROMOTING = "promoting"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A pair whose commits differ, and what the gates say about moving it."""
+
+    pair: Pair
+    commit: str
+    state: PairState
+    gates: tuple[GateResult, ...]
+    reason: str
+    opens_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    service: str
+    candidates: tuple[Candidate, ...]
+    wake_at: datetime | None  # when to look again without any outside news
+
+    @property
+    def ready(self) -> tuple[Candidate, ...]:
+        return tuple(c for c in self.candidates if c.state is PairState.READY)
