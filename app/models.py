@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from app.services import Service
+
 
 class GateState(StrEnum):
     OPEN = "open"
@@ -111,11 +113,9 @@ class Pair:
 class Snapshot:
     """Everything one decision about one service may look at, read once, `now` stamped."""
 
-    service: str
+    service: Service
     now: datetime
     stages: tuple[StageView, ...]
-    min_age: timedelta
-    stage_min_age: Mapping[str, timedelta] = field(default_factory=dict)
     history: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)
     global_pause: Pause | None = None
     service_pause: Pause | None = None
@@ -126,6 +126,10 @@ class Snapshot:
         return tuple(
             Pair(i, self.stages[i], self.stages[i + 1]) for i in range(len(self.stages) - 1)
         )
+
+    def min_age(self, target: str) -> timedelta:
+        """How long a commit must run in the stage before `target`."""
+        return self.service.stage_min_age.get(target, self.service.min_age)
 
     def arrived(self, app: str, commit: str) -> datetime | None:
         """When `commit` first ran (succeeded) on `app`, if Cascade knows."""
@@ -145,7 +149,7 @@ class Candidate:
     """A pair whose commits differ, and what the gates say about moving it."""
 
     pair: Pair
-    commit: str
+    commit: str | None  # None when the source's commit is not known
     state: PairState
     gates: tuple[GateResult, ...]
     reason: str

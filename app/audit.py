@@ -1,0 +1,75 @@
+"""The audit trail: one capped Redis stream entry and one log line per decision.
+
+`/events` reads it back, newest first. Every event also goes to its service's
+own stream, so `?service=` never scans the whole history.
+"""
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import redis.asyncio as redis
+
+from app import keys
+
+log = logging.getLogger("cascade.audit")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # promotion.started|succeeded|failed, gate.changed, pause.set|lifted, signal.*
+    message: str
+    at: datetime
+    service: str | None = None
+    commit: str | None = None
+    source: str | None = None
+    target: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        """The `/events` shape of SPEC.md (`from`/`to`, RFC 3339 times)."""
+        out = asdict(self)
+        out["from"], out["to"] = out.pop("source"), out.pop("target")
+        out["at"] = self.at.isoformat()
+        return out
+
+
+class Audit:
+    def __init__(self, client: "redis.Redis") -> None:
+        self.redis = client
+
+    async def record(self, event: Event, services: tuple[str, ...] = ()) -> None:
+        """Append the event to the global stream and to each service it touches."""
+        payload = {"e": json.dumps(event.public(), separators=(",", ":"))}
+        touched = services or ((event.service,) if event.service else ())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(keys.EVENTS, payload, maxlen=keys.EVENTS_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            for service in touched:
+                stream = keys.service_events(service)
+                pipe.xadd(stream, payload, maxlen=keys.SERVICE_EVENTS_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
+        log.info(
+            "%s %s",
+            event.kind,
+            " ".join(f"{k}={v}" for k, v in _log_fields(event).items()),
+        )
+
+    async def read(self, service: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        stream = keys.service_events(service) if service else keys.EVENTS
+        rows = cast(
+            list[tuple[str, dict[str, str]]], await self.redis.xrevrange(stream, count=limit)
+        )
+        return [json.loads(fields["e"]) for _id, fields in rows]
+
+
+def _log_fields(event: Event) -> dict[str, str]:
+    fields = {
+        "service": event.service,
+        "commit": event.commit,
+        "from": event.source,
+        "to": event.target,
+        "message": json.dumps(event.message),
+    }
+    return {k: v for k, v in fields.items() if v}

@@ -1,0 +1,17 @@
+"""The gates, in the order they are shown. Adding a gate: a module and one line here.
+
+Every gate has one shape: `check(snapshot, pair) -> GateResult | None`, pure,
+reading only the snapshot; `None` means the gate does not apply to the service.
+"""
+
+from collections.abc import Callable
+
+from app.gates import age, allow
+from app.models import GateResult, Pair, Snapshot
+
+Gate = Callable[[Snapshot, Pair], GateResult | None]
+
+GATES: tuple[Gate, ...] = (
+    allow.check,
+    age.check,
+)

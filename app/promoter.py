@@ -1,0 +1,194 @@
+"""A promotion's life: claim, re-read, POST with the source release pinned, follow, settle.
+
+The record is claimed before anything is sent and saved before the POST's
+answer is acted on, so a crash at any step is resumed by `settle`, never
+repeated. A promotion that fails, or whose outcome is lost, stays failed until
+a newer commit or an operator (`POST /retry`) clears the way.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.audit import Audit, Event
+from app.durations import short
+from app.heroku import HerokuClient, HerokuError, PromotionRefused
+from app.ledger import Ledger
+from app.models import (
+    Candidate,
+    PromotionRecord,
+    PromotionState,
+    Release,
+    ReleaseStatus,
+    Snapshot,
+    StageView,
+)
+from app.store import Store
+from app.topology import Topology
+
+log = logging.getLogger(__name__)
+
+CLAIM_GRACE = timedelta(minutes=3)  # a claim with no promotion id and no sign of it: lost
+
+
+class Promoter:
+    def __init__(
+        self,
+        heroku: HerokuClient,
+        store: Store,
+        ledger: Ledger,
+        audit: Audit,
+        clock: Callable[[], datetime],
+        owner: str,
+    ) -> None:
+        self.heroku, self.store, self.ledger, self.audit = heroku, store, ledger, audit
+        self.clock, self.owner = clock, owner
+
+    async def promote(self, snapshot: Snapshot, topology: Topology, candidate: Candidate) -> bool:
+        """Promote one ready candidate at most once; True when a POST was sent."""
+        pair, service = candidate.pair, snapshot.service.name
+        source, target = pair.source, pair.target
+        assert source.release is not None
+        assert candidate.commit is not None
+        now = self.clock()
+        record = PromotionRecord(
+            service=service,
+            source=source.app,
+            target=target.app,
+            commit=candidate.commit,
+            release_id=source.release.id,
+            state=PromotionState.CLAIMED,
+            claimed_at=now,
+            updated_at=now,
+            by=self.owner,
+        )
+        if not await self.ledger.claim(record):
+            return False
+        changed = await self._changed_since(service, topology, record)
+        if changed:
+            await self.ledger.drop(record)
+            log.info("promotion skipped service=%s to=%s: %s", service, target.app, changed)
+            return False
+        await self._event("promotion.started", record, _started(record, candidate), candidate)
+        try:
+            promotion_id = await self.heroku.create_promotion(
+                topology.pipeline_id,
+                topology.app_ids[source.app],
+                record.release_id,
+                [topology.app_ids[target.app]],
+            )
+        except PromotionRefused as error:
+            await self._settle(record, PromotionState.FAILED, f"Heroku refused it: {error}")
+        except HerokuError as error:
+            # Heroku may or may not have acted: keep the claim, never POST again.
+            record = replace(record, error=f"outcome unknown: {error}", updated_at=self.clock())
+            await self.ledger.save(record)
+            log.warning(
+                "promotion outcome unknown service=%s to=%s: %s", service, target.app, error
+            )
+        else:
+            record = replace(
+                record,
+                state=PromotionState.PROMOTING,
+                promotion_id=promotion_id,
+                updated_at=self.clock(),
+            )
+            await self.ledger.save(record)
+        return True
+
+    async def follow(self, snapshot: Snapshot, topology: Topology) -> None:
+        """Move every unsettled record of the service on, from the view or the Platform API."""
+        views = {stage.app: stage for stage in snapshot.stages}
+        for record in await self.ledger.unsettled(snapshot.service.name):
+            view = views.get(record.target, StageView(record.target))
+            await self._follow_one(record, view, topology)
+
+    async def _follow_one(
+        self, record: PromotionRecord, view: StageView, topology: Topology
+    ) -> None:
+        if view.commit == record.commit:
+            await self._settle(record, PromotionState.SUCCEEDED, f"{record.target} runs it")
+            return
+        if record.promotion_id is not None:
+            try:
+                targets = await self.heroku.promotion_targets(record.promotion_id)
+            except HerokuError as error:
+                log.warning("cannot follow promotion %s: %s", record.promotion_id, error)
+                return
+            if any(t.status == "failed" for t in targets):
+                errors = "; ".join(t.error_message or "failed" for t in targets)
+                await self._settle(record, PromotionState.FAILED, errors)
+            elif targets and all(t.status == "succeeded" for t in targets):
+                await self._settle(record, PromotionState.SUCCEEDED, "Heroku reports it succeeded")
+                await self._refresh(record.service, topology)
+            return
+        if view.pending is not None and view.pending.commit == record.commit:
+            return  # the release is on its way
+        if self.clock() - record.claimed_at > CLAIM_GRACE:
+            reason = record.error or "Cascade stopped before Heroku answered"
+            reason = f"outcome unknown: {reason}, and {record.target} never got the commit"
+            await self._settle(record, PromotionState.FAILED, reason)
+
+    async def _changed_since(
+        self, service: str, topology: Topology, record: PromotionRecord
+    ) -> str | None:
+        """Re-read the pipeline (one call); why the decision no longer holds, if it doesn't."""
+        try:
+            latest = await self._refresh(service, topology)
+        except HerokuError as error:
+            return f"cannot re-read the pipeline: {error}"
+        source, target = latest.get(record.source), latest.get(record.target)
+        if source is None or source.id != record.release_id:
+            return f"{record.source} has a newer release"
+        if source.status is not ReleaseStatus.SUCCEEDED:
+            return f"{record.source} release v{source.version} is {source.status}"
+        if target is not None and target.status is ReleaseStatus.PENDING:
+            return f"{record.target} release v{target.version} is in progress"
+        if target is not None and target.commit == record.commit:
+            return f"{record.target} already runs {short(record.commit)}"
+        return None
+
+    async def _refresh(self, service: str, topology: Topology) -> dict[str, Release]:
+        """Read the pipeline's latest releases into the view; Heroku's state is the truth."""
+        latest = await self.heroku.latest_releases(topology.pipeline_id)
+        for release in latest:
+            if release.app in topology.app_ids:
+                await self.store.put_release(service, release)
+        return {r.app: r for r in latest}
+
+    async def _settle(self, record: PromotionRecord, state: PromotionState, why: str) -> None:
+        error = why if state is PromotionState.FAILED else None
+        record = replace(record, state=state, error=error, updated_at=self.clock())
+        await self.ledger.save(record)
+        verb = "succeeded" if state is PromotionState.SUCCEEDED else "failed"
+        message = f"promotion of {short(record.commit)} to {record.target} {verb}: {why}"
+        await self._event(f"promotion.{verb}", record, message)
+
+    async def _event(
+        self, kind: str, record: PromotionRecord, message: str, candidate: Candidate | None = None
+    ) -> None:
+        details: dict[str, Any] = {"release": record.release_id, "promotion": record.promotion_id}
+        if candidate is not None:
+            details["gates"] = [
+                {"name": g.name, "state": g.state.value, "reason": g.reason}
+                for g in candidate.gates
+            ]
+        await self.audit.record(
+            Event(
+                kind=kind,
+                message=message,
+                at=self.clock(),
+                service=record.service,
+                commit=record.commit,
+                source=record.source,
+                target=record.target,
+                details=details,
+            )
+        )
+
+
+def _started(record: PromotionRecord, candidate: Candidate) -> str:
+    opened = ", ".join(f"{g.name} ({g.reason})" for g in candidate.gates) or "no gates"
+    return f"promoting {short(record.commit)} from {record.source} to {record.target}: {opened}"

@@ -1,0 +1,199 @@
+"""The reconcile of one service, start to end.
+
+Under the service's lock: know the topology, resync when due, follow promotions
+in flight, build the snapshot once (all I/O, `now` stamped), plan (pure), act
+on what is ready, record what changed. Running it twice is harmless.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from datetime import datetime
+
+from app import topology as topo
+from app.audit import Audit, Event
+from app.durations import short
+from app.heroku import HerokuClient, HerokuError
+from app.ledger import Ledger
+from app.locks import Locks
+from app.models import Candidate, PairState, Plan, Release, ReleaseStatus, Snapshot
+from app.plan import FOLLOW_EVERY, plan
+from app.promoter import Promoter
+from app.services import Service, ServicesConfig
+from app.store import Store
+
+log = logging.getLogger(__name__)
+HISTORY_DEPTH = 50  # releases read once per source app to learn which commits ran there
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile decided, and when to look again without outside news."""
+
+    plan: Plan | None
+    wake_at: datetime | None
+    again: bool  # news arrived while it ran, from this or another process
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        config: ServicesConfig,
+        heroku: HerokuClient,
+        store: Store,
+        ledger: Ledger,
+        locks: Locks,
+        audit: Audit,
+        promoter: Promoter,
+        clock: Callable[[], datetime],
+        resync_seconds: float,
+        dry_run: bool = False,
+    ) -> None:
+        self.config, self.heroku, self.store, self.ledger = config, heroku, store, ledger
+        self.locks, self.audit, self.promoter, self.clock = locks, audit, promoter, clock
+        self.resync_seconds, self.dry_run = resync_seconds, dry_run
+        self.topologies: dict[str, topo.Topology] = {}
+        self.problems: dict[str, str] = {}
+
+    def owner_of(self, app: str) -> Service | None:
+        """The service whose stages include `app`, for routing webhooks."""
+        for service in self.config.services:
+            stages = self.topologies.get(service.name)
+            if app in (stages.stages if stages else service.stages or ()):
+                return service
+        return None
+
+    async def reconcile(self, name: str) -> Outcome:
+        service = self.config.get(name)
+        if service is None:
+            return Outcome(None, None, again=False)
+        async with self.locks.hold(name) as held:
+            outcome = await self._reconcile(service) if held else Outcome(None, None, False)
+        again = await self.locks.take_dirty(name) if held else False
+        return Outcome(outcome.plan, outcome.wake_at, again)
+
+    async def _reconcile(self, service: Service) -> Outcome:
+        topology = await self.topology(service)
+        if topology is None:
+            return Outcome(None, None, again=False)
+        try:
+            if await self.store.mark_resync(service.name, self.resync_seconds):
+                latest = await self.heroku.latest_releases(topology.pipeline_id)
+                await self._fold(service.name, topology, latest)
+            await self._learn_history(service.name, topology)
+        except HerokuError as error:
+            log.warning("resync failed service=%s: %s", service.name, error)
+        snapshot = await self.snapshot(service, topology)
+        await self.promoter.follow(snapshot, topology)
+        snapshot = await self.snapshot(service, topology)
+        decided = plan(snapshot)
+        await self._record_transitions(snapshot, decided)
+        promoted = False
+        if not self.dry_run:
+            for candidate in decided.ready:
+                promoted |= await self.promoter.promote(snapshot, topology, candidate)
+        wake_at = decided.wake_at
+        if promoted:
+            follow_at = snapshot.now + FOLLOW_EVERY
+            wake_at = min(wake_at, follow_at) if wake_at else follow_at
+        return Outcome(decided, wake_at, again=False)
+
+    async def topology(self, service: Service) -> topo.Topology | None:
+        """The service's topology from memory, Redis, or the Platform API (3 calls, once)."""
+        known = self.topologies.get(service.name)
+        if known is not None:
+            return known
+        cached = await self.store.topology(service.name)
+        if cached is not None:
+            known = topo.codec.validate_json(cached)
+            if not service.stages or known.stages == service.stages:
+                self.topologies[service.name] = known
+                return known
+        try:
+            known, releases = await topo.load(self.heroku, service)
+        except (HerokuError, topo.TopologyError) as error:
+            self.problems[service.name] = str(error)
+            log.error("cannot read pipeline service=%s: %s", service.name, error)
+            return None
+        await self.store.set_topology(service.name, topo.codec.dump_json(known).decode())
+        await self._fold(service.name, known, releases)
+        self.topologies[service.name] = known
+        self.problems.pop(service.name, None)
+        return known
+
+    async def snapshot(self, service: Service, topology: topo.Topology | None) -> Snapshot:
+        """Everything the plan may look at, read once, with `now` stamped."""
+        name = service.name
+        apps = topology.stages if topology else service.stages or ()
+        stages = await self.store.stages(name, apps)
+        wanted = [
+            (target.app, source.commit)
+            for source, target in pairwise(stages)
+            if source.commit and source.commit != target.commit
+        ]
+        return Snapshot(
+            service=service,
+            now=self.clock(),
+            stages=stages,
+            history=await self.store.history(name, apps[:-1]),
+            global_pause=await self.store.pause(None),
+            service_pause=await self.store.pause(name),
+            promotions=await self.ledger.find(name, wanted),
+            problem=self.problems.get(name),
+        )
+
+    async def _fold(self, name: str, topology: topo.Topology, releases: list[Release]) -> None:
+        for release in releases:
+            if release.app in topology.stages:
+                await self.store.put_release(name, release)
+
+    async def _learn_history(self, name: str, topology: topo.Topology) -> None:
+        """Once per source app: which commits ran there, and since when (one call each)."""
+        sources = topology.stages[:-1]
+        loaded = await self.store.history_loaded(name, sources)
+        for app, done in zip(sources, loaded, strict=True):
+            if done:
+                continue
+            first: dict[str, datetime] = {}
+            for release in reversed(await self.heroku.releases(app, HISTORY_DEPTH)):
+                if release.status is ReleaseStatus.SUCCEEDED and release.commit:
+                    first.setdefault(release.commit, release.created_at)
+            await self.store.add_history(name, app, first)
+
+    async def _record_transitions(self, snapshot: Snapshot, decided: Plan) -> None:
+        """An audit entry when what a pair waits on changes, not on every reconcile."""
+        name = snapshot.service.name
+        seen = await self.store.gate_states(name)
+        now_states = {c.pair.target.app: _signature(c) for c in decided.candidates}
+        for candidate in decided.candidates:
+            target = candidate.pair.target.app
+            if seen.get(target) == now_states[target]:
+                continue
+            await self.audit.record(_transition(snapshot, candidate, self.dry_run))
+        gone = [target for target in seen if target not in now_states]
+        await self.store.set_gate_states(name, now_states, gone)
+
+
+def _signature(candidate: Candidate) -> str:
+    gates = ",".join(f"{g.name}={g.state}" for g in candidate.gates)
+    return f"{candidate.commit}|{candidate.state}|{gates}"
+
+
+def _transition(snapshot: Snapshot, candidate: Candidate, dry_run: bool) -> Event:
+    source, target = candidate.pair.source.app, candidate.pair.target.app
+    state = candidate.state.value
+    if dry_run and candidate.state is PairState.READY:
+        state = "ready (dry run: not promoting)"
+    gates = [{"name": g.name, "state": g.state.value, "reason": g.reason} for g in candidate.gates]
+    return Event(
+        kind="gate.changed",
+        message=f"{short(candidate.commit)} {source} → {target}: {state}: {candidate.reason}",
+        at=snapshot.now,
+        service=snapshot.service.name,
+        commit=candidate.commit,
+        source=source,
+        target=target,
+        details={"state": candidate.state.value, "gates": gates},
+    )

@@ -1,0 +1,59 @@
+"""Where a service's stages are: the pipeline id, the stage apps in promotion order, their ids.
+
+Read from the Platform API (pipeline, couplings, latest releases: three calls)
+when a service is first seen, and cached in Redis so status reads and other
+processes need no call.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from pydantic import TypeAdapter
+
+from app.heroku import HerokuClient
+from app.models import Release
+from app.services import Service
+
+PROMOTION_STAGES = ("development", "staging", "production")
+
+
+class TopologyError(Exception):
+    """The pipeline does not match the services file; the message says how."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    pipeline_id: str
+    stages: tuple[str, ...]  # app names in promotion order
+    app_ids: Mapping[str, str] = field(default_factory=dict)  # app name -> app id
+
+
+codec = TypeAdapter(Topology)
+
+
+def order_stages(couplings: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """Apps by stage (development, staging, production), then by name; other stages don't count."""
+    rank = {stage: i for i, stage in enumerate(PROMOTION_STAGES)}
+    coupled = sorted((rank[stage], app) for app, stage in couplings if stage in rank)
+    return tuple(app for _rank, app in coupled)
+
+
+async def load(heroku: HerokuClient, service: Service) -> tuple[Topology, list[Release]]:
+    """The service's topology, and the latest releases read on the way."""
+    pipeline = await heroku.get_pipeline(service.pipeline)
+    couplings = await heroku.couplings(pipeline.id)
+    releases = await heroku.latest_releases(pipeline.id)
+    names = {r.app_id: r.app for r in releases if r.app_id}
+    coupled = [(names[c.app_id], c.stage) for c in couplings if c.app_id in names]
+    stages = service.stages or order_stages(coupled)
+    coupled_apps = {app for app, _stage in coupled}
+    missing = [app for app in stages if app not in coupled_apps]
+    if missing:
+        raise TopologyError(
+            f'service "{service.name}": stage {", ".join(missing)} is not an app of pipeline'
+            f' "{service.pipeline}" with a release (couplings: {", ".join(sorted(coupled_apps))})'
+        )
+    if len(stages) < 2:
+        raise TopologyError(f'service "{service.name}": pipeline has fewer than two stages')
+    ids = {name: app_id for app_id, name in names.items() if name in stages}
+    return Topology(pipeline.id, tuple(stages), ids), releases
