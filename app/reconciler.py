@@ -8,8 +8,8 @@ on what is ready, record what changed. Running it twice is harmless.
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import pairwise
 from datetime import datetime
+from itertools import pairwise
 
 from app import topology as topo
 from app.audit import Audit, Event

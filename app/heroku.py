@@ -1,0 +1,372 @@
+"""The only door to the Heroku Platform API (v3).
+
+The reconciler builds its snapshot from `latest_releases` (one call per pipeline, commits
+resolved through the immutable-slug cache) and acts through `create_promotion`, then follows
+`promotion_targets`. Reads are retried; a promotion POST is never repeated once it may have
+reached Heroku, so a promotion happens at most once. Low rate-limit pools are paced, not hammered.
+"""
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from app.models import Release, ReleaseStatus
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ACCEPT = "application/vnd.heroku+json; version=3"
+MAX_PAGES = 50  # 50 pages of up to 1000 items: far more than any pipeline has
+MAX_RETRY_AFTER = 60.0  # never let one Retry-After stall a reconcile for longer
+PAGE_MAX = 1000  # Heroku's largest Range page
+# The request provably never left this process, so even a POST may be sent again.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _user_agent() -> str:
+    try:
+        return f"cascade/{version('cascade')} (+https://github.com/cascade)"
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "cascade (+https://github.com/cascade)"
+
+
+class HerokuError(Exception):
+    """A Platform API call failed; carries what Heroku support needs to trace it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_id: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_id = error_id
+        self.request_id = request_id
+
+
+class PromotionRefused(HerokuError):
+    """Heroku clearly refused the promotion (4xx other than 429): nothing happened."""
+
+
+class OutcomeUnknown(HerokuError):
+    """The promotion POST may have reached Heroku: never POST it again."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Coupling:
+    app_id: str
+    stage: str  # development|staging|production|test|review
+
+
+@dataclass(frozen=True)
+class PromotionTarget:
+    app_id: str
+    status: str  # pending|succeeded|failed
+    release_id: str | None
+    error_message: str | None
+
+
+class SlugCache(Protocol):
+    """Slug id -> commit; slugs are immutable, so entries never expire."""
+
+    async def get(self, slug_id: str) -> str | None: ...
+    async def put(self, slug_id: str, commit: str) -> None: ...
+
+
+def _timestamp(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _shaped(what: str, parse: Callable[[Any], T], data: Any) -> T:
+    """Parse a response body; a shape we do not know is an error, never a guess."""
+    try:
+        return parse(data.json() if isinstance(data, httpx.Response) else data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HerokuError(f"unexpected {what} from Heroku: {exc!r}") from exc
+
+
+class HerokuClient:
+    """One authenticated connection pool to the Platform API, with retries and pacing."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        slugs: SlugCache | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 4,
+        backoff: float = 0.5,
+        pace_below: int = 200,
+        pace_interval: float = 0.8,
+        concurrency: int = 8,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            headers={
+                "Accept": ACCEPT,
+                "Authorization": f"Bearer {token}",
+                "User-Agent": _user_agent(),
+            },
+        )
+        self._slugs = slugs
+        self._max_retries = max_retries
+        self._backoff = backoff
+        self._pace_below = pace_below  # RateLimit-Remaining under this: pace requests
+        self._pace_interval = pace_interval  # 0.8 s = Heroku's refill of 75 tokens a minute
+        self._slots = asyncio.Semaphore(concurrency)
+        self._sleep = sleep
+        self._clock = clock
+        self._next_slot = 0.0
+        self._pacing = False
+        self.calls: Counter[str] = Counter()
+        self.rate_limit_remaining: int | None = None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_pipeline(self, id_or_name: str) -> Pipeline:
+        response = await self._send("GET", "/pipelines/{id}", id=id_or_name)
+        return _shaped("pipeline", lambda d: Pipeline(id=d["id"], name=d["name"]), response)
+
+    async def couplings(self, pipeline_id: str) -> list[Coupling]:
+        items = await self._list("/pipelines/{id}/pipeline-couplings", id=pipeline_id)
+        return _shaped(
+            "pipeline couplings",
+            lambda ds: [Coupling(app_id=d["app"]["id"], stage=d["stage"]) for d in ds],
+            items,
+        )
+
+    async def latest_releases(self, pipeline_id: str) -> list[Release]:
+        """The newest release of every app in the pipeline, in one call plus uncached slugs."""
+        items = await self._list("/pipelines/{id}/latest-releases", id=pipeline_id)
+        return await self._releases(items)
+
+    async def releases(self, app: str, limit: int = 50) -> list[Release]:
+        """An app's newest `limit` releases, newest first."""
+        rng = f"version ..; order=desc,max={min(limit, PAGE_MAX)}"
+        items = await self._list("/apps/{app}/releases", rng=rng, limit=limit, app=app)
+        return await self._releases(items)
+
+    async def slug_commit(self, app: str, slug_id: str) -> str | None:
+        """The commit a slug was built from: cache first, since slugs never change."""
+        if self._slugs is not None and (cached := await self._slugs.get(slug_id)) is not None:
+            return cached
+        response = await self._send("GET", "/apps/{app}/slugs/{id}", app=app, id=slug_id)
+        commit: str | None = _shaped("slug", lambda d: d["commit"], response)
+        if commit is not None and self._slugs is not None:
+            await self._slugs.put(slug_id, commit)
+        return commit
+
+    async def create_promotion(
+        self, pipeline_id: str, source_app_id: str, release_id: str, target_app_ids: Sequence[str]
+    ) -> str:
+        """Start a promotion pinned to `release_id`; returns its id.
+
+        Raises PromotionRefused (nothing happened), OutcomeUnknown (it may have happened:
+        never repeat it), or a plain HerokuError when the request provably never took
+        effect (unreachable, rate-limited past every retry): safe to try again later.
+        """
+        body = {
+            "pipeline": {"id": pipeline_id},
+            "source": {"app": {"id": source_app_id}, "release": {"id": release_id}},
+            "targets": [{"app": {"id": app_id}} for app_id in target_app_ids],
+        }
+        response = await self._send("POST", "/pipeline-promotions", json=body)
+        try:
+            promotion_id = response.json()["id"]
+            if not isinstance(promotion_id, str):
+                raise TypeError(f"id is {promotion_id!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._error(
+                OutcomeUnknown, "POST", "/pipeline-promotions", response, f"no id: {exc!r}"
+            ) from exc
+        return promotion_id
+
+    async def promotion_targets(self, promotion_id: str) -> list[PromotionTarget]:
+        items = await self._list("/pipeline-promotions/{id}/promotion-targets", id=promotion_id)
+        return _shaped("promotion targets", lambda ds: [_target(d) for d in ds], items)
+
+    async def _releases(self, items: list[Any]) -> list[Release]:
+        """Turn release bodies into Releases, fetching each distinct uncached slug once."""
+        slug_apps: dict[str, str] = _shaped(
+            "releases", lambda ds: {d["slug"]["id"]: d["app"]["id"] for d in ds if d["slug"]}, items
+        )
+        commits = await asyncio.gather(*(self.slug_commit(a, s) for s, a in slug_apps.items()))
+        by_slug = dict(zip(slug_apps, commits, strict=True))
+        return _shaped("releases", lambda ds: [_release(d, by_slug) for d in ds], items)
+
+    async def _list(
+        self, template: str, *, rng: str | None = None, limit: int | None = None, **ids: str
+    ) -> list[Any]:
+        """GET every page of a list: a 206 names the next page in Next-Range."""
+        items: list[Any] = []
+        for _ in range(MAX_PAGES):
+            headers = {"Range": rng} if rng else None
+            response = await self._send("GET", template, headers=headers, **ids)
+            items.extend(_shaped(f"page of {template}", _array, response))
+            rng = response.headers.get("Next-Range")
+            if response.status_code != 206 or not rng or (limit and len(items) >= limit):
+                return items[:limit] if limit else items
+        raise HerokuError(f"GET {template}: more than {MAX_PAGES} pages, giving up")
+
+    async def _send(
+        self,
+        method: str,
+        template: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        **ids: str,
+    ) -> httpx.Response:
+        """One logical request: paced, counted, retried only where that cannot repeat an action."""
+        path = template.format(**{k: quote(v, safe="") for k, v in ids.items()})
+        for attempt in range(self._max_retries + 1):
+            response, problem = await self._attempt(method, template, path, json, headers)
+            if response is not None and response.status_code < 400:
+                return response
+            if attempt == self._max_retries:
+                break
+            wait = _retry_after(response) if response is not None else None
+            delay = self._delay(attempt) if wait is None else wait
+            log.warning("heroku %s %s: %s; retry in %.2fs", method, path, problem, delay)
+            await self._sleep(delay)
+        tries = f"{problem}; gave up after {self._max_retries + 1} tries"
+        raise self._error(HerokuError, method, path, response, tries)
+
+    async def _attempt(
+        self,
+        method: str,
+        template: str,
+        path: str,
+        json: Any,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[httpx.Response | None, str]:
+        """Send once; raise at once when a retry cannot help or might repeat a promotion."""
+        once = method != "GET"  # a POST is repeated only when it provably did nothing
+        async with self._slots:
+            await self._pace()
+            self.calls[f"{method} {template}"] += 1
+            try:
+                response = await self._http.request(method, path, json=json, headers=headers)
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                if once and not isinstance(exc, NOT_SENT):
+                    raise self._error(OutcomeUnknown, method, path, None, problem) from exc
+                return None, problem
+        self._note_rate_limit(response)
+        status = response.status_code
+        if status >= 500 and once:
+            raise self._error(OutcomeUnknown, method, path, response)
+        if 400 <= status < 500 and status != 429:
+            raise self._error(PromotionRefused if once else HerokuError, method, path, response)
+        return response, f"HTTP {status}"
+
+    async def _pace(self) -> None:
+        """Spread requests out at the refill rate while the rate-limit pool is nearly empty."""
+        remaining = self.rate_limit_remaining
+        if remaining is None or remaining >= self._pace_below:
+            self._pacing = False
+            return
+        if not self._pacing:
+            self._pacing = True
+            interval = self._pace_interval
+            log.warning("heroku rate limit low (%s left): pacing at %.2fs", remaining, interval)
+        now = self._clock()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + self._pace_interval
+        if slot > now:
+            await self._sleep(slot - now)
+
+    def _note_rate_limit(self, response: httpx.Response) -> None:
+        remaining = response.headers.get("RateLimit-Remaining")
+        if remaining is not None and remaining.strip().isdigit():
+            self.rate_limit_remaining = int(remaining)
+
+    def _delay(self, attempt: int) -> float:
+        base: float = self._backoff * 2**attempt
+        return base + random.uniform(0, base / 4)
+
+    def _error(
+        self,
+        cls: type[HerokuError],
+        method: str,
+        path: str,
+        response: httpx.Response | None,
+        detail: str | None = None,
+    ) -> HerokuError:
+        """Build and log the error: method, path, status, Heroku's id, Request-Id; no token."""
+        status = error_id = request_id = message = None
+        if response is not None:
+            status, request_id = response.status_code, response.headers.get("Request-Id")
+            try:
+                error_id, message = (body := response.json()).get("id"), body.get("message")
+            except (ValueError, AttributeError):
+                message = response.text[:200] or None
+        head = f"Heroku {method} {path}: {status or 'no response'} {error_id or ''}".rstrip()
+        text = "; ".join(part for part in (head, message, detail) if part)
+        text += f" (Request-Id {request_id})" if request_id else ""
+        log.error("%s [%s]", text, cls.__name__)
+        return cls(text, status=status, error_id=error_id, request_id=request_id)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER) if value else None
+    except ValueError:  # an HTTP-date: fall back to our own backoff
+        return None
+
+
+def _array(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        raise TypeError(f"expected a JSON array, got {type(data).__name__}")
+    return data
+
+
+def _release(d: Mapping[str, Any], commits: Mapping[str, str | None]) -> Release:
+    slug_id = d["slug"]["id"] if d["slug"] else None
+    return Release(
+        id=d["id"],
+        app=d["app"]["name"],
+        version=int(d["version"]),
+        status=ReleaseStatus(d["status"]),
+        commit=commits[slug_id] if slug_id else None,
+        created_at=_timestamp(d["created_at"]),
+        app_id=d["app"]["id"],
+        slug_id=slug_id,
+    )
+
+
+def _target(d: Mapping[str, Any]) -> PromotionTarget:
+    return PromotionTarget(
+        app_id=d["app"]["id"],
+        status=d["status"],
+        release_id=d["release"]["id"] if d.get("release") else None,
+        error_message=d.get("error_message"),
+    )

@@ -1,0 +1,60 @@
+"""The coalescing reconcile queue: webhooks and timers only enqueue, workers reconcile.
+
+A service is queued at most once; news arriving while its reconcile runs queues
+exactly one more run. Different services reconcile in parallel.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class ReconcileQueue:
+    def __init__(self, handle: Callable[[str], Awaitable[None]], workers: int = 4) -> None:
+        self._handle = handle
+        self._workers = workers
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def enqueue(self, service: str) -> None:
+        if service in self._queued:
+            return
+        if service in self._running:
+            self._again.add(service)
+            return
+        self._queued.add(service)
+        self._queue.put_nowait(service)
+
+    async def join(self) -> None:
+        """Wait until nothing is queued or running (tests and shutdown)."""
+        await self._queue.join()
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _work(self) -> None:
+        while True:
+            service = await self._queue.get()
+            self._queued.discard(service)
+            self._running.add(service)
+            try:
+                await self._handle(service)
+            except Exception:
+                log.exception("reconcile failed service=%s", service)
+            finally:
+                self._running.discard(service)
+                self._queue.task_done()
+            if service in self._again:
+                self._again.discard(service)
+                self.enqueue(service)

@@ -1,0 +1,575 @@
+"""app.heroku against respx routes that answer in the shapes of Heroku's published schema."""
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+import respx
+
+from app.heroku import (
+    Coupling,
+    HerokuClient,
+    HerokuError,
+    OutcomeUnknown,
+    Pipeline,
+    PromotionRefused,
+    PromotionTarget,
+)
+from app.models import Release, ReleaseStatus
+
+BASE = "https://api.heroku.test"
+TOKEN = "hrku-secret-token-0123456789"
+SCHEMA_PATH = Path(__file__).parents[2] / "shared" / "fixtures" / "heroku-platform-api-schema.json"
+
+
+def uid(name: str) -> str:
+    """A stable UUID per name, so fixtures stay readable and deterministic."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+PIPELINE_ID = uid("pipeline:api")
+SHA = {n: f"{n:040x}" for n in range(1, 6)}
+
+
+# --- schema-shaped bodies ---------------------------------------------------------------------
+
+
+def release_json(
+    app: str = "api-qa01",
+    version: int = 7,
+    *,
+    status: str = "succeeded",
+    slug: str | None = "slug-a",
+    created_at: str = "2026-01-02T03:04:05Z",
+) -> dict[str, Any]:
+    slug_id = uid(slug) if slug else None
+    return {
+        "addon_plan_names": ["heroku-postgresql:essential-0"],
+        "artifacts": [{"type": "slug", "id": slug_id}] if slug_id else [],
+        "app": {"id": uid(app), "name": app},
+        "created_at": created_at,
+        "description": f"Deploy {version}",
+        "id": uid(f"release:{app}:{version}"),
+        "updated_at": created_at,
+        "slug": {"id": slug_id} if slug_id else None,
+        "status": status,
+        "user": {"id": uid("user"), "email": "ci@example.com"},
+        "version": version,
+        "current": status == "succeeded",
+        "output_stream_url": None,
+        "eligible_for_rollback": True,
+    }
+
+
+def slug_json(slug: str, commit: str | None) -> dict[str, Any]:
+    return {
+        "blob": {"method": "GET", "url": "https://slugs.example.com/blob"},
+        "buildpack_provided_description": "Python",
+        "checksum": "SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "commit": commit,
+        "commit_description": "fix things",
+        "created_at": "2026-01-02T03:00:00Z",
+        "id": uid(slug),
+        "process_types": {"web": "uvicorn app.main:app"},
+        "size": 2048,
+        "stack": {"id": uid("heroku-24"), "name": "heroku-24"},
+        "updated_at": "2026-01-02T03:00:00Z",
+        "deleted_at": None,
+    }
+
+
+def pipeline_json(name: str = "api") -> dict[str, Any]:
+    return {
+        "created_at": "2025-01-01T00:00:00Z",
+        "id": PIPELINE_ID,
+        "name": name,
+        "owner": {"id": uid("team"), "type": "team"},
+        "updated_at": "2025-01-01T00:00:00Z",
+        "generation": {"id": uid("cedar"), "name": "cedar"},
+    }
+
+
+def coupling_json(app: str, stage: str) -> dict[str, Any]:
+    return {
+        "app": {"id": uid(app)},
+        "created_at": "2025-01-01T00:00:00Z",
+        "id": uid(f"coupling:{app}"),
+        "pipeline": {"id": PIPELINE_ID},
+        "stage": stage,
+        "updated_at": "2025-01-01T00:00:00Z",
+    }
+
+
+def promotion_json(status: str = "pending") -> dict[str, Any]:
+    return {
+        "created_at": "2026-01-02T04:00:00Z",
+        "id": uid("promotion"),
+        "pipeline": {"id": PIPELINE_ID},
+        "source": {"app": {"id": uid("api-qa01")}, "release": {"id": uid("release:api-qa01:7")}},
+        "status": status,
+        "updated_at": "2026-01-02T04:00:00Z",
+    }
+
+
+def target_json(app: str, status: str, error: str | None = None) -> dict[str, Any]:
+    return {
+        "app": {"id": uid(app)},
+        "error_message": error,
+        "id": uid(f"target:{app}"),
+        "pipeline_promotion": {"id": uid("promotion")},
+        "release": {"id": uid(f"release:{app}:9")} if status != "pending" else None,
+        "status": status,
+    }
+
+
+def error(status: int, error_id: str, message: str, request_id: str = "req-1") -> httpx.Response:
+    body = {"id": error_id, "message": message}
+    return httpx.Response(status, json=body, headers={"Request-Id": request_id})
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Stands in for monotonic time and asyncio.sleep: sleeps are recorded, never waited."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        self.now += delay
+
+
+class MemorySlugs:
+    def __init__(self, **known: str) -> None:
+        self.data = {uid(slug): commit for slug, commit in known.items()}
+        self.puts: list[tuple[str, str]] = []
+
+    async def get(self, slug_id: str) -> str | None:
+        return self.data.get(slug_id)
+
+    async def put(self, slug_id: str, commit: str) -> None:
+        self.puts.append((slug_id, commit))
+        self.data[slug_id] = commit
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    """Every route defined must be used; any request without a route fails the test."""
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        yield router
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def make_client(clock: FakeClock) -> AsyncIterator[Callable[..., HerokuClient]]:
+    clients: list[HerokuClient] = []
+
+    def make(**kwargs: Any) -> HerokuClient:
+        options: dict[str, Any] = {"backoff": 0.01, "sleep": clock.sleep, "clock": clock}
+        client = HerokuClient(BASE, TOKEN, **(options | kwargs))
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., HerokuClient]) -> HerokuClient:
+    return make_client()
+
+
+# --- the fixtures speak the schema ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("definition", "body"),
+    [
+        # latest-releases items are checked as `release`: the schema's `pipeline-release`
+        # declares `artifacts` a single object, a quirk the CLI and FORMATS.md do not share
+        ("release", release_json()),
+        ("release", release_json(slug=None, status="pending")),
+        ("slug", slug_json("slug-a", SHA[1])),
+        ("pipeline", pipeline_json()),
+        ("pipeline-coupling", coupling_json("api-qa01", "development")),
+        ("pipeline-promotion", promotion_json()),
+        ("pipeline-promotion-target", target_json("api-st01", "failed", "boom")),
+        ("pipeline-promotion-target", target_json("api-st01", "pending")),
+    ],
+    ids=["release", "release-no-slug", "slug", "pipeline", "coupling", "promotion", "t", "t-pend"],
+)
+def test_fixture_bodies_match_the_published_schema(definition: str, body: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    root = {"$ref": f"#/definitions/{definition}", "definitions": schema["definitions"]}
+    jsonschema.Draft4Validator(root).validate(body)
+    assert set(body) == set(schema["definitions"][definition]["properties"])
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+async def test_sends_v3_accept_bearer_token_and_user_agent(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    route = api.get("/pipelines/api").respond(json=pipeline_json())
+
+    assert await client.get_pipeline("api") == Pipeline(id=PIPELINE_ID, name="api")
+
+    headers = route.calls.last.request.headers
+    assert headers["Accept"] == "application/vnd.heroku+json; version=3"
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    assert headers["User-Agent"].startswith("cascade/")
+
+
+async def test_couplings_follow_next_range_across_206_pages(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    first = [coupling_json("api-qa01", "development"), coupling_json("api-st01", "staging")]
+    second = [coupling_json("api-va01", "production")]
+    route = api.get(f"/pipelines/{PIPELINE_ID}/pipeline-couplings").mock(
+        side_effect=[
+            httpx.Response(206, json=first, headers={"Next-Range": "]abc..; max=2"}),
+            httpx.Response(200, json=second),
+        ]
+    )
+
+    couplings = await client.couplings(PIPELINE_ID)
+
+    assert couplings == [
+        Coupling(uid("api-qa01"), "development"),
+        Coupling(uid("api-st01"), "staging"),
+        Coupling(uid("api-va01"), "production"),
+    ]
+    assert "Range" not in route.calls[0].request.headers
+    assert route.calls[1].request.headers["Range"] == "]abc..; max=2"
+
+
+async def test_latest_releases_resolve_commits_through_the_slug_cache(
+    api: respx.MockRouter, make_client: Callable[..., HerokuClient]
+) -> None:
+    slugs = MemorySlugs(**{"slug-a": SHA[1]})
+    client = make_client(slugs=slugs)
+    api.get(f"/pipelines/{PIPELINE_ID}/latest-releases").respond(
+        json=[
+            release_json("api-qa01", 12, slug="slug-b", status="pending"),
+            release_json("api-st01", 8, slug="slug-a"),
+            release_json("api-va01", 5, slug=None, status="failed"),
+        ]
+    )
+    slug_b = api.get(f"/apps/{uid('api-qa01')}/slugs/{uid('slug-b')}")
+    slug_b.respond(json=slug_json("slug-b", SHA[2]))
+
+    qa, st, va = await client.latest_releases(PIPELINE_ID)
+
+    assert qa == Release(
+        id=uid("release:api-qa01:12"),
+        app="api-qa01",
+        version=12,
+        status=ReleaseStatus.PENDING,
+        commit=SHA[2],
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        app_id=uid("api-qa01"),
+        slug_id=uid("slug-b"),
+    )
+    assert (st.commit, st.status) == (SHA[1], ReleaseStatus.SUCCEEDED)  # from the cache
+    assert (va.commit, va.slug_id, va.status) == (None, None, ReleaseStatus.FAILED)
+    assert slugs.puts == [(uid("slug-b"), SHA[2])]
+    assert slug_b.call_count == 1
+
+    await client.latest_releases(PIPELINE_ID)  # now every slug is cached: one call
+    assert slug_b.call_count == 1
+
+
+async def test_releases_ask_newest_first_and_resolve_each_slug_once(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    route = api.get("/apps/api-st01/releases").respond(
+        206,
+        json=[release_json("api-st01", 9, slug="s"), release_json("api-st01", 8, slug="s")],
+        headers={"Next-Range": "]8..; order=desc,max=2"},
+    )
+    slug = api.get(f"/apps/{uid('api-st01')}/slugs/{uid('s')}").respond(json=slug_json("s", None))
+
+    releases = await client.releases("api-st01", limit=2)
+
+    assert [r.version for r in releases] == [9, 8]
+    assert [r.commit for r in releases] == [None, None]
+    assert route.calls.last.request.headers["Range"] == "version ..; order=desc,max=2"
+    assert route.call_count == 1  # the limit is reached: the next page is not fetched
+    assert slug.call_count == 1
+
+
+async def test_unknown_release_status_is_an_error_not_a_guess(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    api.get("/apps/api/releases").respond(json=[release_json(status="rolled-sideways", slug=None)])
+
+    with pytest.raises(HerokuError, match="unexpected releases"):
+        await client.releases("api")
+
+
+# --- retries, rate limits, pacing -------------------------------------------------------------
+
+
+async def test_get_is_retried_on_503_and_network_errors_then_succeeds(
+    api: respx.MockRouter, client: HerokuClient, clock: FakeClock
+) -> None:
+    route = api.get("/pipelines/api").mock(
+        side_effect=[
+            error(503, "unavailable", "try later"),
+            httpx.ReadTimeout("slow"),
+            httpx.Response(200, json=pipeline_json()),
+        ]
+    )
+
+    assert (await client.get_pipeline("api")).name == "api"
+
+    assert route.call_count == 3
+    assert len(clock.sleeps) == 2
+    assert 0.01 <= clock.sleeps[0] <= 0.0125  # backoff plus at most a quarter of jitter
+    assert 0.02 <= clock.sleeps[1] <= 0.025  # doubled
+
+
+async def test_get_gives_up_after_max_retries(
+    api: respx.MockRouter, make_client: Callable[..., HerokuClient]
+) -> None:
+    client = make_client(max_retries=2)
+    route = api.get("/pipelines/api").mock(return_value=error(503, "unavailable", "down"))
+
+    with pytest.raises(HerokuError) as caught:
+        await client.get_pipeline("api")
+
+    assert type(caught.value) is HerokuError
+    assert (caught.value.status, caught.value.error_id) == (503, "unavailable")
+    assert "gave up after 3 tries" in str(caught.value)
+    assert route.call_count == 3
+
+
+async def test_get_4xx_is_not_retried(api: respx.MockRouter, client: HerokuClient) -> None:
+    route = api.get("/pipelines/nope").mock(return_value=error(404, "not_found", "Not found."))
+
+    with pytest.raises(HerokuError) as caught:
+        await client.get_pipeline("nope")
+
+    assert (caught.value.status, caught.value.error_id) == (404, "not_found")
+    assert route.call_count == 1
+
+
+async def test_429_waits_for_retry_after_then_retries(
+    api: respx.MockRouter, client: HerokuClient, clock: FakeClock
+) -> None:
+    limited = error(429, "rate_limit", "Your account reached the API rate limit")
+    limited.headers["Retry-After"] = "3"
+    route = api.get("/pipelines/api").mock(
+        side_effect=[limited, httpx.Response(200, json=pipeline_json())]
+    )
+
+    await client.get_pipeline("api")
+
+    assert route.call_count == 2
+    assert clock.sleeps == [3.0]
+
+
+async def test_low_rate_limit_remaining_paces_requests_and_warns_once(
+    api: respx.MockRouter,
+    make_client: Callable[..., HerokuClient],
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = make_client(pace_below=10, pace_interval=0.5)
+    api.get("/pipelines/api").mock(
+        side_effect=[
+            httpx.Response(200, json=pipeline_json(), headers={"RateLimit-Remaining": "50"}),
+            httpx.Response(200, json=pipeline_json(), headers={"RateLimit-Remaining": "9"}),
+            httpx.Response(200, json=pipeline_json(), headers={"RateLimit-Remaining": "8"}),
+            httpx.Response(200, json=pipeline_json(), headers={"RateLimit-Remaining": "7"}),
+            httpx.Response(200, json=pipeline_json(), headers={"RateLimit-Remaining": "6"}),
+        ]
+    )
+
+    with caplog.at_level(logging.WARNING, logger="app.heroku"):
+        await client.get_pipeline("api")
+        await client.get_pipeline("api")
+        assert clock.sleeps == []  # plenty left so far: no pacing
+        for _ in range(3):
+            await client.get_pipeline("api")
+
+    assert client.rate_limit_remaining == 6
+    assert clock.sleeps == [0.5, 0.5]  # the first paced request goes at once, then one per 0.5s
+    assert len([r for r in caplog.records if "rate limit low" in r.getMessage()]) == 1
+
+
+# --- promotions -------------------------------------------------------------------------------
+
+
+async def test_create_promotion_posts_the_pinned_release_and_returns_its_id(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    route = api.post("/pipeline-promotions").respond(201, json=promotion_json())
+
+    promotion_id = await client.create_promotion(
+        PIPELINE_ID, uid("api-qa01"), uid("release:api-qa01:7"), [uid("api-st01")]
+    )
+
+    assert promotion_id == uid("promotion")
+    assert json.loads(route.calls.last.request.content) == {
+        "pipeline": {"id": PIPELINE_ID},
+        "source": {"app": {"id": uid("api-qa01")}, "release": {"id": uid("release:api-qa01:7")}},
+        "targets": [{"app": {"id": uid("api-st01")}}],
+    }
+
+
+async def promote(client: HerokuClient) -> str:
+    return await client.create_promotion(PIPELINE_ID, uid("a"), uid("r"), [uid("b")])
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        error(500, "internal_server_error", "oops"),
+        error(503, "unavailable", "down"),
+        httpx.ReadTimeout("no answer"),
+        httpx.WriteTimeout("half sent"),
+        httpx.RemoteProtocolError("peer closed connection"),
+        httpx.ReadError("reset"),
+    ],
+    ids=["500", "503", "read-timeout", "write-timeout", "dropped", "read-error"],
+)
+async def test_promotion_with_an_ambiguous_outcome_is_never_sent_twice(
+    api: respx.MockRouter, client: HerokuClient, answer: httpx.Response | Exception
+) -> None:
+    route = api.post("/pipeline-promotions").mock(side_effect=[answer])
+
+    with pytest.raises(OutcomeUnknown):
+        await promote(client)
+
+    assert route.call_count == 1
+
+
+async def test_promotion_accepted_without_an_id_is_an_unknown_outcome(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    api.post("/pipeline-promotions").respond(201, json={"status": "pending"})
+
+    with pytest.raises(OutcomeUnknown, match="no id"):
+        await promote(client)
+
+
+async def test_promotion_refused_carries_herokus_error(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    refusal = error(422, "invalid_params", "Couldn't find that release.", request_id="req-422")
+    route = api.post("/pipeline-promotions").mock(return_value=refusal)
+
+    with pytest.raises(PromotionRefused) as caught:
+        await promote(client)
+
+    assert (caught.value.status, caught.value.error_id) == (422, "invalid_params")
+    assert caught.value.request_id == "req-422"
+    assert "Couldn't find that release." in str(caught.value)
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        httpx.ConnectError("refused"),
+        httpx.ConnectTimeout("no route"),
+        error(429, "rate_limit", "Your account reached the API rate limit"),
+    ],
+    ids=["connect-error", "connect-timeout", "429"],
+)
+async def test_promotion_that_provably_did_nothing_is_retried(
+    api: respx.MockRouter, client: HerokuClient, first: httpx.Response | Exception
+) -> None:
+    route = api.post("/pipeline-promotions").mock(
+        side_effect=[first, httpx.Response(201, json=promotion_json())]
+    )
+
+    assert await promote(client) == uid("promotion")
+    assert route.call_count == 2
+
+
+async def test_promotion_still_unsent_after_every_retry_is_a_plain_error(
+    api: respx.MockRouter, make_client: Callable[..., HerokuClient]
+) -> None:
+    client = make_client(max_retries=1)
+    api.post("/pipeline-promotions").mock(side_effect=httpx.ConnectError("refused"))
+
+    with pytest.raises(HerokuError) as caught:
+        await promote(client)
+
+    assert not isinstance(caught.value, PromotionRefused | OutcomeUnknown)
+
+
+async def test_promotion_targets_are_parsed(api: respx.MockRouter, client: HerokuClient) -> None:
+    api.get(f"/pipeline-promotions/{uid('promotion')}/promotion-targets").respond(
+        json=[
+            target_json("api-st01", "succeeded"),
+            target_json("api-st02", "pending"),
+            target_json("api-st03", "failed", "Phase failed"),
+        ]
+    )
+
+    assert await client.promotion_targets(uid("promotion")) == [
+        PromotionTarget(uid("api-st01"), "succeeded", uid("release:api-st01:9"), None),
+        PromotionTarget(uid("api-st02"), "pending", None, None),
+        PromotionTarget(uid("api-st03"), "failed", uid("release:api-st03:9"), "Phase failed"),
+    ]
+
+
+# --- what the rest of Cascade sees --------------------------------------------------------------
+
+
+async def test_errors_name_the_request_id_and_never_the_token(
+    api: respx.MockRouter, client: HerokuClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.get("/pipelines/api").mock(return_value=error(403, "forbidden", "No.", "req-abc"))
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(HerokuError) as caught:
+        await client.get_pipeline("api")
+
+    assert "req-abc" in str(caught.value)
+    assert "GET /pipelines/api" in str(caught.value)
+    assert TOKEN not in str(caught.value)
+    assert TOKEN not in repr(caught.value.args)
+    assert caplog.records
+    assert all(TOKEN not in r.getMessage() for r in caplog.records)
+    assert any("req-abc" in r.getMessage() for r in caplog.records)
+
+
+async def test_calls_counts_every_request_by_path_template(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    api.get("/pipelines/api").mock(
+        side_effect=[error(503, "unavailable", "x"), httpx.Response(200, json=pipeline_json())]
+    )
+    api.get(f"/pipelines/{PIPELINE_ID}/latest-releases").respond(json=[release_json(slug="z")])
+    api.get(f"/apps/{uid('api-qa01')}/slugs/{uid('z')}").respond(json=slug_json("z", SHA[3]))
+
+    await client.get_pipeline("api")
+    await client.latest_releases(PIPELINE_ID)
+
+    assert client.calls == {
+        "GET /pipelines/{id}": 2,
+        "GET /pipelines/{id}/latest-releases": 1,
+        "GET /apps/{app}/slugs/{id}": 1,
+    }
