@@ -6,7 +6,7 @@ decides from it, and never mutates it.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from app.services import Service
@@ -126,10 +126,6 @@ class Snapshot:
         return tuple(
             Pair(i, self.stages[i], self.stages[i + 1]) for i in range(len(self.stages) - 1)
         )
-
-    def min_age(self, target: str) -> timedelta:
-        """How long a commit must run in the stage before `target`."""
-        return self.service.stage_min_age.get(target, self.service.min_age)
 
     def arrived(self, app: str, commit: str) -> datetime | None:
         """When `commit` first ran (succeeded) on `app`, if Cascade knows."""

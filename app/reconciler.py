@@ -100,17 +100,25 @@ class Reconciler:
             wake_at = min(wake_at, follow_at) if wake_at else follow_at
         return Outcome(decided, wake_at, again=False)
 
-    async def topology(self, service: Service) -> topo.Topology | None:
-        """The service's topology from memory, Redis, or the Platform API (3 calls, once)."""
+    async def topology_known(self, service: Service) -> topo.Topology | None:
+        """The service's topology from memory or Redis: no Platform API call."""
         known = self.topologies.get(service.name)
         if known is not None:
             return known
         cached = await self.store.topology(service.name)
-        if cached is not None:
-            known = topo.codec.validate_json(cached)
-            if not service.stages or known.stages == service.stages:
-                self.topologies[service.name] = known
-                return known
+        if cached is None:
+            return None
+        known = topo.codec.validate_json(cached)
+        if service.stages and known.stages != service.stages:
+            return None  # the services file changed: read the pipeline again
+        self.topologies[service.name] = known
+        return known
+
+    async def topology(self, service: Service) -> topo.Topology | None:
+        """The known topology, or read from the Platform API (three calls, once)."""
+        known = await self.topology_known(service)
+        if known is not None:
+            return known
         try:
             known, releases = await topo.load(self.heroku, service)
         except (HerokuError, topo.TopologyError) as error:

@@ -30,7 +30,7 @@ class Scheduler:
             self._enqueue(service)
 
     def wake(self, service: str, at: datetime) -> None:
-        """Reconcile `service` at `at`; replaces its previous wake-up, as each plan recomputes it."""
+        """Reconcile `service` at `at`, replacing its previous wake-up (each plan recomputes)."""
         self._scheduler.add_job(
             self._enqueue,
             "date",

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     dry_run: bool = Field(False, validation_alias=_env("CASCADE_DRY_RUN"))
     url: str = Field("http://localhost:8000", validation_alias=_env("CASCADE_URL"))
     public_url: str | None = Field(None, validation_alias=_env("CASCADE_PUBLIC_URL"))
+    sandbox_deploy_seconds: float | None = Field(
+        30.0, validation_alias=_env("CASCADE_SANDBOX_DEPLOY_SECONDS")
+    )  # the sandbox's demo: a new commit on each pipeline's first stage this often (0: never)
 
     @property
     def sandbox(self) -> bool:

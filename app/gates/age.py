@@ -15,7 +15,7 @@ def check(snapshot: Snapshot, pair: Pair) -> GateResult:
     arrived = snapshot.arrived(source, commit) if commit else None
     if arrived is None:
         return GateResult(NAME, GateState.UNKNOWN, f"when the commit reached {source} is not known")
-    needed = snapshot.min_age(pair.target.app)
+    needed = snapshot.service.min_age_for(pair.target.app)
     opens_at = arrived + needed
     if snapshot.now >= opens_at:
         ran = humanize(snapshot.now - arrived)

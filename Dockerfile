@@ -1,0 +1,8 @@
+FROM python:3.12-slim
+WORKDIR /srv
+COPY pyproject.toml README.md ./
+COPY app ./app
+RUN pip install --no-cache-dir .
+ENV PORT=8000
+EXPOSE 8000
+CMD ["sh", "-c", "uvicorn app.main:app --host 0.0.0.0 --port ${PORT}"]

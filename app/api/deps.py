@@ -1,0 +1,41 @@
+"""Short dependency aliases, so route signatures read like sentences."""
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+
+from app.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Cascade is starting")
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def require_admin(
+    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """Writes need `Authorization: Bearer $CASCADE_ADMIN_TOKEN`."""
+    token = runtime.settings.admin_token
+    if token is None or not token.get_secret_value():
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "writes are disabled: set CASCADE_ADMIN_TOKEN to allow them",
+        )
+    scheme, _, given = (authorization or "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "send Authorization: Bearer <CASCADE_ADMIN_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+AdminDep = Depends(require_admin)

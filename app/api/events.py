@@ -1,0 +1,21 @@
+"""`GET /events`: the audit trail, newest first."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from app.api.deps import RuntimeDep
+from app.api.schemas import EventsOut
+
+router = APIRouter(tags=["events"])
+
+
+@router.get("/events", response_model=EventsOut, response_model_by_alias=True)
+async def events(
+    runtime: RuntimeDep,
+    service: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> EventsOut:
+    if service is not None and runtime.config.get(service) is None:
+        raise HTTPException(404, f"no service named {service!r}")
+    return EventsOut.model_validate({"events": await runtime.audit.read(service, limit)})

@@ -1,0 +1,111 @@
+"""`POST /pause`, `DELETE /pause` and `POST /retry`: the operator's hands on the wheel."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from app.api.deps import AdminDep, RuntimeDep
+from app.api.schemas import Accepted, PauseIn, PauseOut, RetryIn
+from app.api.status import pause_out
+from app.audit import Event
+from app.models import Pause, PromotionState
+from app.runtime import Runtime
+from app.services import Service
+
+router = APIRouter(tags=["pause"], dependencies=[AdminDep])
+REFUSALS: dict[int | str, dict[str, str]] = {
+    401: {"description": "missing or wrong admin token"},
+    403: {"description": "CASCADE_ADMIN_TOKEN is not set"},
+}
+
+
+@router.post(
+    "/pause",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PauseOut,
+    responses={**REFUSALS, 404: {}, 422: {}},
+)
+async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
+    now = datetime.now(UTC)
+    _known(runtime, body.service)
+    until = body.until
+    if until is not None:
+        if until.tzinfo is None:
+            raise HTTPException(
+                422, "until needs a time zone (RFC 3339, e.g. 2026-05-01T17:00:00Z)"
+            )
+        if until <= now:
+            raise HTTPException(422, f"until {until.isoformat()} is in the past")
+    pause = Pause(reason=body.reason, created_at=now, by=body.by, until=until, service=body.service)
+    await runtime.store.set_pause(pause)
+    scope = f"service {pause.service}" if pause.service else "everything"
+    await _record(runtime, "pause.set", f"{scope} paused: {pause.reason}", pause.service, now)
+    _reconcile(runtime, pause.service)
+    out = pause_out(pause)
+    assert out is not None
+    return out
+
+
+@router.delete("/pause", status_code=status.HTTP_204_NO_CONTENT, responses={**REFUSALS, 404: {}})
+async def lift_pause(
+    runtime: RuntimeDep, service: Annotated[str | None, Query()] = None
+) -> Response:
+    _known(runtime, service)
+    lifted = await runtime.store.lift_pause(service)
+    if lifted is not None:
+        scope = f"service {service}" if service else "everything"
+        now = datetime.now(UTC)
+        await _record(runtime, "pause.lifted", f"{scope} resumed", service, now)
+        _reconcile(runtime, service)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses={**REFUSALS, 404: {}},
+)
+async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
+    """Clear a failed promotion into `to`, so that pair is evaluated again."""
+    service = _known(runtime, body.service)
+    if service is None:
+        raise HTTPException(404, "name the service")
+    topology = await runtime.reconciler.topology_known(service)
+    snapshot = await runtime.reconciler.snapshot(service, topology)
+    if body.to not in [stage.app for stage in snapshot.stages[1:]]:
+        raise HTTPException(404, f"{body.to!r} is not a target stage of {service.name}")
+    cleared = [
+        record
+        for (target, _commit), record in snapshot.promotions.items()
+        if target == body.to and record.state is PromotionState.FAILED
+    ]
+    for record in cleared:
+        await runtime.ledger.drop(record)
+        message = f"failed promotion of {record.commit[:7]} to {record.target} cleared for retry"
+        await _record(runtime, "promotion.retry", message, service.name, datetime.now(UTC))
+    runtime.queue.enqueue(service.name)
+    detail = "cleared a failed promotion" if cleared else "nothing had failed; re-evaluating"
+    return Accepted(detail=detail)
+
+
+def _known(runtime: Runtime, service: str | None) -> Service | None:
+    if service is None:
+        return None
+    found = runtime.config.get(service)
+    if found is None:
+        raise HTTPException(404, f"no service named {service!r}")
+    return found
+
+
+def _reconcile(runtime: Runtime, service: str | None) -> None:
+    names = [service] if service else [s.name for s in runtime.config.services]
+    for name in names:
+        runtime.queue.enqueue(name)
+
+
+async def _record(
+    runtime: Runtime, kind: str, message: str, service: str | None, at: datetime
+) -> None:
+    await runtime.audit.record(Event(kind=kind, message=message, at=at, service=service))

@@ -1,0 +1,97 @@
+"""The HTTP API's shapes (SPEC.md), as pydantic models so `/docs` documents them."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500)
+    until: datetime | None = None
+    service: str | None = None
+    by: str | None = Field(None, max_length=200)
+
+
+class PauseOut(BaseModel):
+    service: str | None
+    reason: str
+    by: str | None
+    until: datetime | None
+    created_at: datetime
+
+
+class RetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    service: str
+    to: str
+
+
+class ReleaseOut(BaseModel):
+    id: str
+    version: int
+    created_at: datetime
+    status: str
+    commit: str | None
+
+
+class StageOut(BaseModel):
+    app: str
+    commit: str | None
+    release: ReleaseOut | None
+    pending: ReleaseOut | None = None
+
+
+class GateOut(BaseModel):
+    name: str
+    state: str
+    reason: str
+    opens_at: datetime | None = None
+
+
+class PromotionOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    source: str = Field(alias="from")
+    to: str
+    commit: str | None
+    state: str
+    reason: str
+    opens_at: datetime | None = None
+    gates: list[GateOut]
+
+
+class ServiceOut(BaseModel):
+    name: str
+    pipeline: str
+    paused: PauseOut | None
+    stages: list[StageOut]
+    promotions: list[PromotionOut]
+    problem: str | None = None
+
+
+class StatusOut(BaseModel):
+    sandbox: bool
+    dry_run: bool
+    paused: PauseOut | None
+    services: list[ServiceOut]
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    at: datetime
+    kind: str
+    service: str | None
+    commit: str | None
+    source: str | None = Field(alias="from")
+    to: str | None
+    message: str
+    details: dict[str, Any] = {}
+
+
+class EventsOut(BaseModel):
+    events: list[EventOut]
+
+
+class Accepted(BaseModel):
+    detail: str

@@ -1,0 +1,117 @@
+"""`GET /status` and `GET /status/{service}`: what runs where, what moves, and why anything waits.
+
+Built from Redis alone (no Platform API call), through the same snapshot and
+plan a reconcile uses, so the status never disagrees with the decision.
+"""
+
+from fastapi import APIRouter, HTTPException, status
+
+from app.api.deps import RuntimeDep
+from app.api.schemas import (
+    GateOut,
+    PauseOut,
+    PromotionOut,
+    ReleaseOut,
+    ServiceOut,
+    StageOut,
+    StatusOut,
+)
+from app.models import PairState, Pause, Plan, Release, Snapshot
+from app.plan import plan
+from app.runtime import Runtime
+from app.services import Service
+
+router = APIRouter(tags=["status"])
+
+
+@router.get("/status", response_model=StatusOut, response_model_by_alias=True)
+async def get_status(runtime: RuntimeDep) -> StatusOut:
+    services = [await _service(runtime, s) for s in runtime.config.services]
+    paused = await runtime.store.pause(None)
+    return StatusOut(
+        sandbox=runtime.sandbox is not None,
+        dry_run=runtime.settings.dry_run,
+        paused=pause_out(paused),
+        services=services,
+    )
+
+
+@router.get(
+    "/status/{service}",
+    response_model=ServiceOut,
+    response_model_by_alias=True,
+    responses={404: {}},
+)
+async def get_service_status(service: str, runtime: RuntimeDep) -> ServiceOut:
+    found = runtime.config.get(service)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service named {service!r}")
+    return await _service(runtime, found)
+
+
+async def _service(runtime: Runtime, service: Service) -> ServiceOut:
+    topology = await runtime.reconciler.topology_known(service)
+    snapshot = await runtime.reconciler.snapshot(service, topology)
+    return render(snapshot, plan(snapshot))
+
+
+def render(snapshot: Snapshot, decided: Plan) -> ServiceOut:
+    """The SPEC's service object, from one snapshot and its plan."""
+    service = snapshot.service
+    active = snapshot.service_pause
+    return ServiceOut(
+        name=service.name,
+        pipeline=service.pipeline,
+        paused=pause_out(active) if active and active.active(snapshot.now) else None,
+        stages=[
+            StageOut(
+                app=s.app,
+                commit=s.commit,
+                release=_release(s.release),
+                pending=_release(s.pending),
+            )
+            for s in snapshot.stages
+        ],
+        promotions=[
+            PromotionOut(
+                source=c.pair.source.app,
+                to=c.pair.target.app,
+                commit=c.commit,
+                state=_public_state(c.state),
+                reason=c.reason,
+                opens_at=c.opens_at,
+                gates=[GateOut(**vars(g)) for g in c.gates],
+            )
+            for c in decided.candidates
+        ],
+        problem=snapshot.problem,
+    )
+
+
+def pause_out(pause: Pause | None) -> PauseOut | None:
+    if pause is None:
+        return None
+    return PauseOut(
+        service=pause.service,
+        reason=pause.reason,
+        by=pause.by,
+        until=pause.until,
+        created_at=pause.created_at,
+    )
+
+
+def _release(release: Release | None) -> ReleaseOut | None:
+    if release is None:
+        return None
+    return ReleaseOut(
+        id=release.id,
+        version=release.version,
+        created_at=release.created_at,
+        status=release.status.value,
+        commit=release.commit,
+    )
+
+
+def _public_state(state: PairState) -> str:
+    """SPEC's four states: a ready pair is waiting for the promotion about to start."""
+    return PairState.WAITING.value if state is PairState.READY else state.value

@@ -1,0 +1,44 @@
+"""`create_app()` and the lifespan: Redis, the Platform API client, queue, scheduler.
+
+`uvicorn app.main:app` serves it; `cascade serve` does the same.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import runtime as runtimes
+from app.api import ROUTERS as API_ROUTERS
+from app.logs import configure_logging
+from app.settings import Settings, get_settings
+from app.webhooks import ROUTERS as WEBHOOK_ROUTERS
+
+log = logging.getLogger("cascade")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging()
+        runtime = await runtimes.start(settings or get_settings(), app)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            app.state.runtime = None
+            await runtimes.stop(runtime)
+
+    app = FastAPI(
+        title="Cascade",
+        summary="Continuous promotion for Heroku Pipelines",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    for router in (*API_ROUTERS, *WEBHOOK_ROUTERS):
+        app.include_router(router)
+    return app
+
+
+app = create_app()

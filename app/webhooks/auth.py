@@ -1,0 +1,77 @@
+"""What every webhook endpoint checks first, in order: size (413), authenticity (401), JSON (400).
+
+Comparisons are constant-time; an unset secret refuses every delivery.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from fastapi import HTTPException, Request, status
+from pydantic import SecretStr
+
+MAX_BODY = 1024 * 1024
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refused with 413 past `limit` without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_secret(secret: SecretStr | None, setting: str) -> bytes:
+    if secret is None or not secret.get_secret_value():
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"{setting} is not set, so Cascade refuses every delivery here: set it to the"
+            " secret the sender signs with",
+        )
+    return secret.get_secret_value().encode()
+
+
+def verify_base64_hmac(secret: bytes, body: bytes, given: str | None, header: str) -> None:
+    """Heroku's form: base64 of HMAC-SHA256 over the raw body."""
+    expected = base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode()
+    _compare(expected, given, header)
+
+
+def verify_hex_hmac(secret: bytes, body: bytes, given: str | None, header: str) -> None:
+    """GitHub's form: `sha256=` and the hex HMAC-SHA256 over the raw body."""
+    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    _compare(expected, given, header)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"body is not valid JSON: {error}"
+        ) from None
+
+
+def _compare(expected: str, given: str | None, header: str) -> None:
+    if not given:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"the {header} header is missing")
+    if not hmac.compare_digest(expected.encode(), given.strip().encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"the {header} signature does not match the body: check that the secret configured"
+            " in Cascade is the one the sender signs with",
+        )
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body is larger than {limit} bytes"
+    )

@@ -1,0 +1,126 @@
+"""Heroku app webhooks (`api:release`): verify → parse → fold into the view → enqueue → 202.
+
+A release webhook carries the slug's commit, so it costs no Platform API call.
+Repeats are recognised by delivery id and by (app, version, status).
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from pydantic import BaseModel, ValidationError
+
+from app.api.deps import RuntimeDep
+from app.models import Release, ReleaseStatus
+from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
+
+router = APIRouter(tags=["webhooks"])
+SIGNATURE = "Heroku-Webhook-Hmac-SHA256"
+
+
+class _Ref(BaseModel):
+    id: str
+
+
+class _App(BaseModel):
+    id: str
+    name: str
+
+
+class _Slug(BaseModel):
+    id: str
+    commit: str | None = None
+
+
+class _Release(BaseModel):
+    id: str
+    version: int
+    status: ReleaseStatus
+    created_at: datetime
+    app: _App
+    slug: _Slug | None = None
+
+
+class _Metadata(BaseModel):
+    delivery: _Ref
+
+
+class ReleasePayload(BaseModel):
+    """The parts of an `api:release` event Cascade reads; everything else is ignored."""
+
+    id: str
+    action: str
+    resource: str
+    data: _Release
+    webhook_metadata: _Metadata | None = None
+
+
+class WebhookAnswer(BaseModel):
+    status: Literal["accepted", "duplicate", "ignored"]
+    detail: str
+    service: str | None = None
+
+
+def to_release(payload: ReleasePayload) -> Release:
+    data = payload.data
+    return Release(
+        id=data.id,
+        app=data.app.name,
+        app_id=data.app.id,
+        version=data.version,
+        status=data.status,
+        commit=data.slug.commit if data.slug else None,
+        slug_id=data.slug.id if data.slug else None,
+        created_at=data.created_at,
+    )
+
+
+def parse(raw: Any) -> ReleasePayload | None:
+    """A release event, or None for an event kind that does not matter."""
+    if not isinstance(raw, dict) or raw.get("resource") != "release":
+        return None
+    if raw.get("action") not in ("create", "update"):
+        return None
+    return ReleasePayload.model_validate(raw)
+
+
+@router.post(
+    "/webhooks/heroku",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WebhookAnswer,
+    responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+)
+async def heroku_webhook(
+    request: Request,
+    runtime: RuntimeDep,
+    signature: Annotated[str | None, Header(alias=SIGNATURE)] = None,
+) -> WebhookAnswer:
+    body = await read_body(request)
+    verify_base64_hmac(
+        require_secret(runtime.heroku_secret, "HEROKU_WEBHOOK_SECRET"), body, signature, SIGNATURE
+    )
+    try:
+        payload = parse(parse_json(body))
+    except ValidationError as error:
+        raise HTTPException(422, f"not an api:release event: {error.errors()[0]['msg']}") from None
+    if payload is None:
+        return WebhookAnswer(status="ignored", detail="not an api:release create/update event")
+    release = to_release(payload)
+    service = runtime.reconciler.owner_of(release.app)
+    if service is None:
+        return WebhookAnswer(status="ignored", detail=f"{release.app} is in no configured service")
+    ids = [f"{release.app}:v{release.version}:{release.status}"]
+    if payload.webhook_metadata is not None:
+        ids.append(payload.webhook_metadata.delivery.id)
+    if not await runtime.store.first_sighting("heroku", *ids):
+        return WebhookAnswer(status="duplicate", detail="already seen", service=service.name)
+    try:
+        await runtime.store.put_release(service.name, release, received_at=datetime.now(UTC))
+        if release.slug_id and release.commit:
+            await runtime.store.put(release.slug_id, release.commit)
+    except Exception:
+        await runtime.store.forget_sighting("heroku", *ids)
+        raise
+    runtime.queue.enqueue(service.name)
+    detail = f"{release.app} v{release.version} {release.status}"
+    return WebhookAnswer(status="accepted", detail=detail, service=service.name)

@@ -1,0 +1,63 @@
+"""Factories for domain values, so each test says only what matters to it."""
+
+from datetime import UTC, datetime, timedelta
+
+from app.models import Pause, Release, ReleaseStatus, Snapshot, StageView
+from app.services import Service
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def service(name: str = "api", **overrides: object) -> Service:
+    values: dict[str, object] = {
+        "name": name,
+        "pipeline": name,
+        "stages": (f"{name}-qa", f"{name}-st", f"{name}-prod"),
+        "min_age": timedelta(minutes=30),
+    }
+    values.update(overrides)
+    return Service(**values)  # type: ignore[arg-type]
+
+
+def release(
+    app: str,
+    version: int,
+    commit: str | None,
+    status: ReleaseStatus = ReleaseStatus.SUCCEEDED,
+    created_at: datetime = NOW - timedelta(hours=1),
+) -> Release:
+    return Release(
+        id=f"{app}-v{version}",
+        app=app,
+        version=version,
+        status=status,
+        commit=commit,
+        created_at=created_at,
+        app_id=f"id-{app}",
+        slug_id=f"slug-{commit}",
+    )
+
+
+def stage(
+    app: str, commit: str | None, version: int = 1, pending: Release | None = None
+) -> StageView:
+    current = release(app, version, commit) if commit else None
+    return StageView(app, current, pending)
+
+
+def snapshot(
+    stages: tuple[StageView, ...],
+    history: dict[str, dict[str, datetime]] | None = None,
+    now: datetime = NOW,
+    **overrides: object,
+) -> Snapshot:
+    svc = overrides.pop("service", None) or service()
+    return Snapshot(service=svc, now=now, stages=stages, history=history or {}, **overrides)  # type: ignore[arg-type]
+
+
+def pause(
+    reason: str = "deploy freeze", until: datetime | None = None, svc: str | None = None
+) -> Pause:
+    return Pause(
+        reason=reason, created_at=NOW - timedelta(minutes=5), by="ops", until=until, service=svc
+    )
