@@ -15,18 +15,26 @@ from app.models import PromotionRecord
 
 _record = TypeAdapter(PromotionRecord)
 
+# Create the record and list it as unsettled in one step: a crash cannot leave one unlisted.
+_CLAIM = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX') then
+  redis.call('sadd', KEYS[2], KEYS[1])
+  return 1
+end
+return 0
+"""
+
 
 class Ledger:
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
+        self._claim = client.register_script(_CLAIM)
 
     async def claim(self, record: PromotionRecord) -> bool:
         """True for the one caller that may promote this commit to this target."""
         key = keys.promotion(record.service, record.target, record.commit)
-        if not await self.redis.set(key, _record.dump_json(record), nx=True):
-            return False
-        await self.redis.sadd(keys.promotions(record.service), key)
-        return True
+        value = _record.dump_json(record).decode()
+        return bool(await self._claim(keys=[key, keys.promotions(record.service)], args=[value]))
 
     async def save(self, record: PromotionRecord) -> None:
         key = keys.promotion(record.service, record.target, record.commit)

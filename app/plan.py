@@ -45,6 +45,12 @@ def candidate(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate] = GATES) -> 
     if record is not None and record.state is PromotionState.FAILED:
         reason = f"promotion of {short(commit)} to {target.app} failed: {record.error}"
         return Candidate(pair, commit, PairState.FAILED, results, reason)
+    if record is not None and record.state is PromotionState.SUCCEEDED:
+        reason = (
+            f"{short(commit)} was promoted to {target.app} once already, which now runs"
+            f" {short(target.commit)} (rolled back?): a commit is promoted to a stage only once"
+        )
+        return Candidate(pair, commit, PairState.BLOCKED, results, reason)
     if record is not None:
         reason = f"promoting {short(commit)} to {target.app} ({record.state})"
         return Candidate(pair, commit, PairState.PROMOTING, results, reason)
@@ -63,6 +69,8 @@ def _held(snapshot: Snapshot, pair: Pair, commit: str) -> tuple[PairState, str] 
             return PairState.WAITING, f"v{stage.pending.version} is being released on {stage.app}"
     if target.commit is None:
         return PairState.BLOCKED, f"no succeeded release known on {target.app}"
+    if not snapshot.history.get(source.app):
+        return PairState.BLOCKED, f"which commits ran in {source.app} is not known yet"
     target_at = snapshot.arrived(source.app, target.commit)
     if target_at is None:
         return PairState.BLOCKED, (

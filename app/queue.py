@@ -54,7 +54,7 @@ class ReconcileQueue:
                 log.exception("reconcile failed service=%s", service)
             finally:
                 self._running.discard(service)
+                if service in self._again:  # before task_done, so join() waits for it
+                    self._again.discard(service)
+                    self.enqueue(service)
                 self._queue.task_done()
-            if service in self._again:
-                self._again.discard(service)
-                self.enqueue(service)

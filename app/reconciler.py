@@ -56,6 +56,7 @@ class Reconciler:
         self.resync_seconds, self.dry_run = resync_seconds, dry_run
         self.topologies: dict[str, topo.Topology] = {}
         self.problems: dict[str, str] = {}
+        self._caught_up: set[str] = set()  # pipelines re-read since this process started
 
     def owner_of(self, app: str) -> Service | None:
         """The service whose stages include `app`, for routing webhooks."""
@@ -79,9 +80,13 @@ class Reconciler:
         if topology is None:
             return Outcome(None, None, again=False)
         try:
-            if await self.store.mark_resync(service.name, self.resync_seconds):
+            # Once per process (news may have been missed while no process ran), and then
+            # by one process per resync interval.
+            due = await self.store.mark_resync(service.name, self.resync_seconds)
+            if due or service.name not in self._caught_up:
                 latest = await self.heroku.latest_releases(topology.pipeline_id)
                 await self._fold(service.name, topology, latest)
+                self._caught_up.add(service.name)
             await self._learn_history(service.name, topology)
         except HerokuError as error:
             log.warning("resync failed service=%s: %s", service.name, error)
@@ -127,6 +132,7 @@ class Reconciler:
             return None
         await self.store.set_topology(service.name, topo.codec.dump_json(known).decode())
         await self._fold(service.name, known, releases)
+        self._caught_up.add(service.name)
         self.topologies[service.name] = known
         self.problems.pop(service.name, None)
         return known

@@ -1,0 +1,85 @@
+import pytest
+import redis.asyncio as redis
+
+from app import keys
+from app.audit import Audit, Event
+from tests.factories import NOW
+
+
+@pytest.fixture
+def audit(redis_client: "redis.Redis") -> Audit:
+    return Audit(redis_client)
+
+
+def event(message: str = "promoted", service: str | None = "api") -> Event:
+    return Event(
+        kind="promotion.succeeded",
+        message=message,
+        at=NOW,
+        service=service,
+        commit="A",
+        source="api-qa",
+        target="api-st",
+    )
+
+
+def test_public_shape_uses_from_and_to() -> None:
+    out = event().public()
+    assert out["from"] == "api-qa"
+    assert out["to"] == "api-st"
+    assert out["at"] == NOW.isoformat()
+    assert "source" not in out
+    assert "target" not in out
+
+
+async def test_record_writes_global_and_service_streams(
+    audit: Audit, redis_client: "redis.Redis"
+) -> None:
+    await audit.record(event())
+    assert await redis_client.xlen(keys.EVENTS) == 1
+    assert await redis_client.xlen(keys.service_events("api")) == 1
+    assert await audit.read() == [event().public()]
+    assert await audit.read("api") == [event().public()]
+
+
+async def test_record_touches_every_named_service(audit: Audit) -> None:
+    await audit.record(event("incident opened", service=None), services=("api", "web"))
+    assert [e["message"] for e in await audit.read("api")] == ["incident opened"]
+    assert [e["message"] for e in await audit.read("web")] == ["incident opened"]
+
+
+async def test_read_is_newest_first_and_limited(audit: Audit) -> None:
+    for i in range(5):
+        await audit.record(event(f"m{i}"))
+    assert [e["message"] for e in await audit.read(limit=3)] == ["m4", "m3", "m2"]
+
+
+async def test_read_by_service_reads_only_that_service(audit: Audit) -> None:
+    await audit.record(event("for api", service="api"))
+    await audit.record(event("for web", service="web"))
+    await audit.record(event("global", service=None))
+    assert [e["message"] for e in await audit.read("api")] == ["for api"]
+    assert [e["message"] for e in await audit.read()] == ["global", "for web", "for api"]
+    assert await audit.read("nobody") == []
+
+
+async def test_streams_are_capped_approximately(
+    audit: Audit, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "EVENTS_MAXLEN", 10)
+    monkeypatch.setattr(keys, "SERVICE_EVENTS_MAXLEN", 5)
+    config = await redis_client.config_get("stream-node-max-entries")
+    node = int(config["stream-node-max-entries"])  # approximate trimming drops whole nodes
+    for i in range(10 + 3 * node):
+        await audit.record(event(f"m{i}"))
+    assert 10 <= await redis_client.xlen(keys.EVENTS) <= 10 + node
+    assert 5 <= await redis_client.xlen(keys.service_events("api")) <= 5 + node
+
+
+async def test_record_logs_one_line(audit: Audit, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="cascade.audit"):
+        await audit.record(event())
+    (entry,) = caplog.records
+    assert entry.getMessage() == (
+        'promotion.succeeded service=api commit=A from=api-qa to=api-st message="promoted"'
+    )

@@ -1,0 +1,63 @@
+import asyncio
+
+import pytest
+import redis.asyncio as redis
+
+from app import keys
+from app.locks import Locks
+
+
+@pytest.fixture
+def locks(redis_client: "redis.Redis") -> Locks:
+    return Locks(redis_client)
+
+
+async def test_only_one_holder_at_a_time(locks: Locks) -> None:
+    results: list[bool] = []
+    everyone_tried = asyncio.Event()
+
+    async def contender() -> None:
+        async with locks.hold("api") as held:
+            results.append(held)
+            if len(results) == 10:
+                everyone_tried.set()
+            await everyone_tried.wait()  # the holder keeps the lock until all have tried
+
+    await asyncio.wait_for(asyncio.gather(*(contender() for _ in range(10))), timeout=10)
+    assert results.count(True) == 1
+
+
+async def test_lock_is_released_after_the_block(locks: Locks, redis_client: "redis.Redis") -> None:
+    async with locks.hold("api") as held:
+        assert held is True
+    assert await redis_client.exists(keys.lock("api")) == 0
+    async with locks.hold("api") as again:
+        assert again is True
+
+
+async def test_lock_has_an_expiry(locks: Locks, redis_client: "redis.Redis") -> None:
+    async with locks.hold("api"):
+        ttl = await redis_client.pttl(keys.lock("api"))
+    assert 0 < ttl <= keys.LOCK_TTL.total_seconds() * 1000
+
+
+async def test_services_lock_independently(locks: Locks) -> None:
+    async with locks.hold("api") as api, locks.hold("web") as web:
+        assert (api, web) == (True, True)
+
+
+async def test_second_caller_marks_the_service_dirty(locks: Locks) -> None:
+    async with locks.hold("api") as held:
+        assert held is True
+        assert await locks.take_dirty("api") is False
+        async with locks.hold("api") as second:
+            assert second is False
+    assert await locks.take_dirty("api") is True
+    assert await locks.take_dirty("api") is False
+
+
+async def test_non_owner_cannot_release_the_lock(locks: Locks, redis_client: "redis.Redis") -> None:
+    async with locks.hold("api") as held:
+        assert held is True
+        await redis_client.set(keys.lock("api"), "someone-else")  # our lock expired, theirs now
+    assert await redis_client.get(keys.lock("api")) == "someone-else"

@@ -1,0 +1,194 @@
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from app.gates import Gate
+from app.models import (
+    GateResult,
+    GateState,
+    Pair,
+    PairState,
+    PromotionRecord,
+    PromotionState,
+    ReleaseStatus,
+    Snapshot,
+    StageView,
+)
+from app.plan import FOLLOW_EVERY, candidate, plan
+from tests.factories import NOW, pause, release, snapshot, stage
+
+QA, ST, PROD = "api-qa", "api-st", "api-prod"
+
+# O reached qa first, then A, then B; the staging stage saw O, then A.
+HISTORY = {
+    QA: {
+        "O": NOW - timedelta(hours=5),
+        "A": NOW - timedelta(hours=3),
+        "B": NOW - timedelta(hours=2),
+    },
+    ST: {"O": NOW - timedelta(hours=4), "A": NOW - timedelta(hours=2, minutes=30)},
+}
+
+
+def snap(
+    qa: str | None,
+    st: str | None,
+    prod: str | None = "O",
+    history: dict[str, dict[str, datetime]] | None = None,
+    **overrides: object,
+) -> Snapshot:
+    stages = (stage(QA, qa), stage(ST, st), stage(PROD, prod))
+    return snapshot(stages, HISTORY if history is None else history, **overrides)
+
+
+def first(snapshot: Snapshot) -> Pair:
+    return snapshot.pairs()[0]
+
+
+def record(state: PromotionState, error: str | None = None) -> PromotionRecord:
+    return PromotionRecord(
+        service="api",
+        source=QA,
+        target=ST,
+        commit="A",
+        release_id="api-qa-v1",
+        state=state,
+        claimed_at=NOW - timedelta(minutes=1),
+        updated_at=NOW - timedelta(minutes=1),
+        error=error,
+    )
+
+
+def gate(state: GateState, opens_at: datetime | None = None, name: str = "fake") -> Gate:
+    def check(snapshot: Snapshot, pair: Pair) -> GateResult:
+        return GateResult(name, state, f"{name} is {state}", opens_at)
+
+    return check
+
+
+def test_stages_that_agree_give_no_candidate() -> None:
+    s = snap("O", "O", "O")
+    assert candidate(s, first(s)) is None
+    assert plan(s).candidates == ()
+
+
+def test_differing_pair_with_every_gate_open_is_ready() -> None:
+    result = plan(snap("A", "O"))
+    (only,) = result.candidates
+    assert (only.pair.index, only.commit, only.state) == (0, "A", PairState.READY)
+    assert [g.name for g in only.gates] == ["allow", "age"]
+    assert result.ready == (only,)
+    assert result.wake_at is None
+
+
+def test_closed_age_waits_and_wakes_when_it_opens() -> None:
+    history = {QA: {**HISTORY[QA], "C": NOW - timedelta(minutes=10)}, ST: HISTORY[ST]}
+    result = plan(snap("C", "O", history=history))
+    (only,) = result.candidates
+    assert only.state is PairState.WAITING
+    assert only.opens_at == NOW + timedelta(minutes=20)
+    assert result.wake_at == NOW + timedelta(minutes=20)
+
+
+def test_pause_without_until_blocks() -> None:
+    (only,) = plan(snap("A", "O", global_pause=pause("deploy freeze"))).candidates
+    assert only.state is PairState.BLOCKED
+    assert only.opens_at is None
+    assert "deploy freeze" in only.reason
+
+
+def test_unknown_source_commit_blocks() -> None:
+    stages = (StageView(QA, release(QA, 1, None)), stage(ST, "O"), stage(PROD, "O"))
+    (only,) = plan(snapshot(stages, HISTORY)).candidates
+    assert (only.commit, only.state) == (None, PairState.BLOCKED)
+
+
+@pytest.mark.parametrize(
+    "history",
+    [{QA: {"O": NOW - timedelta(hours=5)}}, {}],
+    ids=["source-commit-arrival-unknown", "no-history-at-all"],
+)
+def test_unknown_arrival_blocks_on_age(history: dict[str, dict[str, datetime]]) -> None:
+    (only,) = plan(snap("A", "O", history=history)).candidates
+    assert only.state is PairState.BLOCKED
+    age = next(g for g in only.gates if g.name == "age")
+    assert age.state is GateState.UNKNOWN
+
+
+@pytest.mark.parametrize("where", [QA, ST], ids=["pending-on-source", "pending-on-target"])
+def test_pending_release_waits(where: str) -> None:
+    pending = release(where, 9, "Z", ReleaseStatus.PENDING)
+    stages = tuple(
+        replace(stage(app, commit), pending=pending if app == where else None)
+        for app, commit in ((QA, "A"), (ST, "O"), (PROD, "O"))
+    )
+    (only,) = plan(snapshot(stages, HISTORY)).candidates
+    assert only.state is PairState.WAITING
+    assert f"v9 is being released on {where}" in only.reason
+
+
+def test_target_running_a_hotfix_is_left_alone() -> None:
+    (only,) = plan(snap("A", "H", prod="H")).candidates
+    assert only.state is PairState.BLOCKED
+    assert "hotfix" in only.reason
+
+
+def test_never_promotes_backwards() -> None:
+    s = snap("O", "A")
+    c = candidate(s, first(s))
+    assert c is not None
+    assert c.state is PairState.BLOCKED
+    assert "backwards" in c.reason
+
+
+def test_failed_promotion_record_fails_the_pair() -> None:
+    promotions = {(ST, "A"): record(PromotionState.FAILED, error="boom")}
+    (only,) = plan(snap("A", "O", promotions=promotions)).candidates
+    assert only.state is PairState.FAILED
+    assert "boom" in only.reason
+
+
+@pytest.mark.parametrize(
+    "state", [PromotionState.CLAIMED, PromotionState.PROMOTING], ids=["claimed", "promoting"]
+)
+def test_record_in_flight_is_followed(state: PromotionState) -> None:
+    result = plan(snap("A", "O", promotions={(ST, "A"): record(state)}))
+    (only,) = result.candidates
+    assert only.state is PairState.PROMOTING
+    assert result.wake_at == NOW + FOLLOW_EVERY
+
+
+def test_succeeded_record_with_target_on_another_commit_is_not_followed() -> None:
+    # A was promoted to staging, then staging was rolled back to O.
+    result = plan(snap("A", "O", promotions={(ST, "A"): record(PromotionState.SUCCEEDED)}))
+    (only,) = result.candidates
+    assert only.state is PairState.BLOCKED
+    assert "only once" in only.reason
+    assert result.wake_at != NOW + FOLLOW_EVERY
+
+
+def test_several_commits_in_flight_give_one_ready_candidate_per_pair() -> None:
+    result = plan(snap("B", "A", "O"))
+    assert [(c.pair.index, c.commit, c.state) for c in result.candidates] == [
+        (0, "B", PairState.READY),
+        (1, "A", PairState.READY),
+    ]
+
+
+def test_worst_gate_wins_unknown_over_closed() -> None:
+    gates = (gate(GateState.UNKNOWN, name="u"), gate(GateState.CLOSED, NOW + timedelta(hours=1)))
+    s = snap("A", "O")
+    c = candidate(s, first(s), gates)
+    assert c is not None
+    assert c.state is PairState.BLOCKED
+    assert c.opens_at is None
+
+
+def test_custom_gates_are_used_and_none_is_left_out() -> None:
+    def not_applicable(snapshot: Snapshot, pair: Pair) -> None:
+        return None
+
+    (only,) = plan(snap("A", "O"), (gate(GateState.OPEN), not_applicable)).candidates
+    assert only.state is PairState.READY
+    assert [g.name for g in only.gates] == ["fake"]

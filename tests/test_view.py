@@ -1,0 +1,79 @@
+from datetime import datetime, timedelta
+
+import pytest
+
+from app.models import Release, ReleaseStatus, StageView
+from app.view import MAX_WEBHOOK_LAG, arrival, fold_release
+from tests.factories import NOW, release
+
+APP = "api-qa"
+
+
+def ok(version: int) -> Release:
+    return release(APP, version, f"c{version}")
+
+
+def pending(version: int) -> Release:
+    return release(APP, version, f"c{version}", ReleaseStatus.PENDING)
+
+
+def failed(version: int, status: ReleaseStatus = ReleaseStatus.FAILED) -> Release:
+    return release(APP, version, f"c{version}", status)
+
+
+def view(current: Release | None = None, waiting: Release | None = None) -> StageView:
+    return StageView(APP, current, waiting)
+
+
+FOLDS = [
+    ("succeeded-into-empty", view(), ok(1), view(ok(1))),
+    ("succeeded-newer-replaces", view(ok(1)), ok(2), view(ok(2))),
+    ("succeeded-clears-equal-pending", view(ok(1), pending(2)), ok(2), view(ok(2))),
+    ("succeeded-clears-older-pending", view(ok(1), pending(2)), ok(3), view(ok(3))),
+    ("succeeded-keeps-newer-pending", view(ok(1), pending(3)), ok(2), view(ok(2), pending(3))),
+    ("older-succeeded-ignored", view(ok(3)), ok(2), view(ok(3))),
+    ("pending-into-empty", view(), pending(1), view(None, pending(1))),
+    ("pending-newer-recorded", view(ok(1)), pending(2), view(ok(1), pending(2))),
+    ("pending-newer-than-pending", view(ok(1), pending(2)), pending(3), view(ok(1), pending(3))),
+    ("pending-older-ignored", view(ok(3)), pending(2), view(ok(3))),
+    ("pending-equal-current-ignored", view(ok(3)), pending(3), view(ok(3))),
+    ("pending-older-than-pending", view(ok(1), pending(3)), pending(2), view(ok(1), pending(3))),
+    ("failed-clears-its-pending", view(ok(1), pending(2)), failed(2), view(ok(1))),
+    (
+        "expired-clears-its-pending",
+        view(ok(1), pending(2)),
+        failed(2, ReleaseStatus.EXPIRED),
+        view(ok(1)),
+    ),
+    ("failed-other-ignored", view(ok(1), pending(3)), failed(2), view(ok(1), pending(3))),
+    ("failed-without-pending", view(ok(1)), failed(2), view(ok(1))),
+]
+
+
+@pytest.mark.parametrize(
+    ("before", "news", "after"), [f[1:] for f in FOLDS], ids=[f[0] for f in FOLDS]
+)
+def test_fold_release(before: StageView, news: Release, after: StageView) -> None:
+    assert fold_release(before, news) == after
+
+
+@pytest.mark.parametrize(("before", "news"), [f[1:3] for f in FOLDS], ids=[f[0] for f in FOLDS])
+def test_repeated_news_is_a_no_op(before: StageView, news: Release) -> None:
+    once = fold_release(before, news)
+    assert fold_release(once, news) == once
+
+
+@pytest.mark.parametrize(
+    ("created_at", "received_at", "expected"),
+    [
+        (NOW + timedelta(minutes=5), NOW, NOW),
+        (NOW - timedelta(hours=1), NOW, NOW - MAX_WEBHOOK_LAG),
+        (NOW - timedelta(minutes=2), NOW, NOW - timedelta(minutes=2)),
+        (NOW - MAX_WEBHOOK_LAG, NOW, NOW - MAX_WEBHOOK_LAG),
+        (NOW + timedelta(minutes=5), None, NOW + timedelta(minutes=5)),
+    ],
+    ids=["future-clamped", "far-past-clamped", "normal-kept", "at-max-lag", "not-received"],
+)
+def test_arrival(created_at: datetime, received_at: datetime | None, expected: datetime) -> None:
+    news = release(APP, 1, "c1", created_at=created_at)
+    assert arrival(news, received_at) == expected
