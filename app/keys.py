@@ -15,7 +15,7 @@ SERVICE_EVENTS_MAXLEN = 1_000
 HISTORY_MAXLEN = 200
 
 DEDUP_TTL = timedelta(days=3)
-LOCK_TTL = timedelta(seconds=30)
+LOCK_TTL = timedelta(seconds=10)  # renewed by its holder while it works
 RECORD_TTL = timedelta(days=30)
 TOPOLOGY_TTL = timedelta(hours=1)
 

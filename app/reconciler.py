@@ -8,7 +8,7 @@ on what is ready, record what changed. Running it twice is harmless.
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 from app import topology as topo
@@ -71,9 +71,13 @@ class Reconciler:
         if service is None:
             return Outcome(None, None, again=False)
         async with self.locks.hold(name) as held:
-            outcome = await self._reconcile(service) if held else Outcome(None, None, False)
-        again = await self.locks.take_dirty(name) if held else False
-        return Outcome(outcome.plan, outcome.wake_at, again)
+            if held:
+                outcome = await self._reconcile(service)
+        if not held:
+            # The holder runs again for our news; should it have died, try when its lock expires.
+            expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
+            return Outcome(None, expiry, again=False)
+        return Outcome(outcome.plan, outcome.wake_at, await self.locks.take_dirty(name))
 
     async def _reconcile(self, service: Service) -> Outcome:
         topology = await self.topology(service)

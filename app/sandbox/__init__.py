@@ -1,0 +1,242 @@
+"""Sandbox platform: a simulated Heroku that Cascade runs against when no HEROKU_API_KEY is set.
+
+Cascade talks to it as to api.heroku.com, and the end-to-end tests use it as Cascade's
+Platform API peer. `Sandbox` owns the in-memory world (`app.sandbox.world`) and the time
+in it: releases finish after `release_seconds`, and each release change goes to Cascade
+as a signed `api:release` webhook (`app.sandbox.hooks`). Its HTTP surface, the Platform
+API plus the `/_sandbox` controls, is `app.sandbox.api`. Standalone: `python -m app.sandbox`.
+"""
+
+import argparse
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.types import ASGIApp
+
+from app.sandbox.api import Faults, RatePool, build_app
+from app.sandbox.hooks import WebhookSender
+from app.sandbox.views import promotion_json, release_hook_data
+from app.sandbox.world import (
+    COUPLING_STAGES,
+    Json,
+    Release,
+    SandboxPipeline,
+    World,
+    new_commit,
+)
+from app.services import ServicesConfig
+from app.settings import get_settings
+
+__all__ = ["Sandbox", "SandboxPipeline", "in_process", "main", "pipelines_from_services"]
+
+log = logging.getLogger("cascade.sandbox")
+
+IN_PROCESS_WEBHOOK_URL = "http://cascade.internal/webhooks/heroku"
+
+
+def pipelines_from_services(config: ServicesConfig) -> tuple[SandboxPipeline, ...]:
+    """A pipeline per configured one: first app development, second staging, rest production."""
+    pipelines: dict[str, SandboxPipeline] = {}
+    for service in config.services:
+        names = service.stages or tuple(f"{service.name}-{stage}" for stage in COUPLING_STAGES)
+        apps = tuple((name, COUPLING_STAGES[min(i, 2)]) for i, name in enumerate(names))
+        pipelines.setdefault(service.pipeline, SandboxPipeline(service.pipeline, apps))
+    return tuple(pipelines.values())
+
+
+class Sandbox:
+    """The simulated Heroku: Platform API + `/_sandbox` on `app`, webhooks to `webhook_url`."""
+
+    def __init__(
+        self,
+        pipelines: Sequence[SandboxPipeline],
+        *,
+        webhook_url: str | None,
+        webhook_secret: str,
+        webhook_transport: httpx.AsyncBaseTransport | None = None,
+        release_seconds: float = 1.0,
+        deploy_every: float | None = None,
+        webhook_retry_delays: Sequence[float] = (1.0, 4.0, 15.0),
+    ) -> None:
+        self.world = World(pipelines, self._now())
+        self.webhooks = WebhookSender(
+            webhook_url,
+            webhook_secret,
+            transport=webhook_transport,
+            retry_delays=webhook_retry_delays,
+        )
+        self._release_seconds, self._deploy_every = release_seconds, deploy_every
+        self.faults, self.rate = Faults(), RatePool()
+        self.requests: deque[Json] = deque(maxlen=10_000)  # Platform API calls, for tests
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()  # cleared while the hold_releases fault holds them
+        self._flowing.set()
+        self._started = False
+        self.app = build_app(self)
+
+    async def start(self) -> None:
+        """Start webhook delivery and, with `deploy_every`, the demo deployer; idempotent."""
+        if self._started:
+            return
+        self._started = True
+        self._spawn(self.webhooks.run())
+        if self._deploy_every:
+            self._spawn(self._deploy_forever(self._deploy_every))
+        log.info("sandbox: SIMULATED Heroku started with %d apps", len(self.world.apps))
+
+    async def stop(self) -> None:
+        """Cancel every background task: delivery, demo deploys, unfinished releases."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._started = False
+        log.info("sandbox: simulated Heroku stopped")
+
+    async def deploy(self, app: str, commit: str | None = None, *, succeed: bool = True) -> Json:
+        """Release a new build on `app`: pending now, finished after `release_seconds`.
+
+        Returns the release as a webhook carries it (Platform API fields + `slug.commit`);
+        an unknown app raises `PlatformError` (404).
+        """
+        release = self.world.deploy(self.world.app(app), commit or new_commit(), self._now())
+        self._release_started(release, succeed=succeed)
+        log.info("sandbox: deploy %s v%d %s", app, release.version, release.slug.commit[:8])
+        return release_hook_data(release)
+
+    def promote(self, body: object) -> Json:
+        """`POST /pipeline-promotions`: start it (or raise `PlatformError`), answer its JSON."""
+        fail = self.faults.fail_promotions > 0
+        promotion = self.world.promote(body, self._now())  # refused: no fault used up
+        self.faults.fail_promotions -= fail
+        for target in promotion.targets:
+            self._release_started(target.release, succeed=not fail)
+        source = promotion.source
+        log.info(
+            "sandbox: promotion %s of %s v%d %s to %s%s",
+            promotion.id,
+            source.app.name,
+            source.version,
+            source.slug.commit[:8],
+            ", ".join(t.app.name for t in promotion.targets),
+            " (fault: its targets will fail)" if fail else "",
+        )
+        return promotion_json(promotion)
+
+    def hold_releases(self, hold: bool) -> None:
+        """While held, releases stay pending (a long release phase); letting go ends them."""
+        self.faults.hold_releases = hold
+        if hold:
+            self._flowing.clear()
+        else:
+            self._flowing.set()
+
+    def _release_started(self, release: Release, *, succeed: bool) -> None:
+        self.webhooks.announce("create", release, self._now())
+        self._spawn(self._finish_later(release, succeed=succeed))
+
+    async def _finish_later(self, release: Release, *, succeed: bool) -> None:
+        await asyncio.sleep(self._release_seconds)
+        await self._flowing.wait()
+        self.world.finish(release, succeeded=succeed, now=self._now())
+        self.webhooks.announce("update", release, self._now())
+        log.info("sandbox: %s v%d %s", release.app.name, release.version, release.status)
+
+    async def _deploy_forever(self, every: float) -> None:
+        """Demo mode: a new commit on each pipeline's first app, so something happens."""
+        while True:
+            await asyncio.sleep(every)
+            for pipeline in self.world.pipelines:
+                if pipeline.apps:
+                    await self.deploy(pipeline.apps[0].name)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._reap)
+
+    def _reap(self, task: "asyncio.Task[None]") -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("sandbox: background task failed", exc_info=exc)
+
+    @staticmethod
+    def _now() -> datetime:
+        return datetime.now(UTC)
+
+
+def in_process(
+    config: ServicesConfig,
+    *,
+    cascade: ASGIApp,
+    webhook_secret: str,
+    deploy_every: float | None = None,
+    release_seconds: float = 1.0,
+) -> tuple[Sandbox, httpx.AsyncBaseTransport]:
+    """Cascade with no token: the sandbox inside Cascade's process, both ways over ASGI.
+
+    Webhooks reach `cascade`'s `/webhooks/heroku`; the returned transport carries
+    Cascade's Platform API calls to the sandbox. The caller starts and stops the sandbox.
+    """
+    sandbox = Sandbox(
+        pipelines_from_services(config),
+        webhook_url=IN_PROCESS_WEBHOOK_URL,
+        webhook_secret=webhook_secret,
+        webhook_transport=httpx.ASGITransport(app=cascade),
+        release_seconds=release_seconds,
+        deploy_every=deploy_every,
+    )
+    return sandbox, httpx.ASGITransport(app=sandbox.app)
+
+
+def _say_sandbox(record: logging.LogRecord) -> bool:
+    """Standalone, uvicorn's lines too say that they come from the sandbox."""
+    if not record.name.startswith(log.name):
+        record.msg = f"sandbox: {record.msg}"
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m app.sandbox`: serve the simulated Heroku for the pipelines of a services file."""
+    parser = argparse.ArgumentParser(
+        prog="python -m app.sandbox",
+        description="Cascade's sandbox platform: a simulated Heroku (Platform API + webhooks).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--config", type=Path, default=Path("cascade.toml"))
+    parser.add_argument("--webhook-url", help="where to POST api:release webhooks (Cascade)")
+    parser.add_argument("--deploy-every", type=float, help="demo: deploy a new commit every N s")
+    parser.add_argument("--release-seconds", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    secret = get_settings().heroku_webhook_secret
+    if secret is None or not secret.get_secret_value():
+        parser.error("HEROKU_WEBHOOK_SECRET is not set: the sandbox signs its webhooks with it")
+    from app.services import ConfigError, load_services  # written alongside; load only here
+
+    try:
+        config = load_services(args.config)
+    except ConfigError as exc:
+        parser.exit(2, f"sandbox: {exc}\n")
+    handler = logging.StreamHandler()
+    handler.addFilter(_say_sandbox)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=[handler]
+    )
+    sandbox = Sandbox(
+        pipelines_from_services(config),
+        webhook_url=args.webhook_url,
+        webhook_secret=secret.get_secret_value(),
+        release_seconds=args.release_seconds,
+        deploy_every=args.deploy_every,
+    )
+    log.info("sandbox: SIMULATED Heroku, not the real platform, on %s:%d", args.host, args.port)
+    uvicorn.run(sandbox.app, host=args.host, port=args.port, log_config=None)
+    return 0

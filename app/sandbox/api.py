@@ -1,0 +1,324 @@
+"""The sandbox platform's HTTP surface: Heroku's Platform API and the `/_sandbox` controls.
+
+Every Platform API request passes Heroku's edge first: it needs a bearer token and the v3
+Accept header, draws from the 4500-call rate pool, and may meet an injected fault. Then it
+reads or changes the `app.sandbox.world` held by a `Sandbox`. `/_sandbox` needs no token:
+it lets people and tests deploy, look at the world, and set faults.
+"""
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import RequestResponseEndpoint
+
+from app.sandbox.hooks import API_MEDIA_TYPE
+from app.sandbox.views import (
+    ACCEPT_RANGES,
+    app_json,
+    coupling_json,
+    pipeline_json,
+    promotion_json,
+    promotion_record,
+    release_json,
+    releases_page,
+    slug_json,
+    state_json,
+    target_json,
+)
+from app.sandbox.world import Json, PlatformError, new_id
+
+if TYPE_CHECKING:
+    from app.sandbox import Sandbox
+
+log = logging.getLogger("cascade.sandbox")
+
+_ACCEPT = re.compile(r"application/vnd\.heroku\+json;\s*version=3(\.[\w-]+)?(?![\w.])")
+_ERROR_IDS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    406: "not_acceptable",
+    409: "conflict",
+    416: "requested_range_not_satisfiable",
+    422: "invalid_params",
+    429: "rate_limit",
+    503: "service_unavailable",
+}
+_RATE_LIMIT_MESSAGE = (
+    "Your account reached the API rate limit\nPlease wait a few minutes before making new requests"
+)
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def heroku_error(status: int, message: str, error_id: str | None = None) -> JSONResponse:
+    """Heroku's error body: `{id, message}`."""
+    default = "internal_server_error" if status >= 500 else "bad_request"
+    body = {"id": error_id or _ERROR_IDS.get(status, default), "message": message}
+    return JSONResponse(body, status_code=status)
+
+
+@dataclass
+class RatePool:
+    """Heroku's per-account pool: 4500 calls, refilled at about 75 a minute."""
+
+    size: float = 4500.0
+    per_second: float = 75 / 60
+    tokens: float = 4500.0
+    at: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> int:
+        now = time.monotonic()
+        self.tokens = min(self.size, self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        return int(self.tokens)
+
+    def take(self) -> bool:
+        if self.remaining() < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class ErrorFault(BaseModel):
+    """Answer the next `count` requests matching method and path prefix with `status`."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: str = "*"
+    path_prefix: str = "/"
+    status: int = Field(500, ge=400, le=599)
+    count: int = Field(1, ge=1)
+
+
+class FaultsRequest(BaseModel):
+    """`POST /_sandbox/faults`: sets the fields it names, appends its `errors`."""
+
+    model_config = ConfigDict(extra="forbid")
+    promotion_response_delay: float | None = Field(None, ge=0)
+    fail_promotions: int | None = Field(None, ge=0)
+    errors: list[ErrorFault] = []
+    rate_limit_remaining: int | None = Field(None, ge=0, le=4500)
+    hold_releases: bool | None = None
+
+
+@dataclass
+class Faults:
+    """The misbehaviour in force; `DELETE /_sandbox/faults` replaces it with a fresh one."""
+
+    promotion_response_delay: float = 0.0  # the promotion exists at once; its answer waits
+    fail_promotions: int = 0  # the next N promotions' targets fail
+    errors: list[ErrorFault] = field(default_factory=list)
+    hold_releases: bool = False  # releases stay pending until let go
+
+    def error_for(self, method: str, path: str) -> ErrorFault | None:
+        for fault in self.errors:
+            if fault.method.upper() in ("*", method) and path.startswith(fault.path_prefix):
+                fault.count -= 1
+                self.errors = [e for e in self.errors if e.count > 0]
+                return fault
+        return None
+
+    def json(self) -> Json:
+        errors = [e.model_dump() for e in self.errors]
+        return {**vars(self), "errors": errors}
+
+
+class DeployRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    app: str
+    commit: str | None = Field(None, min_length=1)
+    status: Literal["succeeded", "failed"] = "succeeded"
+
+
+def build_app(sandbox: "Sandbox") -> FastAPI:
+    """The ASGI app of `sandbox`; its lifespan starts and stops the sandbox (standalone)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await sandbox.start()
+        try:
+            yield
+        finally:
+            await sandbox.stop()
+
+    app = FastAPI(
+        title="Cascade sandbox platform (a simulated Heroku)",
+        lifespan=lifespan,
+        docs_url="/_sandbox/docs",
+        openapi_url="/_sandbox/openapi.json",
+        redoc_url=None,
+    )
+    app.middleware("http")(_Edge(sandbox))
+
+    @app.exception_handler(PlatformError)
+    async def platform_error(_: Request, exc: PlatformError) -> Response:
+        return heroku_error(exc.status, exc.message, exc.error_id)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        return heroku_error(exc.status_code, str(exc.detail))
+
+    _platform_routes(app, sandbox)
+    _control_routes(app, sandbox)
+    return app
+
+
+class _Edge:
+    """Heroku's edge: Request-Id everywhere; on the Platform API auth, Accept, rate, faults."""
+
+    def __init__(self, sandbox: "Sandbox") -> None:
+        self.sandbox = sandbox
+
+    async def __call__(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id, path = new_id(), request.url.path
+        if path.startswith("/_sandbox"):
+            response = await call_next(request)
+        else:  # logged before answering: a caller killed mid-request still shows up
+            entry: Json = {"at": _stamp(), "method": request.method, "path": path}
+            entry |= {"query": request.url.query, "status": None, "request_id": request_id}
+            self.sandbox.requests.append(entry)
+            response = self._refusal(request) or await call_next(request)
+            response.headers["RateLimit-Remaining"] = str(self.sandbox.rate.remaining())
+            entry["status"] = response.status_code
+        response.headers["Request-Id"] = request_id
+        return response
+
+    def _refusal(self, request: Request) -> Response | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return heroku_error(401, "Invalid credentials provided.")
+        if not _ACCEPT.search(request.headers.get("Accept", "")):
+            return heroku_error(406, f"Please specify a version: `Accept: {API_MEDIA_TYPE}`.")
+        if request.url.path != "/account/rate-limits" and not self.sandbox.rate.take():
+            return heroku_error(429, _RATE_LIMIT_MESSAGE)
+        if fault := self.sandbox.faults.error_for(request.method, request.url.path):
+            return heroku_error(fault.status, "Injected by the sandbox (POST /_sandbox/faults).")
+        return None
+
+
+def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:
+    world = sandbox.world
+
+    @app.get("/pipelines/{ident}")
+    async def pipeline(ident: str) -> Json:
+        return pipeline_json(world.pipeline(ident))
+
+    @app.get("/pipelines/{pipeline_id}/pipeline-couplings")
+    async def couplings(pipeline_id: str) -> list[Json]:
+        return [coupling_json(a) for a in world.pipeline(pipeline_id, by_name=False).apps]
+
+    @app.get("/pipelines/{pipeline_id}/latest-releases")
+    async def latest_releases(pipeline_id: str) -> list[Json]:
+        apps = world.pipeline(pipeline_id, by_name=False).apps
+        return [release_json(a.releases[-1]) for a in apps]
+
+    @app.get("/apps/{ident}")
+    async def app_info(ident: str) -> Json:
+        return app_json(world.app(ident))
+
+    @app.get("/apps/{ident}/pipeline-couplings")
+    async def app_coupling(ident: str) -> Json:
+        return coupling_json(world.app(ident), pipeline_name=True)
+
+    @app.get("/apps/{ident}/releases")
+    async def releases(ident: str, request: Request) -> Response:
+        page = releases_page(world.app(ident).releases, request.headers.get("Range"))
+        response = JSONResponse([release_json(r) for r in page.items])
+        response.headers["Accept-Ranges"] = ACCEPT_RANGES
+        if page.content_range:
+            response.headers["Content-Range"] = page.content_range
+        if page.next_range:
+            response.status_code = 206
+            response.headers["Next-Range"] = page.next_range
+        return response
+
+    @app.get("/apps/{ident}/releases/{release}")
+    async def release_info(ident: str, release: str) -> Json:
+        return release_json(world.release(world.app(ident), release))
+
+    @app.get("/apps/{ident}/slugs/{slug_id}")
+    async def slug_info(ident: str, slug_id: str) -> Json:
+        return slug_json(world.slug(world.app(ident), slug_id))
+
+    @app.post("/pipeline-promotions", status_code=201)
+    async def promote(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise PlatformError(400, "bad_request", "Request body is not JSON.") from None
+        promotion = sandbox.promote(body)
+        if sandbox.faults.promotion_response_delay:  # created already; only the answer waits
+            await asyncio.sleep(sandbox.faults.promotion_response_delay)
+        return JSONResponse(promotion, status_code=201)
+
+    @app.get("/pipeline-promotions/{promotion_id}")
+    async def promotion_info(promotion_id: str) -> Json:
+        return promotion_json(world.promotion(promotion_id))
+
+    @app.get("/pipeline-promotions/{promotion_id}/promotion-targets")
+    async def promotion_targets(promotion_id: str) -> list[Json]:
+        return [target_json(t) for t in world.promotion(promotion_id).targets]
+
+    @app.get("/account/rate-limits")
+    async def rate_limits() -> Json:
+        return {"remaining": sandbox.rate.remaining()}
+
+
+def _control_routes(app: FastAPI, sandbox: "Sandbox") -> None:
+    @app.post("/_sandbox/releases", status_code=201)
+    async def control_deploy(body: DeployRequest) -> Json:
+        return await sandbox.deploy(body.app, body.commit, succeed=body.status == "succeeded")
+
+    @app.get("/_sandbox/state")
+    async def control_state() -> Json:
+        return state_json(sandbox.world)
+
+    @app.get("/_sandbox/promotions")
+    async def control_promotions() -> Json:
+        return {"promotions": [promotion_record(p) for p in sandbox.world.promotions]}
+
+    @app.get("/_sandbox/requests")
+    async def control_requests() -> Json:
+        return {"requests": list(sandbox.requests)}
+
+    @app.get("/_sandbox/webhooks")
+    async def control_webhooks() -> Json:
+        return {"url": sandbox.webhooks.url, "deliveries": list(sandbox.webhooks.deliveries)}
+
+    @app.get("/_sandbox/faults")
+    async def control_faults() -> Json:
+        return sandbox.faults.json() | {"rate_limit_remaining": sandbox.rate.remaining()}
+
+    @app.post("/_sandbox/faults")
+    async def control_set_faults(body: FaultsRequest) -> Json:
+        if body.promotion_response_delay is not None:
+            sandbox.faults.promotion_response_delay = body.promotion_response_delay
+        if body.fail_promotions is not None:
+            sandbox.faults.fail_promotions = body.fail_promotions
+        sandbox.faults.errors.extend(body.errors)
+        if body.hold_releases is not None:
+            sandbox.hold_releases(body.hold_releases)
+        if body.rate_limit_remaining is not None:
+            sandbox.rate.tokens, sandbox.rate.at = body.rate_limit_remaining, time.monotonic()
+        log.warning("sandbox: faults now %s", sandbox.faults.json())
+        return await control_faults()
+
+    @app.delete("/_sandbox/faults", status_code=204)
+    async def control_clear_faults() -> None:
+        sandbox.faults, sandbox.rate = Faults(), RatePool()
+        sandbox.hold_releases(False)
+        log.info("sandbox: faults cleared")

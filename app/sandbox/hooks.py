@@ -1,0 +1,141 @@
+"""The sandbox platform's `api:release` webhooks, sent to Cascade as Heroku sends them.
+
+`app.sandbox` announces every release change here. One queue and one client deliver the
+events in order, signed with `Heroku-Webhook-Hmac-SHA256`, and retry a failed delivery
+after each backoff delay like Heroku's `sync` level. A receiver that fails is logged and
+recorded, and never stops the sandbox.
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+
+from app.sandbox.views import release_hook_data
+from app.sandbox.world import ACCOUNT, Json, Release, iso, new_id
+
+log = logging.getLogger("cascade.sandbox")
+
+API_MEDIA_TYPE = "application/vnd.heroku+json; version=3"
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """`Heroku-Webhook-Hmac-SHA256`: base64 of the HMAC-SHA256 of the raw body."""
+    return base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode()
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    event: Json  # the payload without webhook_metadata, which changes per attempt
+    webhook_id: str
+    id: str = field(default_factory=new_id)
+
+
+class WebhookSender:
+    """An app webhook subscription (`include: api:release`, `level: sync`) for every app."""
+
+    def __init__(
+        self,
+        url: str | None,
+        secret: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None,
+        retry_delays: Sequence[float],
+    ) -> None:
+        self.url, self._secret = url, secret.encode()
+        self._transport, self._retry_delays = transport, tuple(retry_delays)
+        self._outbox: asyncio.Queue[_Delivery] = asyncio.Queue()
+        self.deliveries: deque[Json] = deque(maxlen=10_000)  # for /_sandbox/webhooks
+
+    def announce(self, action: str, release: Release, now: datetime) -> None:
+        """Queue the event now, so it carries the release as it is at this moment."""
+        if self.url is None:
+            return
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        event: Json = {
+            "id": new_id(),
+            "data": release_hook_data(release),
+            "actor": ACCOUNT,
+            "action": action,
+            "version": API_MEDIA_TYPE,
+            "resource": "release",
+            "sequence": None,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "published_at": iso(now),
+            "previous_data": {},
+        }
+        self._outbox.put_nowait(_Delivery(event, release.app.webhook_id))
+
+    async def run(self) -> None:
+        """Deliver forever, one event at a time: a retrying event holds back the next."""
+        async with httpx.AsyncClient(transport=self._transport, timeout=10.0) as client:
+            while True:
+                await self._deliver(client, await self._outbox.get())
+
+    async def _deliver(self, client: httpx.AsyncClient, delivery: _Delivery) -> None:
+        data = delivery.event["data"]
+        record: Json = {
+            "delivery_id": delivery.id,
+            "event_id": delivery.event["id"],
+            "action": delivery.event["action"],
+            "app": data["app"]["name"],
+            "version": data["version"],
+            "release_status": data["status"],
+            "status": "pending",
+            "attempts": 0,
+            "last_error": None,
+        }
+        self.deliveries.append(record)
+        for delay in (0.0, *self._retry_delays):
+            await asyncio.sleep(delay)
+            record["attempts"] += 1
+            try:
+                code = await self._post(client, delivery)
+            except Exception as exc:  # a broken receiver must never break the sandbox
+                problem = repr(exc)
+            else:
+                if 200 <= code < 300:
+                    record["status"] = "succeeded"
+                    return
+                problem = f"HTTP {code}"
+            record["last_error"] = problem
+            log.warning(
+                "sandbox: webhook %s failed (attempt %d): %s",
+                _name(record),
+                record["attempts"],
+                problem,
+            )
+        record["status"] = "failed"
+        log.error(
+            "sandbox: webhook %s given up after %d attempts", _name(record), record["attempts"]
+        )
+
+    async def _post(self, client: httpx.AsyncClient, delivery: _Delivery) -> int:
+        assert self.url is not None
+        metadata = {
+            "attempt": {"id": new_id()},
+            "delivery": {"id": delivery.id},
+            "event": {"id": delivery.event["id"], "include": "api:release"},
+            "webhook": {"id": delivery.webhook_id},
+        }
+        body = json.dumps({**delivery.event, "webhook_metadata": metadata}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Heroku-Webhook-Hmac-SHA256": sign(self._secret, body),
+            "User-Agent": "Heroku-Webhooks (Cascade sandbox)",
+        }
+        response = await client.post(self.url, content=body, headers=headers)
+        return response.status_code
+
+
+def _name(record: Json) -> str:
+    return f"{record['action']} {record['app']} v{record['version']} ({record['release_status']})"

@@ -1,0 +1,255 @@
+"""The sandbox world rendered as Heroku renders it: Platform API bodies, webhook data, Ranges.
+
+Pure functions from `app.sandbox.world` objects to JSON, so the shapes can be checked
+against Heroku's schema in one place; `app.sandbox` only routes and sends them.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.sandbox.world import (
+    ACCOUNT,
+    GENERATION,
+    REGION,
+    STACK,
+    App,
+    Json,
+    Pipeline,
+    PlatformError,
+    Promotion,
+    PromotionTarget,
+    Release,
+    ReleaseStatus,
+    Slug,
+    World,
+    iso,
+)
+
+
+def pipeline_json(pipeline: Pipeline) -> Json:
+    return {
+        "id": pipeline.id,
+        "name": pipeline.name,
+        "created_at": iso(pipeline.created_at),
+        "updated_at": iso(pipeline.created_at),
+        "owner": {"id": ACCOUNT["id"], "type": "user"},
+        "generation": GENERATION,
+    }
+
+
+def coupling_json(app: App, *, pipeline_name: bool = False) -> Json:
+    """`pipeline_name`: the per-app coupling names its pipeline too (the CLI reads it)."""
+    pipeline: Json = {"id": app.pipeline.id}
+    if pipeline_name:
+        pipeline["name"] = app.pipeline.name
+    return {
+        "id": app.coupling_id,
+        "app": {"id": app.id},
+        "pipeline": pipeline,
+        "stage": app.stage,
+        "created_at": iso(app.created_at),
+        "updated_at": iso(app.created_at),
+    }
+
+
+def app_json(app: App) -> Json:
+    current = app.current
+    return {
+        "acm": False,
+        "archived_at": None,
+        "buildpack_provided_description": "Python",
+        "build_stack": STACK,
+        "created_at": iso(app.created_at),
+        "generation": GENERATION,
+        "git_url": f"https://git.heroku.com/{app.name}.git",
+        "id": app.id,
+        "internal_routing": None,
+        "maintenance": False,
+        "name": app.name,
+        "owner": ACCOUNT,
+        "organization": None,
+        "team": None,
+        "region": REGION,
+        "released_at": iso(current.created_at) if current else None,
+        "repo_size": None,
+        "slug_size": 52_428_800,
+        "space": None,
+        "stack": STACK,
+        "updated_at": iso(current.updated_at if current else app.created_at),
+        "web_url": f"https://{app.name}-{app.host_suffix}.herokuapp.com/",
+    }
+
+
+def release_json(release: Release) -> Json:
+    return {
+        "addon_plan_names": [],
+        "artifacts": [{"type": "slug", "id": release.slug.id}],
+        "app": {"id": release.app.id, "name": release.app.name},
+        "created_at": iso(release.created_at),
+        "description": release.description,
+        "id": release.id,
+        "updated_at": iso(release.updated_at),
+        "slug": {"id": release.slug.id},
+        "status": str(release.status),
+        "user": ACCOUNT,
+        "version": release.version,
+        "current": release.current,
+        "output_stream_url": None,
+        "eligible_for_rollback": release.status is ReleaseStatus.SUCCEEDED,
+    }
+
+
+def release_hook_data(release: Release) -> Json:
+    """A webhook's `data`: the release with the slug's commit, as Heroku sends it."""
+    data = release_json(release)
+    data["app"]["process_tier"] = "basic"
+    data["slug"] = {"id": release.slug.id, "commit": release.slug.commit, "commit_description": ""}
+    data["stack"] = STACK["name"]
+    data["pstable"] = {}
+    return data
+
+
+def slug_json(slug: Slug) -> Json:
+    return {
+        "blob": {"method": "GET", "url": f"https://sandbox.invalid/slugs/{slug.id}.tgz"},
+        "buildpack_provided_description": "Python",
+        "checksum": f"SHA256:{slug.commit}{slug.commit[:24]}",
+        "commit": slug.commit,
+        "commit_description": "",
+        "created_at": iso(slug.created_at),
+        "id": slug.id,
+        "process_types": {"web": "uvicorn app.main:app --host 0.0.0.0 --port $PORT"},
+        "size": 52_428_800,
+        "stack": STACK,
+        "updated_at": iso(slug.created_at),
+        "deleted_at": None,
+    }
+
+
+def promotion_json(promotion: Promotion) -> Json:
+    return {
+        "id": promotion.id,
+        "pipeline": {"id": promotion.pipeline.id},
+        "source": {
+            "app": {"id": promotion.source.app.id},
+            "release": {"id": promotion.source.id},
+        },
+        "status": promotion.status,
+        "created_at": iso(promotion.created_at),
+        "updated_at": iso(promotion.updated_at),
+    }
+
+
+def target_json(target: PromotionTarget) -> Json:
+    return {
+        "id": target.id,
+        "app": {"id": target.app.id},
+        "pipeline_promotion": {"id": target.promotion.id},
+        "release": {"id": target.release.id},
+        "status": target.status,
+        "error_message": target.error_message,
+    }
+
+
+def promotion_record(promotion: Promotion) -> Json:
+    """What `/_sandbox/promotions` shows: the request as received and what it became."""
+    return {
+        **promotion_json(promotion),
+        "request": promotion.request,
+        "source_app": promotion.source.app.name,
+        "release_id": promotion.source.id,
+        "release_version": promotion.source.version,
+        "commit": promotion.source.slug.commit,
+        "target_apps": [t.app.name for t in promotion.targets],
+        "targets": [{"app": t.app.name, **target_json(t)} for t in promotion.targets],
+    }
+
+
+def state_json(world: World) -> Json:
+    """`/_sandbox/state`: per app, what runs and what is still pending."""
+    return {
+        "pipelines": [{"id": p.id, "name": p.name} for p in world.pipelines],
+        "apps": {app.name: _app_state(app) for app in world.apps},
+    }
+
+
+def _app_state(app: App) -> Json:
+    pending = [r for r in app.releases if r.status is ReleaseStatus.PENDING]
+    return {
+        "id": app.id,
+        "pipeline": app.pipeline.name,
+        "stage": app.stage,
+        "current": _release_brief(app.current),
+        "pending": _release_brief(pending[-1] if pending else None),  # the newest one
+        "pending_versions": [r.version for r in pending],
+        "latest_version": app.releases[-1].version,
+    }
+
+
+def _release_brief(release: Release | None) -> Json | None:
+    if release is None:
+        return None
+    return {
+        "id": release.id,
+        "version": release.version,
+        "commit": release.slug.commit,
+        "status": str(release.status),
+        "description": release.description,
+        "created_at": iso(release.created_at),
+    }
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a Range-d list: 206 with `next_range` when more follow."""
+
+    items: list[Release]
+    content_range: str | None
+    next_range: str | None
+
+
+_RANGE = re.compile(r"^\s*(\w+)\s+(\]?)([^.;\s]*)\.\.([^;\s]*)\s*(?:;\s*(.*?))?\s*;?\s*$")
+_SORT_KEYS: dict[str, Callable[[Release], int | str]] = {
+    "version": lambda r: r.version,
+    "id": lambda r: r.id,
+}
+ACCEPT_RANGES = ", ".join(_SORT_KEYS)
+
+
+def releases_page(releases: list[Release], header: str | None) -> Page:
+    """Heroku's `Range: version ]12..; order=desc,max=10`; without a header, by version."""
+    spec = _RANGE.match(header or "version ..")
+    if spec is None or spec[1] not in _SORT_KEYS:
+        raise PlatformError(416, "requested_range_not_satisfiable", f"Invalid Range {header!r}.")
+    name, exclusive, start, end, options = spec.groups()
+    settings = dict(
+        part.split("=", 1) for part in re.split(r"[,;]\s*", options or "") if "=" in part
+    )
+    try:
+        size = int(settings.get("max", 200))
+        first: Any = (int(start) if name == "version" else start) if start else None
+        last: Any = (int(end) if name == "version" else end) if end else None
+    except ValueError:
+        raise PlatformError(416, "requested_range_not_satisfiable", "Invalid Range.") from None
+    if not 1 <= size <= 1000:
+        raise PlatformError(416, "requested_range_not_satisfiable", "max must be 1 to 1000.")
+    desc, key = settings.get("order") == "desc", _SORT_KEYS[name]
+
+    def within(release: Release) -> bool:
+        """`first` is where the order starts (`]` excludes it), `last` where it stops."""
+        value: Any = key(release)
+        if first is not None and value == first and exclusive:
+            return False
+        if first is not None and value != first and (value > first) == desc:  # before the start
+            return False
+        return last is None or value == last or (value < last) != desc
+
+    found = sorted(filter(within, releases), key=key, reverse=desc)
+    items = found[:size]
+    content = f"{name} {key(items[0])}..{key(items[-1])}" if items else None
+    if len(found) <= size:
+        return Page(items, content, None)
+    order = "desc" if desc else "asc"
+    return Page(items, content, f"{name} ]{key(items[-1])}..{end}; order={order},max={size}")

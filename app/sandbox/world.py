@@ -1,0 +1,275 @@
+"""The sandbox platform's simulated Heroku: pipelines, apps, releases, slugs and promotions.
+
+`app.sandbox` serves this world over the Platform API and sends its webhooks; this module
+only holds the state, changes it, and renders it in the shapes of Heroku's JSON schema
+(`heroku-platform-api-schema.json`). Every change is handed `now`: the world never reads
+the clock, so the timing lives in one place (the sandbox's background tasks).
+"""
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+Json = dict[str, Any]
+
+COUPLING_STAGES = ("development", "staging", "production")
+ACCOUNT: Json = {"id": "5a1d6c3e-0000-4000-8000-5a4db0c5a1d6", "email": "sandbox@example.com"}
+STACK: Json = {"id": "ee582d3c-717d-4a57-ba5f-8b3a39f3a817", "name": "heroku-24"}
+REGION: Json = {"id": "59accabd-516d-4f0e-83e6-6e3757701145", "name": "us"}
+GENERATION: Json = {"id": "7a1f9a6e-0000-4000-8000-00000000ced4", "name": "cedar"}
+INITIAL_AGE = timedelta(hours=2)  # v1 ran long before start: nothing is young at start
+
+
+class PlatformError(Exception):
+    """A refused Platform API call, answered with Heroku's `{id, message}` body."""
+
+    def __init__(self, status: int, error_id: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_id, self.message = status, error_id, message
+
+
+def not_found(what: str) -> PlatformError:
+    return PlatformError(404, "not_found", f"Couldn't find that {what}.")
+
+
+def invalid(message: str) -> PlatformError:
+    return PlatformError(422, "invalid_params", message)
+
+
+def iso(moment: datetime) -> str:
+    """Heroku's timestamp form: UTC, whole seconds, `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_commit() -> str:
+    return secrets.token_hex(20)
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+class ReleaseStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SandboxPipeline:
+    """A pipeline to simulate: its name and (app name, coupling stage) pairs in order."""
+
+    name: str
+    apps: tuple[tuple[str, str], ...]
+
+
+@dataclass(eq=False)
+class Slug:
+    commit: str
+    created_at: datetime
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(eq=False)
+class Pipeline:
+    name: str
+    created_at: datetime
+    id: str = field(default_factory=new_id)
+    apps: list["App"] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class App:
+    name: str
+    stage: str
+    pipeline: Pipeline
+    created_at: datetime
+    id: str = field(default_factory=new_id)
+    coupling_id: str = field(default_factory=new_id)
+    webhook_id: str = field(default_factory=new_id)  # its api:release subscription
+    host_suffix: str = field(default_factory=lambda: secrets.token_hex(6))
+    releases: list["Release"] = field(default_factory=list)  # ascending by version
+
+    @property
+    def current(self) -> "Release | None":
+        """What runs: the newest succeeded release (a failed or pending one changes nothing)."""
+        done = [r for r in self.releases if r.status is ReleaseStatus.SUCCEEDED]
+        return done[-1] if done else None
+
+
+@dataclass(eq=False)
+class Release:
+    app: App
+    version: int
+    slug: Slug
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    status: ReleaseStatus = ReleaseStatus.PENDING
+    target: "PromotionTarget | None" = None  # set when a promotion made it
+    id: str = field(default_factory=new_id)
+
+    @property
+    def current(self) -> bool:
+        return self.app.current is self
+
+
+@dataclass(eq=False)
+class PromotionTarget:
+    app: App
+    release: Release
+    promotion: "Promotion"
+    error_message: str | None = None
+    id: str = field(default_factory=new_id)
+
+    @property
+    def status(self) -> str:
+        return str(self.release.status)
+
+
+@dataclass(eq=False)
+class Promotion:
+    pipeline: Pipeline
+    source: Release
+    request: Json  # the POST body as received, for /_sandbox/promotions
+    created_at: datetime
+    updated_at: datetime
+    targets: list[PromotionTarget] = field(default_factory=list)
+    id: str = field(default_factory=new_id)
+
+    @property
+    def status(self) -> str:
+        done = all(t.status != ReleaseStatus.PENDING for t in self.targets)
+        return "completed" if done else "pending"
+
+
+class World:
+    """Every pipeline, app, release and promotion the sandbox knows, kept in memory."""
+
+    def __init__(self, pipelines: Sequence[SandboxPipeline], now: datetime) -> None:
+        self.pipelines: list[Pipeline] = []
+        self.promotions: list[Promotion] = []
+        born, released = now - timedelta(days=30), now - INITIAL_AGE
+        for spec in pipelines:
+            pipeline = Pipeline(spec.name, born)
+            if is_uuid(spec.name):  # a config naming the pipeline by id finds it by id
+                pipeline.id, pipeline.name = spec.name, f"pipeline-{spec.name[:8]}"
+            slug = Slug(new_commit(), released)
+            for name, stage in spec.apps:
+                app = App(name, stage, pipeline, born)
+                source = pipeline.apps[0].name if pipeline.apps else None
+                text = f"Promote {source} v1 {slug.commit[:8]}" if source else None
+                release = self._add_release(
+                    app, slug, text or f"Deploy {slug.commit[:8]}", released
+                )
+                release.status = ReleaseStatus.SUCCEEDED
+                pipeline.apps.append(app)
+            self.pipelines.append(pipeline)
+
+    @property
+    def apps(self) -> list[App]:
+        return [app for pipeline in self.pipelines for app in pipeline.apps]
+
+    def pipeline(self, ident: str, *, by_name: bool = True) -> Pipeline:
+        for p in self.pipelines:
+            if p.id == ident or (by_name and p.name == ident):
+                return p
+        raise not_found("pipeline")
+
+    def app(self, ident: str, *, by_name: bool = True) -> App:
+        for a in self.apps:
+            if a.id == ident or (by_name and a.name == ident):
+                return a
+        raise not_found("app")
+
+    def release(self, app: App, ident: str) -> Release:
+        """By id or by version, as `release/identity` allows."""
+        for r in app.releases:
+            if r.id == ident or str(r.version) == ident:
+                return r
+        raise not_found("release")
+
+    def slug(self, app: App, ident: str) -> Slug:
+        for r in app.releases:
+            if r.slug.id == ident:
+                return r.slug
+        raise not_found("slug")
+
+    def promotion(self, ident: str) -> Promotion:
+        for p in self.promotions:
+            if p.id == ident:
+                return p
+        raise not_found("pipeline promotion")
+
+    def deploy(self, app: App, commit: str, now: datetime) -> Release:
+        """A build of `commit` released on `app`: a new slug, pending."""
+        return self._add_release(app, Slug(commit, now), f"Deploy {commit[:8]}", now)
+
+    def finish(self, release: Release, *, succeeded: bool, now: datetime) -> None:
+        """Release phase over: the release (and the promotion target it serves) ends."""
+        release.status = ReleaseStatus.SUCCEEDED if succeeded else ReleaseStatus.FAILED
+        release.updated_at = now
+        if (target := release.target) is not None:
+            if not succeeded:
+                target.error_message = f"Release v{release.version} of {target.app.name} failed"
+            target.promotion.updated_at = now
+
+    def promote(self, body: object, now: datetime) -> Promotion:
+        """Validate a `POST /pipeline-promotions` body and start the promotion it asks for."""
+        if not isinstance(body, dict):
+            raise invalid("Request body must be a JSON object.")
+        pipeline_id = _ref(body, "pipeline", "id")
+        source_id = _ref(body, "source", "app", "id")
+        targets = body.get("targets")
+        if pipeline_id is None or source_id is None or not isinstance(targets, list) or not targets:
+            raise invalid("pipeline.id, source.app.id and at least one targets[].app.id required.")
+        pipeline = self.pipeline(pipeline_id, by_name=False)
+        source_app = self.app(source_id, by_name=False)
+        if source_app.pipeline is not pipeline:
+            raise invalid(f"App {source_app.name} is not coupled to pipeline {pipeline.name}.")
+        release_id = _ref(body, "source", "release", "id")
+        source = self.release(source_app, release_id) if release_id else source_app.current
+        if source is None or source.status is not ReleaseStatus.SUCCEEDED:
+            raise invalid(f"Only a succeeded release of {source_app.name} can be promoted.")
+        apps: list[App] = []
+        for target in targets:
+            target_id = _ref(target, "app", "id")
+            if target_id is None:
+                raise invalid("Every target needs app.id.")
+            app = self.app(target_id, by_name=False)
+            if app.pipeline is not pipeline or app is source_app or app in apps:
+                raise invalid(f"App {app.name} is not a promotion target in {pipeline.name}.")
+            apps.append(app)
+        promotion = Promotion(pipeline, source, body, now, now)
+        text = f"Promote {source_app.name} v{source.version} {source.slug.commit[:8]}"
+        for app in apps:
+            release = self._add_release(app, source.slug, text, now)
+            release.target = PromotionTarget(app, release, promotion)
+            promotion.targets.append(release.target)
+        self.promotions.append(promotion)
+        return promotion
+
+    def _add_release(self, app: App, slug: Slug, description: str, now: datetime) -> Release:
+        version = app.releases[-1].version + 1 if app.releases else 1
+        release = Release(app, version, slug, description, now, now)
+        app.releases.append(release)
+        return release
+
+
+def _ref(body: object, *keys: str) -> str | None:
+    """`body[k1][k2]...` when it is a non-empty string, else None."""
+    for key in keys:
+        body = body.get(key) if isinstance(body, dict) else None
+    return body if isinstance(body, str) and body else None

@@ -1,0 +1,86 @@
+"""A sandbox platform process and a Cascade process per test, on the session's real Redis."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e import harness
+from tests.e2e.harness import Process
+
+THREE_STAGES = """
+[[service]]
+name = "api"
+pipeline = "api"
+stages = ["api-qa", "api-st", "api-prod"]
+min_age = "{min_age}"
+"""
+
+
+class Cluster:
+    """One sandbox and the Cascade processes pointed at it; stopped at the end of the test."""
+
+    def __init__(self, tmp: Path, redis_url: str, config: str) -> None:
+        self.tmp, self.redis_url = tmp, redis_url
+        self.config = tmp / "cascade.toml"
+        self.config.write_text(config)
+        self.cascade_port = harness.free_port()
+        self.platform = harness.sandbox(self.config, self.cascade_port, tmp)
+        self.processes: list[Process] = [self.platform]
+
+    def start_cascade(self, port: int | None = None, name: str = "cascade", **env: str) -> Process:
+        process = harness.cascade(
+            self.config,
+            self.redis_url,
+            self.platform,
+            self.tmp,
+            port or self.cascade_port,
+            name,
+            **env,
+        )
+        self.processes.append(process)
+        return process.start()
+
+    def deploy(self, app: str, commit: str) -> dict[str, Any]:
+        response = httpx.post(
+            self.platform.url + "/_sandbox/releases", json={"app": app, "commit": commit}
+        )
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    def promotions(self) -> list[dict[str, Any]]:
+        return harness.get(self.platform, "/_sandbox/promotions")["promotions"]  # type: ignore[no-any-return]
+
+    def running(self, app: str) -> str | None:
+        current = harness.get(self.platform, "/_sandbox/state")["apps"][app]["current"]
+        return current["commit"] if current else None
+
+    def faults(self, **faults: Any) -> None:
+        httpx.post(self.platform.url + "/_sandbox/faults", json=faults).raise_for_status()
+
+    def wait(self, check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+        return harness.wait_for(check, timeout, what, *self.processes)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+@pytest.fixture
+def cluster_factory(
+    tmp_path: Path, redis_url: str, redis_client: Any
+) -> Iterator[Callable[..., Cluster]]:
+    """Build a cluster from a services file; `redis_client` flushes Redis first."""
+    made: list[Cluster] = []
+
+    def make(config: str = THREE_STAGES.format(min_age="0s")) -> Cluster:
+        cluster = Cluster(tmp_path, redis_url, config)
+        cluster.platform.start()
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.stop()
