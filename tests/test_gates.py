@@ -79,7 +79,7 @@ def test_age_opens_after_min_age() -> None:
     s = snap(NOW - timedelta(hours=1))
     result = age.check(s, s.pairs()[0])
     assert (result.state, result.opens_at) == (GateState.OPEN, None)
-    assert result.reason == "ran 1h in api-qa (needs 30m)"
+    assert result.reason == "ran 1h in api-qa, needs 30m"
 
 
 def test_age_is_closed_until_arrival_plus_min_age() -> None:

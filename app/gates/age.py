@@ -19,7 +19,7 @@ def check(snapshot: Snapshot, pair: Pair) -> GateResult:
     opens_at = arrived + needed
     if snapshot.now >= opens_at:
         ran = humanize(snapshot.now - arrived)
-        return GateResult(NAME, GateState.OPEN, f"ran {ran} in {source} (needs {humanize(needed)})")
+        return GateResult(NAME, GateState.OPEN, f"ran {ran} in {source}, needs {humanize(needed)}")
     wait = humanize(opens_at - snapshot.now)
     return GateResult(
         NAME, GateState.CLOSED, f"needs {humanize(needed)} in {source}, opens in {wait}", opens_at
