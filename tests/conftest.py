@@ -9,8 +9,7 @@ import redis.asyncio as redis
 from app.redis_client import connect
 from app.redis_server import EmbeddedRedis
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # copied from shared/fixtures
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,10 +22,11 @@ from app.heroku import (
     PromotionTarget,
 )
 from app.models import Release, ReleaseStatus
+from tests.conftest import FIXTURES
 
 BASE = "https://api.heroku.test"
 TOKEN = "hrku-secret-token-0123456789"
-SCHEMA_PATH = Path(__file__).parents[2] / "shared" / "fixtures" / "heroku-platform-api-schema.json"
+SCHEMA_PATH = FIXTURES / "heroku-platform-api-schema.json"
 
 
 def uid(name: str) -> str:

@@ -29,8 +29,8 @@ from referencing.jsonschema import DRAFT4
 from app.sandbox import Sandbox, SandboxPipeline, in_process, main, pipelines_from_services
 from app.services import Service, ServicesConfig
 from app.settings import get_settings
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures"
 SCHEMA = json.loads((FIXTURES / "heroku-platform-api-schema.json").read_text())
 SCHEMA_URI = "http://api.heroku.com/schema"
 REGISTRY: Registry[Any] = Registry().with_resource(SCHEMA_URI, DRAFT4.create_resource(SCHEMA))
