@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     settings = get_settings()
+    try:
+        load_services(settings.config_path)  # refuse a bad file with its message alone
+    except ConfigError as error:
+        print(f"cascade: cannot start: {error}", file=sys.stderr)
+        return 2
     port = args.port or settings.port
     uvicorn.run("app.main:app", host=args.host, port=port, proxy_headers=True, log_config=None)
     return 0

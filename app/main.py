@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app import runtime as runtimes
 from app.api import ROUTERS as API_ROUTERS
 from app.logs import configure_logging
+from app.services import ConfigError
 from app.settings import Settings, get_settings
 from app.webhooks import ROUTERS as WEBHOOK_ROUTERS
 
@@ -22,7 +23,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
-        runtime = await runtimes.start(settings or get_settings(), app)
+        try:
+            runtime = await runtimes.start(settings or get_settings(), app)
+        except ConfigError as error:
+            log.error("cannot start: %s", error)
+            raise
         app.state.runtime = runtime
         try:
             yield

@@ -136,6 +136,7 @@ class Reconciler:
             return None
         await self.store.set_topology(service.name, topo.codec.dump_json(known).decode())
         await self._fold(service.name, known, releases)
+        await self.store.mark_resync(service.name, self.resync_seconds)  # just read it
         self._caught_up.add(service.name)
         self.topologies[service.name] = known
         self.problems.pop(service.name, None)

@@ -1,0 +1,165 @@
+"""The reconciler against the sandbox platform (in-process) and a real Redis, time injected."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as redis
+
+from app.audit import Audit
+from app.heroku import HerokuClient
+from app.ledger import Ledger
+from app.locks import Locks
+from app.models import PairState
+from app.promoter import Promoter
+from app.reconciler import Reconciler
+from app.sandbox import Sandbox, pipelines_from_services
+from app.services import Service, ServicesConfig
+from app.store import Store
+
+A = "a" * 40
+STAGES = ("api-qa", "api-st", "api-prod")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class World:
+    sandbox: Sandbox
+    heroku: HerokuClient
+    reconciler: Reconciler
+    clock: Clock
+
+    async def settle(self) -> None:
+        """Let the sandbox finish every release in progress."""
+        for _ in range(200):
+            pending = [a for a in self.sandbox.world.apps if a.releases[-1].status == "pending"]
+            if not pending:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("sandbox releases never finished")
+
+    def running(self, app: str) -> str:
+        current = self.sandbox.world.app(app).current
+        assert current is not None
+        return current.slug.commit
+
+
+@pytest.fixture
+async def make_world(
+    redis_client: "redis.Redis",
+) -> AsyncIterator[Callable[..., "asyncio.Future[World]"]]:
+    made: list[World] = []
+
+    async def make(stages: tuple[str, ...] = STAGES, resync_seconds: float = 3600) -> World:
+        service = Service(name="api", pipeline="api", stages=stages, min_age=timedelta(minutes=30))
+        config = ServicesConfig(path=Path("test.toml"), services=(service,))
+        sandbox = Sandbox(
+            pipelines_from_services(
+                ServicesConfig(path=config.path, services=(Service("api", "api", STAGES),))
+            ),
+            webhook_url=None,
+            webhook_secret="unused",
+            release_seconds=0.01,
+        )
+        await sandbox.start()
+        store = Store(redis_client)
+        heroku = HerokuClient(
+            "http://sandbox",
+            "token",
+            slugs=store,
+            transport=httpx.ASGITransport(app=sandbox.app),
+        )
+        clock = Clock()
+        ledger, audit = Ledger(redis_client), Audit(redis_client)
+        reconciler = Reconciler(
+            config=config,
+            heroku=heroku,
+            store=store,
+            ledger=ledger,
+            locks=Locks(redis_client),
+            audit=audit,
+            promoter=Promoter(heroku, store, ledger, audit, clock, "test"),
+            clock=clock,
+            resync_seconds=resync_seconds,
+        )
+        world = World(sandbox, heroku, reconciler, clock)
+        made.append(world)
+        return world
+
+    yield make  # type: ignore[misc]
+    for world in made:
+        await world.heroku.aclose()
+        await world.sandbox.stop()
+
+
+async def test_an_unchanged_pipeline_costs_no_call_after_the_first_read(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world()
+    await world.reconciler.reconcile("api")
+    first = sum(world.heroku.calls.values())
+    # pipeline + couplings + latest releases, and the history of each source stage once
+    assert world.heroku.calls["GET /pipelines/{id}/latest-releases"] == 1
+    assert world.heroku.calls["GET /apps/{app}/releases"] == len(STAGES) - 1
+    for _ in range(10):
+        await world.reconciler.reconcile("api")
+    assert sum(world.heroku.calls.values()) == first
+
+
+async def test_a_due_resync_costs_one_call(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(resync_seconds=0.001)
+    await world.reconciler.reconcile("api")
+    before = world.heroku.calls.copy()
+    await asyncio.sleep(0.01)
+    await world.reconciler.reconcile("api")
+    assert world.heroku.calls - before == {"GET /pipelines/{id}/latest-releases": 1}
+
+
+async def test_age_gate_then_promotion_pinned_and_once(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(resync_seconds=0.001)
+    await world.reconciler.reconcile("api")
+    await world.sandbox.deploy("api-qa", A)
+    await world.settle()
+    await asyncio.sleep(0.01)
+    outcome = await world.reconciler.reconcile("api")
+    assert outcome.plan is not None
+    (waiting,) = outcome.plan.candidates
+    assert waiting.state is PairState.WAITING
+    assert outcome.wake_at == waiting.opens_at
+    assert world.sandbox.world.promotions == []
+
+    world.clock.now += timedelta(minutes=31)
+    await asyncio.sleep(0.01)
+    outcome = await world.reconciler.reconcile("api")
+    (promotion,) = world.sandbox.world.promotions
+    assert promotion.request["source"]["release"]["id"] == promotion.source.id
+    assert outcome.wake_at is not None  # follow the promotion shortly
+
+    for _ in range(3):  # repeated reconciles never promote the same commit again
+        await world.settle()
+        await asyncio.sleep(0.01)
+        await world.reconciler.reconcile("api")
+    assert world.running("api-st") == A
+    assert (
+        len([p for p in world.sandbox.world.promotions if p.targets[0].app.name == "api-st"]) == 1
+    )
+
+
+async def test_a_stage_missing_from_the_pipeline_is_reported_not_guessed(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(stages=("api-qa", "api-nope"))
+    outcome = await world.reconciler.reconcile("api")
+    assert outcome.plan is None
+    service = world.reconciler.config.services[0]
+    snapshot = await world.reconciler.snapshot(service, None)
+    assert snapshot.problem is not None
+    assert "api-nope" in snapshot.problem
+    assert world.sandbox.world.promotions == []
