@@ -7,7 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 
 from app import runtime as runtimes
 from app.api import ROUTERS as API_ROUTERS
@@ -43,7 +45,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in (*API_ROUTERS, *WEBHOOK_ROUTERS):
         app.include_router(router)
+    app.add_exception_handler(RedisError, redis_unavailable)
     return app
+
+
+async def redis_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """Redis is down: say so with a 503, so webhook senders retry and nothing half-happens."""
+    log.error("redis unavailable during %s %s: %s", request.method, request.url.path, error)
+    detail = "Cascade's Redis is unreachable; nothing was changed, retry later"
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
 
 
 app = create_app()
