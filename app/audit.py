@@ -4,8 +4,10 @@
 own stream, so `?service=` never scans the whole history.
 """
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -36,9 +38,25 @@ class Event:
         return out
 
 
+Listener = Callable[[Event], Awaitable[None]]
+
+
 class Audit:
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
+        self._listeners: list[Listener] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` with every event recorded here, in the background.
+
+        A slow or failing listener (a notifier, a live page) never delays a decision.
+        """
+        self._listeners.append(listener)
+
+    async def drain(self) -> None:
+        """Wait for the listeners still running (shutdown and tests)."""
+        await asyncio.gather(*self._running, return_exceptions=True)
 
     async def record(self, event: Event, services: tuple[str, ...] = ()) -> None:
         """Append the event to the global stream and to each service it touches."""
@@ -55,6 +73,10 @@ class Audit:
             event.kind,
             " ".join(f"{k}={v}" for k, v in _log_fields(event).items()),
         )
+        for listener in self._listeners:
+            task = asyncio.create_task(_quietly(listener, event))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     async def read(self, service: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         stream = keys.service_events(service) if service else keys.EVENTS
@@ -62,6 +84,15 @@ class Audit:
             list[tuple[str, dict[str, str]]], await self.redis.xrevrange(stream, count=limit)
         )
         return [json.loads(fields["e"]) for _id, fields in rows]
+
+
+async def _quietly(listener: Listener, event: Event) -> None:
+    try:
+        await listener(event)
+    except Exception:
+        log.exception(
+            "audit listener %s failed on %s", getattr(listener, "__name__", listener), event.kind
+        )
 
 
 def _log_fields(event: Event) -> dict[str, str]:

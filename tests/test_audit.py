@@ -83,3 +83,24 @@ async def test_record_logs_one_line(audit: Audit, caplog: pytest.LogCaptureFixtu
     assert entry.getMessage() == (
         'promotion.succeeded service=api commit=A from=api-qa to=api-st message="promoted"'
     )
+
+
+async def test_listeners_hear_every_event_and_a_failing_one_changes_nothing(
+    redis_client: "redis.Redis", caplog: pytest.LogCaptureFixture
+) -> None:
+    audit = Audit(redis_client)
+    heard: list[str] = []
+
+    async def listener(event: Event) -> None:
+        heard.append(event.kind)
+
+    async def broken(event: Event) -> None:
+        raise RuntimeError("receiver down")
+
+    audit.subscribe(broken)
+    audit.subscribe(listener)
+    await audit.record(Event(kind="pause.set", message="m", at=NOW, service="api"))
+    await audit.drain()
+    assert heard == ["pause.set"]
+    assert "receiver down" in caplog.text
+    assert len(await audit.read()) == 1
