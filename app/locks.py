@@ -8,7 +8,6 @@ after releasing, so no news is lost between them.
 """
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,8 +49,7 @@ class Locks:
             yield True
         finally:
             renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            await asyncio.wait({renewing})  # unlike awaiting it, keeps a cancel aimed at us
             await self._release(keys=[key], args=[token])
 
     async def busy_for(self, service: str) -> float:

@@ -20,6 +20,7 @@ class ReconcileQueue:
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def enqueue(self, service: str) -> None:
         if service in self._queued:
@@ -38,13 +39,17 @@ class ReconcileQueue:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Cancel the workers, again if one swallowed it (asyncio.wait_for in 3.11 can)."""
+        self._stopping = True
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=1)
         self._tasks = []
 
     async def _work(self) -> None:
-        while True:
+        while not self._stopping:
             service = await self._queue.get()
             self._queued.discard(service)
             self._running.add(service)

@@ -61,3 +61,45 @@ async def test_non_owner_cannot_release_the_lock(locks: Locks, redis_client: "re
         assert held is True
         await redis_client.set(keys.lock("api"), "someone-else")  # our lock expired, theirs now
     assert await redis_client.get(keys.lock("api")) == "someone-else"
+
+
+class SlowRenewalLocks(Locks):
+    """Locks whose renewal, when cancelled, takes a moment to end (as mid-way through a call)."""
+
+    def __init__(self, client: "redis.Redis", renewal_cancelled: asyncio.Event) -> None:
+        super().__init__(client)
+        self.renewal_cancelled = renewal_cancelled
+
+    async def _keep(self, key: str, token: str) -> None:
+        try:
+            await super()._keep(key, token)
+        except asyncio.CancelledError:
+            self.renewal_cancelled.set()
+            await asyncio.sleep(0.5)
+            raise
+
+
+async def test_lock_holder_cancelled_while_the_renewal_ends_stays_cancelled(
+    redis_client: "redis.Redis",
+) -> None:
+    renewal_cancelled = asyncio.Event()
+    locks = SlowRenewalLocks(redis_client, renewal_cancelled)
+    ran_on = asyncio.Event()
+
+    async def holder() -> None:
+        async with locks.hold("api") as held:
+            assert held
+            await asyncio.sleep(0)  # the renewal task starts
+        ran_on.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(holder())
+    try:
+        await asyncio.wait_for(renewal_cancelled.wait(), timeout=10)
+        task.cancel()  # the holder is in hold's finally, awaiting the renewal
+        await asyncio.wait({task}, timeout=2)
+        assert not ran_on.is_set()
+        assert task.cancelled()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

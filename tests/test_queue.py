@@ -119,3 +119,32 @@ async def test_join_waits_for_the_coalesced_run(make_queue: MakeQueue) -> None:
     release.set()
     await asyncio.wait_for(queue.join(), timeout=10)
     assert runs == ["api", "api"]
+
+
+async def test_queue_stops_although_a_reconcile_swallowed_its_cancellation() -> None:
+    loop = asyncio.get_running_loop()
+    parked: asyncio.Future[asyncio.Future[None]] = loop.create_future()
+
+    async def handle(service: str) -> None:
+        # What asyncio.wait_for does on Python 3.11 (redis-py sends every command through it):
+        # cancelled just as what it awaits completes, it returns the result instead.
+        sent: asyncio.Future[None] = loop.create_future()
+        parked.set_result(sent)
+        try:
+            await asyncio.shield(sent)
+        except asyncio.CancelledError:
+            if not sent.done():
+                raise
+
+    queue = ReconcileQueue(handle, workers=1)
+    queue.start()
+    queue.enqueue("api")
+    sent = await asyncio.wait_for(parked, timeout=10)
+    sent.set_result(None)  # the command went out, and then the shutdown cancels the worker
+    try:
+        async with asyncio.timeout(2):  # a bound: it stops at once or never
+            await queue.stop()
+    finally:
+        for task in queue._tasks:  # cancel what the failed stop() left running
+            task.cancel()
+        await asyncio.gather(*queue._tasks, return_exceptions=True)

@@ -1,0 +1,615 @@
+"""The HTTP API of SPEC.md, against Cascade run in-process on the sandbox platform.
+
+Each test starts the whole app (lifespan: Redis, reconciler, queue, scheduler, the
+in-process sandbox) on the session's real Redis, flushed first, and speaks to it over
+ASGI. Asynchronous effects are awaited by polling with a bound, never by sleeping.
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import httpx
+import pytest
+import redis.asyncio as redis
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from app.main import create_app
+from app.models import Pause, PromotionRecord, PromotionState
+from app.runtime import Runtime
+from app.settings import Settings
+
+ADMIN_TOKEN = "t"
+WEBHOOK_SECRET = "s"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+API_STAGES = ("api-qa", "api-st", "api-prod")
+WEB_STAGES = ("web-dev", "web-prod")
+SERVICES = """
+[defaults]
+min_age = "{min_age}"
+
+[[service]]
+name = "api"
+pipeline = "api"
+stages = ["api-qa", "api-st", "api-prod"]
+
+[[service]]
+name = "web"
+pipeline = "web"
+stages = ["web-dev", "web-prod"]
+"""
+SPEC_PATHS = (
+    "/status",
+    "/status/{service}",
+    "/pause",
+    "/retry",
+    "/events",
+    "/healthz",
+    "/readyz",
+    "/webhooks/heroku",
+)
+ENV_PREFIXES = ("CASCADE_", "HEROKU_", "GITHUB_", "LIBRATO_")
+ENV_NAMES = ("REDIS_URL", "STATUS_API_URL", "PORT")
+# A bound, not an expectation: a reconcile against an unreachable Platform API retries
+# for several seconds before it gives up.
+SETTLE_TIMEOUT = 30.0
+Json = dict[str, Any]
+T = TypeVar("T")
+
+
+@dataclass
+class Cascade:
+    """A started Cascade: its ASGI client, its runtime and its settings."""
+
+    client: httpx.AsyncClient
+    runtime: Runtime
+    app: FastAPI
+    settings: Settings
+
+    async def json(self, path: str, **params: Any) -> Any:
+        response = await self.client.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def status(self) -> Json:
+        status: Json = await self.json("/status")
+        return status
+
+    async def events(self, **params: Any) -> list[Json]:
+        events: list[Json] = (await self.json("/events", **params))["events"]
+        return events
+
+    async def stage_commit(self, service: str, app: str) -> str | None:
+        status = await self.json(f"/status/{service}")
+        commit: str | None = next(s["commit"] for s in status["stages"] if s["app"] == app)
+        return commit
+
+    async def settle(self) -> None:
+        """Wait until no reconcile is queued or running."""
+        await asyncio.wait_for(self.runtime.queue.join(), timeout=SETTLE_TIMEOUT)
+
+
+class Start(Protocol):
+    def __call__(self, *, min_age: str = "1h", **settings: Any) -> Awaitable[Cascade]: ...
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 10.0
+) -> T:
+    """Poll `check` every 20 ms until it returns something truthy; fail after `timeout`."""
+    for _ in range(int(timeout / 0.02)):
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting of the real environment may leak into the app under test."""
+    for name in list(os.environ):
+        if name.upper().startswith(ENV_PREFIXES) or name.upper() in ENV_NAMES:
+            monkeypatch.delenv(name)
+
+
+def make_settings(redis_url: str, tmp_path: Path, min_age: str, **overrides: Any) -> Settings:
+    """Settings for one in-process Cascade, none of them read from the environment."""
+    config = tmp_path / f"cascade-{len(list(tmp_path.glob('cascade-*.toml')))}.toml"
+    config.write_text(SERVICES.format(min_age=min_age))
+    values: Json = {
+        "redis_url": redis_url,
+        "config_path": config,
+        "admin_token": ADMIN_TOKEN,
+        "heroku_webhook_secret": WEBHOOK_SECRET,
+        "tick_seconds": 3600,
+        "resync_seconds": 3600,
+        "sandbox_deploy_seconds": 0,
+        "data_dir": tmp_path / "data",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@asynccontextmanager
+async def cascades(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Start]:
+    """Start Cascade in-process (as many as asked, each on `redis_url`); all stop on exit."""
+    clean_environment(monkeypatch)
+    async with AsyncExitStack() as stack:
+
+        async def start(*, min_age: str = "1h", **overrides: Any) -> Cascade:
+            settings = make_settings(redis_url, tmp_path, min_age, **overrides)
+            app = create_app(settings)
+            manager = await stack.enter_async_context(LifespanManager(app))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=manager.app), base_url="http://cascade"
+                )
+            )
+            runtime: Runtime = app.state.runtime
+            cascade = Cascade(client, runtime, app, settings)
+            if runtime.sandbox is not None:
+                # The startup reconcile reads each pipeline; let it finish first.
+                await cascade.settle()
+                await eventually(lambda: _all_stages_known(cascade), "every stage to be read")
+            return cascade
+
+        yield start
+
+
+@pytest.fixture
+async def start_cascade(
+    redis_client: "redis.Redis",  # flushes Redis before the test
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Start]:
+    async with cascades(redis_url, tmp_path, monkeypatch) as start:
+        yield start
+
+
+async def _all_stages_known(cascade: Cascade) -> bool:
+    status = await cascade.status()
+    return all(stage["commit"] for s in status["services"] for stage in s["stages"])
+
+
+@pytest.fixture
+async def cascade(start_cascade: Start) -> Cascade:
+    return await start_cascade()
+
+
+async def observed(cascade: Cascade) -> tuple[Json, list[Json]]:
+    """What a refused request must not change: /status and /events."""
+    await cascade.settle()
+    return await cascade.status(), await cascade.events(limit=1000)
+
+
+def in_future(**delta: float) -> str:
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
+
+
+# /status ---------------------------------------------------------------------------------
+
+
+async def test_status_shape(cascade: Cascade) -> None:
+    status = await cascade.status()
+    assert status["sandbox"] is True
+    assert status["dry_run"] is False
+    assert status["paused"] is None
+    assert [s["name"] for s in status["services"]] == ["api", "web"]
+    api, web = status["services"]
+    assert api["pipeline"] == "api"
+    assert api["paused"] is None
+    assert [s["app"] for s in api["stages"]] == list(API_STAGES)
+    assert [s["app"] for s in web["stages"]] == list(WEB_STAGES)
+    for stage in api["stages"] + web["stages"]:
+        assert len(stage["commit"]) == 40
+        release = stage["release"]
+        assert isinstance(release["version"], int)
+        assert release["status"] == "succeeded"
+        assert datetime.fromisoformat(release["created_at"]).tzinfo is not None
+    # The sandbox starts every stage on one commit: nothing to promote.
+    assert api["promotions"] == []
+    assert web["promotions"] == []
+
+
+async def test_status_reports_dry_run(start_cascade: Start) -> None:
+    cascade = await start_cascade(dry_run=True)
+    assert (await cascade.status())["dry_run"] is True
+
+
+async def test_status_of_one_service(cascade: Cascade) -> None:
+    one = await cascade.json("/status/web")
+    everything = await cascade.status()
+    assert one == everything["services"][1]
+    assert one["name"] == "web"
+
+
+async def test_status_of_unknown_service_is_404(cascade: Cascade) -> None:
+    response = await cascade.client.get("/status/nope")
+    assert response.status_code == 404
+    assert "nope" in response.json()["detail"]
+
+
+# POST /pause, DELETE /pause ------------------------------------------------------------
+
+
+async def test_global_pause(cascade: Cascade) -> None:
+    until = in_future(hours=1)
+    response = await cascade.client.post(
+        "/pause", json={"reason": "incident 42", "until": until, "by": "ana"}, headers=ADMIN
+    )
+    assert response.status_code == 201, response.text
+    pause = response.json()
+    assert set(pause) == {"service", "reason", "by", "until", "created_at"}
+    assert pause["service"] is None
+    assert pause["reason"] == "incident 42"
+    assert pause["by"] == "ana"
+    assert datetime.fromisoformat(pause["until"]) == datetime.fromisoformat(until)
+    created = datetime.fromisoformat(pause["created_at"])
+    assert abs(datetime.now(UTC) - created) < timedelta(minutes=1)
+    status = await cascade.status()
+    assert status["paused"] == pause
+    assert all(s["paused"] is None for s in status["services"])
+
+
+async def test_service_pause(cascade: Cascade) -> None:
+    response = await cascade.client.post(
+        "/pause", json={"reason": "flaky", "service": "api"}, headers=ADMIN
+    )
+    assert response.status_code == 201, response.text
+    pause = response.json()
+    assert pause["service"] == "api"
+    assert pause["until"] is None
+    assert pause["by"] is None
+    status = await cascade.status()
+    assert status["paused"] is None
+    api, web = status["services"]
+    assert api["paused"] == pause
+    assert web["paused"] is None
+    assert (await cascade.json("/status/api"))["paused"] == pause
+
+
+async def test_a_new_pause_replaces_the_old(cascade: Cascade) -> None:
+    for service in (None, "api"):
+        first = await cascade.client.post(
+            "/pause", json={"reason": "first", "service": service}, headers=ADMIN
+        )
+        second = await cascade.client.post(
+            "/pause",
+            json={"reason": "second", "service": service, "until": in_future(hours=2)},
+            headers=ADMIN,
+        )
+        assert (first.status_code, second.status_code) == (201, 201)
+    status = await cascade.status()
+    assert status["paused"]["reason"] == "second"
+    assert status["paused"]["until"] is not None
+    assert status["services"][0]["paused"]["reason"] == "second"
+
+
+@pytest.mark.parametrize(
+    ("body", "status_code"),
+    [
+        pytest.param({"reason": "x", "service": "nope"}, 404, id="unknown-service"),
+        pytest.param({"reason": "x", "until": "2020-01-01T00:00:00Z"}, 422, id="until-past"),
+        pytest.param({"reason": "x", "until": "2999-01-01T00:00:00"}, 422, id="until-naive"),
+        pytest.param({"until": None}, 422, id="no-reason"),
+        pytest.param({"reason": ""}, 422, id="empty-reason"),
+        pytest.param({"reason": "x", "why": "extra"}, 422, id="extra-field"),
+        pytest.param({"reason": "x", "until": "tomorrow"}, 422, id="until-not-a-time"),
+    ],
+)
+async def test_refused_pause(cascade: Cascade, body: Json, status_code: int) -> None:
+    before = await observed(cascade)
+    response = await cascade.client.post("/pause", json=body, headers=ADMIN)
+    assert response.status_code == status_code, response.text
+    assert "detail" in response.json()
+    assert await observed(cascade) == before
+
+
+async def test_until_in_the_past_is_named(cascade: Cascade) -> None:
+    response = await cascade.client.post(
+        "/pause", json={"reason": "x", "until": in_future(seconds=-5)}, headers=ADMIN
+    )
+    assert response.status_code == 422
+    assert "past" in response.json()["detail"]
+
+
+async def test_lift_pause_when_nothing_is_paused(cascade: Cascade) -> None:
+    before = await observed(cascade)
+    for params in ({}, {"service": "api"}):
+        response = await cascade.client.delete("/pause", params=params, headers=ADMIN)
+        assert response.status_code == 204
+        assert response.content == b""
+    assert await observed(cascade) == before  # nothing lifted: no event
+
+
+async def test_lift_global_and_service_pauses(cascade: Cascade) -> None:
+    for service in (None, "api", "web"):
+        made = await cascade.client.post(
+            "/pause", json={"reason": "r", "service": service}, headers=ADMIN
+        )
+        assert made.status_code == 201
+    lifted = await cascade.client.delete("/pause", params={"service": "api"}, headers=ADMIN)
+    assert lifted.status_code == 204
+    status = await cascade.status()
+    assert status["paused"] is not None  # the global pause stays
+    assert [s["paused"] is None for s in status["services"]] == [True, False]
+
+    lifted = await cascade.client.delete("/pause", headers=ADMIN)
+    assert lifted.status_code == 204
+    status = await cascade.status()
+    assert status["paused"] is None
+    assert [s["paused"] is None for s in status["services"]] == [True, False]  # web's stays
+
+
+async def test_lift_pause_of_unknown_service_is_404(cascade: Cascade) -> None:
+    response = await cascade.client.delete("/pause", params={"service": "nope"}, headers=ADMIN)
+    assert response.status_code == 404
+
+
+# authorization of writes ---------------------------------------------------------------
+
+WRITES = [
+    pytest.param("POST", "/pause", {"json": {"reason": "x"}}, id="post-pause"),
+    pytest.param("DELETE", "/pause", {}, id="delete-pause"),
+    pytest.param("DELETE", "/pause", {"params": {"service": "api"}}, id="delete-service-pause"),
+    pytest.param("POST", "/retry", {"json": {"service": "api", "to": "api-st"}}, id="retry"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), WRITES)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-authorization"),
+        pytest.param({"Authorization": "Bearer wrong"}, id="wrong-token"),
+        pytest.param({"Authorization": "Bearer "}, id="empty-token"),
+        pytest.param({"Authorization": ADMIN_TOKEN}, id="no-scheme"),
+        pytest.param({"Authorization": f"Basic {ADMIN_TOKEN}"}, id="basic-scheme"),
+    ],
+)
+async def test_writes_without_the_admin_token_are_401(
+    cascade: Cascade, method: str, path: str, kwargs: Json, headers: dict[str, str]
+) -> None:
+    await _pause_everything(cascade)  # so that a DELETE would have something to lift
+    before = await observed(cascade)
+    response = await cascade.client.request(method, path, headers=headers, **kwargs)
+    assert response.status_code == 401, response.text
+    assert "CASCADE_ADMIN_TOKEN" in response.json()["detail"]
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert await observed(cascade) == before
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), WRITES)
+@pytest.mark.parametrize("admin_token", [None, ""], ids=["unset", "empty"])
+async def test_writes_with_no_admin_token_configured_are_403(
+    start_cascade: Start,
+    method: str,
+    path: str,
+    kwargs: Json,
+    admin_token: str | None,
+) -> None:
+    cascade = await start_cascade(admin_token=admin_token)
+    await _pause_everything(cascade)
+    before = await observed(cascade)
+    for headers in ({}, ADMIN):
+        response = await cascade.client.request(method, path, headers=headers, **kwargs)
+        assert response.status_code == 403, response.text
+        assert "CASCADE_ADMIN_TOKEN" in response.json()["detail"]
+    assert await observed(cascade) == before
+
+
+async def _pause_everything(cascade: Cascade) -> None:
+    """Pauses set behind the API's back, so that refused writes have something to change."""
+    now = datetime.now(UTC)
+    for service in (None, "api"):
+        await cascade.runtime.store.set_pause(Pause("set by the test", now, service=service))
+
+
+# /events ---------------------------------------------------------------------------------
+
+
+async def test_events_newest_first_with_pauses(cascade: Cascade) -> None:
+    assert await cascade.events() == []
+    await cascade.client.post("/pause", json={"reason": "one"}, headers=ADMIN)
+    await cascade.client.post("/pause", json={"reason": "two", "service": "api"}, headers=ADMIN)
+    await cascade.client.delete("/pause", params={"service": "api"}, headers=ADMIN)
+    await cascade.client.delete("/pause", headers=ADMIN)
+    await cascade.settle()
+    events = await cascade.events()
+    assert [e["kind"] for e in events] == ["pause.lifted", "pause.lifted", "pause.set", "pause.set"]
+    assert [e["service"] for e in events] == [None, "api", "api", None]
+    for event in events:
+        assert {"at", "kind", "service", "commit", "from", "to", "message"} <= set(event)
+    times = [datetime.fromisoformat(e["at"]) for e in events]
+    assert times == sorted(times, reverse=True)
+    assert "one" in events[3]["message"]
+    assert "two" in events[2]["message"]
+
+
+async def test_events_of_one_service(cascade: Cascade) -> None:
+    await cascade.client.post("/pause", json={"reason": "all"}, headers=ADMIN)
+    await cascade.client.post("/pause", json={"reason": "api", "service": "api"}, headers=ADMIN)
+    await cascade.client.post("/pause", json={"reason": "web", "service": "web"}, headers=ADMIN)
+    await cascade.settle()
+    api = await cascade.events(service="api")
+    assert [(e["kind"], e["service"]) for e in api] == [("pause.set", "api")]
+    web = await cascade.events(service="web")
+    assert [(e["kind"], e["service"]) for e in web] == [("pause.set", "web")]
+    assert len(await cascade.events()) == 3
+
+
+async def test_events_limit(cascade: Cascade) -> None:
+    for n in range(3):
+        await cascade.client.post("/pause", json={"reason": f"r{n}"}, headers=ADMIN)
+    await cascade.settle()
+    latest = await cascade.events(limit=1)
+    assert len(latest) == 1
+    assert "r2" in latest[0]["message"]
+    assert len(await cascade.events(limit=1000)) == 3
+    for limit in (0, -1, 1001, "x"):
+        response = await cascade.client.get("/events", params={"limit": limit})
+        assert response.status_code == 422, limit
+
+
+async def test_events_of_unknown_service_is_404(cascade: Cascade) -> None:
+    response = await cascade.client.get("/events", params={"service": "nope"})
+    assert response.status_code == 404
+
+
+# POST /retry -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"service": "nope", "to": "api-st"}, id="unknown-service"),
+        pytest.param({"service": "api", "to": "api-qa"}, id="first-stage"),
+        pytest.param({"service": "api", "to": "web-prod"}, id="other-service-app"),
+        pytest.param({"service": "api", "to": "nope"}, id="unknown-app"),
+    ],
+)
+async def test_retry_of_what_is_no_target_is_404(cascade: Cascade, body: Json) -> None:
+    before = await observed(cascade)
+    response = await cascade.client.post("/retry", json=body, headers=ADMIN)
+    assert response.status_code == 404, response.text
+    assert await observed(cascade) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"service": "api"}, id="no-to"),
+        pytest.param({"to": "api-st"}, id="no-service"),
+        pytest.param({"service": "api", "to": "api-st", "x": 1}, id="extra-field"),
+    ],
+)
+async def test_retry_with_a_bad_body_is_422(cascade: Cascade, body: Json) -> None:
+    response = await cascade.client.post("/retry", json=body, headers=ADMIN)
+    assert response.status_code == 422
+
+
+async def test_retry_with_nothing_failed_is_accepted(cascade: Cascade) -> None:
+    response = await cascade.client.post(
+        "/retry", json={"service": "api", "to": "api-prod"}, headers=ADMIN
+    )
+    assert response.status_code == 202
+    assert response.json()["detail"] == "nothing had failed; re-evaluating"
+    await cascade.settle()
+    assert await cascade.events() == []
+
+
+async def test_retry_clears_a_failed_promotion(cascade: Cascade) -> None:
+    commit = "c" * 40
+    assert cascade.runtime.sandbox is not None
+    release = await cascade.runtime.sandbox.deploy("api-qa", commit)
+    await eventually(
+        lambda: _has_commit(cascade, "api", "api-qa", commit), "the deploy to reach api-qa"
+    )
+    now = datetime.now(UTC)
+    await cascade.runtime.ledger.save(
+        PromotionRecord(
+            service="api",
+            source="api-qa",
+            target="api-st",
+            commit=commit,
+            release_id=release["id"],
+            state=PromotionState.FAILED,
+            claimed_at=now,
+            updated_at=now,
+            promotion_id="made-up",
+            error="the test says so",
+        )
+    )
+    failed = (await cascade.json("/status/api"))["promotions"]
+    assert [(p["to"], p["commit"], p["state"]) for p in failed] == [("api-st", commit, "failed")]
+
+    response = await cascade.client.post(
+        "/retry", json={"service": "api", "to": "api-st"}, headers=ADMIN
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["detail"] == "cleared a failed promotion"
+    assert await cascade.runtime.ledger.find("api", [("api-st", commit)]) == {}
+    await cascade.settle()
+    after = (await cascade.json("/status/api"))["promotions"]
+    assert [(p["to"], p["commit"], p["state"]) for p in after] == [("api-st", commit, "waiting")]
+    retried = [e for e in await cascade.events(service="api") if e["kind"] == "promotion.retry"]
+    assert len(retried) == 1
+    assert commit[:7] in retried[0]["message"]
+
+
+async def _has_commit(cascade: Cascade, service: str, app: str, commit: str) -> bool:
+    return await cascade.stage_commit(service, app) == commit
+
+
+# health and OpenAPI ----------------------------------------------------------------------
+
+
+async def test_healthz_and_readyz(cascade: Cascade) -> None:
+    assert (await cascade.client.get("/healthz")).status_code == 200
+    ready = await cascade.client.get("/readyz")
+    assert ready.status_code == 200
+    assert "2 services" in ready.json()["detail"]
+
+
+async def test_openapi_lists_the_spec_paths(cascade: Cascade) -> None:
+    paths = (await cascade.json("/openapi.json"))["paths"]
+    missing = [path for path in SPEC_PATHS if path not in paths]
+    assert missing == []
+    assert set(paths["/pause"]) >= {"post", "delete"}
+    assert (await cascade.client.get("/docs")).status_code == 200
+
+
+# promotion through the sandbox -----------------------------------------------------------
+
+
+async def test_a_sandbox_deploy_is_promoted(start_cascade: Start) -> None:
+    cascade = await start_cascade(min_age="0s")
+    assert cascade.runtime.sandbox is not None
+    commit = "c" * 40
+    await cascade.runtime.sandbox.deploy("api-qa", commit)
+    await eventually(
+        lambda: _has_commit(cascade, "api", "api-st", commit), "the commit to reach api-st"
+    )
+
+    async def promoted() -> list[Json] | None:
+        events = await cascade.events(service="api", limit=1000)
+        kinds = {e["kind"] for e in events if e["commit"] == commit and e["to"] == "api-st"}
+        return events if {"promotion.started", "promotion.succeeded"} <= kinds else None
+
+    events = await eventually(promoted, "promotion.started and promotion.succeeded events")
+    started = next(e for e in events if e["kind"] == "promotion.started" and e["to"] == "api-st")
+    assert started["from"] == "api-qa"
+    assert started["service"] == "api"
+
+
+async def test_a_sandbox_deploy_is_not_promoted_in_dry_run(start_cascade: Start) -> None:
+    cascade = await start_cascade(min_age="0s", dry_run=True)
+    assert cascade.runtime.sandbox is not None
+    before = await cascade.stage_commit("api", "api-st")
+    commit = "c" * 40
+    await cascade.runtime.sandbox.deploy("api-qa", commit)
+
+    async def dry_run_event() -> Json | None:
+        events = await cascade.events(service="api")
+        return next(
+            (e for e in events if e["kind"] == "gate.changed" and "dry run" in e["message"]),
+            None,
+        )
+
+    event = await eventually(dry_run_event, "a gate.changed event saying dry run")
+    assert (event["commit"], event["from"], event["to"]) == (commit, "api-qa", "api-st")
+    await cascade.settle()
+    assert await cascade.stage_commit("api", "api-qa") == commit
+    assert await cascade.stage_commit("api", "api-st") == before != commit
+    kinds = {e["kind"] for e in await cascade.events(limit=1000)}
+    assert not any(kind.startswith("promotion.") for kind in kinds)
+    assert cascade.runtime.sandbox.world.promotions == []
