@@ -72,6 +72,4 @@ def _compare(expected: str, given: str | None, header: str) -> None:
 
 
 def _too_large(limit: int) -> HTTPException:
-    return HTTPException(
-        status.HTTP_413_CONTENT_TOO_LARGE, f"body is larger than {limit} bytes"
-    )
+    return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body is larger than {limit} bytes")
