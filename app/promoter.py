@@ -14,7 +14,7 @@ from typing import Any
 
 from app.audit import Audit, Event
 from app.durations import short
-from app.heroku import HerokuClient, HerokuError, PromotionRefused
+from app.heroku import HerokuClient, HerokuError, OutcomeUnknown, PromotionRefused
 from app.ledger import Ledger
 from app.models import (
     Candidate,
@@ -81,13 +81,19 @@ class Promoter:
             )
         except PromotionRefused as error:
             await self._settle(record, PromotionState.FAILED, f"Heroku refused it: {error}")
-        except HerokuError as error:
+        except OutcomeUnknown as error:
             # Heroku may or may not have acted: keep the claim, never POST again.
             record = replace(record, error=f"outcome unknown: {error}", updated_at=self.clock())
             await self.ledger.save(record)
             log.warning(
                 "promotion outcome unknown service=%s to=%s: %s", service, target.app, error
             )
+        except HerokuError as error:
+            # Never reached Heroku (no connection, rate limited throughout): try again later.
+            await self.ledger.drop(record)
+            message = f"promotion of {short(record.commit)} not sent, will try again: {error}"
+            await self._event("promotion.deferred", record, message)
+            return False
         else:
             record = replace(
                 record,
