@@ -1,0 +1,60 @@
+"""`rediss://` works against a server whose certificate no one vouches for, as Heroku Redis's."""
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from urllib.parse import urlparse
+
+import pytest
+import redis.asyncio as redis
+import trustme
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from app.redis_client import connect
+
+
+@contextlib.asynccontextmanager
+async def tls_in_front_of(plain_url: str) -> AsyncIterator[int]:
+    """A TLS terminator with a certificate from an unknown CA, forwarding to `plain_url`."""
+    backend = urlparse(plain_url)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(backend.hostname, backend.port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def test_rediss_accepts_a_self_signed_certificate(redis_url: str) -> None:
+    async with tls_in_front_of(redis_url) as port:
+        client = connect(f"rediss://127.0.0.1:{port}/0")
+        try:
+            await client.set("cascade:tls-check", "ok")
+            assert await client.get("cascade:tls-check") == "ok"
+        finally:
+            await client.aclose()
+
+
+async def test_without_that_allowance_the_certificate_is_refused(redis_url: str) -> None:
+    async with tls_in_front_of(redis_url) as port:
+        strict = redis.Redis.from_url(f"rediss://127.0.0.1:{port}/0")
+        try:
+            with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await strict.ping()
+        finally:
+            await strict.aclose()
