@@ -104,10 +104,13 @@ class Promoter:
             await self.ledger.save(record)
         return True
 
-    async def follow(self, snapshot: Snapshot, topology: Topology) -> None:
+    async def follow(self, service: str, topology: Topology) -> None:
         """Move every unsettled record of the service on, from the view or the Platform API."""
-        views = {stage.app: stage for stage in snapshot.stages}
-        for record in await self.ledger.unsettled(snapshot.service.name):
+        records = await self.ledger.unsettled(service)
+        if not records:
+            return
+        views = {stage.app: stage for stage in await self.store.stages(service, topology.stages)}
+        for record in records:
             view = views.get(record.target, StageView(record.target))
             await self._follow_one(record, view, topology)
 

@@ -94,8 +94,7 @@ class Reconciler:
             await self._learn_history(service.name, topology)
         except HerokuError as error:
             log.warning("resync failed service=%s: %s", service.name, error)
-        snapshot = await self.snapshot(service, topology)
-        await self.promoter.follow(snapshot, topology)
+        await self.promoter.follow(service.name, topology)
         snapshot = await self.snapshot(service, topology)
         decided = plan(snapshot)
         await self._record_transitions(snapshot, decided)
