@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Debian's Chromium, which Playwright drives in the dashboard's browser test (as root in CI)
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: serve test lint
 
@@ -21,5 +23,9 @@ lint: $(STAMP)
 	$(BIN)/mypy app
 	$(BIN)/lint-imports
 
-test: lint
+$(CHROMIUM):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core'
+
+test: lint $(CHROMIUM)
 	$(BIN)/pytest

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 
-from app import keys
+from app import keys, logs
 
 log = logging.getLogger("cascade.audit")
 
@@ -72,6 +72,7 @@ class Audit:
             "%s %s",
             event.kind,
             " ".join(f"{k}={v}" for k, v in _log_fields(event).items()),
+            extra=logs.fields(event=event.kind, service=event.service, commit=event.commit),
         )
         for listener in self._listeners:
             task = asyncio.create_task(_quietly(listener, event))

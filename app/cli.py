@@ -1,31 +1,48 @@
-"""The `cascade` command: run the service, or talk to a running one over its HTTP API.
+"""The `cascade` command: run the service, talk to a running one, or check the setup.
 
-`serve` runs it; `status`, `pause`, `resume`, `retry` and `events` are clients of
-`CASCADE_URL` (with `CASCADE_ADMIN_TOKEN` for writes); `check` validates the
-services file.
+`serve` runs Cascade; `status`, `pause`, `resume`, `retry` and `events` are
+clients of `CASCADE_URL` (writes send `CASCADE_ADMIN_TOKEN`) and say plainly
+when it cannot be reached or refuses; `check` (in `app.checks`) validates the
+services file and tries every configured peer.
 """
 
 import argparse
+import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import uvicorn
 
+from app import checks
+from app.durations import humanize, short
 from app.services import ConfigError, load_services, parse_duration
-from app.settings import get_settings
+from app.settings import Settings, get_settings
+from app.subscriptions import manual_commands
+
+UNREACHABLE, REFUSED = 2, 1  # exit codes
+TIMEOUT_SECONDS = 10.0
+GRACEFUL_SHUTDOWN_SECONDS = 10  # open streams may not eat Heroku's 30 s after SIGTERM
 
 
-def main(argv: list[str] | None = None) -> int:
+class ClientError(Exception):
+    """A client command could not do its job; the message says what to do about it."""
+
+    def __init__(self, message: str, code: int = REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except httpx.HTTPError as error:
-        url = get_settings().url
-        print(f"cascade: cannot reach Cascade at {url} ({error}); is it running?", file=sys.stderr)
-        return 2
+    except ClientError as error:
+        print(f"cascade: {error}", file=sys.stderr)
+        return error.code
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -34,21 +51,41 @@ def serve(args: argparse.Namespace) -> int:
         load_services(settings.config_path)  # refuse a bad file with its message alone
     except ConfigError as error:
         print(f"cascade: cannot start: {error}", file=sys.stderr)
-        return 2
+        return UNREACHABLE
     port = args.port or settings.port
-    uvicorn.run("app.main:app", host=args.host, port=port, proxy_headers=True, log_config=None)
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=port,
+        proxy_headers=True,
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
     return 0
 
 
 def check(args: argparse.Namespace) -> int:
     settings = get_settings()
+    found = asyncio.run(checks.run(settings))
+    for finding in found:
+        print(finding.line())
+    if settings.public_url is None and not settings.sandbox:
+        _print_subscription_commands(settings)
+    problems = sum(f.mark == checks.PROBLEM for f in found)
+    if problems:
+        print(f"{problems} {'problem' if problems == 1 else 'problems'} found", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _print_subscription_commands(settings: Settings) -> None:
+    """Without CASCADE_PUBLIC_URL Cascade cannot subscribe by itself: say how to, by hand."""
     try:
         config = load_services(settings.config_path)
-    except ConfigError as error:
-        print(f"✗ services file: {error}", file=sys.stderr)
-        return 1
-    print(f"✓ services file {config.path}: {len(config.services)} services")
-    return 0
+    except ConfigError:
+        return  # already reported above
+    print("\nCASCADE_PUBLIC_URL is not set, so add the Heroku webhooks by hand:")
+    for line in manual_commands(config):
+        print(f"  {line}")
 
 
 def status(args: argparse.Namespace) -> int:
@@ -56,37 +93,48 @@ def status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(body, indent=2))
         return 0
-    services = [body] if args.service else body["services"]
-    if not args.service and body.get("sandbox"):
-        print("SANDBOX: a simulated Heroku; nothing real is promoted")
-    if not args.service and body.get("paused"):
-        print(f"PAUSED: {body['paused']['reason']}")
-    for service in services:
-        stages = "  →  ".join(f"{s['app']} {(s['commit'] or '?')[:7]}" for s in service["stages"])
-        print(f"{service['name']}: {stages}")
-        for p in service["promotions"]:
-            print(
-                f"  {(p['commit'] or '?')[:7]} {p['from']} → {p['to']}: {p['state']}: {p['reason']}"
-            )
+    now = datetime.now(UTC)
+    if not args.service:
+        if body.get("sandbox"):
+            print("SANDBOX  Cascade runs on a simulated Heroku: nothing real is promoted")
+        if body.get("dry_run"):
+            print("DRY RUN  decisions are recorded, nothing is promoted")
+        if body.get("paused"):
+            print(f"PAUSED   everything: {_pause(body['paused'], now)}")
+    for service in [body] if args.service else body["services"]:
+        print(f"\n{service['name']} (pipeline {service['pipeline']})")
+        if service.get("paused"):
+            print(f"  PAUSED: {_pause(service['paused'], now)}")
+        if service.get("problem"):
+            print(f"  PROBLEM: {service['problem']}")
+        stages = [("STAGE", "COMMIT", "RELEASE", "SINCE")]
+        stages += [_stage(stage, now) for stage in service["stages"]]
+        print(_table(stages))
+        if service["promotions"]:
+            moving = [("COMMIT", "FROM → TO", "STATE", "WHY")]
+            moving += [_promotion(p, now) for p in service["promotions"]]
+            print(_table(moving))
     return 0
 
 
 def pause(args: argparse.Namespace) -> int:
     until = _until(args.until) if args.until else None
     body = {"reason": args.reason, "service": args.service, "until": until, "by": args.by}
-    made = _call("POST", "/pause", json=body)
-    print(f"paused {made['service'] or 'everything'}: {made['reason']}")
+    made = _call("POST", "/pause", json=body, write=True)
+    print(f"paused {_scope(made['service'])}: {_pause(made, datetime.now(UTC))}")
     return 0
 
 
 def resume(args: argparse.Namespace) -> int:
-    _call("DELETE", "/pause", params={"service": args.service} if args.service else None)
-    print(f"resumed {args.service or 'everything'}")
+    params = {"service": args.service} if args.service else None
+    _call("DELETE", "/pause", params=params, write=True)
+    print(f"resumed {_scope(args.service)}")
     return 0
 
 
 def retry(args: argparse.Namespace) -> int:
-    print(_call("POST", "/retry", json={"service": args.service, "to": args.to})["detail"])
+    body = {"service": args.service, "to": args.to}
+    print(_call("POST", "/retry", json=body, write=True)["detail"])
     return 0
 
 
@@ -94,25 +142,125 @@ def events(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"limit": args.limit}
     if args.service:
         params["service"] = args.service
-    for event in _call("GET", "/events", params=params)["events"]:
-        print(f"{event['at']}  {event['kind']:<20} {event['message']}")
+    found = _call("GET", "/events", params=params)["events"]
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    for event in found:
+        at = datetime.fromisoformat(event["at"]).astimezone(UTC)
+        print(
+            f"{at:%Y-%m-%d %H:%M:%S}  {event['kind']:<19}"
+            f" {event['service'] or '-':<12} {event['message']}"
+        )
+    if not found:
+        print("no events yet")
     return 0
 
 
-def _call(method: str, path: str, **kwargs: Any) -> Any:
+def _call(method: str, path: str, *, write: bool = False, **kwargs: Any) -> Any:
+    """One request to the running Cascade; a refusal becomes a `ClientError` that says why."""
     settings = get_settings()
+    url = settings.url.rstrip("/")
     headers = {}
-    if settings.admin_token is not None:
+    if write and settings.admin_token is not None:
         headers["Authorization"] = f"Bearer {settings.admin_token.get_secret_value()}"
-    response = httpx.request(method, settings.url + path, headers=headers, timeout=10, **kwargs)
+    try:
+        response = httpx.request(
+            method, url + path, headers=headers, timeout=TIMEOUT_SECONDS, **kwargs
+        )
+    except httpx.TimeoutException:
+        raise ClientError(
+            f"Cascade at {url} did not answer within {TIMEOUT_SECONDS:.0f}s", UNREACHABLE
+        ) from None
+    except httpx.HTTPError as error:
+        reason = str(error) or type(error).__name__
+        raise ClientError(
+            f"cannot reach Cascade at {url} ({reason}): is it running? CASCADE_URL says where",
+            UNREACHABLE,
+        ) from None
     if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text
-        print(f"cascade: {method} {path}: {response.status_code}: {detail}", file=sys.stderr)
-        raise SystemExit(1)
-    return response.json() if response.content else None
+        raise ClientError(_refusal(response, url, write and settings.admin_token is not None))
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        raise ClientError(
+            f"{url} answered {path} with something other than JSON: is it Cascade?"
+        ) from None
+
+
+def _refusal(response: httpx.Response, url: str, sent_token: bool) -> str:
+    detail = _detail(response)
+    if response.status_code == 401:
+        fix = (
+            "CASCADE_ADMIN_TOKEN here does not match the one Cascade runs with"
+            if sent_token
+            else "set CASCADE_ADMIN_TOKEN to the admin token Cascade runs with"
+        )
+        return f"Cascade at {url} refused: missing or wrong admin token (401): {fix}"
+    if response.status_code == 403:
+        return f"Cascade at {url} refused (403): {detail}"
+    return (
+        f"{response.request.method} {response.request.url.path}: {response.status_code}: {detail}"
+    )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        detail = body.get("detail") or body.get("message")  # Cascade's, or another service's
+    except (ValueError, AttributeError):
+        detail = None
+    if not detail:
+        return response.text.strip()[:200] or response.reason_phrase
+    if isinstance(detail, list):  # FastAPI's validation errors
+        return "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail
+        )
+    return str(detail)
+
+
+def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        indent
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _stage(stage: dict[str, Any], now: datetime) -> tuple[str, str, str, str]:
+    release, pending = stage.get("release"), stage.get("pending")
+    version = f"v{release['version']}" if release else "-"
+    if pending:
+        version += f" (v{pending['version']} {short(pending.get('commit'))} releasing)"
+    since = _ago(release["created_at"], now) if release else "-"
+    return stage["app"], short(stage["commit"]), version, since
+
+
+def _promotion(p: dict[str, Any], now: datetime) -> tuple[str, str, str, str]:
+    why = p["reason"]
+    if p.get("opens_at") and p["state"] == "waiting":
+        left = datetime.fromisoformat(p["opens_at"]) - now
+        why += f" (moves on in {humanize(left)})"
+    return short(p["commit"]), f"{p['from']} → {p['to']}", p["state"], why
+
+
+def _pause(pause: dict[str, Any], now: datetime) -> str:
+    text = str(pause["reason"])
+    if pause.get("by"):
+        text += f" (by {pause['by']})"
+    if pause.get("until"):
+        until = datetime.fromisoformat(pause["until"])
+        text += f", until {until.isoformat(timespec='minutes')} ({humanize(until - now)} left)"
+    return text
+
+
+def _ago(moment: str, now: datetime) -> str:
+    return f"{humanize(now - datetime.fromisoformat(moment))} ago"
+
+
+def _scope(service: str | None) -> str:
+    return f"service {service}" if service else "everything"
 
 
 def _until(value: str) -> str:
@@ -141,7 +289,7 @@ def _parser() -> argparse.ArgumentParser:
     hold.add_argument("--service")
     hold.add_argument("--reason", required=True)
     hold.add_argument("--until", help="RFC 3339 time or a duration such as 2h")
-    hold.add_argument("--by")
+    hold.add_argument("--by", help="who is pausing (shown with the pause)")
     hold.set_defaults(run=pause)
 
     go = commands.add_parser("resume", help="lift a pause")
@@ -156,9 +304,12 @@ def _parser() -> argparse.ArgumentParser:
     log = commands.add_parser("events", help="the audit trail, newest first")
     log.add_argument("--service")
     log.add_argument("--limit", type=int, default=50)
+    log.add_argument("--json", action="store_true", help="the raw JSON of GET /events")
     log.set_defaults(run=events)
 
-    validate = commands.add_parser("check", help="validate the services file")
+    validate = commands.add_parser(
+        "check", help="validate the services file and try every configured peer"
+    )
     validate.set_defaults(run=check)
     return parser
 

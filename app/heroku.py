@@ -4,6 +4,7 @@ The reconciler builds its snapshot from `latest_releases` (one call per pipeline
 resolved through the immutable-slug cache) and acts through `create_promotion`, then follows
 `promotion_targets`. Reads are retried; a promotion POST is never repeated once it may have
 reached Heroku, so a promotion happens at most once. Low rate-limit pools are paced, not hammered.
+`app.subscriptions` keeps the app webhook subscriptions through the `webhooks` calls.
 """
 
 import asyncio
@@ -78,6 +79,21 @@ class Coupling:
 
 
 @dataclass(frozen=True)
+class AppWebhook:
+    """An app webhook subscription as Heroku lists it; Heroku never shows its secret."""
+
+    id: str
+    url: str
+    include: tuple[str, ...]
+    level: str  # notify|sync
+
+
+# Told of every attempt: endpoint ("GET /apps/{app}"), HTTP status (None: no answer), and the
+# last RateLimit-Remaining; `app.metrics` counts them.
+CallObserver = Callable[[str, int | None, int | None], None]
+
+
+@dataclass(frozen=True)
 class PromotionTarget:
     app_id: str
     status: str  # pending|succeeded|failed
@@ -146,6 +162,7 @@ class HerokuClient:
         self._pacing = False
         self.calls: Counter[str] = Counter()
         self.rate_limit_remaining: int | None = None
+        self.observe: CallObserver | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -212,6 +229,26 @@ class HerokuClient:
         items = await self._list("/pipeline-promotions/{id}/promotion-targets", id=promotion_id)
         return _shaped("promotion targets", lambda ds: [_target(d) for d in ds], items)
 
+    async def webhooks(self, app: str) -> list[AppWebhook]:
+        """Every webhook subscription of the app, ours and anyone else's."""
+        items = await self._list("/apps/{app}/webhooks", app=app)
+        return _shaped("app webhooks", lambda ds: [_webhook(d) for d in ds], items)
+
+    async def create_webhook(self, app: str, body: Mapping[str, Any]) -> AppWebhook:
+        response = await self._send("POST", "/apps/{app}/webhooks", json=dict(body), app=app)
+        return _shaped("app webhook", _webhook, response)
+
+    async def update_webhook(
+        self, app: str, webhook_id: str, body: Mapping[str, Any]
+    ) -> AppWebhook:
+        response = await self._send(
+            "PATCH", "/apps/{app}/webhooks/{id}", json=dict(body), app=app, id=webhook_id
+        )
+        return _shaped("app webhook", _webhook, response)
+
+    async def delete_webhook(self, app: str, webhook_id: str) -> None:
+        await self._send("DELETE", "/apps/{app}/webhooks/{id}", app=app, id=webhook_id)
+
     async def _releases(self, items: list[Any]) -> list[Release]:
         """Turn release bodies into Releases, fetching each distinct uncached slug once."""
         slug_apps: dict[str, str] = _shaped(
@@ -275,16 +312,21 @@ class HerokuClient:
             try:
                 response = await self._http.request(method, path, json=json, headers=headers)
             except httpx.TransportError as exc:
+                self._observed(method, template, None)
                 problem = f"{type(exc).__name__}: {exc}"
                 if once and not isinstance(exc, NOT_SENT):
                     raise self._error(OutcomeUnknown, method, path, None, problem) from exc
                 return None, problem
         self._note_rate_limit(response)
         status = response.status_code
+        self._observed(method, template, status)
         if status >= 500 and once:
             raise self._error(OutcomeUnknown, method, path, response)
         if 400 <= status < 500 and status != 429:
-            raise self._error(PromotionRefused if once else HerokuError, method, path, response)
+            promotion = once and template == "/pipeline-promotions"
+            raise self._error(
+                PromotionRefused if promotion else HerokuError, method, path, response
+            )
         return response, f"HTTP {status}"
 
     async def _pace(self) -> None:
@@ -302,6 +344,10 @@ class HerokuClient:
         self._next_slot = slot + self._pace_interval
         if slot > now:
             await self._sleep(slot - now)
+
+    def _observed(self, method: str, template: str, status: int | None) -> None:
+        if self.observe is not None:
+            self.observe(f"{method} {template}", status, self.rate_limit_remaining)
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         remaining = response.headers.get("RateLimit-Remaining")
@@ -370,3 +416,7 @@ def _target(d: Mapping[str, Any]) -> PromotionTarget:
         release_id=d["release"]["id"] if d.get("release") else None,
         error_message=d.get("error_message"),
     )
+
+
+def _webhook(d: Mapping[str, Any]) -> AppWebhook:
+    return AppWebhook(id=d["id"], url=d["url"], include=tuple(d["include"]), level=d["level"])

@@ -12,6 +12,11 @@ GLOBAL_PAUSE = f"{PREFIX}:pause"
 EVENTS = f"{PREFIX}:events"
 EVENTS_MAXLEN = 10_000
 SERVICE_EVENTS_MAXLEN = 1_000
+HEARD = f"{PREFIX}:heard"  # hash: signal source -> epoch seconds of its last authentic delivery
+SUBSCRIPTIONS = f"{PREFIX}:subscriptions"  # hash: app -> our webhook subscription (id, secret tag)
+SUBSCRIPTIONS_DUE = f"{PREFIX}:subscriptions-due"  # one process checks them per interval
+COMMIT_STATUS_TTL = timedelta(days=30)
+LIVE = f"{PREFIX}:live"  # pub/sub channel: the name of a service whose state changed, or "*"
 HISTORY_MAXLEN = 200
 
 DEDUP_TTL = timedelta(days=3)
@@ -82,3 +87,18 @@ def dedup(sender: str, delivery: str) -> str:
 
 def slug(slug_id: str) -> str:
     return f"{PREFIX}:slug:{slug_id}"
+
+
+def blocked_since(service: str) -> str:
+    """Hash: "target commit" -> epoch seconds it was first seen blocked (Slack notices)."""
+    return f"{_service(service)}:blocked-since"
+
+
+def blocked_told(service: str, target: str, commit: str) -> str:
+    """Set once by the process that tells Slack a commit is blocked, so it is told once."""
+    return f"{_service(service)}:blocked-told:{target}:{commit}"
+
+
+def commit_status(service: str, commit: str, context: str) -> str:
+    """The last `state description` posted to GitHub for a commit and context, not to repeat it."""
+    return f"{_service(service)}:commit-status:{context}:{commit}"

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from app import runtime as runtimes
 from app.api import ROUTERS as API_ROUTERS
-from app.logs import configure_logging
+from app.logs import RequestIds, configure_logging, secret_values
 from app.services import ConfigError
 from app.settings import Settings, get_settings
 from app.webhooks import ROUTERS as WEBHOOK_ROUTERS
@@ -24,9 +24,10 @@ log = logging.getLogger("cascade")
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging()
+        chosen = settings or get_settings()
+        configure_logging(chosen.log_level, chosen.log_format, secret_values(chosen))
         try:
-            runtime = await runtimes.start(settings or get_settings(), app)
+            runtime = await runtimes.start(chosen, app)
         except ConfigError as error:
             log.error("cannot start: %s", error)
             raise
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (*API_ROUTERS, *WEBHOOK_ROUTERS):
         app.include_router(router)
     app.add_exception_handler(RedisError, redis_unavailable)
+    app.add_middleware(RequestIds)
+    configure_logging()  # now, so that uvicorn's own first lines are formatted too
     return app
 
 

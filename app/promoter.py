@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from app import logs
 from app.audit import Audit, Event
 from app.durations import short
 from app.heroku import HerokuClient, HerokuError, OutcomeUnknown, PromotionRefused
@@ -66,6 +67,14 @@ class Promoter:
         )
         if not await self.ledger.claim(record):
             return False
+        with logs.scope(commit=record.commit):
+            return await self._promote(record, topology, candidate)
+
+    async def _promote(
+        self, record: PromotionRecord, topology: Topology, candidate: Candidate
+    ) -> bool:
+        """The claimed promotion: re-read, POST pinned, save what Heroku answered."""
+        service, source, target = record.service, candidate.pair.source, candidate.pair.target
         changed = await self._changed_since(service, topology, record)
         if changed:
             await self.ledger.drop(record)

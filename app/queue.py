@@ -5,6 +5,7 @@ exactly one more run. Different services reconcile in parallel.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -21,6 +22,7 @@ class ReconcileQueue:
         self._again: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._idle = asyncio.Event()  # set whenever the last running reconcile ends
 
     def enqueue(self, service: str) -> None:
         if service in self._queued:
@@ -38,9 +40,26 @@ class ReconcileQueue:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
 
-    async def stop(self) -> None:
-        """Cancel the workers, again if one swallowed it (asyncio.wait_for in 3.11 can)."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Take no new work; give reconciles in progress `grace` seconds, then cancel.
+
+        Cancelling hands the work back: the lock is released on the way out and a promotion
+        claim stays in Redis for the next process to settle (`app.promoter`). Cancel again
+        if a worker swallowed it (asyncio.wait_for in 3.11 can).
+        """
         self._stopping = True
+        if self._running and grace > 0:
+            log.info("shutdown: finishing the reconcile of %s", ", ".join(sorted(self._running)))
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
+        if self._running:
+            log.warning(
+                "shutdown: handing back the reconcile of %s (still running after %.0fs)",
+                ", ".join(sorted(self._running)),
+                grace,
+            )
         pending = set(self._tasks)
         while pending:
             for task in pending:
@@ -51,6 +70,9 @@ class ReconcileQueue:
     async def _work(self) -> None:
         while not self._stopping:
             service = await self._queue.get()
+            if self._stopping:  # woken during shutdown: leave it to the next process
+                self._queue.task_done()
+                return
             self._queued.discard(service)
             self._running.add(service)
             try:
@@ -59,6 +81,8 @@ class ReconcileQueue:
                 log.exception("reconcile failed service=%s", service)
             finally:
                 self._running.discard(service)
+                if not self._running:
+                    self._idle.set()
                 if service in self._again:  # before task_done, so join() waits for it
                     self._again.discard(service)
                     self.enqueue(service)

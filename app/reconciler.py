@@ -58,6 +58,12 @@ class Reconciler:
         self.problems: dict[str, str] = {}
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
 
+    def forget(self, name: str) -> None:
+        """The services file changed or dropped the service: know its pipeline afresh."""
+        self.topologies.pop(name, None)
+        self.problems.pop(name, None)
+        self._caught_up.discard(name)
+
     def owner_of(self, app: str) -> Service | None:
         """The service whose stages include `app`, for routing webhooks."""
         for service in self.config.services:
@@ -213,5 +219,10 @@ def _transition(snapshot: Snapshot, candidate: Candidate, dry_run: bool) -> Even
         commit=candidate.commit,
         source=source,
         target=target,
-        details={"state": candidate.state.value, "gates": gates},
+        details={
+            "state": candidate.state.value,
+            "gates": gates,
+            "reason": candidate.reason,
+            "opens_at": candidate.opens_at.isoformat() if candidate.opens_at else None,
+        },
     )

@@ -16,20 +16,27 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from app import logs, upkeep
 from app import sandbox as sandboxes
 from app.audit import Audit
+from app.commit_status import CommitStatuses
 from app.heroku import HerokuClient
 from app.ledger import Ledger
+from app.live import Live
 from app.locks import Locks
+from app.metrics import Metrics
+from app.notify import Notifier
 from app.promoter import Promoter
 from app.queue import ReconcileQueue
 from app.reconciler import Reconciler
 from app.redis_client import connect
 from app.redis_server import EmbeddedRedis
+from app.reload import Reloader, Watcher
 from app.scheduler import Scheduler
 from app.services import ServicesConfig, load_services
 from app.settings import Settings
 from app.store import Store
+from app.subscriptions import Subscriptions
 
 log = logging.getLogger("cascade")
 
@@ -50,14 +57,26 @@ class Runtime:
     reconciler: Reconciler
     queue: ReconcileQueue
     scheduler: Scheduler
+    metrics: Metrics  # this process's Prometheus metrics, served at /metrics
+    live: Live  # tells dashboards in every process what changed
     heroku_secret: SecretStr | None
     sandbox: sandboxes.Sandbox | None = None
     embedded: EmbeddedRedis | None = None
+    notifier: Notifier | None = None  # Slack, when CASCADE_SLACK_WEBHOOK_URL is set
     started_at: datetime = field(default_factory=utcnow)
+    subscriptions: Subscriptions | None = None  # with CASCADE_PUBLIC_URL
+    commit_statuses: CommitStatuses | None = None  # with GITHUB_TOKEN
+    reloader: Reloader | None = None
+    watcher: Watcher | None = None  # SIGHUP and the services file's modification time
 
     async def handle(self, service: str) -> None:
         """The queue's worker step: reconcile, then arrange to look again."""
-        outcome = await self.reconciler.reconcile(service)
+        with logs.scope(service=service), self.metrics.reconciles.labels(service).time():
+            outcome = await self.reconciler.reconcile(service)
+        if outcome.plan is not None:
+            self.metrics.plan(service, outcome.plan)
+        if outcome.plan is not None:  # a release may have arrived without any event
+            await self.live.changed(service)
         if outcome.wake_at is not None:
             self.scheduler.wake(service, outcome.wake_at)
         if outcome.again:
@@ -76,6 +95,8 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     client = connect(url)
     store = Store(client)
     secret, sandbox, heroku = _platform(settings, config, app, store)
+    if secret is not None:  # the sandbox's is made here: it must never be logged either
+        logs.REDACT.add(secret.get_secret_value())
     audit, ledger = Audit(client), Ledger(client)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     promoter = Promoter(heroku, store, ledger, audit, utcnow, owner)
@@ -105,10 +126,15 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         reconciler=reconciler,
         queue=queue,
         scheduler=scheduler,
+        metrics=upkeep.metrics(owner, sandbox is not None),
+        live=Live(client),
         heroku_secret=secret,
         sandbox=sandbox,
         embedded=embedded,
     )
+    audit.subscribe(runtime.live.on_event)
+    runtime.notifier = Notifier.for_runtime(runtime)
+    upkeep.start(runtime)
     queue.start()
     scheduler.start(settings.tick_seconds)
     if sandbox is not None:
@@ -128,10 +154,15 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
 
 async def stop(runtime: Runtime) -> None:
     runtime.scheduler.stop()
-    await runtime.queue.stop()
+    await upkeep.stop_intake(runtime)
+    await runtime.queue.stop(grace=runtime.settings.shutdown_seconds)
+    await upkeep.stop(runtime)
     if runtime.sandbox is not None:
         await runtime.sandbox.stop()
     await runtime.heroku.aclose()
+    if runtime.notifier is not None:
+        await runtime.notifier.stop()
+    await runtime.live.stop()
     await runtime.redis.aclose()
     if runtime.embedded is not None:
         await asyncio.to_thread(runtime.embedded.stop)

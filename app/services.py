@@ -43,6 +43,7 @@ class Service:
     require_checks: bool = False
     min_age: timedelta = timedelta(minutes=30)
     stage_min_age: Mapping[str, timedelta] = field(default_factory=dict)
+    commit_statuses: bool = False  # post `cascade/<stage>` statuses on the commits (needs repo)
 
     def min_age_for(self, target: str) -> timedelta:
         """The age gate for promoting into `target`: a per-stage value wins."""
@@ -216,6 +217,9 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
     if unknown := [t for t in by_target.data if t not in targets]:
         expected = f"one of {', '.join(targets)} (the first stage is never a target)"
         raise table.error("stage_min_age", f"{_show(unknown[0])} is not a target stage; {expected}")
+    commit_statuses = table.boolean("commit_statuses", False)
+    if commit_statuses and "repo" not in table.data:
+        raise table.error("commit_statuses", 'needs "repo", the GitHub repository to post on')
     return Service(
         name=name,
         pipeline=table.required("pipeline", "the Heroku pipeline name or id"),
@@ -232,6 +236,7 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
         stage_min_age={
             t: table.as_duration(f"stage_min_age.{t}", v) for t, v in by_target.data.items()
         },
+        commit_statuses=commit_statuses,
     )
 
 

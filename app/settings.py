@@ -1,14 +1,26 @@
 """One settings tree, read from the environment (and `.env`) once via `get_settings()`."""
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.services import parse_duration
 
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
+
+
+def _duration(value: object) -> object:
+    """`1h`, `30m`, `90s` or seconds, as in the services file."""
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -40,9 +52,25 @@ class Settings(BaseSettings):
     dry_run: bool = Field(False, validation_alias=_env("CASCADE_DRY_RUN"))
     url: str = Field("http://localhost:8000", validation_alias=_env("CASCADE_URL"))
     public_url: str | None = Field(None, validation_alias=_env("CASCADE_PUBLIC_URL"))
+    reload_seconds: float = Field(
+        5.0, ge=0, validation_alias=_env("CASCADE_RELOAD_SECONDS")
+    )  # how often the services file's modification time is checked (0: only SIGHUP, /reload)
+    shutdown_seconds: float = Field(
+        15.0, ge=0, validation_alias=_env("CASCADE_SHUTDOWN_SECONDS")
+    )  # on SIGTERM, how long a reconcile in progress may take to finish before it is handed back
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", validation_alias=_env("CASCADE_LOG_FORMAT")
+    )  # auto: readable key=value lines on a terminal, one JSON object per line otherwise
+    log_level: str = Field("INFO", validation_alias=_env("CASCADE_LOG_LEVEL"))
     sandbox_deploy_seconds: float | None = Field(
         30.0, validation_alias=_env("CASCADE_SANDBOX_DEPLOY_SECONDS")
     )  # the sandbox's demo: a new commit on each pipeline's first stage this often (0: never)
+    slack_webhook_url: SecretStr | None = Field(
+        None, validation_alias=_env("CASCADE_SLACK_WEBHOOK_URL")
+    )  # a Slack incoming webhook: promotions, pauses, commits blocked too long
+    slack_blocked_after: Duration = Field(
+        timedelta(hours=1), validation_alias=_env("CASCADE_SLACK_BLOCKED_AFTER")
+    )  # tell Slack once when a commit has been blocked this long
 
     @property
     def sandbox(self) -> bool:

@@ -157,6 +157,20 @@ class Store:
     async def topology(self, service: str) -> str | None:
         return _text(await self.redis.get(keys.topology(service)))
 
+    async def forget_topology(self, service: str) -> None:
+        """The services file changed the service: read its pipeline again."""
+        await self.redis.delete(keys.topology(service))
+
+    # signal sources ------------------------------------------------------
+
+    async def heard(self, source: str, at: datetime) -> None:
+        """An authentic delivery from `source` arrived (any process): for `/metrics`."""
+        await self.redis.hset(keys.HEARD, source, str(at.timestamp()))
+
+    async def last_heard(self) -> dict[str, datetime]:
+        raw = await self.redis.hgetall(keys.HEARD)
+        return {str(k): datetime.fromtimestamp(float(v), UTC) for k, v in raw.items()}
+
 
 def _pause_key(service: str | None) -> str:
     return keys.pause(service) if service else keys.GLOBAL_PAUSE

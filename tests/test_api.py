@@ -147,7 +147,9 @@ async def cascades(
         async def start(*, min_age: str = "1h", **overrides: Any) -> Cascade:
             settings = make_settings(redis_url, tmp_path, min_age, **overrides)
             app = create_app(settings)
-            manager = await stack.enter_async_context(LifespanManager(app))
+            manager = await stack.enter_async_context(
+                LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
+            )  # Heroku allows 30 s; a loaded machine may need them
             client = await stack.enter_async_context(
                 httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=manager.app), base_url="http://cascade"

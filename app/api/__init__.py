@@ -2,6 +2,14 @@
 
 from fastapi import APIRouter
 
-from app.api import events, health, pause, status
+from app.api import dashboard, events, health, metrics, pause, reload, status
 
-ROUTERS: tuple[APIRouter, ...] = (status.router, pause.router, events.router, health.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    status.router,
+    pause.router,
+    events.router,
+    health.router,
+    dashboard.router,
+    metrics.router,
+    reload.router,
+)

@@ -19,5 +19,5 @@ def check(snapshot: Snapshot, pair: Pair) -> GateResult:
 def _describe(pause: Pause) -> str:
     scope = f"service {pause.service}" if pause.service else "everything"
     by = f" by {pause.by}" if pause.by else ""
-    until = f" until {pause.until.isoformat()}" if pause.until else ""
+    until = f" until {pause.until.isoformat(timespec='seconds')}" if pause.until else ""
     return f"{scope} paused{by}{until}: {pause.reason}"

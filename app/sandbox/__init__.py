@@ -25,6 +25,8 @@ from app.sandbox.hooks import WebhookSender
 from app.sandbox.views import promotion_json, release_hook_data
 from app.sandbox.world import (
     COUPLING_STAGES,
+    App,
+    AppWebhook,
     Json,
     Release,
     SandboxPipeline,
@@ -66,6 +68,9 @@ class Sandbox:
         webhook_retry_delays: Sequence[float] = (1.0, 4.0, 15.0),
     ) -> None:
         self.world = World(pipelines, self._now())
+        if webhook_url is not None:  # every app starts subscribed, as after `webhooks:add`
+            for app in self.world.apps:
+                self._subscribe(app, webhook_url, webhook_secret)
         self.webhooks = WebhookSender(
             webhook_url,
             webhook_secret,
@@ -129,6 +134,29 @@ class Sandbox:
             " (fault: its targets will fail)" if fail else "",
         )
         return promotion_json(promotion)
+
+    def add_pipelines(self, pipelines: Sequence[SandboxPipeline]) -> None:
+        """Pipelines a reloaded services file names that the world lacks: made as at start."""
+        known = {p.name for p in self.world.pipelines} | {p.id for p in self.world.pipelines}
+        fresh = [p for p in pipelines if p.name not in known]
+        if not fresh:
+            return
+        added = World(fresh, self._now())
+        taken = {app.name for app in self.world.apps}
+        for pipeline in added.pipelines:
+            if any(app.name in taken for app in pipeline.apps):
+                log.warning("sandbox: pipeline %s reuses an existing app: skipped", pipeline.name)
+                continue
+            self.world.pipelines.append(pipeline)
+            for app in pipeline.apps:
+                if self.webhooks.url is not None:
+                    self._subscribe(app, self.webhooks.url, self.webhooks.secret)
+            log.info("sandbox: pipeline %s added with %d apps", pipeline.name, len(pipeline.apps))
+
+    def _subscribe(self, app: App, url: str, secret: str) -> None:
+        now = self._now()
+        hook = AppWebhook(app, url, ["api:release"], "sync", secret, now, now, id=app.webhook_id)
+        app.webhooks.append(hook)
 
     def hold_releases(self, hold: bool) -> None:
         """While held, releases stay pending (a long release phase); letting go ends them."""

@@ -35,6 +35,7 @@ from app.sandbox.views import (
     slug_json,
     state_json,
     target_json,
+    webhook_json,
 )
 from app.sandbox.world import Json, PlatformError, new_id
 
@@ -273,9 +274,53 @@ def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:
     async def promotion_targets(promotion_id: str) -> list[Json]:
         return [target_json(t) for t in world.promotion(promotion_id).targets]
 
+    @app.get("/apps/{ident}/webhooks")
+    async def webhooks(ident: str) -> list[Json]:
+        return [webhook_json(hook) for hook in world.app(ident).webhooks]
+
+    @app.post("/apps/{ident}/webhooks", status_code=201)
+    async def add_webhook(ident: str, request: Request) -> Response:
+        body = await _body(request)
+        hook = world.add_webhook(world.app(ident), body, _now())
+        response = JSONResponse(webhook_json(hook), status_code=201)
+        if not body.get("secret"):  # made here: told once, as `heroku webhooks:add` shows it
+            response.headers["Heroku-Webhook-Secret"] = hook.secret
+        return response
+
+    @app.get("/apps/{ident}/webhooks/{webhook_id}")
+    async def webhook_info(ident: str, webhook_id: str) -> Json:
+        return webhook_json(world.webhook(world.app(ident), webhook_id))
+
+    @app.patch("/apps/{ident}/webhooks/{webhook_id}")
+    async def update_webhook(ident: str, webhook_id: str, request: Request) -> Json:
+        hook = world.webhook(world.app(ident), webhook_id)
+        world.update_webhook(hook, await _body(request), _now())
+        return webhook_json(hook)
+
+    @app.delete("/apps/{ident}/webhooks/{webhook_id}")
+    async def delete_webhook(ident: str, webhook_id: str) -> Json:
+        app_ = world.app(ident)
+        hook = world.webhook(app_, webhook_id)
+        app_.webhooks.remove(hook)
+        return webhook_json(hook)
+
     @app.get("/account/rate-limits")
     async def rate_limits() -> Json:
         return {"remaining": sandbox.rate.remaining()}
+
+
+async def _body(request: Request) -> Json:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise PlatformError(400, "bad_request", "Request body is not JSON.") from None
+    if not isinstance(body, dict):
+        raise PlatformError(422, "invalid_params", "Request body must be a JSON object.")
+    return body
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _control_routes(app: FastAPI, sandbox: "Sandbox") -> None:

@@ -1,9 +1,10 @@
 """The sandbox platform's `api:release` webhooks, sent to Cascade as Heroku sends them.
 
-`app.sandbox` announces every release change here. One queue and one client deliver the
-events in order, signed with `Heroku-Webhook-Hmac-SHA256`, and retry a failed delivery
-after each backoff delay like Heroku's `sync` level. A receiver that fails is logged and
-recorded, and never stops the sandbox.
+`app.sandbox` announces every release change here, and it goes to each `api:release`
+subscription of the app (`World` keeps them; the Platform API's `/apps/{app}/webhooks` edits
+them). Each subscription has its own queue: its events go in order, signed with its secret in
+`Heroku-Webhook-Hmac-SHA256`, and a `sync` one retries a failed delivery after each backoff
+delay. A receiver that fails is logged and recorded, and never stops the sandbox.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from datetime import datetime
 import httpx
 
 from app.sandbox.views import release_hook_data
-from app.sandbox.world import ACCOUNT, Json, Release, iso, new_id
+from app.sandbox.world import ACCOUNT, AppWebhook, Json, Release, iso, new_id
 
 log = logging.getLogger("cascade.sandbox")
 
@@ -36,11 +37,14 @@ def sign(secret: bytes, body: bytes) -> str:
 class _Delivery:
     event: Json  # the payload without webhook_metadata, which changes per attempt
     webhook_id: str
+    url: str  # the subscription as it was when the event happened
+    secret: bytes
+    retries: bool  # level sync
     id: str = field(default_factory=new_id)
 
 
 class WebhookSender:
-    """An app webhook subscription (`include: api:release`, `level: sync`) for every app."""
+    """Delivers each app's release events to its `api:release` webhook subscriptions."""
 
     def __init__(
         self,
@@ -50,14 +54,16 @@ class WebhookSender:
         transport: httpx.AsyncBaseTransport | None,
         retry_delays: Sequence[float],
     ) -> None:
-        self.url, self._secret = url, secret.encode()
+        self.url, self.secret = url, secret  # of the subscriptions the sandbox starts with
         self._transport, self._retry_delays = transport, tuple(retry_delays)
         self._outbox: asyncio.Queue[_Delivery] = asyncio.Queue()
+        self._lanes: dict[str, asyncio.Queue[_Delivery]] = {}  # one per subscription
         self.deliveries: deque[Json] = deque(maxlen=10_000)  # for /_sandbox/webhooks
 
     def announce(self, action: str, release: Release, now: datetime) -> None:
         """Queue the event now, so it carries the release as it is at this moment."""
-        if self.url is None:
+        hooks = [h for h in release.app.webhooks if "api:release" in h.include]
+        if not hooks:
             return
         stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         event: Json = {
@@ -73,13 +79,26 @@ class WebhookSender:
             "published_at": iso(now),
             "previous_data": {},
         }
-        self._outbox.put_nowait(_Delivery(event, release.app.webhook_id))
+        for hook in hooks:
+            self._outbox.put_nowait(_delivery(event, hook))
 
     async def run(self) -> None:
-        """Deliver forever, one event at a time: a retrying event holds back the next."""
-        async with httpx.AsyncClient(transport=self._transport, timeout=10.0) as client:
+        """Deliver forever; within a subscription a retrying event holds back the next."""
+        async with (
+            httpx.AsyncClient(transport=self._transport, timeout=10.0) as client,
+            asyncio.TaskGroup() as lanes,
+        ):
             while True:
-                await self._deliver(client, await self._outbox.get())
+                delivery = await self._outbox.get()
+                lane = self._lanes.get(delivery.webhook_id)
+                if lane is None:
+                    lane = self._lanes[delivery.webhook_id] = asyncio.Queue()
+                    lanes.create_task(self._drain(client, lane))
+                lane.put_nowait(delivery)
+
+    async def _drain(self, client: httpx.AsyncClient, lane: "asyncio.Queue[_Delivery]") -> None:
+        while True:
+            await self._deliver(client, await lane.get())
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: _Delivery) -> None:
         data = delivery.event["data"]
@@ -93,9 +112,11 @@ class WebhookSender:
             "status": "pending",
             "attempts": 0,
             "last_error": None,
+            "webhook_id": delivery.webhook_id,
+            "url": delivery.url,
         }
         self.deliveries.append(record)
-        for delay in (0.0, *self._retry_delays):
+        for delay in (0.0, *(self._retry_delays if delivery.retries else ())):
             await asyncio.sleep(delay)
             record["attempts"] += 1
             try:
@@ -120,7 +141,6 @@ class WebhookSender:
         )
 
     async def _post(self, client: httpx.AsyncClient, delivery: _Delivery) -> int:
-        assert self.url is not None
         metadata = {
             "attempt": {"id": new_id()},
             "delivery": {"id": delivery.id},
@@ -130,11 +150,15 @@ class WebhookSender:
         body = json.dumps({**delivery.event, "webhook_metadata": metadata}).encode()
         headers = {
             "Content-Type": "application/json",
-            "Heroku-Webhook-Hmac-SHA256": sign(self._secret, body),
+            "Heroku-Webhook-Hmac-SHA256": sign(delivery.secret, body),
             "User-Agent": "Heroku-Webhooks (Cascade sandbox)",
         }
-        response = await client.post(self.url, content=body, headers=headers)
+        response = await client.post(delivery.url, content=body, headers=headers)
         return response.status_code
+
+
+def _delivery(event: Json, hook: AppWebhook) -> _Delivery:
+    return _Delivery(event, hook.id, hook.url, hook.secret.encode(), hook.level == "sync")
 
 
 def _name(record: Json) -> str:

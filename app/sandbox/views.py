@@ -15,6 +15,7 @@ from app.sandbox.world import (
     REGION,
     STACK,
     App,
+    AppWebhook,
     Json,
     Pipeline,
     PlatformError,
@@ -125,6 +126,19 @@ def slug_json(slug: Slug) -> Json:
         "stack": STACK,
         "updated_at": iso(slug.created_at),
         "deleted_at": None,
+    }
+
+
+def webhook_json(hook: AppWebhook) -> Json:
+    """The schema's `app_webhook`: never the secret, which only signs deliveries."""
+    return {
+        "app": {"id": hook.app.id, "name": hook.app.name},
+        "created_at": iso(hook.created_at),
+        "id": hook.id,
+        "include": list(hook.include),
+        "level": hook.level,
+        "updated_at": iso(hook.updated_at),
+        "url": hook.url,
     }
 
 

@@ -22,6 +22,8 @@ STACK: Json = {"id": "ee582d3c-717d-4a57-ba5f-8b3a39f3a817", "name": "heroku-24"
 REGION: Json = {"id": "59accabd-516d-4f0e-83e6-6e3757701145", "name": "us"}
 GENERATION: Json = {"id": "7a1f9a6e-0000-4000-8000-00000000ced4", "name": "cedar"}
 INITIAL_AGE = timedelta(hours=2)  # v1 ran long before start: nothing is young at start
+WEBHOOK_LEVELS = ("notify", "sync")
+WEBHOOK_FIELDS = ("authorization", "include", "level", "secret", "url")
 
 
 class PlatformError(Exception):
@@ -98,15 +100,31 @@ class App:
     created_at: datetime
     id: str = field(default_factory=new_id)
     coupling_id: str = field(default_factory=new_id)
-    webhook_id: str = field(default_factory=new_id)  # its api:release subscription
+    webhook_id: str = field(default_factory=new_id)  # its first api:release subscription
     host_suffix: str = field(default_factory=lambda: secrets.token_hex(6))
     releases: list["Release"] = field(default_factory=list)  # ascending by version
+    webhooks: list["AppWebhook"] = field(default_factory=list)  # its webhook subscriptions
 
     @property
     def current(self) -> "Release | None":
         """What runs: the newest succeeded release (a failed or pending one changes nothing)."""
         done = [r for r in self.releases if r.status is ReleaseStatus.SUCCEEDED]
         return done[-1] if done else None
+
+
+@dataclass(eq=False)
+class AppWebhook:
+    """A webhook subscription: where an app's events go, and the secret that signs them."""
+
+    app: App
+    url: str
+    include: list[str]
+    level: str
+    secret: str
+    created_at: datetime
+    updated_at: datetime
+    authorization: str | None = None
+    id: str = field(default_factory=new_id)
 
 
 @dataclass(eq=False)
@@ -213,6 +231,44 @@ class World:
                 return p
         raise not_found("pipeline promotion")
 
+    def webhook(self, app: App, ident: str) -> AppWebhook:
+        for hook in app.webhooks:
+            if hook.id == ident:
+                return hook
+        raise not_found("app webhook")
+
+    def add_webhook(self, app: App, body: object, now: datetime) -> AppWebhook:
+        """`POST /apps/{app}/webhooks`: include, level and url required; no secret: one is made."""
+        fields = _webhook_fields(body, required=("include", "level", "url"))
+        self._unique_url(app, fields["url"], None)
+        hook = AppWebhook(
+            app,
+            url=fields["url"],
+            include=fields["include"],
+            level=fields["level"],
+            secret=fields.get("secret") or secrets.token_hex(32),
+            authorization=fields.get("authorization"),
+            created_at=now,
+            updated_at=now,
+        )
+        app.webhooks.append(hook)
+        return hook
+
+    def update_webhook(self, hook: AppWebhook, body: object, now: datetime) -> None:
+        """`PATCH`: changes the fields it names; a null secret keeps the old one."""
+        fields = _webhook_fields(body, required=())
+        if "url" in fields:
+            self._unique_url(hook.app, fields["url"], hook)
+        for name, value in fields.items():
+            if value is not None or name == "authorization":
+                setattr(hook, name, value)
+        hook.updated_at = now
+
+    def _unique_url(self, app: App, url: str, hook: AppWebhook | None) -> None:
+        """One subscription per URL and app, as Heroku answers `Url has already been taken`."""
+        if any(other.url == url and other is not hook for other in app.webhooks):
+            raise invalid("Url has already been taken")
+
     def deploy(self, app: App, commit: str, now: datetime) -> Release:
         """A build of `commit` released on `app`: a new slug, pending."""
         return self._add_release(app, Slug(commit, now), f"Deploy {commit[:8]}", now)
@@ -266,6 +322,30 @@ class World:
         release = Release(app, version, slug, description, now, now)
         app.releases.append(release)
         return release
+
+
+def _webhook_fields(body: object, required: Sequence[str]) -> Json:
+    """The schema's app-webhook create/update body, checked as Heroku checks it (422)."""
+    if not isinstance(body, dict):
+        raise invalid("Request body must be a JSON object.")
+    if unknown := [k for k in body if k not in WEBHOOK_FIELDS]:
+        raise invalid(f"Unknown field {unknown[0]}.")
+    if missing := [k for k in required if body.get(k) is None]:
+        raise invalid(f"Missing required params: {', '.join(missing)}.")
+    include = body.get("include")
+    if "include" in body and not (
+        isinstance(include, list) and include and all(isinstance(i, str) and i for i in include)
+    ):
+        raise invalid("include must be a list of entities such as api:release.")
+    if "level" in body and body["level"] not in WEBHOOK_LEVELS:
+        raise invalid("level must be notify or sync.")
+    url = body.get("url")
+    if "url" in body and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        raise invalid("url must be an http or https URL.")
+    for name in ("secret", "authorization"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise invalid(f"{name} must be a string or null.")
+    return dict(body)
 
 
 def _ref(body: object, *keys: str) -> str | None:

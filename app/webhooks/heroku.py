@@ -1,20 +1,25 @@
 """Heroku app webhooks (`api:release`): verify → parse → fold into the view → enqueue → 202.
 
 A release webhook carries the slug's commit, so it costs no Platform API call.
-Repeats are recognised by delivery id and by (app, version, status).
+Repeats are recognised by delivery id and by (app, version, status). Every delivery is
+counted by outcome (`/metrics`) and logged with its delivery id, service and commit.
 """
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel, ValidationError
 
+from app import logs
 from app.api.deps import RuntimeDep
 from app.models import Release, ReleaseStatus
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
 
 router = APIRouter(tags=["webhooks"])
+log = logging.getLogger(__name__)
+SENDER = "heroku"
 SIGNATURE = "Heroku-Webhook-Hmac-SHA256"
 
 
@@ -95,10 +100,26 @@ async def heroku_webhook(
     runtime: RuntimeDep,
     signature: Annotated[str | None, Header(alias=SIGNATURE)] = None,
 ) -> WebhookAnswer:
+    try:
+        answer = await receive(request, runtime, signature)
+    except HTTPException as error:
+        runtime.metrics.webhook(SENDER, "refused" if error.status_code < 500 else "error")
+        log.warning("heroku webhook refused (%d): %s", error.status_code, error.detail)
+        raise
+    except Exception:
+        runtime.metrics.webhook(SENDER, "error")
+        raise
+    runtime.metrics.webhook(SENDER, answer.status)
+    log.info("heroku webhook %s: %s", answer.status, answer.detail)
+    return answer
+
+
+async def receive(request: Request, runtime: RuntimeDep, signature: str | None) -> WebhookAnswer:
     body = await read_body(request)
     verify_base64_hmac(
         require_secret(runtime.heroku_secret, "HEROKU_WEBHOOK_SECRET"), body, signature, SIGNATURE
     )
+    await runtime.store.heard(SENDER, datetime.now(UTC))
     try:
         payload = parse(parse_json(body))
     except ValidationError as error:
@@ -106,7 +127,10 @@ async def heroku_webhook(
     if payload is None:
         return WebhookAnswer(status="ignored", detail="not an api:release create/update event")
     release = to_release(payload)
+    delivery = payload.webhook_metadata.delivery.id if payload.webhook_metadata else None
+    logs.bind(delivery_id=delivery, commit=release.commit)
     service = runtime.reconciler.owner_of(release.app)
+    logs.bind(service=service.name if service else None)
     if service is None:
         return WebhookAnswer(status="ignored", detail=f"{release.app} is in no configured service")
     ids = [f"{release.app}:v{release.version}:{release.status}"]

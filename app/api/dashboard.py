@@ -1,0 +1,198 @@
+"""`GET /`: the dashboard; `GET /dashboard/stream` keeps an open page up to date.
+
+Drawn from the objects `/status` answers with (snapshot → plan → `render`), so
+the page never disagrees with the API. The stream sends a part of the page (an
+element with an id) when its HTML changed; `app.live` says which service may
+have, whichever Cascade process changed it. Without JavaScript the page is whole.
+"""
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.templating import Jinja2Templates
+from redis.exceptions import RedisError
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from app.api.deps import RuntimeDep
+from app.api.schemas import EventOut, PauseOut, PromotionOut, ServiceOut
+from app.api.status import get_service_status, pause_out
+from app.durations import humanize, short
+from app.live import EVERYTHING
+from app.runtime import Runtime
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["dashboard"])
+APP_DIR = Path(__file__).resolve().parent.parent
+STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+EVENTS_SHOWN = 15
+BURST_SECONDS = 0.05  # news arriving together is drawn once
+RETRY_MS = 2000  # how soon a page reconnects a lost stream
+# Text that changes with the clock alone ("3m ago", "12s" left): the page ticks it itself.
+TICKING = re.compile(r"(<time [^>]*data-(?:ago|countdown)>)[^<]*(</time>)")
+STATES = {  # a state is told by an icon and a word, never by colour alone
+    "open": "✓",
+    "closed": "✕",
+    "unknown": "?",
+    "waiting": "◷",
+    "blocked": "⊘",
+    "promoting": "⇢",
+    "failed": "✕",
+}
+KINDS = {
+    "promotion.started": "▶ promotion started",
+    "promotion.succeeded": "✓ promoted",
+    "promotion.failed": "✕ promotion failed",
+    "promotion.retry": "↺ retry",
+    "gate.changed": "◆ gates changed",
+    "pause.set": "‖ paused",
+    "pause.lifted": "▶ resumed",
+}
+
+
+@dataclass(frozen=True)
+class Card:
+    """One service as the page shows it: its `/status` object, and its repository for links."""
+
+    service: ServiceOut
+    repo: str | None
+
+    def moving_into(self, app: str) -> PromotionOut | None:
+        """The commit on its way into `app`, with what its gates say."""
+        return next((p for p in self.service.promotions if p.to == app), None)
+
+    @property
+    def in_flight(self) -> list[PromotionOut]:
+        return [p for p in self.service.promotions if p.commit]
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    return f"{humanize(now - moment)} ago" if moment else ""
+
+
+def _left(moment: datetime | None, now: datetime) -> str:
+    return humanize(moment - now) if moment and moment > now else "now"
+
+
+def _hue(commit: str | None) -> int:
+    """A commit's colour swatch, the same on every stage (decoration: the text says it too)."""
+    return int(commit[:6], 16) % 360 if commit and len(commit) >= 6 else 0
+
+
+def _assets_version() -> str:
+    digest = hashlib.sha256()
+    for name in sorted(STATIC):
+        digest.update((APP_DIR / "static" / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+templates = Jinja2Templates(directory=APP_DIR / "templates")
+templates.env.filters.update(short=short, hue=_hue)
+templates.env.globals.update(
+    ago=_ago, left=_left, STATES=STATES, KINDS=KINDS, ASSETS=_assets_version()
+)
+
+
+@router.get("/", response_class=HTMLResponse, summary="The dashboard")
+async def dashboard(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    context = await _banners(runtime) | await _events(runtime)
+    context["cards"] = [await _card(runtime, s.name) for s in runtime.config.services]
+    token = runtime.settings.admin_token
+    context["admin"] = bool(token and token.get_secret_value())  # a yes or no, never the token
+    context["names"] = [s.name for s in runtime.config.services]
+    return templates.TemplateResponse(request, "dashboard.html", context)
+
+
+@router.get("/dashboard/stream", include_in_schema=False)
+async def stream(runtime: RuntimeDep) -> EventSourceResponse:
+    return EventSourceResponse(_stream(runtime), ping=15, send_timeout=30)
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def static(name: str) -> FileResponse:
+    if name not in STATIC:
+        raise HTTPException(404, f"no static file {name!r}")
+    cache = "public, max-age=86400"  # the page asks for ?v=<hash of the files>
+    return FileResponse(
+        APP_DIR / "static" / name, media_type=STATIC[name], headers={"Cache-Control": cache}
+    )
+
+
+async def _stream(runtime: Runtime) -> AsyncIterator[ServerSentEvent]:
+    """Every part of the page once, then each part again whenever its HTML changes."""
+    yield ServerSentEvent(retry=RETRY_MS, comment="connected")
+    async with runtime.live.watch() as changes:
+        sent: dict[str, str] = {}
+        touched = {EVERYTHING}
+        while True:
+            try:
+                parts = await _parts(runtime, touched)
+            except RedisError as error:  # the page says "reconnecting" and comes back
+                log.warning("dashboard stream: Redis unreachable: %s", type(error).__name__)
+                return
+            for part, html in parts:
+                settled = TICKING.sub(r"\1\2", html)
+                if sent.get(part) != settled:
+                    sent[part] = settled
+                    yield ServerSentEvent(data=html, event="swap")
+            touched = await changes.next()
+            await asyncio.sleep(BURST_SECONDS)
+
+
+async def _parts(runtime: Runtime, touched: set[str]) -> list[tuple[str, str]]:
+    """The parts of the page `touched` may have changed, as (element id, HTML)."""
+    names = [s.name for s in runtime.config.services]
+    if EVERYTHING not in touched:
+        names = [name for name in names if name in touched]
+    parts = [("banners", _draw("_banners.html", await _banners(runtime)))]
+    for name in names:
+        try:
+            card = await _card(runtime, name)
+        except HTTPException:  # no longer configured
+            continue
+        parts.append((f"service-{name}", _draw("_service.html", {"card": card, "now": _now()})))
+    parts.append(("events", _draw("_events.html", await _events(runtime))))
+    return parts
+
+
+def _draw(template: str, context: dict[str, Any]) -> str:
+    return templates.get_template(template).render(context)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _card(runtime: Runtime, name: str) -> Card:
+    service = await get_service_status(name, runtime)
+    configured = runtime.config.get(name)
+    return Card(service, configured.repo if configured else None)
+
+
+async def _banners(runtime: Runtime) -> dict[str, Any]:
+    paused: PauseOut | None = None
+    pause = await runtime.store.pause(None)
+    now = _now()
+    if pause is not None and pause.active(now):
+        paused = pause_out(pause)
+    return {
+        "now": now,
+        "sandbox": runtime.sandbox is not None,
+        "dry_run": runtime.settings.dry_run,
+        "paused": paused,
+    }
+
+
+async def _events(runtime: Runtime) -> dict[str, Any]:
+    events: Sequence[EventOut] = [
+        EventOut.model_validate(e) for e in await runtime.audit.read(None, EVENTS_SHOWN)
+    ]
+    return {"events": events, "now": _now()}

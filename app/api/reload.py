@@ -1,0 +1,37 @@
+"""`POST /reload`: read the services file again now (the admin's hand on `app.reload`).
+
+200 with what changed; 422 with the loader's message when the new file is invalid, in
+which case the previous configuration keeps running.
+"""
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel
+
+from app.api.deps import AdminDep, RuntimeDep
+from app.api.pause import REFUSALS
+
+router = APIRouter(tags=["reload"], dependencies=[AdminDep])
+
+
+class ReloadOut(BaseModel):
+    detail: str
+    services: list[str]
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+@router.post("/reload", response_model=ReloadOut, responses={**REFUSALS, 422: {}, 503: {}})
+async def reload(runtime: RuntimeDep) -> ReloadOut:
+    if runtime.reloader is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Cascade is starting")
+    done = await runtime.reloader.reload("POST /reload")
+    if not done.applied:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, done.message)
+    return ReloadOut(
+        detail=done.message,
+        services=list(done.services),
+        added=list(done.added),
+        removed=list(done.removed),
+        changed=list(done.changed),
+    )

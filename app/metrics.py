@@ -1,0 +1,153 @@
+"""Prometheus metrics of one Cascade process, served at `GET /metrics`.
+
+Fed from the edges, never from the pure core: the audit trail (promotions), the worker
+(reconcile duration, gate states from each plan), the webhook routes and the Platform API
+client. Counters count what *this* process did, so each dyno exposes its own (sum across
+instances); the signal ages come from Redis at scrape time and agree in every process.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from app.audit import Event
+from app.models import GateState, Plan
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+WEBHOOK_OUTCOMES = ("accepted", "duplicate", "ignored", "refused", "error")
+PROMOTION_RESULTS = {"promotion.started", "promotion.succeeded", "promotion.failed"}
+_WORST = {GateState.OPEN: 0, GateState.CLOSED: 1, GateState.UNKNOWN: 2}
+_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def _version() -> str:
+    try:
+        return version("cascade")
+    except PackageNotFoundError:  # pragma: no cover - a bare checkout
+        return "unknown"
+
+
+class Metrics:
+    """Every metric of the process, on a registry of its own (one per running app)."""
+
+    def __init__(self, owner: str, platform: str) -> None:
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
+        Info("cascade", "This Cascade process", registry=reg).info(
+            {"version": _version(), "process": owner, "platform": platform}
+        )
+        self.promotions = Counter(
+            "cascade_promotions",
+            "Promotions by service, target stage and result (started, succeeded, failed)",
+            ["service", "stage", "result"],
+            registry=reg,
+        )
+        self.gates = Gauge(
+            "cascade_gate_state",
+            "1 for the state each gate of a service is in (worst over the commits waiting), else 0",
+            ["service", "gate", "state"],
+            registry=reg,
+        )
+        self.webhooks = Counter(
+            "cascade_webhooks",
+            "Webhook deliveries by sender and outcome",
+            ["sender", "outcome"],
+            registry=reg,
+        )
+        self.reconciles = Histogram(
+            "cascade_reconcile_duration_seconds",
+            "How long one reconcile of a service took, lock wait included",
+            ["service"],
+            buckets=_BUCKETS,
+            registry=reg,
+        )
+        self.heroku_calls = Counter(
+            "cascade_heroku_api_calls",
+            "Platform API requests by endpoint and HTTP status (none: no answer)",
+            ["endpoint", "status"],
+            registry=reg,
+        )
+        self.rate_limit = Gauge(
+            "cascade_heroku_rate_limit_remaining",
+            "The last RateLimit-Remaining the Platform API sent",
+            registry=reg,
+        )
+        self.signal_age = Gauge(
+            "cascade_signal_age_seconds",
+            "Seconds since each signal source was last heard from, by any process",
+            ["source"],
+            registry=reg,
+        )
+        self.commit_statuses = Counter(
+            "cascade_commit_statuses",
+            "GitHub commit statuses: posted, unchanged (not re-posted) or failed",
+            ["result"],
+            registry=reg,
+        )
+        self.reloads = Counter(
+            "cascade_config_reloads",
+            "Services file reloads: applied, unchanged or refused (invalid)",
+            ["result"],
+            registry=reg,
+        )
+        for outcome in WEBHOOK_OUTCOMES:  # present at 0 from the start, so rate() works
+            self.webhooks.labels("heroku", outcome)
+        self._gate_labels: dict[str, set[tuple[str, str]]] = {}
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def on_event(self, event: Event) -> None:
+        """Audit listener: count promotions as they start, succeed or fail."""
+        if event.kind in PROMOTION_RESULTS and event.service and event.target:
+            result = event.kind.removeprefix("promotion.")
+            self.promotions.labels(event.service, event.target, result).inc()
+
+    def webhook(self, sender: str, outcome: str) -> None:
+        self.webhooks.labels(sender, outcome).inc()
+
+    def heroku_call(self, endpoint: str, status: int | None, remaining: int | None) -> None:
+        """The Platform API client's observer: one call per attempt."""
+        self.heroku_calls.labels(endpoint, str(status) if status else "none").inc()
+        if remaining is not None:
+            self.rate_limit.set(remaining)
+
+    def plan(self, service: str, plan: Plan | None) -> None:
+        """Gate states from a reconcile's plan: the worst state of each gate over its pairs."""
+        worst: dict[str, GateState] = {}
+        for candidate in plan.candidates if plan else ():
+            for result in candidate.gates:
+                seen = worst.get(result.name)
+                if seen is None or _WORST[result.state] > _WORST[seen]:
+                    worst[result.name] = result.state
+        labels = {(name, state.value) for name in worst for state in GateState}
+        for name, value in self._gate_labels.get(service, set()) - labels:
+            self.gates.remove(service, name, value)
+        for name, current in worst.items():
+            for state in GateState:
+                self.gates.labels(service, name, state.value).set(state is current)
+        self._gate_labels[service] = labels
+
+    def forget(self, service: str) -> None:
+        """A service left the services file: its gate series go too."""
+        self.plan(service, None)
+        self._gate_labels.pop(service, None)
+
+    def heard(self, last: Mapping[str, datetime], now: datetime) -> None:
+        for source, at in last.items():
+            self.signal_age.labels(source).set(max(0.0, (now - at).total_seconds()))

@@ -1,0 +1,143 @@
+// Cascade's dashboard, made live: parts of the page arrive over Server-Sent Events and
+// replace themselves by id; countdowns and ages tick locally; the pause form sends the
+// admin token as a Bearer header. Without this file the page still shows everything.
+"use strict";
+(() => {
+  const root = document.documentElement;
+  const skew = Date.parse(root.dataset.now) - Date.now(); // the server's clock is the truth
+  const now = () => Date.now() + skew;
+
+  // As app/durations.py's humanize: the two largest units, "1h12m", "45s".
+  function human(ms) {
+    let seconds = Math.max(0, Math.round(ms / 1000));
+    const parts = [];
+    for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]]) {
+      const n = Math.floor(seconds / size);
+      seconds -= n * size;
+      if (n) parts.push(`${n}${unit}`);
+    }
+    if (seconds || !parts.length) parts.push(`${seconds}s`);
+    return parts.slice(0, 2).join("");
+  }
+
+  function tick() {
+    for (const el of document.querySelectorAll("[data-countdown]")) {
+      const left = Date.parse(el.getAttribute("datetime")) - now();
+      el.textContent = left > 0 ? human(left) : "now";
+    }
+    for (const el of document.querySelectorAll("[data-ago]")) {
+      el.textContent = `${human(now() - Date.parse(el.getAttribute("datetime")))} ago`;
+    }
+  }
+
+  function swap(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    const fresh = template.content.firstElementChild;
+    if (!fresh || !fresh.id) return;
+    const focused = document.activeElement ? document.activeElement.id : "";
+    const old = document.getElementById(fresh.id);
+    if (old) old.replaceWith(fresh);
+    else if (fresh.id.startsWith("service-")) document.getElementById("services").append(fresh);
+    const again = focused && document.getElementById(focused);
+    if (again && again !== document.activeElement) again.focus({ preventScroll: true });
+    tick();
+  }
+
+  const live = document.getElementById("live");
+  function say(state, text) {
+    live.dataset.state = state;
+    live.textContent = text;
+  }
+  if ("EventSource" in window) {
+    const source = new EventSource(root.dataset.stream);
+    source.addEventListener("open", () => say("live", "Live: changes appear as they happen."));
+    source.addEventListener("error", () => say("lost", "Connection lost; reconnecting…"));
+    source.addEventListener("swap", (event) => swap(event.data));
+  }
+
+  // Escape hides the reason shown on hover or focus (WCAG 1.4.13).
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && document.activeElement.classList.contains("chip")) {
+      document.activeElement.classList.add("dismissed");
+    }
+  });
+  document.addEventListener("focusout", (event) => {
+    if (event.target.classList && event.target.classList.contains("chip")) {
+      event.target.classList.remove("dismissed");
+    }
+  });
+
+  // "2h", "1h30m" become a time from now; anything else goes to Cascade as written.
+  function until(text) {
+    if (!text) return null;
+    const match = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
+    if (match && match.slice(1).some(Boolean)) {
+      const [d, h, m, s] = match.slice(1).map((v) => Number(v || 0));
+      return new Date(now() + (((d * 24 + h) * 60 + m) * 60 + s) * 1000).toISOString();
+    }
+    if (Number.isNaN(Date.parse(text))) {
+      throw new Error(`"${text}" is neither a duration (2h, 30m) nor a time (2026-05-01T18:00Z)`);
+    }
+    return text;
+  }
+
+  async function refusal(response) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail;
+    } catch (_) {
+      // not JSON: the status text says enough
+    }
+    return `Refused (${response.status}): ${typeof detail === "string" ? detail : JSON.stringify(detail)}`;
+  }
+
+  const form = document.getElementById("pause-form");
+  if (form) {
+    form.hidden = false;
+    document.getElementById("no-script").remove();
+    const result = document.getElementById("control-result");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const fields = form.elements;
+      const pausing = !event.submitter || event.submitter.value === "pause";
+      const service = fields.service.value || null;
+      const scope = service ? `service ${service}` : "everything";
+      const headers = { Authorization: `Bearer ${fields.token.value.trim()}` };
+      let request;
+      if (pausing) {
+        const reason = fields.reason.value.trim();
+        if (!reason) {
+          result.textContent = "Say why before pausing: the reason is shown to everyone.";
+          fields.reason.focus();
+          return;
+        }
+        let body;
+        try {
+          body = { reason, service, until: until(fields.until.value.trim()), by: fields.by.value.trim() || null };
+        } catch (error) {
+          result.textContent = error.message;
+          fields.until.focus();
+          return;
+        }
+        headers["Content-Type"] = "application/json";
+        request = fetch("pause", { method: "POST", headers, body: JSON.stringify(body) });
+      } else {
+        const query = service ? `?service=${encodeURIComponent(service)}` : "";
+        request = fetch(`pause${query}`, { method: "DELETE", headers });
+      }
+      result.textContent = "Sending…";
+      try {
+        const response = await request;
+        result.textContent = response.ok
+          ? `${pausing ? "Paused" : "Resumed"} ${scope}.`
+          : await refusal(response);
+      } catch (error) {
+        result.textContent = `Cannot reach Cascade: ${error.message}`;
+      }
+    });
+  }
+
+  tick();
+  setInterval(tick, 1000);
+})();

@@ -1,0 +1,110 @@
+"""What keeps a running Cascade fit for production, wired around the runtime (`app.runtime`).
+
+Metrics fed by the audit trail and the Platform API client, the webhook subscriptions
+(with CASCADE_PUBLIC_URL), the services-file reloader and its watcher, and the GitHub
+commit statuses (with GITHUB_TOKEN). Started once the runtime is built; the intake (watcher,
+subscriptions) stops before the queue drains, the commit statuses after it.
+"""
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from app.commit_status import CommitStatuses
+from app.locks import Locks
+from app.metrics import Metrics
+from app.reload import Reloader, Watcher
+from app.services import Service
+from app.sources.github import GitHubClient
+from app.subscriptions import Subscriptions, manual_commands
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+
+log = logging.getLogger("cascade")
+
+
+def metrics(owner: str, sandbox: bool) -> Metrics:
+    return Metrics(owner, "sandbox" if sandbox else "heroku")
+
+
+def start(runtime: "Runtime") -> None:
+    runtime.heroku.observe = runtime.metrics.heroku_call
+    runtime.audit.subscribe(runtime.metrics.on_event)
+    runtime.commit_statuses = _commit_statuses(runtime)
+    runtime.subscriptions = _subscriptions(runtime)
+    runtime.reloader = Reloader(runtime)
+    settings = runtime.settings
+    runtime.watcher = Watcher(
+        settings.config_path, runtime.reloader.reload, settings.reload_seconds
+    )
+    runtime.watcher.start()
+
+
+async def stop_intake(runtime: "Runtime") -> None:
+    """Before the queue drains: no reload, no subscription check starts any more."""
+    if runtime.watcher is not None:
+        await runtime.watcher.stop()
+    if runtime.subscriptions is not None:
+        await runtime.subscriptions.stop()
+
+
+async def stop(runtime: "Runtime") -> None:
+    """After the queue drained: the statuses its last decisions made still go out."""
+    if runtime.commit_statuses is not None:
+        await runtime.commit_statuses.stop()
+
+
+def _commit_statuses(runtime: "Runtime") -> CommitStatuses | None:
+    settings = runtime.settings
+    wanted = [s.name for s in runtime.config.services if s.commit_statuses]
+    if settings.github_token is None:
+        if wanted:
+            log.warning(
+                "GITHUB_TOKEN is not set: no commit statuses for %s (set a token that may"
+                " write statuses: classic scope repo:status, or fine-grained 'Commit statuses')",
+                ", ".join(wanted),
+            )
+        return None
+    github = GitHubClient(settings.github_api_url, settings.github_token.get_secret_value())
+    statuses = CommitStatuses(
+        github, runtime.redis, lambda: runtime.config, runtime.metrics, settings.public_url
+    )
+    runtime.audit.subscribe(statuses.on_event)
+    statuses.start()
+    return statuses
+
+
+def _subscriptions(runtime: "Runtime") -> Subscriptions | None:
+    settings, secret = runtime.settings, runtime.heroku_secret
+    if settings.public_url is None:
+        log.info(
+            "CASCADE_PUBLIC_URL is not set: webhook subscriptions are yours to add"
+            " (`cascade check` prints the lines); for example: %s",
+            (manual_commands(runtime.config) or ["(no service)"])[0],
+        )
+        return None
+    if secret is None or not secret.get_secret_value():
+        log.error(
+            "CASCADE_PUBLIC_URL is set but HEROKU_WEBHOOK_SECRET is not: webhook subscriptions"
+            " are not managed (a subscription without the secret would be refused here)"
+        )
+        return None
+    reconciler = runtime.reconciler
+
+    async def stages(service: Service) -> Sequence[str] | None:
+        if service.stages:
+            return service.stages
+        topology = await reconciler.topology(service)
+        return topology.stages if topology else None
+
+    subscriptions = Subscriptions(
+        runtime.heroku,
+        runtime.redis,
+        Locks(runtime.redis),
+        stages,
+        settings.public_url,
+        secret.get_secret_value(),
+    )
+    subscriptions.start(lambda: runtime.config, settings.resync_seconds)
+    return subscriptions

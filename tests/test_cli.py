@@ -1,0 +1,265 @@
+"""`cascade check` against peers that answer badly, and the client's plain errors.
+
+Peers are replaced at the HTTP boundary with respx (an unmatched request fails the
+test); Redis is the session's real server. `tests/e2e/test_cli.py` runs every
+subcommand against a running Cascade and a sandbox platform.
+"""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from app import cli
+from app.settings import Settings
+from tests.test_api import clean_environment
+
+HEROKU = "https://heroku.test"
+GITHUB = "https://github.test"
+LIBRATO = "https://librato.test"
+FEED = "https://status.test/api/v2/summary.json"
+SECRETS = ("heroku-sekrit", "github-sekrit", "librato-sekrit", "slack-sekrit", "admin-sekrit")
+SERVICES = """
+[[service]]
+name = "api"
+pipeline = "api"
+stages = ["api-qa", "api-prod"]
+repo = "acme/api"
+urls = ["https://ci.test/ok", "https://ci.test/down"]
+"""
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
+    """Run `cascade ARGS` with these settings (none read from the environment)."""
+    clean_environment(monkeypatch)
+
+    def run(*argv: str, services: str = SERVICES, **settings: Any) -> tuple[int, str, str]:
+        config = tmp_path / "cascade.toml"
+        config.write_text(services)
+        values: dict[str, Any] = {"config_path": config, "data_dir": tmp_path / "data"}
+        values.update(settings)
+        chosen = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        monkeypatch.setattr(cli, "get_settings", lambda: chosen)
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def peers() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{GITHUB}/rate_limit").respond(200, json={"rate": {"remaining": 4999}})
+        router.get(f"{GITHUB}/repos/acme/api").respond(200, json={"full_name": "acme/api"})
+        router.get(f"{LIBRATO}/v1/alerts").respond(200, json={"alerts": []})
+        router.get(FEED).respond(200, json={"incidents": []})
+        router.get("https://ci.test/ok").respond(200)
+        router.get("https://ci.test/down").respond(503)
+        yield router
+
+
+def configured(**overrides: Any) -> dict[str, Any]:
+    values = {
+        "heroku_api_key": SECRETS[0],
+        "heroku_api_url": HEROKU,
+        "github_token": SECRETS[1],
+        "github_api_url": GITHUB,
+        "librato_user": "ops@acme.test",
+        "librato_token": SECRETS[2],
+        "librato_api_url": LIBRATO,
+        "status_api_url": FEED,
+        "slack_webhook_url": f"https://hooks.slack.test/{SECRETS[3]}",
+        "admin_token": SECRETS[4],
+        "heroku_webhook_secret": "hook",
+    }
+    values.update(overrides)
+    return values
+
+
+def lines(out: str) -> dict[str, str]:
+    """Each finding by its item: "✗ url https://x: ..." → {"url https://x": "✗ ..."}."""
+    found = {}
+    for line in out.splitlines():
+        mark, _, rest = line.partition(" ")
+        item, _, text = rest.partition(": ")
+        found[item] = f"{mark} {text}"
+    return found
+
+
+def test_a_bad_services_file_is_named_and_nothing_else_is_tried(run: Run) -> None:
+    bad = SERVICES.replace('repo = "acme/api"', 'repository = "acme/api"')
+    code, out, err = run("check", services=bad)
+    assert code == 1
+    (line,) = out.splitlines()
+    assert line.startswith("✗ services file: ")
+    assert 'service "api": unknown field "repository"' in line
+    assert "1 problem found" in err
+
+
+def test_every_configured_peer_gets_one_line(
+    run: Run, peers: respx.MockRouter, redis_url: str
+) -> None:
+    peers.get(f"{HEROKU}/pipelines/api").respond(404, json={"id": "not_found", "message": "no"})
+    code, out, err = run("check", **configured(redis_url=redis_url))
+    found = lines(out)
+    assert found["services file"].startswith("✓ ")
+    assert found["Redis"] == "✓ REDIS_URL answers"
+    assert found["Heroku token"] == f"✓ accepted by {HEROKU}"
+    assert found["pipeline api"].startswith("✗ not found, or the token cannot see it")
+    assert 'check "pipeline" of service "api"' in found["pipeline api"]
+    assert found["GitHub token"] == f"✓ accepted by {GITHUB}"
+    assert found["repo acme/api"] == "✓ readable (service api)"
+    assert found["Librato"] == f"✓ credentials accepted by {LIBRATO}"
+    assert found["status feed"] == f"✓ {FEED} answers"
+    assert found["url https://ci.test/ok"] == "✓ answers 200 (service api)"
+    assert found["url https://ci.test/down"].startswith("✗ answers HTTP 503: the urls gate")
+    assert found["Slack"].startswith("- CASCADE_SLACK_WEBHOOK_URL set (not tried")
+    assert code == 1
+    assert "2 problems found" in err
+    for secret in SECRETS:
+        assert secret not in out + err
+
+
+def test_a_refused_heroku_token_says_how_to_get_one(run: Run, peers: respx.MockRouter) -> None:
+    peers.get(f"{HEROKU}/pipelines/api").respond(401, json={"id": "unauthorized"})
+    code, out, _err = run("check", **configured())
+    assert lines(out)["Heroku token"] == (
+        f"✗ refused by {HEROKU} (401): create one (heroku authorizations:create)"
+        " and set HEROKU_API_KEY"
+    )
+    assert "pipeline api" not in lines(out)
+    assert code == 1
+
+
+def test_without_a_public_url_it_prints_the_webhook_commands(
+    run: Run, peers: respx.MockRouter
+) -> None:
+    peers.get(f"{HEROKU}/pipelines/api").respond(401, json={"id": "unauthorized"})
+    _code, out, _err = run("check", **configured())
+    commands = [line.strip() for line in out.splitlines() if "webhooks:add" in line]
+    assert commands == [
+        "heroku webhooks:add -i api:release -l sync -u https://CASCADE-PUBLIC-URL/webhooks/heroku"
+        f' -s "$HEROKU_WEBHOOK_SECRET" -a {app}'
+        for app in ("api-qa", "api-prod")
+    ]
+    with_url = run("check", **configured(public_url="https://cascade.acme.test"))[1]
+    assert "webhooks:add" not in with_url
+
+
+def test_an_unreachable_heroku_is_one_line(run: Run, peers: respx.MockRouter) -> None:
+    peers.get(f"{HEROKU}/pipelines/api").mock(side_effect=httpx.ConnectError("refused"))
+    code, out, _err = run("check", **configured())
+    assert lines(out)["Heroku"].startswith(f"✗ cannot reach {HEROKU}")
+    assert "check HEROKU_API_URL" in lines(out)["Heroku"]
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("route", "answer", "item", "expected"),
+    [
+        ("rate_limit", 401, "GitHub token", "✗ refused by https://github.test (HTTP 401)"),
+        ("repos/acme/api", 404, "repo acme/api", "✗ not readable (HTTP 404)"),
+    ],
+    ids=["token", "repo"],
+)
+def test_github_problems(
+    run: Run, peers: respx.MockRouter, route: str, answer: int, item: str, expected: str
+) -> None:
+    peers.get(f"{GITHUB}/{route}").respond(answer)
+    code, out, _err = run("check", **configured(heroku_api_key=None))
+    assert lines(out)[item].startswith(expected)
+    assert code == 1
+
+
+def test_github_without_a_token_is_a_note(run: Run, peers: respx.MockRouter) -> None:
+    _code, out, _err = run("check", **configured(heroku_api_key=None, github_token=None))
+    assert lines(out)["GitHub"].startswith("- GITHUB_TOKEN not set")
+    assert lines(out)["repo acme/api"] == "✓ readable (service api)"
+    assert "GitHub token" not in lines(out)
+    (asked,) = [c.request for c in peers.calls if c.request.url.path == "/repos/acme/api"]
+    assert "Authorization" not in asked.headers
+
+
+@pytest.mark.parametrize(
+    ("overrides", "answer", "expected"),
+    [
+        ({"librato_token": None}, None, "✗ LIBRATO_TOKEN is not set: set both or neither"),
+        ({"librato_user": None}, None, "✗ LIBRATO_USER is not set: set both or neither"),
+        ({}, 401, "✗ refused by https://librato.test (HTTP 401)"),
+        ({"librato_user": None, "librato_token": None}, None, "- not configured"),
+    ],
+    ids=["no-token", "no-user", "refused", "unset"],
+)
+def test_librato(
+    run: Run,
+    peers: respx.MockRouter,
+    overrides: dict[str, Any],
+    answer: int | None,
+    expected: str,
+) -> None:
+    if answer:
+        peers.get(f"{LIBRATO}/v1/alerts").respond(answer)
+    _code, out, _err = run("check", **configured(heroku_api_key=None, **overrides))
+    assert lines(out)["Librato"].startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (httpx.Response(503), "HTTP 503: STATUS_API_URL should be"),
+        (httpx.Response(200, text="<html>"), "answered, but not with a JSON object"),
+        (httpx.ConnectTimeout("slow"), "no answer within 5s"),
+    ],
+    ids=["down", "not-json", "timeout"],
+)
+def test_status_feed_problems(
+    run: Run, peers: respx.MockRouter, answer: httpx.Response | Exception, expected: str
+) -> None:
+    peers.get(FEED).mock(side_effect=[answer])
+    code, out, _err = run("check", **configured(heroku_api_key=None))
+    assert lines(out)["status feed"].startswith("✗ ")
+    assert expected in lines(out)["status feed"]
+    assert code == 1
+
+
+def test_nothing_configured_is_notes_only(run: Run, peers: respx.MockRouter) -> None:
+    bare = SERVICES.replace("urls", "alerts").replace('repo = "acme/api"', "")
+    code, out, _err = run("check", services=bare)
+    found = lines(out)
+    assert found["GitHub"] == "- no service names a repo: skipped"
+    assert found["Heroku"].startswith("- HEROKU_API_KEY not set: Cascade runs on the sandbox")
+    assert found["Redis"].startswith("- REDIS_URL not set")
+    assert found["status feed"] == "- STATUS_API_URL not set: skipped"
+    assert found["Librato"] == "- not configured: alerts come from webhooks only"
+    assert found["admin token"].startswith("- CASCADE_ADMIN_TOKEN not set")
+    assert code == 0
+
+
+def test_an_unreachable_redis_is_named_without_its_url(run: Run, peers: respx.MockRouter) -> None:
+    url = "redis://:redis-sekrit@127.0.0.1:1/0"
+    code, out, _err = run("check", **configured(heroku_api_key=None, redis_url=url))
+    assert lines(out)["Redis"].startswith("✗ no answer (ConnectionError): check REDIS_URL")
+    assert "redis-sekrit" not in out
+    assert code == 1
+
+
+# the client's errors, with nothing listening ---------------------------------------------
+
+
+def test_an_unreachable_cascade_is_exit_2_with_where_it_looked(run: Run) -> None:
+    code, out, err = run("status", url="http://127.0.0.1:1")
+    assert code == 2
+    assert out == ""
+    assert err.startswith("cascade: cannot reach Cascade at http://127.0.0.1:1 (")
+    assert "is it running? CASCADE_URL says where" in err
+
+
+def test_an_until_duration_becomes_a_time() -> None:
+    assert cli._until("2026-05-01T18:00:00Z") == "2026-05-01T18:00:00Z"
+    assert cli._until("2h").endswith("+00:00")
