@@ -22,6 +22,7 @@ from app.durations import short
 from app.metrics import Metrics
 from app.services import ServicesConfig
 from app.sources.github import GitHubClient, GitHubError, shorten
+from app.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,7 @@ class CommitStatuses:
                 await self._queue.join()
         except TimeoutError:
             log.warning("commit statuses: %d not posted at shutdown", self._queue.qsize())
-        self._task.cancel()
-        await asyncio.wait({self._task})
+        await cancel([self._task])
         self._task = None
         await self.github.aclose()
 

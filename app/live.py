@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from app import keys
 from app.audit import Event
+from app.tasks import cancel
 
 log = logging.getLogger(__name__)
 EVERYTHING = "*"
@@ -79,9 +80,7 @@ class Live:
 
     async def stop(self) -> None:
         if self._reader is not None:
-            self._reader.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._reader
+            await cancel([self._reader])
             self._reader = None
 
     def _tell(self, name: str) -> None:

@@ -23,6 +23,7 @@ from app.durations import humanize, short
 from app.models import Candidate, GateState, PairState, Plan
 from app.plan import plan
 from app.store import Store
+from app.tasks import cancel
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -122,9 +123,7 @@ class Notifier:
         """Give the last notices a moment, then stop."""
         with suppress(TimeoutError):
             await asyncio.wait_for(self._outbox.join(), FLUSH_SECONDS)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel(self._tasks)
         await self._http.aclose()
 
     async def on_event(self, event: Event) -> None:

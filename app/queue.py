@@ -9,6 +9,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from app.tasks import cancel
+
 log = logging.getLogger(__name__)
 
 
@@ -60,11 +62,7 @@ class ReconcileQueue:
                 ", ".join(sorted(self._running)),
                 grace,
             )
-        pending = set(self._tasks)
-        while pending:
-            for task in pending:
-                task.cancel()
-            _done, pending = await asyncio.wait(pending, timeout=1)
+        await cancel(self._tasks)
         self._tasks = []
 
     async def _work(self) -> None:

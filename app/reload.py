@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from app.sandbox import pipelines_from_services
 from app.services import ConfigError, ServicesConfig, load_services
+from app.tasks import cancel
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -140,8 +141,7 @@ class Watcher:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             self._signal = False
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
+            await cancel([self._task])
             self._task = None
 
     async def _run(self) -> None:

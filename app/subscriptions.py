@@ -23,6 +23,7 @@ from app import keys
 from app.heroku import AppWebhook, HerokuClient, HerokuError
 from app.locks import Locks
 from app.services import Service, ServicesConfig
+from app.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,7 @@ class Subscriptions:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
+            await cancel([self._task])
             self._task = None
 
     async def ensure(self, config: ServicesConfig) -> list[Change]:

@@ -35,6 +35,7 @@ from app.sandbox.world import (
 )
 from app.services import ServicesConfig
 from app.settings import get_settings
+from app.tasks import cancel
 
 __all__ = ["Sandbox", "SandboxPipeline", "in_process", "main", "pipelines_from_services"]
 
@@ -98,10 +99,7 @@ class Sandbox:
 
     async def stop(self) -> None:
         """Cancel every background task: delivery, demo deploys, unfinished releases."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel(list(self._tasks))
         self._started = False
         log.info("sandbox: simulated Heroku stopped")
 
