@@ -8,6 +8,7 @@ import redis.asyncio as redis
 
 from app.redis_client import connect
 from app.redis_server import EmbeddedRedis
+from tests.inprocess import Cascade, Start, cascades
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # copied from shared/fixtures
 
@@ -31,3 +32,19 @@ async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator["redis.Redi
     await client.flushall()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def start_cascade(
+    redis_client: "redis.Redis",  # flushes Redis before the test
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Start]:
+    async with cascades(redis_url, tmp_path, monkeypatch) as start:
+        yield start
+
+
+@pytest.fixture
+async def cascade(start_cascade: Start) -> Cascade:
+    return await start_cascade()

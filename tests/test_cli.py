@@ -15,7 +15,7 @@ import respx
 
 from app import cli
 from app.settings import Settings
-from tests.test_api import clean_environment
+from tests.inprocess import clean_environment
 
 HEROKU = "https://heroku.test"
 GITHUB = "https://github.test"

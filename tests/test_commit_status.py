@@ -5,21 +5,20 @@ in-process on the sandbox, so the commit really is promoted, then waits on its a
 """
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as redis
 import respx
 
 from app.audit import Event
 from app.commit_status import Status, statuses
 from app.services import ConfigError, load_services
 from app.sources.github import GitHubClient, GitHubError
-from tests.test_api import Cascade, Start, cascades, eventually
+from tests.inprocess import Cascade, Start, eventually
 
 GITHUB = "https://github.test/api/v3"
 TOKEN = "ghs_0123456789abcdefghij"
@@ -74,17 +73,6 @@ def github() -> Iterator[GitHubPeer]:
             path__regex=r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/statuses/(?P<sha>\w+)"
         ).mock(side_effect=peer)
         yield peer
-
-
-@pytest.fixture
-async def start_cascade(
-    redis_client: "redis.Redis",  # flushes Redis before the test
-    redis_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[Start]:
-    async with cascades(redis_url, tmp_path, monkeypatch) as start:
-        yield start
 
 
 @pytest.fixture

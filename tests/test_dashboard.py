@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from app import keys
 from app.live import EVERYTHING, Live
 from app.redis_client import connect
-from tests.test_api import ADMIN, Cascade, Start, cascades, eventually, in_future
+from tests.inprocess import ADMIN, Cascade, Start, cascades, eventually, in_future
 
 ROOT = Path(__file__).resolve().parents[1]
 CSS = ROOT / "app" / "static" / "dashboard.css"

@@ -22,7 +22,7 @@ from app.logs import JsonFormatter, Redactor, RequestIds, TextFormatter, secret_
 from app.settings import Settings
 from tests.conftest import FIXTURES
 from tests.e2e.harness import sign
-from tests.test_api import Cascade, cascades, eventually
+from tests.inprocess import Cascade, cascades, eventually
 
 ADMIN = "admin-token-0123456789"
 HOOK_SECRET = "whsec-0123456789abcdef"

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.metrics import Metrics
 from app.models import Candidate, GateResult, GateState, Pair, PairState, Plan, StageView
 from tests.e2e.harness import sign
-from tests.test_api import WEBHOOK_SECRET, Cascade, cascades, eventually
+from tests.inprocess import WEBHOOK_SECRET, Cascade, cascades, eventually
 
 SERVICES = """
 [[service]]

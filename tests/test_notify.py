@@ -28,7 +28,7 @@ from app.notify import Notifier, describe, describe_blocked
 from app.plan import plan
 from app.settings import Settings
 from tests import factories as f
-from tests.test_api import (
+from tests.inprocess import (
     ADMIN,
     Cascade,
     Start,

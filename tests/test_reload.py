@@ -5,15 +5,13 @@ end to end. SIGHUP is exercised on a real process in `tests/e2e/test_production.
 """
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as redis
 
 from app.reload import differences, stamp
 from app.services import Service, ServicesConfig
-from tests.test_api import ADMIN, Cascade, Start, cascades, eventually
+from tests.inprocess import ADMIN, Cascade, Start, eventually
 
 API = """
 [[service]]
@@ -31,17 +29,6 @@ min_age = "0s"
 """
 BROKEN = API + '\n[[service]]\nname = "web"\npipeline = "web"\nstagez = ["web-dev"]\n'
 A = "a" * 40
-
-
-@pytest.fixture
-async def start_cascade(
-    redis_client: "redis.Redis",  # flushes Redis before the test
-    redis_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[Start]:
-    async with cascades(redis_url, tmp_path, monkeypatch) as start:
-        yield start
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as redis
 
 from app.locks import Locks
 from app.services import Service, ServicesConfig
@@ -22,13 +21,12 @@ from app.subscriptions import (
     manual_commands,
     same_endpoint,
 )
-from tests.test_api import (
+from tests.inprocess import (
     API_STAGES,
     WEB_STAGES,
     WEBHOOK_SECRET,
     Cascade,
     Start,
-    cascades,
     eventually,
 )
 
@@ -51,22 +49,6 @@ def ours(cascade: Cascade, app: str) -> list[Any]:
 
 async def subscribed(cascade: Cascade) -> bool:
     return all(len(ours(cascade, app)) == 1 for app in APPS)
-
-
-@pytest.fixture
-async def start_cascade(
-    redis_client: "redis.Redis",  # flushes Redis before the test
-    redis_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[Start]:
-    async with cascades(redis_url, tmp_path, monkeypatch) as start:
-        yield start
-
-
-@pytest.fixture
-async def cascade(start_cascade: Start) -> Cascade:
-    return await start_cascade()
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as redis
 from fastapi import HTTPException
 
 from app.webhooks.auth import MAX_BODY, verify_base64_hmac, verify_hex_hmac
 from tests.conftest import FIXTURES
 from tests.e2e.harness import sign
-from tests.test_api import WEBHOOK_SECRET, Cascade, Json, Start, cascades, eventually, observed
+from tests.inprocess import WEBHOOK_SECRET, Cascade, Json, Start, eventually, observed
 
 SIGNATURE = "Heroku-Webhook-Hmac-SHA256"
 STAGE = "api-qa"  # the first stage of the configured service "api"
@@ -66,22 +65,6 @@ async def stage(cascade: Cascade, app: str = STAGE) -> Json:
     status = await cascade.json("/status/api")
     found: Json = next(s for s in status["stages"] if s["app"] == app)
     return found
-
-
-@pytest.fixture
-async def start_cascade(
-    redis_client: "redis.Redis",  # flushes Redis before the test
-    redis_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[Start]:
-    async with cascades(redis_url, tmp_path, monkeypatch) as start:
-        yield start
-
-
-@pytest.fixture
-async def cascade(start_cascade: Start) -> Cascade:
-    return await start_cascade()
 
 
 # the samples ---------------------------------------------------------------------------
