@@ -257,11 +257,7 @@ def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:
 
     @app.post("/pipeline-promotions", status_code=201)
     async def promote(request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise PlatformError(400, "bad_request", "Request body is not JSON.") from None
-        promotion = sandbox.promote(body)
+        promotion = sandbox.promote(await _body(request))
         if sandbox.faults.promotion_response_delay:  # created already; only the answer waits
             await asyncio.sleep(sandbox.faults.promotion_response_delay)
         return JSONResponse(promotion, status_code=201)
