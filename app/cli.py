@@ -19,6 +19,7 @@ import uvicorn
 
 from app import checks
 from app.durations import humanize, short
+from app.models import pause_scope
 from app.services import ConfigError, load_services, parse_duration
 from app.settings import Settings, get_settings
 from app.subscriptions import manual_commands
@@ -121,14 +122,14 @@ def pause(args: argparse.Namespace) -> int:
     until = _until(args.until) if args.until else None
     body = {"reason": args.reason, "service": args.service, "until": until, "by": args.by}
     made = _call("POST", "/pause", json=body, write=True)
-    print(f"paused {_scope(made['service'])}: {_pause(made, datetime.now(UTC))}")
+    print(f"paused {pause_scope(made['service'])}: {_pause(made, datetime.now(UTC))}")
     return 0
 
 
 def resume(args: argparse.Namespace) -> int:
     params = {"service": args.service} if args.service else None
     _call("DELETE", "/pause", params=params, write=True)
-    print(f"resumed {_scope(args.service)}")
+    print(f"resumed {pause_scope(args.service)}")
     return 0
 
 
@@ -257,10 +258,6 @@ def _pause(pause: dict[str, Any], now: datetime) -> str:
 
 def _ago(moment: str, now: datetime) -> str:
     return f"{humanize(now - datetime.fromisoformat(moment))} ago"
-
-
-def _scope(service: str | None) -> str:
-    return f"service {service}" if service else "everything"
 
 
 def _until(value: str) -> str:

@@ -60,6 +60,11 @@ class StageView:
         return self.release.commit if self.release else None
 
 
+def pause_scope(service: str | None) -> str:
+    """What a pause holds, in words: one service, or everything."""
+    return f"service {service}" if service else "everything"
+
+
 @dataclass(frozen=True)
 class Pause:
     reason: str

@@ -96,11 +96,10 @@ class Notifier:
             return None
 
         async def plans() -> list[Plan]:
-            found = []
-            for service in runtime.config.services:
-                topology = await runtime.reconciler.topology_known(service)
-                found.append(plan(await runtime.reconciler.snapshot(service, topology)))
-            return found
+            return [
+                plan(await runtime.reconciler.observe(service))
+                for service in runtime.config.services
+            ]
 
         notifier = cls(
             settings.slack_webhook_url.get_secret_value(),

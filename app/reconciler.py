@@ -147,6 +147,10 @@ class Reconciler:
         self.problems.pop(service.name, None)
         return known
 
+    async def observe(self, service: Service) -> Snapshot:
+        """The service as it stands, for status, retries and notices: Redis only, no lock."""
+        return await self.snapshot(service, await self.topology_known(service))
+
     async def snapshot(self, service: Service, topology: topo.Topology | None) -> Snapshot:
         """Everything the plan may look at, read once, with `now` stamped."""
         name = service.name

@@ -24,8 +24,7 @@ async def ready(world: World) -> None:
 
 async def state_of_st(world: World) -> PairState:
     service = world.reconciler.config.services[0]
-    topology = await world.reconciler.topology_known(service)
-    snapshot = await world.reconciler.snapshot(service, topology)
+    snapshot = await world.reconciler.observe(service)
     (candidate,) = [c for c in plan(snapshot).candidates if c.pair.target.app == "api-st"]
     return candidate.state
 
@@ -99,7 +98,5 @@ async def test_a_newer_source_release_drops_the_claim_instead_of_promoting(make_
     assert posts(world.heroku) == 0
     assert await world.reconciler.ledger.unsettled("api") == []
     service = world.reconciler.config.services[0]
-    snapshot = await world.reconciler.snapshot(
-        service, await world.reconciler.topology_known(service)
-    )
+    snapshot = await world.reconciler.observe(service)
     assert snapshot.stages[0].commit == "b" * 40

@@ -9,7 +9,7 @@ from app.api.deps import AdminDep, RuntimeDep
 from app.api.schemas import Accepted, PauseIn, PauseOut, RetryIn
 from app.api.status import pause_out
 from app.audit import Event
-from app.models import Pause, PromotionState
+from app.models import Pause, PromotionState, pause_scope
 from app.runtime import Runtime
 from app.services import Service
 
@@ -39,7 +39,7 @@ async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
             raise HTTPException(422, f"until {until.isoformat()} is in the past")
     pause = Pause(reason=body.reason, created_at=now, by=body.by, until=until, service=body.service)
     await runtime.store.set_pause(pause)
-    scope = f"service {pause.service}" if pause.service else "everything"
+    scope = pause_scope(pause.service)
     await _record(runtime, "pause.set", f"{scope} paused: {pause.reason}", pause.service, now)
     _reconcile(runtime, pause.service)
     out = pause_out(pause)
@@ -54,7 +54,7 @@ async def lift_pause(
     _known(runtime, service)
     lifted = await runtime.store.lift_pause(service)
     if lifted is not None:
-        scope = f"service {service}" if service else "everything"
+        scope = pause_scope(service)
         now = datetime.now(UTC)
         await _record(runtime, "pause.lifted", f"{scope} resumed", service, now)
         _reconcile(runtime, service)
@@ -72,8 +72,7 @@ async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
     service = _known(runtime, body.service)
     if service is None:
         raise HTTPException(404, "name the service")
-    topology = await runtime.reconciler.topology_known(service)
-    snapshot = await runtime.reconciler.snapshot(service, topology)
+    snapshot = await runtime.reconciler.observe(service)
     if body.to not in [stage.app for stage in snapshot.stages[1:]]:
         raise HTTPException(404, f"{body.to!r} is not a target stage of {service.name}")
     cleared = [

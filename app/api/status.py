@@ -50,8 +50,7 @@ async def get_service_status(service: str, runtime: RuntimeDep) -> ServiceOut:
 
 
 async def _service(runtime: Runtime, service: Service) -> ServiceOut:
-    topology = await runtime.reconciler.topology_known(service)
-    snapshot = await runtime.reconciler.snapshot(service, topology)
+    snapshot = await runtime.reconciler.observe(service)
     return render(snapshot, plan(snapshot))
 
 

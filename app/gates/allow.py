@@ -1,6 +1,6 @@
 """allow: no global pause and no pause of this service is in force."""
 
-from app.models import GateResult, GateState, Pair, Pause, Snapshot
+from app.models import GateResult, GateState, Pair, Pause, Snapshot, pause_scope
 
 NAME = "allow"
 
@@ -17,7 +17,7 @@ def check(snapshot: Snapshot, pair: Pair) -> GateResult:
 
 
 def _describe(pause: Pause) -> str:
-    scope = f"service {pause.service}" if pause.service else "everything"
+    scope = pause_scope(pause.service)
     by = f" by {pause.by}" if pause.by else ""
     until = f" until {pause.until.isoformat(timespec='seconds')}" if pause.until else ""
     return f"{scope} paused{by}{until}: {pause.reason}"
