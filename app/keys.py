@@ -18,6 +18,7 @@ SUBSCRIPTIONS_DUE = f"{PREFIX}:subscriptions-due"  # one process checks them per
 COMMIT_STATUS_TTL = timedelta(days=30)
 LIVE = f"{PREFIX}:live"  # pub/sub channel: the name of a service whose state changed, or "*"
 HISTORY_MAXLEN = 200
+POLLED = f"{PREFIX}:feeds-polled"  # set by the one process that polls the fallback feeds now
 
 DEDUP_TTL = timedelta(days=3)
 LOCK_TTL = timedelta(seconds=10)  # renewed by its holder while it works
@@ -102,3 +103,75 @@ def blocked_told(service: str, target: str, commit: str) -> str:
 def commit_status(service: str, commit: str, context: str) -> str:
     """The last `state description` posted to GitHub for a commit and context, not to repeat it."""
     return f"{_service(service)}:commit-status:{context}:{commit}"
+
+
+# --- github signal (app/health/github.py) ----------------------------------------------
+# Keys of one repository share the hash tag `{owner/name}`. Everything learnt about the
+# repository's history lives under its generation, which a forced push or a deleted branch
+# increments: what was cached before is then never read again and expires by itself.
+GITHUB_ON_BRANCH_TTL = timedelta(days=30)  # a commit on the branch stays there
+GITHUB_OFF_BRANCH_FRESH = timedelta(seconds=60)  # "not on the branch" is asked again after it
+GITHUB_OFF_BRANCH_TTL = timedelta(days=1)  # ... and shown on status pages meanwhile
+GITHUB_COMPARE_TTL = timedelta(days=30)  # two fixed commits compare the same for ever
+GITHUB_CHECKS_TTL = timedelta(days=7)  # statuses and check suites reported on a commit
+
+
+def _github(repo: str) -> str:
+    return f"{PREFIX}:github:{{{repo.lower()}}}"
+
+
+def github_generation(repo: str) -> str:
+    """Counter: forced pushes and branch deletions seen; part of every history key below."""
+    return f"{_github(repo)}:generation"
+
+
+def github_pushes(repo: str, branch: str) -> str:
+    """Counter: pushes recorded to the branch; a push voids every "not on the branch" before it."""
+    return f"{_github(repo)}:pushes:{branch}"
+
+
+def github_parent(repo: str, generation: int, branch: str, sha: str) -> str:
+    """The `before` of the fast-forward push whose `after` was `sha`: an ancestor of it."""
+    return f"{_github(repo)}:g{generation}:parent:{branch}:{sha}"
+
+
+def github_on_branch(repo: str, generation: int, branch: str, sha: str) -> str:
+    """Set when the commit is known to be on the branch."""
+    return f"{_github(repo)}:g{generation}:on:{branch}:{sha}"
+
+
+def github_off_branch(repo: str, generation: int, branch: str, sha: str) -> str:
+    """`<push number>|<epoch s>`: GitHub said the commit was not on the branch (until a push)."""
+    return f"{_github(repo)}:g{generation}:off:{branch}:{sha}"
+
+
+def github_compare(repo: str, generation: int, base: str, head: str) -> str:
+    """GitHub's compare status of `base...head`."""
+    return f"{_github(repo)}:g{generation}:compare:{base}...{head}"
+
+
+def github_checks(repo: str, sha: str) -> str:
+    """Hash: "status:<context>" / "suite:<id>" -> "<ms>|<state>|<name>", the latest report."""
+    return f"{_github(repo)}:checks:{sha}"
+
+
+# incident gate (status webhooks and STATUS_API_URL) --------------------------------------
+
+STATUS_VIEW = f"{PREFIX}:status:view"  # hash: "incident:<id>" / "component:<name>" -> JSON
+STATUS_VIEW_MAX = 500  # fields; past it the oldest news is dropped, closed news first
+STATUS_VIEW_KEEP = timedelta(days=1)  # how long resolved incidents and operational components stay
+STATUS_FEED = f"{PREFIX}:status:feed"  # JSON: the last successful read of STATUS_API_URL
+STATUS_FEED_FAILURE = f"{PREFIX}:status:feed-failure"  # JSON: reads failing since that one
+STATUS_FEED_TTL = timedelta(days=1)
+
+
+# alerts gate (Librato and Alertmanager webhooks, Librato's alert status API) -------------
+
+ALERTS_FIRING = f"{PREFIX}:{{alerts}}:firing"  # hash: "<source>:<id>" -> JSON of a firing alert
+ALERTS_MAX = 10_000  # firing alerts kept; past it new ones are refused and every gate is unknown
+ALERTMANAGER_TTL = timedelta(hours=24)  # refreshed by each repeat (repeat_interval, default 4h)
+LIBRATO_TTL = timedelta(days=10)  # Librato clears a triggered alert itself after 10 days
+LIBRATO_POLLED = f"{PREFIX}:{{alerts}}:librato-polled"  # epoch seconds of the last good poll
+LIBRATO_FAILURE = f"{PREFIX}:{{alerts}}:librato-failure"  # why the polls since then failed
+LIBRATO_TRIED = f"{PREFIX}:{{alerts}}:librato-tried"  # a reconcile's own poll: one per retry
+LIBRATO_FAILURE_TTL = timedelta(days=1)

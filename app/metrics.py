@@ -28,6 +28,7 @@ from app.models import GateState, Plan
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
 WEBHOOK_OUTCOMES = ("accepted", "duplicate", "ignored", "refused", "error")
+WEBHOOK_SENDERS = ("heroku", "github", "librato", "alertmanager", "status")
 PROMOTION_RESULTS = {"promotion.started", "promotion.succeeded", "promotion.failed"}
 _WORST = {GateState.OPEN: 0, GateState.CLOSED: 1, GateState.UNKNOWN: 2}
 _BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -105,8 +106,9 @@ class Metrics:
             ["result"],
             registry=reg,
         )
-        for outcome in WEBHOOK_OUTCOMES:  # present at 0 from the start, so rate() works
-            self.webhooks.labels("heroku", outcome)
+        for sender in WEBHOOK_SENDERS:  # present at 0 from the start, so rate() works
+            for outcome in WEBHOOK_OUTCOMES:
+                self.webhooks.labels(sender, outcome)
         self._gate_labels: dict[str, set[tuple[str, str]]] = {}
 
     def render(self) -> bytes:

@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from app.services import Service
+from app.signals import Signals
 
 
 class GateState(StrEnum):
@@ -23,7 +24,8 @@ class GateResult:
     name: str
     state: GateState
     reason: str
-    opens_at: datetime | None = None
+    opens_at: datetime | None = None  # when it opens by itself, if it knows
+    recheck_at: datetime | None = None  # when a fresh look at its signal may change the answer
 
 
 class ReleaseStatus(StrEnum):
@@ -103,6 +105,9 @@ class PromotionRecord:
     promotion_id: str | None = None
     error: str | None = None
     by: str | None = None
+    # False from the claim until just before the POST: a claim its process left unsent is
+    # taken back and decided afresh. True for records written before the field existed.
+    sent: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class Snapshot:
     service_pause: Pause | None = None
     promotions: Mapping[tuple[str, str], PromotionRecord] = field(default_factory=dict)
     problem: str | None = None  # why the pipeline could not be read, if it could not
+    signals: Signals = field(default_factory=Signals)
 
     def pairs(self) -> tuple[Pair, ...]:
         return tuple(

@@ -20,6 +20,7 @@ from app.models import (
     PromotionState,
     Snapshot,
 )
+from app.signals.github import Relation
 
 FOLLOW_EVERY = timedelta(seconds=2)  # look again this soon while a promotion is in flight
 
@@ -62,13 +63,19 @@ def candidate(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate] = GATES) -> 
 
 
 def _held(snapshot: Snapshot, pair: Pair, commit: str) -> tuple[PairState, str] | None:
-    """Reasons rooted in Heroku's state, whatever the gates say."""
+    """Reasons rooted in Heroku's state, whatever the gates say.
+
+    Forwards means the target's commit ran in the source before the source's commit did
+    (the source's release history), or GitHub says the source's commit contains it.
+    """
     source, target = pair.source, pair.target
     for stage in (source, target):
         if stage.pending is not None:
             return PairState.WAITING, f"v{stage.pending.version} is being released on {stage.app}"
     if target.commit is None:
         return PairState.BLOCKED, f"no succeeded release known on {target.app}"
+    if _github_says_ahead(snapshot, commit, target.commit):
+        return None
     if not snapshot.history.get(source.app):
         return PairState.BLOCKED, f"which commits ran in {source.app} is not known yet"
     target_at = snapshot.arrived(source.app, target.commit)
@@ -86,6 +93,11 @@ def _held(snapshot: Snapshot, pair: Pair, commit: str) -> tuple[PairState, str] 
     return None
 
 
+def _github_says_ahead(snapshot: Snapshot, commit: str, target_commit: str) -> bool:
+    facts = snapshot.signals.github.get((commit, target_commit))
+    return facts is not None and facts.relation is Relation.AHEAD
+
+
 def _judge(pair: Pair, commit: str, results: tuple[GateResult, ...]) -> Candidate:
     closed = [r for r in results if r.state is not GateState.OPEN]
     if not closed:
@@ -101,6 +113,7 @@ def _wake_at(now: datetime, candidates: Sequence[Candidate]) -> datetime | None:
     """The earliest moment something may change without outside news."""
     times = [c.opens_at for c in candidates if c.opens_at is not None]
     times += [r.opens_at for c in candidates for r in c.gates if r.opens_at is not None]
+    times += [r.recheck_at for c in candidates for r in c.gates if r.recheck_at is not None]
     if any(c.state is PairState.PROMOTING for c in candidates):
         times.append(now + FOLLOW_EVERY)
     future = [t for t in times if t > now]

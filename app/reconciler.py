@@ -14,6 +14,8 @@ from itertools import pairwise
 from app import topology as topo
 from app.audit import Audit, Event
 from app.durations import short
+from app.freezes import windows
+from app.health import Health
 from app.heroku import HerokuClient, HerokuError
 from app.ledger import Ledger
 from app.locks import Locks
@@ -49,20 +51,23 @@ class Reconciler:
         promoter: Promoter,
         clock: Callable[[], datetime],
         resync_seconds: float,
+        health: Health,
         dry_run: bool = False,
     ) -> None:
         self.config, self.heroku, self.store, self.ledger = config, heroku, store, ledger
         self.locks, self.audit, self.promoter, self.clock = locks, audit, promoter, clock
-        self.resync_seconds, self.dry_run = resync_seconds, dry_run
+        self.resync_seconds, self.dry_run, self.health = resync_seconds, dry_run, health
         self.topologies: dict[str, topo.Topology] = {}
         self.problems: dict[str, str] = {}
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
+        self._histories: set[tuple[str, str]] = set()  # (service, app) known loaded in Redis
 
     def forget(self, name: str) -> None:
         """The services file changed or dropped the service: know its pipeline afresh."""
         self.topologies.pop(name, None)
         self.problems.pop(name, None)
         self._caught_up.discard(name)
+        self._histories = {known for known in self._histories if known[0] != name}
 
     def owner_of(self, app: str) -> Service | None:
         """The service whose stages include `app`, for routing webhooks."""
@@ -149,27 +154,40 @@ class Reconciler:
 
     async def observe(self, service: Service) -> Snapshot:
         """The service as it stands, for status, retries and notices: Redis only, no lock."""
-        return await self.snapshot(service, await self.topology_known(service))
+        return await self.snapshot(service, await self.topology_known(service), fetch=False)
 
-    async def snapshot(self, service: Service, topology: topo.Topology | None) -> Snapshot:
-        """Everything the plan may look at, read once, with `now` stamped."""
-        name = service.name
+    async def snapshot(
+        self, service: Service, topology: topo.Topology | None, *, fetch: bool = True
+    ) -> Snapshot:
+        """Everything the plan may look at, read once, with `now` stamped.
+
+        `fetch=False` reads the views in Redis only: no GitHub, status page or URL call.
+        """
+        name, now = service.name, self.clock()
         apps = topology.stages if topology else service.stages or ()
         stages = await self.store.stages(name, apps)
-        wanted = [
-            (target.app, source.commit)
+        moving = [
+            (source, target)
             for source, target in pairwise(stages)
             if source.commit and source.commit != target.commit
         ]
+        global_pause, service_pause = await self.store.pauses(name)
         return Snapshot(
             service=service,
-            now=self.clock(),
+            now=now,
             stages=stages,
             history=await self.store.history(name, apps[:-1]),
-            global_pause=await self.store.pause(None),
-            service_pause=await self.store.pause(name),
-            promotions=await self.ledger.find(name, wanted),
+            global_pause=global_pause,
+            service_pause=service_pause,
+            promotions=await self.ledger.find(name, [(t.app, s.commit or "") for s, t in moving]),
             problem=self.problems.get(name),
+            signals=await self.health.gather(
+                service,
+                [(s.commit, t.commit) for s, t in moving if s.commit and t.commit],
+                now,
+                windows(self.config.freezes, name, now),
+                fetch=fetch,
+            ),
         )
 
     async def _fold(self, name: str, topology: topo.Topology, releases: list[Release]) -> None:
@@ -178,17 +196,24 @@ class Reconciler:
                 await self.store.put_release(name, release)
 
     async def _learn_history(self, name: str, topology: topo.Topology) -> None:
-        """Once per source app: which commits ran there, and since when (one call each)."""
-        sources = topology.stages[:-1]
+        """Once per source app: which commits ran there, and since when (one call each).
+
+        A history once loaded stays loaded, so this process stops asking Redis about it.
+        """
+        sources = [app for app in topology.stages[:-1] if (name, app) not in self._histories]
+        if not sources:
+            return
         loaded = await self.store.history_loaded(name, sources)
         for app, done in zip(sources, loaded, strict=True):
             if done:
+                self._histories.add((name, app))
                 continue
             first: dict[str, datetime] = {}
             for release in reversed(await self.heroku.releases(app, HISTORY_DEPTH)):
                 if release.status is ReleaseStatus.SUCCEEDED and release.commit:
                     first.setdefault(release.commit, release.created_at)
             await self.store.add_history(name, app, first)
+            self._histories.add((name, app))
 
     async def _record_transitions(self, snapshot: Snapshot, decided: Plan) -> None:
         """An audit entry when what a pair waits on changes, not on every reconcile."""
@@ -201,7 +226,8 @@ class Reconciler:
                 continue
             await self.audit.record(_transition(snapshot, candidate, self.dry_run))
         gone = [target for target in seen if target not in now_states]
-        await self.store.set_gate_states(name, now_states, gone)
+        if gone or any(seen.get(target) != state for target, state in now_states.items()):
+            await self.store.set_gate_states(name, now_states, gone)
 
 
 def _signature(candidate: Candidate) -> str:

@@ -20,6 +20,8 @@ from app import logs, upkeep
 from app import sandbox as sandboxes
 from app.audit import Audit
 from app.commit_status import CommitStatuses
+from app.health import Health
+from app.health.poller import Poller
 from app.heroku import HerokuClient
 from app.ledger import Ledger
 from app.live import Live
@@ -59,6 +61,8 @@ class Runtime:
     scheduler: Scheduler
     metrics: Metrics  # this process's Prometheus metrics, served at /metrics
     live: Live  # tells dashboards in every process what changed
+    health: Health  # the signals' views (GitHub, alerts, incidents, URLs) and their readers
+    poller: Poller  # the fallback feeds' clock
     heroku_secret: SecretStr | None
     sandbox: sandboxes.Sandbox | None = None
     embedded: EmbeddedRedis | None = None
@@ -98,6 +102,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     if secret is not None:  # the sandbox's is made here: it must never be logged either
         logs.REDACT.add(secret.get_secret_value())
     audit, ledger = Audit(client), Ledger(client)
+    health = Health.from_settings(settings, client)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     promoter = Promoter(heroku, store, ledger, audit, utcnow, owner)
     reconciler = Reconciler(
@@ -110,11 +115,15 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         promoter=promoter,
         clock=utcnow,
         resync_seconds=settings.resync_seconds,
+        health=health,
         dry_run=settings.dry_run,
     )
     runtime: Runtime
     queue = ReconcileQueue(lambda service: runtime.handle(service))
     scheduler = Scheduler(queue.enqueue, lambda: [s.name for s in runtime.config.services])
+    poller = Poller(
+        health, client, lambda: runtime.config.services, queue.enqueue, settings.poll_seconds
+    )
     runtime = Runtime(
         settings=settings,
         config=config,
@@ -128,6 +137,8 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         scheduler=scheduler,
         metrics=upkeep.metrics(owner, sandbox is not None),
         live=Live(client),
+        health=health,
+        poller=poller,
         heroku_secret=secret,
         sandbox=sandbox,
         embedded=embedded,
@@ -137,6 +148,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     upkeep.start(runtime)
     queue.start()
     scheduler.start(settings.tick_seconds)
+    poller.start()
     if sandbox is not None:
         await sandbox.start()
     scheduler.tick()  # resume promotions in flight and catch up at once
@@ -154,12 +166,14 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
 
 async def stop(runtime: Runtime) -> None:
     runtime.scheduler.stop()
+    await runtime.poller.stop()
     await upkeep.stop_intake(runtime)
     await runtime.queue.stop(grace=runtime.settings.shutdown_seconds)
     await upkeep.stop(runtime)
     if runtime.sandbox is not None:
         await runtime.sandbox.stop()
     await runtime.heroku.aclose()
+    await runtime.health.aclose()
     if runtime.notifier is not None:
         await runtime.notifier.stop()
     await runtime.live.stop()

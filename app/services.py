@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.signals.alerts import parse_entry
+
 
 class ConfigError(ValueError):
     """The services file is invalid; the message names file, service and field."""
@@ -195,6 +197,17 @@ def _is_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def _alerts(table: _Table) -> tuple[str, ...]:
+    """Each entry: an alert name or id, or `alertname{label="value", …}` (equality only)."""
+    entries = table.texts("alerts", "alert names")
+    for entry in entries:
+        try:
+            parse_entry(entry)
+        except ValueError as exc:
+            raise table.error("alerts", str(exc)) from None
+    return entries
+
+
 def _is_timezone(name: str) -> bool:
     try:
         ZoneInfo(name)
@@ -226,7 +239,7 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
         stages=stages,
         repo=table.text("repo", 'a GitHub repository "owner/name"', _REPO.fullmatch),
         branch=table.text("branch", "a branch name") or defaults.branch,
-        alerts=table.texts("alerts", "alert names"),
+        alerts=_alerts(table),
         urls=table.texts("urls", "http(s) URLs", _is_url),
         incident_systems=table.texts(
             "incident_systems", "names", default=defaults.incident_systems

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
 
     tick_seconds: float = Field(60.0, gt=0, validation_alias=_env("CASCADE_TICK_SECONDS"))
     resync_seconds: float = Field(900.0, gt=0, validation_alias=_env("CASCADE_RESYNC_SECONDS"))
+    poll_seconds: float = Field(
+        60.0, gt=0, validation_alias=_env("CASCADE_POLL_SECONDS")
+    )  # how often the status page and Librato's alert status are polled (the webhooks' fallback)
+    signal_retry_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("CASCADE_SIGNAL_RETRY_SECONDS")
+    )  # how soon a signal that could not be read, or a URL that did not answer 200, is retried
     dry_run: bool = Field(False, validation_alias=_env("CASCADE_DRY_RUN"))
     url: str = Field("http://localhost:8000", validation_alias=_env("CASCADE_URL"))
     public_url: str | None = Field(None, validation_alias=_env("CASCADE_PUBLIC_URL"))

@@ -72,6 +72,9 @@ def github() -> Iterator[GitHubPeer]:
         mock.post(
             path__regex=r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/statuses/(?P<sha>\w+)"
         ).mock(side_effect=peer)
+        mock.get(path__regex=r"/repos/[^/]+/[^/]+/compare/").mock(
+            return_value=httpx.Response(200, json={"status": "ahead"})
+        )  # the github gate: every commit is on the branch and ahead of the target's
         yield peer
 
 

@@ -25,7 +25,7 @@ def check_allow(**pauses: Pause | None) -> tuple[GateState, str, datetime | None
 
 
 def test_allow_is_open_without_a_pause() -> None:
-    assert check_allow() == (GateState.OPEN, "not paused", None)
+    assert check_allow() == (GateState.OPEN, "not paused, no freeze window", None)
 
 
 def test_global_pause_closes_with_who_and_why() -> None:

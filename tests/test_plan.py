@@ -16,6 +16,8 @@ from app.models import (
     StageView,
 )
 from app.plan import FOLLOW_EVERY, candidate, plan
+from app.signals import Signals
+from app.signals.github import GitHubFacts, Relation
 from tests.factories import NOW, pause, release, snapshot, stage
 
 QA, ST, PROD = "api-qa", "api-st", "api-prod"
@@ -132,6 +134,23 @@ def test_target_running_a_hotfix_is_left_alone() -> None:
     (only,) = plan(snap("A", "H", prod="H")).candidates
     assert only.state is PairState.BLOCKED
     assert "hotfix" in only.reason
+
+
+@pytest.mark.parametrize(
+    ("relation", "held"),
+    [(Relation.AHEAD, False), (Relation.DIVERGED, True), (Relation.BEHIND, True), (None, True)],
+    ids=["github-ahead", "github-diverged", "github-behind", "github-unknown"],
+)
+def test_github_saying_ahead_lets_a_commit_that_never_ran_in_the_source_be_passed(
+    relation: Relation | None, held: bool
+) -> None:
+    # prod runs H, which never ran in st (a direct deploy later merged into main, say)
+    facts = {("A", "H"): GitHubFacts(on_branch=True, relation=relation)}
+    s = snap("A", "A", prod="H", signals=Signals(github=facts))
+    c = candidate(s, s.pairs()[1])
+    assert c is not None
+    assert ("hotfix" in c.reason) is held
+    assert (c.state is PairState.BLOCKED) is held
 
 
 def test_never_promotes_backwards() -> None:

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as redis
 
 from app.audit import Audit
+from app.health import Health
 from app.heroku import HerokuClient
 from app.ledger import Ledger
 from app.locks import Locks
@@ -18,7 +19,8 @@ from app.models import PairState
 from app.promoter import Promoter
 from app.reconciler import Reconciler
 from app.sandbox import Sandbox, pipelines_from_services
-from app.services import Service, ServicesConfig
+from app.services import Freeze, Service, ServicesConfig
+from app.settings import Settings
 from app.store import Store
 
 A = "a" * 40
@@ -61,9 +63,13 @@ async def make_world(
 ) -> AsyncIterator[Callable[..., "asyncio.Future[World]"]]:
     made: list[World] = []
 
-    async def make(stages: tuple[str, ...] = STAGES, resync_seconds: float = 3600) -> World:
+    async def make(
+        stages: tuple[str, ...] = STAGES,
+        resync_seconds: float = 3600,
+        freezes: tuple[Freeze, ...] = (),
+    ) -> World:
         service = Service(name="api", pipeline="api", stages=stages, min_age=timedelta(minutes=30))
-        config = ServicesConfig(path=Path("test.toml"), services=(service,))
+        config = ServicesConfig(path=Path("test.toml"), services=(service,), freezes=freezes)
         sandbox = Sandbox(
             pipelines_from_services(
                 ServicesConfig(path=config.path, services=(Service("api", "api", STAGES),))
@@ -92,6 +98,7 @@ async def make_world(
             promoter=Promoter(heroku, store, ledger, audit, clock, "test"),
             clock=clock,
             resync_seconds=resync_seconds,
+            health=Health.from_settings(Settings(_env_file=None), redis_client),
         )
         world = World(sandbox, heroku, reconciler, clock)
         made.append(world)
@@ -163,3 +170,32 @@ async def test_a_stage_missing_from_the_pipeline_is_reported_not_guessed(make_wo
     assert snapshot.problem is not None
     assert "api-nope" in snapshot.problem
     assert world.sandbox.world.promotions == []
+
+
+async def test_a_freeze_window_holds_a_ready_commit_and_its_end_wakes_the_reconcile(
+    make_world,
+) -> None:  # type: ignore[no-untyped-def]
+    # a freeze that started on the minute and lasts two hours, from wherever the clock is
+    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    freeze = Freeze(
+        f"{start.minute} {start.hour} * * *", timedelta(hours=2), "UTC", "release party"
+    )
+    world = await make_world(resync_seconds=0.001, freezes=(freeze,))
+    await world.reconciler.reconcile("api")
+    await world.sandbox.deploy("api-qa", A)
+    await world.settle()
+    world.clock.now = start + timedelta(minutes=45)  # the age gate is open, the freeze is not
+    await asyncio.sleep(0.01)
+    outcome = await world.reconciler.reconcile("api")
+    assert outcome.plan is not None
+    (held,) = outcome.plan.candidates
+    assert held.state is PairState.WAITING
+    assert "everything frozen until" in held.reason
+    assert "release party" in held.reason
+    assert outcome.wake_at == start + timedelta(hours=2)
+    assert world.sandbox.world.promotions == []
+
+    world.clock.now = start + timedelta(hours=2)
+    await world.reconciler.reconcile("api")
+    (promotion,) = world.sandbox.world.promotions
+    assert promotion.targets[0].app.name == "api-st"

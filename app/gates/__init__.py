@@ -6,7 +6,7 @@ reading only the snapshot; `None` means the gate does not apply to the service.
 
 from collections.abc import Callable
 
-from app.gates import age, allow
+from app.gates import age, alerts, allow, github, incident, urls
 from app.models import GateResult, Pair, Snapshot
 
 Gate = Callable[[Snapshot, Pair], GateResult | None]
@@ -14,4 +14,8 @@ Gate = Callable[[Snapshot, Pair], GateResult | None]
 GATES: tuple[Gate, ...] = (
     allow.check,
     age.check,
+    github.check,
+    incident.check,
+    alerts.check,
+    urls.check,
 )

@@ -1,25 +1,35 @@
 """The GitHub REST API client: the one door to api.github.com (or GitHub Enterprise).
 
-`app.commit_status` posts `cascade/<stage>` statuses through it. Errors come back as
-`GitHubError` carrying the status and GitHub's message, never the token.
+`app.commit_status` posts `cascade/<stage>` statuses through it; the github gate's
+fallback reads compares, combined statuses and check suites through it. Without a token
+it calls anonymously (public repositories, 60 calls an hour). Errors come back as
+`GitHubError` carrying the status and a message that says what to check, never the token.
 """
 
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from app.signals.github import Relation
+
 ACCEPT = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
 DESCRIPTION_MAX = 140  # GitHub refuses a longer status description
+NO_COMMON_ANCESTOR = "No common ancestor"  # GitHub's 404 for a compare of unrelated histories
 
 
 class GitHubError(Exception):
     """A GitHub call failed: unreachable, or answered with an error status."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_at: datetime | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_at = retry_at  # a rate limit: not worth asking again before then
 
 
 def _user_agent() -> str:
@@ -30,26 +40,29 @@ def _user_agent() -> str:
 
 
 class GitHubClient:
-    """One authenticated connection pool to the GitHub REST API."""
+    """One connection pool to the GitHub REST API, with the token when there is one."""
 
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
     ) -> None:
+        headers = {
+            "Accept": ACCEPT,
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": _user_agent(),
+        }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.anonymous = not token
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            headers={
-                "Accept": ACCEPT,
-                "Authorization": f"Bearer {token}",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": _user_agent(),
-            },
+            headers=headers,
         )
 
     async def aclose(self) -> None:
@@ -66,8 +79,7 @@ class GitHubClient:
         target_url: str | None = None,
     ) -> None:
         """`POST /repos/{owner}/{repo}/statuses/{sha}`; state: pending|success|failure|error."""
-        owner, _, name = repo.partition("/")
-        path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}/statuses/{quote(sha)}"
+        path = f"{_repo_path(repo)}/statuses/{quote(sha)}"
         body: dict[str, str] = {
             "state": state,
             "context": context,
@@ -84,6 +96,100 @@ class GitHubClient:
                 f"GitHub POST {path}: {response.status_code} {_message(response)}",
                 response.status_code,
             )
+
+    async def compare(self, repo: str, base: str, head: str) -> Relation:
+        """`GET /repos/{repo}/compare/{base}...{head}`: how `head` stands to `base`.
+
+        Histories with no common ancestor (GitHub's 404 says so) are diverged.
+        """
+        path = f"{_repo_path(repo)}/compare/{quote(base, safe='/')}...{quote(head, safe='/')}"
+        try:
+            body = await self._get(repo, path, {"per_page": "1"})
+        except GitHubError as error:
+            if error.status == 404 and NO_COMMON_ANCESTOR in str(error):
+                return Relation.DIVERGED
+            raise
+        status = body.get("status") if isinstance(body, dict) else None
+        try:
+            return Relation(str(status))
+        except ValueError:
+            raise GitHubError(
+                f"GitHub's compare of {repo} has no known status: {status!r}"
+            ) from None
+
+    async def statuses(self, repo: str, sha: str) -> dict[str, str]:
+        """`GET /repos/{repo}/commits/{sha}/status`: each context's latest state."""
+        path = f"{_repo_path(repo)}/commits/{quote(sha)}/status"
+        body = await self._get(repo, path, {"per_page": "100"})
+        items = body.get("statuses") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise GitHubError(f"GitHub's combined status of {repo}@{sha[:7]} has no statuses list")
+        return {str(s.get("context")): str(s.get("state")) for s in items if isinstance(s, dict)}
+
+    async def check_suites(self, repo: str, sha: str) -> list[tuple[str, str | None]]:
+        """`GET /repos/{repo}/commits/{sha}/check-suites`: (app, conclusion) of each suite.
+
+        A suite with no check run is left out: GitHub makes one for every installed app,
+        and it stays queued forever when the app runs no check.
+        """
+        path = f"{_repo_path(repo)}/commits/{quote(sha)}/check-suites"
+        body = await self._get(repo, path, {"per_page": "100"})
+        items = body.get("check_suites") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise GitHubError(f"GitHub's check suites of {repo}@{sha[:7]} are not a list")
+        suites: list[tuple[str, str | None]] = []
+        for suite in items:
+            if not isinstance(suite, dict) or suite.get("latest_check_runs_count") == 0:
+                continue
+            app = suite.get("app")
+            app = app if isinstance(app, dict) else {}
+            name = str(app.get("slug") or app.get("name") or f"check suite {suite.get('id')}")
+            conclusion = suite.get("conclusion")
+            suites.append((name, str(conclusion) if conclusion else None))
+        return suites
+
+    async def _get(self, repo: str, path: str, params: dict[str, str]) -> Any:
+        try:
+            response = await self._http.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise GitHubError(f"GitHub unreachable: {type(error).__name__}: {error}") from error
+        if response.status_code >= 400:
+            raise self._refusal(repo, response)
+        try:
+            return response.json()
+        except ValueError:
+            raise GitHubError(
+                f"GitHub answered {path} with something that is not JSON", response.status_code
+            ) from None
+
+    def _refusal(self, repo: str, response: httpx.Response) -> GitHubError:
+        """A refusal, in words that say what to check."""
+        code, message = response.status_code, _message(response)
+        reset = response.headers.get("x-ratelimit-reset", "")
+        if code in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
+            at = datetime.fromtimestamp(int(reset), UTC) if reset.isdigit() else None
+            until = f" until {at:%H:%M} UTC" if at else ""
+            fix = " (set GITHUB_TOKEN: 5000 calls an hour instead of 60)" if self.anonymous else ""
+            return GitHubError(f"GitHub's rate limit is used up{until}{fix}", code, at)
+        if code == 404 and NO_COMMON_ANCESTOR in message:
+            return GitHubError(message, code)
+        if code == 404:
+            return GitHubError(
+                f"GitHub answered 404 for {repo}: check `repo` and GITHUB_TOKEN", code
+            )
+        if code == 401:
+            return GitHubError(
+                f"GitHub answered 401 for {repo}: GITHUB_TOKEN is not accepted", code
+            )
+        if code == 403:
+            fix = "set GITHUB_TOKEN" if self.anonymous else "give GITHUB_TOKEN read access to it"
+            return GitHubError(f"GitHub answered 403 for {repo} ({message}): {fix}", code)
+        return GitHubError(f"GitHub answered {code} for {repo}: {message}", code)
+
+
+def _repo_path(repo: str) -> str:
+    owner, _, name = repo.partition("/")
+    return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
 
 
 def shorten(text: str, limit: int = DESCRIPTION_MAX) -> str:

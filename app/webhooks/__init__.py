@@ -2,6 +2,12 @@
 
 from fastapi import APIRouter
 
-from app.webhooks import heroku
+from app.webhooks import alertmanager, github, heroku, librato, status
 
-ROUTERS: tuple[APIRouter, ...] = (heroku.router,)
+ROUTERS: tuple[APIRouter, ...] = (
+    heroku.router,
+    github.router,
+    librato.router,
+    alertmanager.router,
+    status.router,
+)

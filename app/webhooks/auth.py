@@ -58,6 +58,10 @@ def parse_json(body: bytes) -> Any:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, f"body is not valid JSON: {error}"
         ) from None
+    except RecursionError:  # `[[[[…` within 1 MiB nests deeper than Python's parser recurses
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "body is not valid JSON: nested too deeply"
+        ) from None
 
 
 def _compare(expected: str, given: str | None, header: str) -> None:

@@ -5,9 +5,8 @@ Repeats are recognised by delivery id and by (app, version, status). Every deliv
 counted by outcome (`/metrics`) and logged with its delivery id, service and commit.
 """
 
-import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel, ValidationError
@@ -16,9 +15,9 @@ from app import logs
 from app.api.deps import RuntimeDep
 from app.models import Release, ReleaseStatus
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
+from app.webhooks.intake import WebhookAnswer, counted
 
 router = APIRouter(tags=["webhooks"])
-log = logging.getLogger(__name__)
 SENDER = "heroku"
 SIGNATURE = "Heroku-Webhook-Hmac-SHA256"
 
@@ -60,12 +59,6 @@ class ReleasePayload(BaseModel):
     webhook_metadata: _Metadata | None = None
 
 
-class WebhookAnswer(BaseModel):
-    status: Literal["accepted", "duplicate", "ignored"]
-    detail: str
-    service: str | None = None
-
-
 def to_release(payload: ReleasePayload) -> Release:
     data = payload.data
     return Release(
@@ -100,18 +93,7 @@ async def heroku_webhook(
     runtime: RuntimeDep,
     signature: Annotated[str | None, Header(alias=SIGNATURE)] = None,
 ) -> WebhookAnswer:
-    try:
-        answer = await receive(request, runtime, signature)
-    except HTTPException as error:
-        runtime.metrics.webhook(SENDER, "refused" if error.status_code < 500 else "error")
-        log.warning("heroku webhook refused (%d): %s", error.status_code, error.detail)
-        raise
-    except Exception:
-        runtime.metrics.webhook(SENDER, "error")
-        raise
-    runtime.metrics.webhook(SENDER, answer.status)
-    log.info("heroku webhook %s: %s", answer.status, answer.detail)
-    return answer
+    return await counted(SENDER, runtime, receive(request, runtime, signature))
 
 
 async def receive(request: Request, runtime: RuntimeDep, signature: str | None) -> WebhookAnswer:
@@ -140,8 +122,6 @@ async def receive(request: Request, runtime: RuntimeDep, signature: str | None) 
         return WebhookAnswer(status="duplicate", detail="already seen", service=service.name)
     try:
         await runtime.store.put_release(service.name, release, received_at=datetime.now(UTC))
-        if release.slug_id and release.commit:
-            await runtime.store.put(release.slug_id, release.commit)
     except Exception:
         await runtime.store.forget_sighting("heroku", *ids)
         raise

@@ -1,5 +1,6 @@
 """A sandbox platform process and a Cascade process per test, on the session's real Redis."""
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ import pytest
 
 from tests.e2e import harness
 from tests.e2e.harness import Process
+from tests.e2e.peer import Peer
 
 THREE_STAGES = """
 [[service]]
@@ -84,3 +86,54 @@ def cluster_factory(
     yield make
     for cluster in made:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def peer_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """One programmable HTTP peer for the whole session; each test resets it."""
+    process = harness.peer(tmp_path_factory.mktemp("peer")).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def peer(peer_process: Process) -> Peer:
+    """The peer with nothing set and nothing seen: see `tests.e2e.peer` for its control API."""
+    made = Peer(peer_process.url)
+    made.reset()
+    return made
+
+
+# The fault tests (tests/e2e/test_faults*.py) -------------------------------------------
+
+
+def promoted(cluster: Cluster) -> Counter[tuple[str, str]]:
+    """How many promotions the platform made of each (target app, commit)."""
+    return Counter((t, p["commit"]) for p in cluster.promotions() for t in p["target_apps"])
+
+
+def duplicates(counts: Counter[tuple[str, str]]) -> int:
+    """Promotions beyond the first of each (target app, commit)."""
+    return sum(n - 1 for n in counts.values() if n > 1)
+
+
+def platform_requests(cluster: Cluster) -> list[dict[str, Any]]:
+    """Every Platform API request the sandbox received; `status` None while unanswered."""
+    return harness.get(cluster.platform, "/_sandbox/requests")["requests"]  # type: ignore[no-any-return]
+
+
+def pipeline_id(cluster: Cluster, name: str) -> str:
+    pipelines = harness.get(cluster.platform, "/_sandbox/state")["pipelines"]
+    return next(p["id"] for p in pipelines if p["name"] == name)  # type: ignore[no-any-return]
+
+
+def clear_faults(cluster: Cluster) -> None:
+    httpx.delete(cluster.platform.url + "/_sandbox/faults").raise_for_status()
+
+
+def unsubscribe(cluster: Cluster, app: str) -> None:
+    """Drop the app's webhook subscriptions: Cascade hears of its releases only from the test."""
+    url = f"{cluster.platform.url}/apps/{app}/webhooks"
+    for hook in httpx.get(url, headers=harness.PLATFORM_HEADERS).json():
+        deleted = httpx.delete(f"{url}/{hook['id']}", headers=harness.PLATFORM_HEADERS)
+        deleted.raise_for_status()

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,3 +172,79 @@ def stage_commit(status: Mapping[str, Any], app: str) -> str | None:
             if stage["app"] == app:
                 return stage["commit"]  # type: ignore[no-any-return]
     return None
+
+
+def peer(tmp: Path, port: int | None = None, name: str = "peer") -> Process:
+    """The programmable HTTP peer of `tests.e2e.peer` (GitHub, Librato, status page, CI URL)."""
+    port = port or free_port()
+    argv = python("-m", "tests.e2e.peer", "--port", str(port))
+    return Process(name, argv, base_env(), port, tmp / f"{name}.log", "/_peer/health")
+
+
+# The fault tests (tests/e2e/test_faults*.py) -------------------------------------------
+
+PLATFORM_HEADERS = {
+    "Authorization": "Bearer operator",
+    "Accept": "application/vnd.heroku+json; version=3",
+}
+
+
+def release_hook(
+    release: Mapping[str, Any], action: str = "update", delivery: str | None = None
+) -> dict[str, Any]:
+    """An `api:release` event carrying `release` (a webhook's `data`), as Heroku sends it."""
+    delivery = delivery or str(uuid.uuid4())
+    return {
+        "id": str(uuid.uuid4()),
+        "action": action,
+        "resource": "release",
+        "version": "application/vnd.heroku+json; version=3",
+        "data": dict(release),
+        "webhook_metadata": {"delivery": {"id": delivery}, "attempt": {"id": str(uuid.uuid4())}},
+    }
+
+
+def metric(process: Process, name: str, **labels: str) -> float:
+    """One sample of the process's /metrics (0 when it has none yet)."""
+    text = httpx.get(process.url + "/metrics", timeout=10).text
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample.split("{")[0] == name and all(f'{k}="{v}"' in sample for k, v in labels.items()):
+            return float(value)
+    return 0.0
+
+
+class Answers:
+    """Talks to Cascade for a test and keeps every status code, to count the 5xx."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+
+    @property
+    def five_xx(self) -> int:
+        return sum(status >= 500 for status in self.statuses)
+
+    def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = httpx.request(method, url, timeout=10, **kwargs)
+        self.statuses.append(response.status_code)
+        return response
+
+    def json(self, process: Process, path: str) -> Any:
+        response = self.send("GET", process.url + path)
+        response.raise_for_status()
+        return response.json()
+
+    def deliver(self, process: Process, payload: Mapping[str, Any]) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        headers = {"Heroku-Webhook-Hmac-SHA256": sign(body), "Content-Type": "application/json"}
+        return self.send("POST", process.url + "/webhooks/heroku", content=body, headers=headers)
+
+    def pause(self, process: Process, service: str, reason: str = "held by the test") -> None:
+        body = {"reason": reason, "service": service}
+        response = self.send("POST", process.url + "/pause", json=body, headers=admin())
+        assert response.status_code == 201, response.text
+
+    def resume(self, process: Process, service: str) -> None:
+        params = {"service": service}
+        response = self.send("DELETE", process.url + "/pause", params=params, headers=admin())
+        assert response.status_code == 204, response.text

@@ -1,0 +1,396 @@
+"""The alerts signal: the firing alerts kept in Redis, and Librato's alert status as fallback.
+
+The Librato and Alertmanager webhooks `record` what fires and what clears. With
+LIBRATO_USER and LIBRATO_TOKEN set, Librato's status API is polled (`refresh`, about once
+a minute, and by a reconcile that finds it stale) and is the authority on Librato alerts.
+`gather` gives one service the firing alerts its entries match, or says why that cannot
+be known: the feed is stale, or no sender has ever reported to this Cascade.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as redis
+
+from app import keys
+from app.durations import humanize
+from app.services import Service
+from app.settings import Settings
+from app.signals.alerts import (
+    ALERTMANAGER,
+    LIBRATO,
+    Alert,
+    AlertsView,
+    describe,
+    matching,
+    parse_entry,
+)
+from app.sources.librato import LibratoClient, LibratoError
+from app.tasks import cancel
+
+log = logging.getLogger(__name__)
+STALE_AFTER = timedelta(minutes=5)  # older Librato status: unknown (or twice the poll interval)
+TOKEN = "?token=<CASCADE_WEBHOOK_TOKEN>"
+NO_SOURCE = (
+    "no alert source has reported yet: point Alertmanager at /webhooks/alertmanager or"
+    f" Librato at /webhooks/librato (add {TOKEN}), or set LIBRATO_USER and LIBRATO_TOKEN"
+)
+NO_ALERTMANAGER = (
+    "Alertmanager has not reported yet, and only its alerts can match an entry with labels:"
+    f" point it at /webhooks/alertmanager (add {TOKEN})"
+)
+_SHOWN = 5  # alerts named in one event
+LIBRATO_KEY = f"{LIBRATO}:"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A firing alert as stored: until when it counts, when it was recorded, by whom."""
+
+    alert: Alert
+    expires: float  # epoch seconds
+    recorded: float  # epoch seconds
+    polled: bool  # Librato's status API listed it: it also says when it stops
+
+
+@dataclass(frozen=True)
+class _State:
+    kept: dict[str, _Kept]  # unexpired, by alert key
+    expired: dict[str, Alert]
+    polled: datetime | None  # the last good read of Librato's status API
+    failure: str | None  # why the reads since then failed
+    heard: frozenset[str]  # the alert senders that ever delivered to this Cascade
+
+    def alerts(self) -> list[Alert]:
+        return [kept.alert for kept in self.kept.values()]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one delivery changed in the view."""
+
+    fired: tuple[Alert, ...] = ()  # firing now, not before
+    cleared: tuple[Alert, ...] = ()  # firing before, not now
+    refused: tuple[Alert, ...] = ()  # not kept: the view is full
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.fired or self.cleared)
+
+    def summary(self) -> str:
+        parts = [(f"firing: {_names(self.fired)}", self.fired)]
+        parts += [(f"cleared: {_names(self.cleared)}", self.cleared)]
+        parts += [(f"refused (the view is full): {_names(self.refused)}", self.refused)]
+        return "; ".join(text for text, alerts in parts if alerts) or "no change"
+
+
+class AlertsHealth:
+    def __init__(
+        self,
+        client: "redis.Redis",
+        librato: LibratoClient | None,
+        retry: timedelta,
+        clock: Callable[[], datetime] = utcnow,
+        stale_after: timedelta = STALE_AFTER,
+    ) -> None:
+        self.redis, self.librato, self.retry, self.clock = client, librato, retry, clock
+        self.stale_after = stale_after
+        self._polling: asyncio.Task[bool] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: "redis.Redis") -> "AlertsHealth":
+        user, token = settings.librato_user, settings.librato_token
+        librato = None
+        if user and token and token.get_secret_value():
+            librato = LibratoClient(settings.librato_api_url, user, token.get_secret_value())
+        retry = timedelta(seconds=settings.signal_retry_seconds)
+        stale_after = max(STALE_AFTER, timedelta(seconds=2 * settings.poll_seconds))
+        return cls(client, librato, retry, stale_after=stale_after)
+
+    async def aclose(self) -> None:
+        if self._polling is not None:
+            await cancel([self._polling])
+        if self.librato is not None:
+            await self.librato.aclose()
+
+    # the webhooks write ------------------------------------------------------------------
+
+    async def record(
+        self, firing: Sequence[Alert], cleared: Sequence[Alert], now: datetime
+    ) -> Recorded:
+        """Keep `firing` (a repeat refreshes its expiry), forget `cleared`; what changed."""
+        fields = {a.key: _dump(a, now, now, polled=False) for a in firing}
+        refused: list[Alert] = []
+        if fields and await self.redis.hlen(keys.ALERTS_FIRING) + len(fields) > keys.ALERTS_MAX:
+            refused = await self._make_room(firing, now)
+            for alert in refused:
+                fields.pop(alert.key, None)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for alert in cleared:
+                pipe.hdel(keys.ALERTS_FIRING, alert.key)
+            for key, value in fields.items():
+                pipe.hset(keys.ALERTS_FIRING, key, value)
+            results = await pipe.execute()
+        gone = [a for a, n in zip(cleared, results, strict=False) if n]
+        added = {k for k, n in zip(fields, results[len(cleared) :], strict=True) if n}
+        return Recorded(
+            fired=tuple(a for a in firing if a.key in added),
+            cleared=tuple(gone),
+            refused=tuple(refused),
+        )
+
+    async def _make_room(self, firing: Sequence[Alert], now: datetime) -> list[Alert]:
+        """Drop expired alerts; the new ones of `firing` that still do not fit."""
+        state = await self._state(now)
+        await self._forget(state.expired)
+        known = [a.key in state.kept for a in firing]
+        room = keys.ALERTS_MAX - len(state.kept)
+        new = [a for a, kept in zip(firing, known, strict=True) if not kept]
+        return new[max(0, room) :]
+
+    # a reconcile reads -------------------------------------------------------------------
+
+    async def gather(
+        self, service: Service, now: datetime, *, fetch: bool = True
+    ) -> AlertsView | None:
+        """The firing alerts `service`'s entries match; None when it lists none.
+
+        With `fetch`, a stale Librato feed is read at once (one try per retry interval).
+        """
+        if not service.alerts:
+            return None
+        plain = any(parse_entry(text).plain for text in service.alerts)
+        state = await self._state(now)
+        stale = plain and self.librato is not None and not self._fresh(state, now)
+        if fetch and stale and await self._poll_once(now):
+            state = await self._state(now)
+        firing = matching(service.alerts, state.alerts())
+        problems = self._problems(service, state, firing, now)
+        recheck_at = now + self.retry if problems else None
+        return AlertsView(firing, "; ".join(problems) or None, recheck_at)
+
+    def _problems(
+        self, service: Service, state: _State, firing: Sequence[Alert], now: datetime
+    ) -> list[str]:
+        entries = [parse_entry(text) for text in service.alerts]
+        plain = [e for e in entries if e.plain]
+        problems = [_full()] if len(state.kept) >= keys.ALERTS_MAX else []
+        if plain and self.librato is not None and not self._fresh(state, now):
+            problems.append(self._stale(state, now))
+        if plain and self.librato is None and not state.heard:
+            problems.append(NO_SOURCE)
+        elif len(plain) < len(entries) and ALERTMANAGER not in state.heard:
+            problems.append(NO_ALERTMANAGER)
+        by_name = [e for e in plain if not e.name.isdigit()]
+        unnamed = [a for a in state.alerts() if a.source == LIBRATO and not a.name]
+        if by_name and (ids := [f"#{a.id}" for a in unnamed if a not in firing]):
+            why = state.failure or "retried at the next poll"
+            problems.append(
+                f"Librato alerts fire whose names are not known: {', '.join(ids)} ({why})"
+            )
+        return problems
+
+    # the Librato feed --------------------------------------------------------------------
+
+    async def refresh(self, services: Sequence[Service]) -> list[str]:
+        """Forget expired alerts; poll Librato if configured; the services whose view changed."""
+        now = self.clock()
+        before = await self._state(now)
+        await self._forget(before.expired)
+        changed = list(before.expired.values())
+        reopened = False
+        needed = any(parse_entry(t).plain for s in services for t in s.alerts)
+        if self.librato is not None and needed and await self.poll(now):
+            after = await self._state(now)
+            changed += _librato_changes(before.alerts(), after.alerts())
+            reopened = not self._fresh(before, now)  # unknown until now: every plain entry may open
+        return sorted(
+            s.name
+            for s in services
+            if matching(s.alerts, changed)
+            or (reopened and any(parse_entry(t).plain for t in s.alerts))
+        )
+
+    async def poll(self, now: datetime) -> bool:
+        """Read Librato's firing alerts into the view; False (and why, kept) when it failed."""
+        if self.librato is None:
+            return False
+        try:
+            firing = await self.librato.firing()
+        except LibratoError as error:
+            await self.redis.set(keys.LIBRATO_FAILURE, str(error), ex=keys.LIBRATO_FAILURE_TTL)
+            log.warning("Librato's alert status not read: %s", error)
+            return False
+        state = await self._state(now)
+        kept = {k.alert.id: k for k in state.kept.values() if k.alert.source == LIBRATO}
+        gone = [
+            LIBRATO_KEY + alert_id
+            for alert_id, k in kept.items()
+            if alert_id not in firing and (k.polled or await self._webhook_outdated(k, now))
+        ]
+        fields = {}
+        for alert_id, since in firing.items():
+            old = kept.get(alert_id)
+            alert = old.alert if old else Alert(LIBRATO, "", alert_id, since=since)
+            if not alert.name:
+                alert = await self._named(alert)
+            recorded = datetime.fromtimestamp(old.recorded, UTC) if old else now
+            fields[alert.key] = _dump(replace(alert, since=alert.since or since), now, recorded)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if gone:
+                pipe.hdel(keys.ALERTS_FIRING, *gone)
+            for key, value in fields.items():
+                pipe.hset(keys.ALERTS_FIRING, key, value)
+            pipe.set(keys.LIBRATO_POLLED, str(now.timestamp()))
+            pipe.delete(keys.LIBRATO_FAILURE)
+            await pipe.execute()
+        return True
+
+    async def _poll_once(self, now: datetime) -> bool:
+        """A reconcile's poll: one per retry interval, whichever process asks first.
+
+        Reconciles of this process that ask meanwhile share it; True when one was made.
+        """
+        if self._polling is None:
+            spacing = max(1, int(self.retry.total_seconds() * 1000))
+            if not await self.redis.set(keys.LIBRATO_TRIED, "1", nx=True, px=spacing):
+                return False
+            self._polling = asyncio.create_task(self.poll(now))
+            self._polling.add_done_callback(self._polled)
+        await asyncio.shield(self._polling)  # one reconcile giving up does not cancel it
+        return True
+
+    def _polled(self, task: "asyncio.Task[bool]") -> None:
+        if self._polling is task:
+            self._polling = None
+
+    async def _named(self, alert: Alert) -> Alert:
+        assert self.librato is not None
+        try:
+            found = await self.librato.alert(alert.id)
+        except LibratoError as error:
+            log.warning("Librato alert #%s fires; its name is not known: %s", alert.id, error)
+            return alert
+        return replace(alert, name=found.name, url=found.runbook_url or alert.url)
+
+    async def _webhook_outdated(self, kept: _Kept, now: datetime) -> bool:
+        """A webhook said it fires, the status feed does not list it: ask the alert itself.
+
+        News newer than this read is kept as it is; so is an alert whose status is unread.
+        """
+        assert self.librato is not None
+        if kept.recorded >= now.timestamp():
+            return False
+        try:
+            return not await self.librato.triggered(kept.alert.id)
+        except LibratoError as error:
+            log.warning("Librato alert #%s kept firing, status unread: %s", kept.alert.id, error)
+            return False
+
+    def _fresh(self, state: _State, now: datetime) -> bool:
+        return state.polled is not None and now - state.polled <= self.stale_after
+
+    def _stale(self, state: _State, now: datetime) -> str:
+        if state.polled is None:
+            read = "Librato's alert status has not been read yet"
+        else:
+            read = f"Librato's alert status was last read {humanize(now - state.polled)} ago"
+        why = f": {state.failure}" if state.failure else ""
+        return f"{read}{why} (it must be under {humanize(self.stale_after)} old)"
+
+    # Redis -------------------------------------------------------------------------------
+
+    async def _state(self, now: datetime) -> _State:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.ALERTS_FIRING)
+            pipe.get(keys.LIBRATO_POLLED)
+            pipe.get(keys.LIBRATO_FAILURE)
+            pipe.hmget(keys.HEARD, [LIBRATO, ALERTMANAGER])
+            raw, polled, failure, heard = await pipe.execute()
+        kept: dict[str, _Kept] = {}
+        expired: dict[str, Alert] = {}
+        for key, value in raw.items():
+            item = _load(value)
+            if item is None:
+                expired[key] = Alert("", "", key)  # unreadable: dropped at the next refresh
+            elif item.expires <= now.timestamp():
+                expired[key] = item.alert
+            else:
+                kept[key] = item
+        return _State(
+            kept=kept,
+            expired=expired,
+            polled=datetime.fromtimestamp(float(polled), UTC) if polled else None,
+            failure=failure,
+            heard=frozenset(s for s, at in zip((LIBRATO, ALERTMANAGER), heard, strict=True) if at),
+        )
+
+    async def _forget(self, alerts: dict[str, Alert]) -> None:
+        if alerts:
+            await self.redis.hdel(keys.ALERTS_FIRING, *alerts)
+
+
+def _full() -> str:
+    return (
+        f"more than {keys.ALERTS_MAX} alerts are firing, more than Cascade keeps: which fire"
+        " is not known (stop the flood of alerts, or send Cascade only the ones it needs)"
+    )
+
+
+def _librato_changes(before: Iterable[Alert], after: Iterable[Alert]) -> list[Alert]:
+    """Librato alerts that started or stopped firing, or got their name, between two reads."""
+    old = {(a.key, a.name): a for a in before if a.source == LIBRATO}
+    new = {(a.key, a.name): a for a in after if a.source == LIBRATO}
+    return [old[k] for k in old.keys() - new.keys()] + [new[k] for k in new.keys() - old.keys()]
+
+
+def _ttl(source: str) -> timedelta:
+    return keys.LIBRATO_TTL if source == LIBRATO else keys.ALERTMANAGER_TTL
+
+
+def _dump(alert: Alert, now: datetime, recorded: datetime, *, polled: bool = True) -> str:
+    return json.dumps(
+        {
+            "source": alert.source,
+            "name": alert.name,
+            "id": alert.id,
+            "labels": dict(alert.labels),
+            "since": alert.since.isoformat() if alert.since else None,
+            "url": alert.url,
+            "expires": (now + _ttl(alert.source)).timestamp(),
+            "recorded": recorded.timestamp(),
+            "polled": polled,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _load(value: str) -> _Kept | None:
+    try:
+        data = json.loads(value)
+        since = data["since"]
+        alert = Alert(
+            source=data["source"],
+            name=data["name"],
+            id=data["id"],
+            labels=data["labels"],
+            since=datetime.fromisoformat(since) if since else None,
+            url=data["url"],
+        )
+        return _Kept(alert, float(data["expires"]), float(data["recorded"]), bool(data["polled"]))
+    except (ValueError, KeyError, TypeError) as error:
+        log.warning("an unreadable firing alert in Redis is dropped: %s", error)
+        return None
+
+
+def _names(alerts: Sequence[Alert]) -> str:
+    shown = ", ".join(describe(a) for a in alerts[:_SHOWN])
+    return shown + (f" and {len(alerts) - _SHOWN} more" if len(alerts) > _SHOWN else "")

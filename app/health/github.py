@@ -1,0 +1,327 @@
+"""The github signal: what pushes and checks webhooks told, and GitHub's REST API behind it.
+
+Webhooks record here (`record_push`, `record_check`). `gather` answers, for each (source,
+target) pair of commits: is the source on the branch, how does it stand to the target's
+commit, and (with `require_checks`) are its checks green. It reads what pushes proved and
+what is cached first; only with `fetch=True` does it ask GitHub, and a call that failed is
+not made again for the same thing before `retry` has passed (`poll` when GitHub refused it:
+a wrong `repo` or token needs a person, and asking spends the hourly rate limit).
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import redis.asyncio as redis
+
+from app import keys
+from app.services import Service
+from app.settings import Settings
+from app.signals.github import CheckReport, Checks, ChecksState, GitHubFacts, Push, Relation, fold
+from app.sources.github import GitHubClient, GitHubError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+READ_TIMEOUT = 5.0  # seconds: a reconcile waits on these calls
+MEMORY_MAX = 10_000  # failures and polled checks remembered by this process
+UNREAD = "not read from GitHub yet"
+WALK_MAX = 50  # fast-forward pushes followed back to order two commits without a call
+_LATEST = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old and string.sub(old, 1, 15) > string.sub(ARGV[2], 1, 15) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""  # a report replaces the one of its key unless that one is newer (deliveries may cross)
+
+
+@dataclass(frozen=True)
+class _Read(Generic[T]):
+    """One fact: its value, or why it is not known and when to look again."""
+
+    value: T | None
+    problem: str | None = None
+    recheck_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Branch:
+    """Where a repository's branch stands in Redis, read once per gather."""
+
+    repo: str
+    name: str
+    generation: int
+    pushes: int
+
+
+class GitHubHealth:
+    def __init__(
+        self,
+        client: "redis.Redis",
+        github: GitHubClient,
+        retry_seconds: float = 10.0,
+        poll_seconds: float = 60.0,
+    ) -> None:
+        self.redis, self.github = client, github
+        self.retry, self.poll = timedelta(seconds=retry_seconds), timedelta(seconds=poll_seconds)
+        self._failures: dict[Hashable, tuple[datetime, str]] = {}
+        self._polled: dict[Hashable, tuple[datetime, Checks]] = {}  # checks read from the API
+        self._latest = client.register_script(_LATEST)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: "redis.Redis") -> "GitHubHealth":
+        token = settings.github_token.get_secret_value() if settings.github_token else None
+        github = GitHubClient(settings.github_api_url, token, timeout=READ_TIMEOUT)
+        return cls(client, github, settings.signal_retry_seconds, settings.poll_seconds)
+
+    # what webhooks record ------------------------------------------------------------------
+
+    async def record_push(self, push: Push) -> None:
+        """The push's commits are on the branch; a forced push voids what was known before."""
+        repo, branch = push.repo, push.branch
+        if push.rewrites:
+            generation = int(await self.redis.incr(keys.github_generation(repo)))
+        else:
+            generation = int(await self.redis.get(keys.github_generation(repo)) or 0)
+        await self.redis.incr(keys.github_pushes(repo, branch))  # voids "not on the branch"
+        if push.after is None:
+            return
+        ttl = int(keys.GITHUB_ON_BRANCH_TTL.total_seconds())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sha in sorted(push.on_branch):
+                pipe.set(keys.github_on_branch(repo, generation, branch, sha), "1", ex=ttl)
+            if push.before and not push.forced:  # a fast-forward: `before` is an ancestor
+                parent = keys.github_parent(repo, generation, branch, push.after)
+                pipe.set(parent, push.before, ex=ttl)
+            await pipe.execute()
+
+    async def record_check(self, report: CheckReport) -> bool:
+        """Keep the report unless a newer one of its key is there; True when kept."""
+        at = round(report.at.timestamp() * 1000)
+        value = f"{at:015d}|{report.state}|{report.name}"
+        ttl = int(keys.GITHUB_CHECKS_TTL.total_seconds())
+        key = keys.github_checks(report.repo, report.sha)
+        return bool(await self._latest(keys=[key], args=[report.key, value, ttl]))
+
+    # what a reconcile reads ----------------------------------------------------------------
+
+    async def gather(
+        self,
+        service: Service,
+        commits: Sequence[tuple[str, str]],
+        now: datetime,
+        *,
+        fetch: bool = True,
+    ) -> dict[tuple[str, str], GitHubFacts]:
+        """Facts per (source commit, target commit); empty when the service names no repo."""
+        if not service.repo or not commits:
+            return {}
+        branch = await self._branch(service.repo, service.branch)
+        pairs = sorted(set(commits))
+        sources = sorted({source for source, _ in pairs})
+        found = await asyncio.gather(*(self._on_branch(branch, s, now, fetch) for s in sources))
+        on = dict(zip(sources, found, strict=True))
+        relations = await asyncio.gather(
+            *(self._relation(branch, s, t, now, fetch) for s, t in pairs if on[s].value)
+        )
+        relation = dict(zip([p for p in pairs if on[p[0]].value], relations, strict=True))
+        checked = sorted(
+            {s for (s, t), r in relation.items() if r.value and r.value.contains_base}
+            if service.require_checks
+            else set()
+        )
+        checks = dict(
+            zip(
+                checked,
+                await asyncio.gather(*(self._checks(branch.repo, s, now, fetch) for s in checked)),
+                strict=True,
+            )
+        )
+        unasked: _Read[Any] = _Read(None)
+        return {
+            (s, t): _facts(on[s], relation.get((s, t), unasked), checks.get(s, unasked))
+            for s, t in pairs
+        }
+
+    async def _branch(self, repo: str, name: str) -> _Branch:
+        generation, pushes = await self.redis.mget(
+            keys.github_generation(repo), keys.github_pushes(repo, name)
+        )
+        return _Branch(repo, name, int(generation or 0), int(pushes or 0))
+
+    async def _on_branch(
+        self, branch: _Branch, sha: str, now: datetime, fetch: bool
+    ) -> _Read[bool]:
+        """Pushes listed it, or GitHub's compare of `sha...branch` finds the branch contains it."""
+        repo, name, generation = branch.repo, branch.name, branch.generation
+        on_key = keys.github_on_branch(repo, generation, name, sha)
+        off_key = keys.github_off_branch(repo, generation, name, sha)
+        on, off = await self.redis.mget(on_key, off_key)
+        if on is not None:
+            return _Read(True)
+        if _still_off(off, branch.pushes, now, fresh=fetch):
+            return _Read(False)
+        read = await self._call(
+            ("branch", repo.lower(), name, sha),
+            now,
+            fetch,
+            lambda: self.github.compare(repo, sha, name),
+        )
+        if read.value is None:
+            return _Read(None, read.problem, read.recheck_at)
+        if read.value.contains_base:
+            await self.redis.set(on_key, "1", ex=keys.GITHUB_ON_BRANCH_TTL)
+            return _Read(True)
+        off = f"{branch.pushes}|{now.timestamp():.0f}"
+        await self.redis.set(off_key, off, ex=keys.GITHUB_OFF_BRANCH_TTL)
+        return _Read(False)
+
+    async def _relation(
+        self, branch: _Branch, source: str, target: str, now: datetime, fetch: bool
+    ) -> _Read[Relation]:
+        """How `source` stands to `target`: from the pushes, the cache, or GitHub's compare."""
+        if source == target:
+            return _Read(Relation.IDENTICAL)
+        key = keys.github_compare(branch.repo, branch.generation, target, source)
+        cached = await self.redis.get(key)
+        if cached is not None:
+            return _Read(Relation(_text(cached)))
+        if await self._descends(branch, source, target):
+            return _Read(Relation.AHEAD)
+        if await self._descends(branch, target, source):
+            return _Read(Relation.BEHIND)
+        read = await self._call(
+            ("compare", branch.repo.lower(), target, source),
+            now,
+            fetch,
+            lambda: self.github.compare(branch.repo, target, source),
+        )
+        if read.value is not None:
+            await self.redis.set(key, read.value.value, ex=keys.GITHUB_COMPARE_TTL)
+        return read
+
+    async def _descends(self, branch: _Branch, sha: str, ancestor: str) -> bool:
+        """True when recorded fast-forward pushes lead from `ancestor` to `sha`."""
+        for _ in range(WALK_MAX):
+            parent = await self.redis.get(
+                keys.github_parent(branch.repo, branch.generation, branch.name, sha)
+            )
+            if parent is None:
+                return False
+            sha = _text(parent)
+            if sha == ancestor:
+                return True
+        return False
+
+    async def _checks(self, repo: str, sha: str, now: datetime, fetch: bool) -> _Read[Checks]:
+        """The webhooks' reports on `sha`; when there are none, GitHub's status and suites."""
+        recorded = await self.redis.hgetall(keys.github_checks(repo, sha))
+        if recorded:
+            return _Read(_fold_recorded({_text(k): _text(v) for k, v in recorded.items()}))
+        where = (repo.lower(), sha)
+        polled = self._polled.get(where)
+        if polled is None or (polled[0] <= now and fetch):
+            read = await self._call(
+                ("checks", *where), now, fetch, lambda: self._read_checks(repo, sha)
+            )
+            if read.value is None:
+                return read
+            polled = (now + self.poll, read.value)
+            _remember(self._polled, where, polled, now)
+        until, checks = polled
+        # Without webhooks nothing says when they change: read them again after a while.
+        return _Read(checks, None, None if checks.state is ChecksState.SUCCESS else until)
+
+    async def _read_checks(self, repo: str, sha: str) -> Checks:
+        statuses, suites = await asyncio.gather(
+            self.github.statuses(repo, sha), self.github.check_suites(repo, sha)
+        )
+        return fold(statuses, suites)
+
+    async def _call(
+        self,
+        what: Hashable,
+        now: datetime,
+        fetch: bool,
+        call: Callable[[], Awaitable[T]],
+    ) -> _Read[T]:
+        """Ask GitHub, unless a failure of the same call is recent or fetching is not allowed."""
+        failed = self._failures.get(what)
+        if failed is not None and (failed[0] > now or not fetch):
+            return _Read(None, failed[1], failed[0] if failed[0] > now else None)
+        if not fetch:
+            return _Read(None, UNREAD)
+        try:
+            value = await call()
+        except GitHubError as error:
+            # Unreachable or failing: soon again. Refused (404, 401…): a person must act first.
+            refused = error.status is not None and error.status < 500
+            until = max(
+                now + (max(self.retry, self.poll) if refused else self.retry), error.retry_at or now
+            )
+            _remember(self._failures, what, (until, str(error)), now)
+            log.warning("github: %s", error)
+            return _Read(None, str(error), until)
+        self._failures.pop(what, None)
+        return _Read(value)
+
+    async def refresh(self, services: Sequence[Service]) -> list[str]:
+        """No polled feed: webhooks and reads at decision time cover GitHub."""
+        return []
+
+    async def aclose(self) -> None:
+        await self.github.aclose()
+
+
+def _facts(on: _Read[bool], relation: _Read[Relation], checks: _Read[Checks]) -> GitHubFacts:
+    reads: tuple[_Read[Any], ...] = (on, relation, checks)
+    problem = next((r.problem for r in reads if r.value is None and r.problem), None)
+    recheck_at = min((r.recheck_at for r in reads if r.recheck_at is not None), default=None)
+    return GitHubFacts(on.value, relation.value, checks.value, problem, recheck_at)
+
+
+def _fold_recorded(recorded: dict[str, str]) -> Checks:
+    statuses: dict[str, str] = {}
+    suites: list[tuple[str, str | None]] = []
+    for key, value in recorded.items():
+        _at, state, name = [*value.split("|", 2), "", ""][:3]
+        if key.startswith("status:"):
+            statuses[name] = state
+        else:
+            suites.append((name, state or None))
+    return fold(statuses, suites)
+
+
+def _still_off(off: bytes | str | None, pushes: int, now: datetime, *, fresh: bool) -> bool:
+    """A "not on the branch" no push came after; to decide (`fresh`), only a recent one."""
+    if off is None:
+        return False
+    number, _, at = _text(off).partition("|")
+    if number != str(pushes):
+        return False
+    return (
+        not fresh or now.timestamp() - float(at or 0) < keys.GITHUB_OFF_BRANCH_FRESH.total_seconds()
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _remember(
+    memory: dict[Hashable, tuple[datetime, T]],
+    key: Hashable,
+    value: tuple[datetime, T],
+    now: datetime,
+) -> None:
+    """Bounded: past entries go first, then the oldest."""
+    if len(memory) >= MEMORY_MAX:
+        for stale in [k for k, (until, _v) in memory.items() if until <= now]:
+            del memory[stale]
+        while len(memory) >= MEMORY_MAX:
+            del memory[next(iter(memory))]
+    memory[key] = value

@@ -1,0 +1,110 @@
+"""Prometheus Alertmanager webhooks (version 4): token → alerts → the alerts view → 202.
+
+One notification carries a group's alerts, each with its own status: a firing one is
+kept by its `fingerprint` (each repeat refreshes it), a resolved one is forgotten. Only
+the services with an entry matching one of its alerts (by `alertname`, and the labels an
+entry names) are reconciled.
+"""
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, Field, ValidationError
+
+from app.api.deps import RuntimeDep
+from app.audit import Event
+from app.signals.alerts import ALERTMANAGER, Alert, matching
+from app.webhooks.auth import parse_json, read_body
+from app.webhooks.intake import WebhookAnswer, counted, reconcile, require_token
+
+router = APIRouter(tags=["webhooks"])
+SENDER = ALERTMANAGER
+VERSION = "4"
+EPOCH = datetime(1970, 1, 2, tzinfo=UTC)  # Alertmanager's "no time" is 0001-01-01
+
+
+class _Alert(BaseModel):
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    starts_at: datetime | None = Field(None, alias="startsAt")
+    generator_url: str | None = Field(None, alias="generatorURL")
+    fingerprint: str | None = None  # absent before Alertmanager 0.19: derived from the labels
+
+
+class AlertmanagerPayload(BaseModel):
+    """The parts of a webhook notification Cascade reads."""
+
+    version: str
+    alerts: list[_Alert]
+    truncated: int = Field(0, alias="truncatedAlerts")
+
+
+def parse(raw: object) -> AlertmanagerPayload:
+    """The notification, or 422 saying what is not as Alertmanager sends it."""
+    try:
+        payload = AlertmanagerPayload.model_validate(raw)
+    except ValidationError as error:
+        where = ".".join(str(part) for part in error.errors()[0]["loc"])
+        why = f"{where}: {error.errors()[0]['msg']}"
+        raise HTTPException(422, f"not an Alertmanager notification ({why})") from None
+    if payload.version != VERSION:
+        raise HTTPException(
+            422, f"Cascade reads version {VERSION} of Alertmanager's webhook, not {payload.version}"
+        )
+    for index, alert in enumerate(payload.alerts):
+        if not alert.labels.get("alertname"):
+            raise HTTPException(422, f"alerts.{index}: no alertname label")
+    return payload
+
+
+def to_alert(alert: _Alert) -> Alert:
+    starts = alert.starts_at if alert.starts_at and alert.starts_at > EPOCH else None
+    return Alert(
+        source=ALERTMANAGER,
+        name=alert.labels["alertname"],
+        id=alert.fingerprint or _fingerprint(alert.labels),
+        labels=alert.labels,
+        since=starts,
+        url=alert.generator_url or None,
+    )
+
+
+def _fingerprint(labels: dict[str, str]) -> str:
+    text = "\xff".join(f"{k}\xff{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@router.post(
+    "/webhooks/alertmanager",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WebhookAnswer,
+    responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+)
+async def alertmanager_webhook(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
+    return await counted(SENDER, runtime, receive(request, runtime))
+
+
+async def receive(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
+    body = await read_body(request)
+    require_token(request, runtime.settings.webhook_token)
+    raw = parse_json(body)
+    now = datetime.now(UTC)
+    await runtime.store.heard(SENDER, now)
+    payload = parse(raw)
+    firing = [to_alert(a) for a in payload.alerts if a.status == "firing"]
+    resolved = [to_alert(a) for a in payload.alerts if a.status == "resolved"]
+    alerts = firing + resolved
+    concerned = [s.name for s in runtime.config.services if matching(s.alerts, alerts)]
+    recorded = await runtime.health.alerts.record(firing, resolved, now)
+    if recorded.changed or recorded.refused:
+        event = Event("signal.alerts", recorded.summary(), now, details={"source": SENDER})
+        await runtime.audit.record(event, tuple(concerned))
+    services = reconcile(runtime, concerned)
+    if recorded.refused:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, recorded.summary())
+    detail = f"{len(firing)} firing, {len(resolved)} resolved"
+    if payload.truncated:  # max_alerts cut the list: those alerts are not known here
+        detail += f", {payload.truncated} left out (set max_alerts: 0 for Cascade)"
+    return WebhookAnswer(status="accepted", detail=detail, services=services)

@@ -1,0 +1,238 @@
+"""GitHub webhooks (`push`, `status`, `check_suite`, `ping`): verify → parse → record → enqueue.
+
+A push to a service's branch proves its commits are on it (and orders its heads); a forced
+push or a deleted branch voids what was known of the repository. Statuses and completed
+check suites matter to services with `require_checks`. Only the services of the delivery's
+repository (and branch) are reconciled. A repeated `X-GitHub-Delivery` changes nothing.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from pydantic import BaseModel, ValidationError
+
+from app import logs
+from app.api.deps import RuntimeDep
+from app.durations import short
+from app.runtime import Runtime
+from app.services import Service
+from app.signals.github import OWN_CONTEXT, CheckReport, Push
+from app.webhooks.auth import parse_json, read_body, require_secret, verify_hex_hmac
+from app.webhooks.intake import WebhookAnswer, counted, reconcile
+
+router = APIRouter(tags=["webhooks"])
+SENDER = "github"
+SIGNATURE = "X-Hub-Signature-256"
+SECRET_SETTING = "GITHUB_WEBHOOK_SECRET"
+BRANCH_REF = "refs/heads/"
+
+
+class _Repository(BaseModel):
+    full_name: str
+
+
+class _Commit(BaseModel):
+    id: str
+
+
+class PushPayload(BaseModel):
+    ref: str
+    before: str
+    after: str
+    forced: bool = False
+    deleted: bool = False
+    commits: list[_Commit] = []
+    head_commit: _Commit | None = None
+    repository: _Repository
+
+
+class StatusPayload(BaseModel):
+    sha: str
+    context: str
+    state: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    repository: _Repository
+
+
+class _App(BaseModel):
+    slug: str | None = None
+    name: str | None = None
+
+
+class _Suite(BaseModel):
+    id: int
+    head_sha: str
+    status: str | None = None
+    conclusion: str | None = None
+    app: _App | None = None
+    updated_at: datetime | None = None
+
+
+class CheckSuitePayload(BaseModel):
+    action: str
+    check_suite: _Suite
+    repository: _Repository
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """What a delivery means: the services it concerns and how to record it."""
+
+    services: list[Service]
+    detail: str
+    record: Callable[[], Awaitable[object]]
+
+
+def _missing(sha: str) -> bool:
+    """GitHub's all-zero commit: no branch before (created) or after (deleted)."""
+    return not sha.strip("0")
+
+
+def to_push(payload: PushPayload) -> Push:
+    listed = [c.id for c in payload.commits]
+    if payload.head_commit is not None:
+        listed.append(payload.head_commit.id)
+    deleted = payload.deleted or _missing(payload.after)
+    return Push(
+        repo=payload.repository.full_name,
+        branch=payload.ref.removeprefix(BRANCH_REF),
+        before=None if _missing(payload.before) else payload.before,
+        after=None if deleted else payload.after,
+        commits=tuple(dict.fromkeys(listed)),
+        forced=payload.forced,
+    )
+
+
+def _of_repo(runtime: Runtime, repo: str) -> list[Service]:
+    return [s for s in runtime.config.services if s.repo and s.repo.lower() == repo.lower()]
+
+
+def _push(runtime: Runtime, raw: Any, now: datetime) -> _Delivery | str:
+    payload = PushPayload.model_validate(raw)
+    repo = payload.repository.full_name
+    if not payload.ref.startswith(BRANCH_REF):
+        return f"{payload.ref} is not a branch"
+    push = to_push(payload)
+    services = _of_repo(runtime, repo)
+    if not services:
+        return f"{repo} is the repo of no configured service"
+    followers = [s for s in services if s.branch == push.branch]
+    if not followers:
+        return f"no service follows {push.branch} of {repo}"
+    if push.after is None:
+        detail = f"{push.branch} of {repo} deleted: what was known of its history is dropped"
+    elif push.rewrites:
+        detail = f"forced push to {push.branch} of {repo} ({short(push.after)}): cache dropped"
+    else:
+        detail = (
+            f"push to {push.branch} of {repo}: {short(push.after)}, {len(push.commits)} commits"
+        )
+    concerned = services if push.rewrites else followers  # a rewrite voids the repo's cache
+    return _Delivery(concerned, detail, lambda: runtime.health.github.record_push(push))
+
+
+def _checked(runtime: Runtime, repo: str) -> list[Service]:
+    return [s for s in _of_repo(runtime, repo) if s.require_checks]
+
+
+def _status(runtime: Runtime, raw: Any, now: datetime) -> _Delivery | str:
+    payload = StatusPayload.model_validate(raw)
+    repo, context = payload.repository.full_name, payload.context
+    if context.startswith(OWN_CONTEXT):
+        return f"{context} is Cascade's own status"
+    services = _checked(runtime, repo)
+    if not services:
+        return f"no service of {repo} has require_checks"
+    at = payload.updated_at or payload.created_at or now
+    report = CheckReport(repo, payload.sha, f"status:{context}", context, payload.state, at)
+    detail = f"{context} {payload.state} on {short(payload.sha)}"
+    return _Delivery(services, detail, lambda: runtime.health.github.record_check(report))
+
+
+def _check_suite(runtime: Runtime, raw: Any, now: datetime) -> _Delivery | str:
+    payload = CheckSuitePayload.model_validate(raw)
+    repo, suite = payload.repository.full_name, payload.check_suite
+    if payload.action != "completed":
+        return f"check_suite {payload.action}: only completed suites matter"
+    services = _checked(runtime, repo)
+    if not services:
+        return f"no service of {repo} has require_checks"
+    app = (suite.app.slug or suite.app.name) if suite.app else None
+    name = app or f"check suite {suite.id}"
+    state = suite.conclusion or suite.status or "pending"
+    at = suite.updated_at or now
+    report = CheckReport(repo, suite.head_sha, f"suite:{suite.id}", name, state, at)
+    detail = f"{name} {state} on {short(suite.head_sha)}"
+    return _Delivery(services, detail, lambda: runtime.health.github.record_check(report))
+
+
+EVENTS: dict[str, Callable[[Runtime, Any, datetime], _Delivery | str]] = {
+    "push": _push,
+    "status": _status,
+    "check_suite": _check_suite,
+}
+
+
+@router.post(
+    "/webhooks/github",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WebhookAnswer,
+    responses={200: {"description": "a ping, answered"}, 400: {}, 401: {}, 413: {}, 422: {}},
+)
+async def github_webhook(
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    signature: Annotated[str | None, Header(alias=SIGNATURE)] = None,
+    event: Annotated[str | None, Header(alias="X-GitHub-Event")] = None,
+    delivery: Annotated[str | None, Header(alias="X-GitHub-Delivery")] = None,
+) -> WebhookAnswer:
+    answer = receive(request, runtime, signature, event, delivery)
+    answered = await counted(SENDER, runtime, answer)
+    if event == "ping":
+        response.status_code = status.HTTP_200_OK
+    return answered
+
+
+async def receive(
+    request: Request,
+    runtime: Runtime,
+    signature: str | None,
+    event: str | None,
+    delivery: str | None,
+) -> WebhookAnswer:
+    body = await read_body(request)
+    secret = require_secret(runtime.settings.github_webhook_secret, SECRET_SETTING)
+    verify_hex_hmac(secret, body, signature, SIGNATURE)
+    raw = parse_json(body)
+    now = datetime.now(UTC)
+    await runtime.store.heard(SENDER, now)
+    logs.bind(delivery_id=delivery, event=event)
+    if event == "ping":
+        zen = raw.get("zen") if isinstance(raw, dict) else None
+        return WebhookAnswer(status="accepted", detail=f"pong: {zen or 'hello'}")
+    meaning = EVENTS.get(event or "")
+    if meaning is None:
+        return WebhookAnswer(status="ignored", detail=f"{event or 'an unnamed'} event: not used")
+    try:
+        found = meaning(runtime, raw, now)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the body"
+        raise HTTPException(422, f"not a GitHub {event} event: {where}: {first['msg']}") from None
+    if isinstance(found, str):
+        return WebhookAnswer(status="ignored", detail=found)
+    if delivery and not await runtime.store.first_sighting(SENDER, delivery):
+        return WebhookAnswer(status="duplicate", detail=f"delivery {delivery} already seen")
+    try:
+        await found.record()
+    except Exception:
+        if delivery:
+            await runtime.store.forget_sighting(SENDER, delivery)
+        raise
+    names = reconcile(runtime, [s.name for s in found.services])
+    return WebhookAnswer(status="accepted", detail=found.detail, services=names)

@@ -1,0 +1,73 @@
+"""What every sender's route shares: its answer, its bookkeeping, the shared token, fan-out.
+
+A route is `counted(SENDER, runtime, receive(...))`: every delivery is counted by outcome
+(`/metrics`) and logged; a refusal is logged with its reason and re-raised.
+"""
+
+import hmac
+import logging
+from collections.abc import Awaitable, Iterable
+from typing import Literal
+
+from fastapi import HTTPException, Request, status
+from pydantic import BaseModel, SecretStr
+
+from app.runtime import Runtime
+
+log = logging.getLogger("app.webhooks")
+TOKEN_SETTING = "CASCADE_WEBHOOK_TOKEN"
+
+
+class WebhookAnswer(BaseModel):
+    status: Literal["accepted", "duplicate", "ignored"]
+    detail: str
+    service: str | None = None  # the one service a release concerns (Heroku)
+    services: list[str] | None = None  # the services a signal concerns, reconciled at once
+
+
+async def counted(
+    sender: str, runtime: Runtime, receive: Awaitable[WebhookAnswer]
+) -> WebhookAnswer:
+    try:
+        answer = await receive
+    except HTTPException as error:
+        runtime.metrics.webhook(sender, "refused" if error.status_code < 500 else "error")
+        log.warning("%s webhook refused (%d): %s", sender, error.status_code, error.detail)
+        raise
+    except Exception:
+        runtime.metrics.webhook(sender, "error")
+        raise
+    runtime.metrics.webhook(sender, answer.status)
+    log.info("%s webhook %s: %s", sender, answer.status, answer.detail)
+    return answer
+
+
+def require_token(request: Request, token: SecretStr | None) -> None:
+    """Senders that cannot sign: `?token=` or `Authorization: Bearer`, compared in constant time."""
+    if token is None or not token.get_secret_value():
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"{TOKEN_SETTING} is not set, so Cascade refuses every delivery here: set it and"
+            " add ?token=<it> to the webhook URL, or send Authorization: Bearer <it>",
+        )
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    given = bearer.strip() if scheme.lower() == "bearer" else request.query_params.get("token")
+    if not given:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"no token: add ?token=<{TOKEN_SETTING}> to the webhook URL, or send"
+            " Authorization: Bearer <it>",
+        )
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"the token does not match: use the value of {TOKEN_SETTING}",
+        )
+
+
+def reconcile(runtime: Runtime, services: Iterable[str]) -> list[str]:
+    """Enqueue a reconcile of each service a signal concerns (and only those); their names."""
+    names = sorted(set(services))
+    for name in names:
+        runtime.queue.enqueue(name)
+    return names

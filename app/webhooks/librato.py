@@ -1,0 +1,111 @@
+"""Librato alert webhooks: token → payload → the alerts view → reconcile → 202.
+
+Librato posts a form with one field, `payload`, holding JSON (a raw JSON body is accepted
+too, as is the KB's `{"payload": {...}}`). A triggered alert fires, one with `clear`
+stops firing, and a test (`triggered_by_user_test`) is recorded as an event, not firing.
+Only the services with an entry naming the alert (name or id) are reconciled.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, ValidationError
+
+from app.api.deps import RuntimeDep
+from app.audit import Event
+from app.signals.alerts import LIBRATO, Alert, describe, matching
+from app.webhooks.auth import parse_json, read_body
+from app.webhooks.intake import WebhookAnswer, counted, reconcile, require_token
+
+router = APIRouter(tags=["webhooks"])
+SENDER = LIBRATO
+FORM = "application/x-www-form-urlencoded"
+
+
+class _Alert(BaseModel):
+    id: int | str
+    name: str
+    runbook_url: str | None = None
+
+
+class LibratoPayload(BaseModel):
+    """The parts of a Librato alert notification Cascade reads."""
+
+    alert: _Alert
+    trigger_time: int | None = None
+    clear: str | None = None  # "normal" when the alert cleared
+    triggered_by_user_test: bool = False
+
+
+def unwrap(body: bytes, content_type: str) -> Any:
+    """The JSON a delivery carries: the form field `payload`, or the body itself (400 if none)."""
+    if content_type.split(";")[0].strip().lower() == FORM or body.startswith(b"payload="):
+        try:
+            fields = parse_qs(body.decode(), strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            fields = {}
+        if "payload" not in fields:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "no form field `payload`")
+        body = fields["payload"][0].encode()
+    raw = parse_json(body)
+    inner = raw.get("payload") if isinstance(raw, dict) and "alert" not in raw else None
+    if isinstance(inner, str):  # JSON in a JSON string, as in the form
+        return parse_json(inner.encode())
+    return inner if isinstance(inner, dict) else raw
+
+
+def to_alert(payload: LibratoPayload) -> Alert:
+    at = payload.trigger_time
+    return Alert(
+        source=LIBRATO,
+        name=payload.alert.name,
+        id=str(payload.alert.id),
+        since=datetime.fromtimestamp(at, UTC) if at else None,
+        url=payload.alert.runbook_url or None,
+    )
+
+
+@router.post(
+    "/webhooks/librato",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WebhookAnswer,
+    responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+)
+async def librato_webhook(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
+    return await counted(SENDER, runtime, receive(request, runtime))
+
+
+async def receive(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
+    body = await read_body(request)
+    require_token(request, runtime.settings.webhook_token)
+    raw = unwrap(body, request.headers.get("content-type", ""))
+    now = datetime.now(UTC)
+    await runtime.store.heard(SENDER, now)
+    try:
+        payload = LibratoPayload.model_validate(raw)
+    except ValidationError as error:
+        where = ".".join(str(part) for part in error.errors()[0]["loc"])
+        why = f"{where}: {error.errors()[0]['msg']}"
+        raise HTTPException(422, f"not a Librato alert notification ({why})") from None
+    alert = to_alert(payload)
+    concerned = [s.name for s in runtime.config.services if matching(s.alerts, [alert])]
+    if payload.triggered_by_user_test:
+        message = f"Librato test notification of {describe(alert)}: recorded, not firing"
+        await runtime.audit.record(
+            Event("signal.alert_test", message, now, details={"source": SENDER}),
+            tuple(concerned),
+        )
+        return WebhookAnswer(status="accepted", detail=message, services=[])
+    cleared = bool(payload.clear)
+    firing, gone = ((), (alert,)) if cleared else ((alert,), ())
+    recorded = await runtime.health.alerts.record(firing, gone, now)
+    if recorded.changed or recorded.refused:
+        event = Event("signal.alerts", recorded.summary(), now, details={"source": SENDER})
+        await runtime.audit.record(event, tuple(concerned))
+    services = reconcile(runtime, concerned)
+    if recorded.refused:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, recorded.summary())
+    detail = f"{describe(alert)} {'cleared' if cleared else 'firing'}"
+    return WebhookAnswer(status="accepted", detail=detail, services=services)

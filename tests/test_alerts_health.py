@@ -1,0 +1,320 @@
+"""`AlertsHealth` against a real Redis, Librato's API faked by respx (unmatched calls fail)."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import redis.asyncio as redis
+import respx
+
+from app import keys
+from app.health.alerts import NO_ALERTMANAGER, NO_SOURCE, AlertsHealth
+from app.signals.alerts import ALERTMANAGER, LIBRATO, Alert, AlertsView
+from app.sources.librato import LibratoClient
+from app.store import Store
+from tests.conftest import FIXTURES
+from tests.factories import NOW, service
+
+API = "http://librato.test"
+RETRY = timedelta(seconds=10)
+API_SVC = service("api", alerts=("api 5xx rate", "APIHighLatency"))
+WEB_SVC = service("web", alerts=('APIHighLatency{job="web"}',))
+BY_ID = service("ids", alerts=("106",))
+STATUS = json.loads((FIXTURES / "librato" / "librato-api-alerts-status-response.json").read_text())
+
+
+def latency(job: str, fingerprint: str, since: datetime = NOW) -> Alert:
+    labels = {"alertname": "APIHighLatency", "job": job}
+    return Alert(ALERTMANAGER, "APIHighLatency", fingerprint, labels, since)
+
+
+RATE = Alert(LIBRATO, "api 5xx rate", "106", since=NOW, url="http://runbook")
+
+
+@dataclass
+class Clock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def health(redis_client: "redis.Redis", clock: Clock) -> AlertsHealth:
+    return AlertsHealth(redis_client, None, RETRY, clock)
+
+
+@pytest.fixture
+async def with_librato(redis_client: "redis.Redis", clock: Clock) -> AsyncIterator[AlertsHealth]:
+    librato = LibratoClient(API, "ops", "token")
+    yield AlertsHealth(redis_client, librato, RETRY, clock)
+    await librato.aclose()
+
+
+async def heard(client: "redis.Redis", source: str = ALERTMANAGER) -> None:
+    await Store(client).heard(source, NOW)
+
+
+# the webhook view, without Librato's API -------------------------------------------------
+
+
+async def test_a_service_without_alerts_gathers_none(health: AlertsHealth) -> None:
+    assert await health.gather(service("plain"), NOW) is None
+
+
+async def test_unknown_until_some_sender_reports(
+    health: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    assert await health.gather(API_SVC, NOW) == AlertsView((), NO_SOURCE, NOW + RETRY)
+    await heard(redis_client, LIBRATO)
+    assert await health.gather(API_SVC, NOW) == AlertsView(())
+
+
+async def test_entries_with_labels_wait_for_alertmanager(
+    health: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    await heard(redis_client, LIBRATO)
+    assert await health.gather(WEB_SVC, NOW) == AlertsView((), NO_ALERTMANAGER, NOW + RETRY)
+    await heard(redis_client, ALERTMANAGER)
+    assert await health.gather(WEB_SVC, NOW) == AlertsView(())
+
+
+async def test_record_keeps_firing_and_forgets_cleared(
+    health: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    await heard(redis_client)
+    api, web = latency("api", "f-api"), latency("web", "f-web")
+    recorded = await health.record([api, web, RATE], [], NOW)
+    assert (recorded.fired, recorded.cleared, recorded.changed) == ((api, web, RATE), (), True)
+    assert (await health.gather(API_SVC, NOW)) == AlertsView((api, web, RATE))
+    assert (await health.gather(WEB_SVC, NOW)) == AlertsView((web,))
+
+    again = await health.record([api], [], NOW)  # a repeat: nothing new
+    assert (again.fired, again.changed) == ((), False)
+
+    cleared = await health.record([], [web, latency("web", "never-seen")], NOW)
+    assert cleared.cleared == (web,)
+    assert (await health.gather(WEB_SVC, NOW)) == AlertsView(())
+    assert (await health.gather(API_SVC, NOW)).firing == (api, RATE)  # type: ignore[union-attr]
+
+
+async def test_an_alertmanager_alert_expires_unless_repeated(
+    health: AlertsHealth, redis_client: "redis.Redis", clock: Clock
+) -> None:
+    await heard(redis_client)
+    api, web = latency("api", "f-api"), latency("web", "f-web")
+    await health.record([api, web], [], NOW)
+    later = NOW + keys.ALERTMANAGER_TTL - timedelta(hours=1)
+    await health.record([api], [], later)  # Alertmanager's repeat_interval
+    clock.now = NOW + keys.ALERTMANAGER_TTL + timedelta(seconds=1)
+    assert (await health.gather(WEB_SVC, clock.now)) == AlertsView(())
+    assert (await health.gather(API_SVC, clock.now)).firing == (api,)  # type: ignore[union-attr]
+    assert await health.refresh([API_SVC, WEB_SVC, service("plain")]) == ["api", "web"]
+    assert await redis_client.hkeys(keys.ALERTS_FIRING) == [api.key]  # the expired one is gone
+
+
+async def test_a_full_view_refuses_new_alerts_and_knows_nothing(
+    health: AlertsHealth, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "ALERTS_MAX", 2)
+    await heard(redis_client)
+    first, second, third = (latency("api", f"f{i}") for i in range(3))
+    recorded = await health.record([first, second, third], [], NOW)
+    assert (recorded.fired, recorded.refused) == ((first, second), (third,))
+    assert "refused (the view is full)" in recorded.summary()
+    view = await health.gather(API_SVC, NOW)
+    assert view is not None
+    assert view.firing == (first, second)
+    assert view.problem is not None
+    assert "more than 2 alerts are firing" in view.problem
+    assert (await health.record([first], [], NOW)).refused == ()  # a repeat still fits
+    assert len(await redis_client.hkeys(keys.ALERTS_FIRING)) == 2
+
+
+async def test_without_librato_refresh_calls_nobody(health: AlertsHealth) -> None:
+    with respx.mock:  # any HTTP call fails
+        assert await health.refresh([API_SVC]) == []
+
+
+# Librato's alert status API --------------------------------------------------------------
+
+
+def librato_mock() -> respx.MockRouter:
+    """Librato's API: a request no route matches fails; routes need not all be called."""
+    return respx.mock(base_url=API, assert_all_called=False)
+
+
+def librato_api(mock: respx.MockRouter, firing: object = STATUS) -> respx.Route:
+    mock.get("/v1/alerts/106", name="alert-106").respond(json={"id": 106, "name": "api 5xx rate"})
+    mock.get("/v1/alerts/129", name="alert-129").respond(json={"id": 129, "name": "other"})
+    return mock.get("/v1/alerts/status").respond(json=firing)
+
+
+async def test_a_poll_names_the_firing_alerts(with_librato: AlertsHealth) -> None:
+    with librato_mock() as mock:
+        librato_api(mock)
+        assert await with_librato.refresh([API_SVC, WEB_SVC, BY_ID]) == ["api", "ids"]
+    view = await with_librato.gather(API_SVC, NOW, fetch=False)
+    assert view is not None
+    assert view.problem is None
+    since = datetime.fromtimestamp(1413328283, UTC)
+    assert view.firing == (Alert(LIBRATO, "api 5xx rate", "106", since=since),)
+    assert (await with_librato.gather(BY_ID, NOW, fetch=False)).firing == view.firing  # type: ignore[union-attr]
+
+    with librato_mock() as mock:  # nothing changed: nothing to reconcile
+        status = librato_api(mock)
+        assert await with_librato.refresh([API_SVC, WEB_SVC, BY_ID]) == []
+        assert status.called
+        assert not mock["alert-106"].called  # its name is known already
+
+    with librato_mock() as mock:  # it cleared
+        librato_api(mock, {"firing": [{"id": 129, "triggered_at": 1444934147}], "cleared": []})
+        assert await with_librato.refresh([API_SVC, WEB_SVC, BY_ID]) == ["api", "ids"]
+    assert await with_librato.gather(API_SVC, NOW) == AlertsView(())
+
+
+async def test_unreachable_librato_is_unknown_then_recovers_by_itself(
+    with_librato: AlertsHealth, redis_client: "redis.Redis", clock: Clock
+) -> None:
+    await heard(redis_client)  # the webhook view alone does not do while Librato is configured
+    with librato_mock() as mock:
+        status = mock.get("/v1/alerts/status").mock(side_effect=httpx.ConnectError("refused"))
+        view = await with_librato.gather(API_SVC, NOW)
+        assert view is not None
+        assert view.firing == ()
+        assert view.recheck_at == NOW + RETRY
+        assert view.problem is not None
+        assert view.problem.startswith("Librato's alert status has not been read yet: ")
+        assert "ConnectError: refused" in view.problem
+        await with_librato.gather(API_SVC, NOW)  # within the retry interval: no second call
+        assert status.call_count == 1
+        assert await with_librato.refresh([API_SVC]) == []  # the poller's try fails too
+        assert status.call_count == 2
+
+    clock.now = NOW + timedelta(minutes=1)
+    with librato_mock() as mock:
+        librato_api(mock, {"firing": [], "cleared": []})
+        assert await with_librato.refresh([API_SVC, WEB_SVC]) == ["api"]  # it may open now
+    assert await with_librato.gather(API_SVC, clock.now, fetch=False) == AlertsView(())
+
+
+async def test_a_reconcile_polls_a_stale_feed_once_per_retry(
+    with_librato: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    with librato_mock() as mock:
+        librato_api(mock, {"firing": [], "cleared": []})
+        assert await with_librato.gather(API_SVC, NOW) == AlertsView(())
+    await redis_client.delete(keys.LIBRATO_TRIED)  # the retry interval passed
+
+    later = NOW + timedelta(minutes=6)
+    with librato_mock() as mock:  # stale, and the feed fails now
+        mock.get("/v1/alerts/status").respond(503, text="down for maintenance")
+        view = await with_librato.gather(API_SVC, later)
+    assert view is not None
+    assert view.recheck_at == later + RETRY
+    assert view.problem == (
+        "Librato's alert status was last read 6m ago: Librato GET"
+        f" {API}/v1/alerts/status: 503 down for maintenance (it must be under 5m old)"
+    )
+
+    await redis_client.delete(keys.LIBRATO_TRIED)
+    with librato_mock() as mock:  # back
+        librato_api(mock)
+        view = await with_librato.gather(API_SVC, later)
+    assert view is not None
+    assert view.problem is None
+    assert [a.id for a in view.firing] == ["106"]
+
+
+async def test_reconciles_at_once_share_one_poll(with_librato: AlertsHealth) -> None:
+    with librato_mock() as mock:
+        status = librato_api(mock, {"firing": [], "cleared": []})
+        views = await asyncio.gather(
+            with_librato.gather(API_SVC, NOW), with_librato.gather(BY_ID, NOW)
+        )
+    assert list(views) == [AlertsView(()), AlertsView(())]
+    assert status.call_count == 1
+
+
+async def test_fetch_false_makes_no_http_call(
+    with_librato: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    with librato_mock() as mock:
+        status = librato_api(mock)
+        view = await with_librato.gather(API_SVC, NOW, fetch=False)
+        assert not status.called
+    assert view is not None
+    assert view.problem is not None
+    assert view.problem.startswith("Librato's alert status has not been read yet")
+    assert await redis_client.get(keys.LIBRATO_TRIED) is None
+
+
+async def test_a_feed_of_entries_with_labels_only_is_not_needed(
+    with_librato: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    await heard(redis_client)
+    with librato_mock():  # any HTTP call fails
+        assert await with_librato.gather(WEB_SVC, NOW) == AlertsView(())
+        assert await with_librato.refresh([WEB_SVC]) == []
+
+
+async def test_a_poll_settles_a_webhook_alert_it_does_not_list(
+    with_librato: AlertsHealth, clock: Clock
+) -> None:
+    other = Alert(LIBRATO, "api 5xx rate", "777", since=NOW)
+    await with_librato.record([other], [], NOW)
+    clock.now = NOW + timedelta(minutes=1)
+    with librato_mock() as mock:  # the feed lags: the alert itself says triggered
+        librato_api(mock, {"firing": [], "cleared": []})
+        asked = mock.get("/v1/alerts/777/status").respond(
+            json={"alert": {"id": 777}, "status": "triggered"}
+        )
+        await with_librato.refresh([API_SVC])
+        assert asked.called
+    assert (await with_librato.gather(API_SVC, clock.now)).firing == (other,)  # type: ignore[union-attr]
+
+    with librato_mock() as mock:  # now it is ok: gone
+        librato_api(mock, {"firing": [], "cleared": []})
+        mock.get("/v1/alerts/777/status").respond(json={"alert": {"id": 777}, "status": "ok"})
+        assert await with_librato.refresh([API_SVC]) == ["api"]
+    assert await with_librato.gather(API_SVC, clock.now) == AlertsView(())
+
+
+async def test_a_webhook_newer_than_the_poll_is_kept(with_librato: AlertsHealth) -> None:
+    later = NOW + timedelta(seconds=1)
+    await with_librato.record([Alert(LIBRATO, "api 5xx rate", "777", since=later)], [], later)
+    with librato_mock() as mock:
+        librato_api(mock, {"firing": [], "cleared": []})
+        assert await with_librato.poll(NOW)  # started before the webhook arrived
+    assert [a.id for a in (await with_librato.gather(API_SVC, later)).firing] == ["777"]  # type: ignore[union-attr]
+
+
+async def test_a_firing_alert_whose_name_is_unknown(with_librato: AlertsHealth) -> None:
+    with librato_mock() as mock:
+        mock.get("/v1/alerts/status").respond(json=STATUS)
+        mock.get(url__regex=r"/v1/alerts/\d+$").respond(500)
+        await with_librato.refresh([API_SVC])
+    view = await with_librato.gather(API_SVC, NOW, fetch=False)
+    assert view is not None
+    assert view.firing == ()
+    assert view.problem == (
+        "Librato alerts fire whose names are not known: #106, #129 (retried at the next poll)"
+    )
+    by_id = await with_librato.gather(BY_ID, NOW, fetch=False)  # an id needs no name
+    assert by_id is not None
+    assert by_id.problem is None
+    assert [a.id for a in by_id.firing] == ["106"]
+
+    with librato_mock() as mock:  # the next poll names them
+        librato_api(mock)
+        assert await with_librato.refresh([API_SVC, BY_ID]) == ["api", "ids"]
+    assert [a.name for a in (await with_librato.gather(API_SVC, NOW)).firing] == ["api 5xx rate"]  # type: ignore[union-attr]

@@ -1,0 +1,454 @@
+"""The github signal's view (`app.health.github`) and its REST reads (`app.sources.github`).
+
+Redis is the session's real server; GitHub is respx on a local base URL, answering in the
+shapes of GitHub's REST API (FORMATS.md §3: compare `status`, combined status `statuses[]`,
+`check_suites[]`). Every unmatched request fails. Times are passed, never read.
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as redis
+import respx
+
+from app import keys
+from app.health.github import GitHubHealth
+from app.signals.github import (
+    CheckReport,
+    Checks,
+    ChecksState,
+    GitHubFacts,
+    Push,
+    Relation,
+)
+from app.sources.github import GitHubClient, GitHubError
+from tests.factories import NOW, service
+
+GITHUB = "https://github.test/api/v3"
+TOKEN = "ghp_secret0123456789"
+REPO = "acme/api"
+SOURCE, TARGET, OTHER = "a" * 40, "b" * 40, "c" * 40
+RETRY, POLL = 10.0, 60.0
+API = service(repo=REPO)
+CHECKED = service(repo=REPO, require_checks=True)
+Json = dict[str, Any]
+
+
+class GitHubPeer:
+    """GitHub's compare, combined status and check-suites endpoints, answering from dicts."""
+
+    def __init__(self) -> None:
+        self.compares: dict[tuple[str, str], str | httpx.Response] = {}
+        self.statuses: dict[str, list[Json]] = {}
+        self.suites: dict[str, list[Json]] = {}
+        self.down = False
+        self.calls: list[str] = []
+        self.headers: list[httpx.Headers] = []
+
+    def _answer(self, request: httpx.Request, answer: Any) -> httpx.Response:
+        self.calls.append(request.url.path.removeprefix("/api/v3"))
+        self.headers.append(request.headers)
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        if isinstance(answer, httpx.Response):
+            return answer
+        if answer is None:
+            return httpx.Response(404, json={"message": "Not Found"})
+        return httpx.Response(200, json=answer)
+
+    def compare(self, request: httpx.Request, base: str, head: str) -> httpx.Response:
+        found = self.compares.get((base, head))
+        body: Json = {"status": found, "ahead_by": 1, "behind_by": 0, "commits": []}
+        return self._answer(request, body if isinstance(found, str) else found)
+
+    def status(self, request: httpx.Request, sha: str) -> httpx.Response:
+        statuses = self.statuses.get(sha, [])
+        return self._answer(
+            request,
+            {"state": "pending", "sha": sha, "total_count": len(statuses), "statuses": statuses},
+        )
+
+    def check_suites(self, request: httpx.Request, sha: str) -> httpx.Response:
+        suites = self.suites.get(sha, [])
+        return self._answer(request, {"total_count": len(suites), "check_suites": suites})
+
+
+@pytest.fixture
+def peer() -> Iterator[GitHubPeer]:
+    github = GitHubPeer()
+    with respx.mock(base_url=GITHUB, assert_all_called=False) as mock:
+        mock.get(path__regex=r"/repos/acme/api/compare/(?P<base>\w+)\.\.\.(?P<head>[\w/.-]+)").mock(
+            side_effect=github.compare
+        )
+        mock.get(path__regex=r"/repos/acme/api/commits/(?P<sha>\w+)/status").mock(
+            side_effect=github.status
+        )
+        mock.get(path__regex=r"/repos/acme/api/commits/(?P<sha>\w+)/check-suites").mock(
+            side_effect=github.check_suites
+        )
+        yield github
+
+
+@pytest.fixture
+async def health(redis_client: "redis.Redis", peer: GitHubPeer) -> AsyncIterator[GitHubHealth]:
+    view = GitHubHealth(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
+    yield view
+    await view.aclose()
+
+
+def on_main(peer: GitHubPeer, *shas: str) -> None:
+    for sha in shas:
+        peer.compares[(sha, "main")] = "ahead"
+
+
+async def facts(
+    health: GitHubHealth,
+    now: datetime = NOW,
+    *,
+    fetch: bool = True,
+    svc: Any = API,
+    pair: tuple[str, str] = (SOURCE, TARGET),
+) -> GitHubFacts:
+    return (await health.gather(svc, [pair], now, fetch=fetch))[pair]
+
+
+def push(after: str | None, before: str | None = None, *commits: str, forced: bool = False) -> Push:
+    return Push(REPO, "main", before, after, tuple(commits), forced)
+
+
+# on the branch and ahead, from GitHub's compare ------------------------------------------
+
+
+async def test_on_the_branch_and_ahead_then_cached(health: GitHubHealth, peer: GitHubPeer) -> None:
+    on_main(peer, SOURCE)
+    peer.compares[(TARGET, SOURCE)] = "ahead"
+    assert await facts(health) == GitHubFacts(True, Relation.AHEAD)
+    assert peer.calls == [
+        f"/repos/acme/api/compare/{SOURCE}...main",
+        f"/repos/acme/api/compare/{TARGET}...{SOURCE}",
+    ]
+    assert "authorization" not in peer.headers[0]  # no GITHUB_TOKEN: anonymous calls
+
+    peer.calls.clear()
+    later = NOW + timedelta(days=1)
+    assert await facts(health, later) == GitHubFacts(True, Relation.AHEAD)
+    assert peer.calls == []  # a commit on the branch stays there; a compare never changes
+
+
+@pytest.mark.parametrize(
+    ("relation", "expected"),
+    [
+        pytest.param("behind", Relation.BEHIND, id="behind"),
+        pytest.param("diverged", Relation.DIVERGED, id="diverged"),
+        pytest.param("identical", Relation.IDENTICAL, id="identical"),
+        pytest.param(
+            httpx.Response(
+                404, json={"message": f"No common ancestor between {TARGET} and {SOURCE}."}
+            ),
+            Relation.DIVERGED,
+            id="no-common-ancestor",
+        ),
+    ],
+)
+async def test_how_the_source_stands_to_the_target(
+    health: GitHubHealth, peer: GitHubPeer, relation: str | httpx.Response, expected: Relation
+) -> None:
+    on_main(peer, SOURCE)
+    peer.compares[(TARGET, SOURCE)] = relation
+    assert (await facts(health)).relation is expected
+
+
+async def test_not_on_the_branch_skips_the_compare_with_the_target(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    peer.compares[(SOURCE, "main")] = "diverged"
+    assert await facts(health) == GitHubFacts(False, None)
+    assert peer.calls == [f"/repos/acme/api/compare/{SOURCE}...main"]
+
+
+async def test_a_negative_is_kept_briefly_and_dropped_by_a_push(
+    health: GitHubHealth, peer: GitHubPeer, redis_client: "redis.Redis"
+) -> None:
+    peer.compares[(SOURCE, "main")] = "diverged"
+    assert (await facts(health)).on_branch is False
+    assert (await facts(health, NOW + timedelta(seconds=5))).on_branch is False
+    assert len(peer.calls) == 1  # the negative answered the second time
+    negative = keys.github_off_branch(REPO, 0, "main", SOURCE)
+    assert 0 < await redis_client.ttl(negative) <= keys.GITHUB_OFF_BRANCH_TTL.total_seconds()
+    stale = NOW + keys.GITHUB_OFF_BRANCH_FRESH
+    assert (await facts(health, stale, fetch=False)).on_branch is False  # still shown
+    assert len(peer.calls) == 1
+    assert (await facts(health, stale)).on_branch is False  # asked again before deciding
+    assert len(peer.calls) == 2
+
+    await health.record_push(push(OTHER, TARGET, OTHER))  # something was merged into main
+    on_main(peer, SOURCE)  # ... and it was our commit
+    peer.compares[(TARGET, SOURCE)] = "ahead"
+    assert await facts(health, stale + timedelta(seconds=1)) == GitHubFacts(True, Relation.AHEAD)
+    assert peer.calls[2] == f"/repos/acme/api/compare/{SOURCE}...main"
+
+
+# what pushes prove, without a call -------------------------------------------------------
+
+
+async def test_pushes_prove_on_branch_and_order_without_a_call(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    await health.record_push(push(TARGET, None, TARGET))  # creates main at TARGET
+    await health.record_push(push(OTHER, TARGET, OTHER))
+    await health.record_push(push(SOURCE, OTHER, "d" * 40, SOURCE))
+    assert await facts(health) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(health, pair=(TARGET, SOURCE)) == GitHubFacts(True, Relation.BEHIND)
+    assert await facts(health, pair=("d" * 40, TARGET)) != GitHubFacts(None)  # listed: on main
+    assert peer.calls == [f"/repos/acme/api/compare/{TARGET}...{'d' * 40}"]  # not a push head
+
+
+async def test_a_forced_push_clears_what_is_cached(health: GitHubHealth, peer: GitHubPeer) -> None:
+    on_main(peer, SOURCE)
+    peer.compares[(TARGET, SOURCE)] = "ahead"
+    await health.record_push(push(SOURCE, TARGET, SOURCE))
+    assert await facts(health) == GitHubFacts(True, Relation.AHEAD)
+    assert peer.calls == []
+
+    await health.record_push(push(OTHER, SOURCE, OTHER, forced=True))  # SOURCE rewritten away
+    peer.compares[(SOURCE, "main")] = "diverged"
+    assert await facts(health) == GitHubFacts(False, None)
+    assert peer.calls == [f"/repos/acme/api/compare/{SOURCE}...main"]
+    assert await facts(health, pair=(OTHER, TARGET)) != GitHubFacts(None)  # the new head is on main
+
+
+async def test_a_deleted_branch_clears_what_is_cached(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    await health.record_push(push(SOURCE, TARGET, SOURCE))
+    await health.record_push(push(None, SOURCE, forced=False))  # main deleted
+    peer.compares[(SOURCE, "main")] = httpx.Response(404, json={"message": "Not Found"})
+    found = await facts(health)
+    assert found.on_branch is None
+    assert found.problem == "GitHub answered 404 for acme/api: check `repo` and GITHUB_TOKEN"
+    assert found.recheck_at == NOW + timedelta(seconds=POLL)  # refused: not asked again soon
+
+
+# GitHub unreachable, and back --------------------------------------------------------------
+
+
+async def test_unreachable_is_unknown_until_it_is_back(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    peer.down = True
+    found = await facts(health)
+    assert found.on_branch is None
+    assert found.problem is not None
+    assert found.problem.startswith("GitHub unreachable: ConnectError")
+    assert found.recheck_at == NOW + timedelta(seconds=RETRY)
+
+    assert (await facts(health, NOW + timedelta(seconds=RETRY - 1))).recheck_at == found.recheck_at
+    assert len(peer.calls) == 1  # a failed read is not repeated before its recheck time
+
+    peer.down = False
+    on_main(peer, SOURCE)
+    peer.compares[(TARGET, SOURCE)] = "ahead"
+    back = await facts(health, NOW + timedelta(seconds=RETRY))
+    assert back == GitHubFacts(True, Relation.AHEAD)
+
+
+async def test_fetch_false_reads_only_the_cache(health: GitHubHealth, peer: GitHubPeer) -> None:
+    found = await facts(health, fetch=False)
+    assert found == GitHubFacts(None, problem="not read from GitHub yet")
+    assert peer.calls == []
+
+    on_main(peer, SOURCE)
+    peer.compares[(TARGET, SOURCE)] = "ahead"
+    await facts(health)
+    peer.calls.clear()
+    assert await facts(health, fetch=False) == GitHubFacts(True, Relation.AHEAD)
+    assert peer.calls == []
+
+
+async def test_fetch_false_tells_the_last_failure(health: GitHubHealth, peer: GitHubPeer) -> None:
+    peer.down = True
+    await facts(health)
+    found = await facts(health, NOW + timedelta(hours=1), fetch=False)
+    assert found.problem is not None
+    assert found.problem.startswith("GitHub unreachable")
+    assert len(peer.calls) == 1
+
+
+async def test_a_service_without_a_repo_gathers_nothing(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    assert await health.gather(service(), [(SOURCE, TARGET)], NOW) == {}
+    assert await health.gather(API, [], NOW) == {}
+    assert peer.calls == []
+
+
+# checks ------------------------------------------------------------------------------------
+
+
+def report(key: str, state: str, at: datetime = NOW, name: str | None = None) -> CheckReport:
+    return CheckReport(REPO, SOURCE, key, name or key.partition(":")[2], state, at)
+
+
+async def on_and_ahead(health: GitHubHealth) -> None:
+    await health.record_push(push(TARGET, None, TARGET))
+    await health.record_push(push(SOURCE, TARGET, SOURCE))
+
+
+async def test_recorded_checks_answer_without_a_call(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    await on_and_ahead(health)
+    await health.record_check(report("status:ci/build", "success"))
+    await health.record_check(report("suite:7", "success", name="github-actions"))
+    found = await facts(health, svc=CHECKED)
+    assert found == GitHubFacts(True, Relation.AHEAD, Checks(ChecksState.SUCCESS))
+    assert peer.calls == []
+
+    await health.record_check(report("suite:8", "timed_out", name="github-actions"))
+    found = await facts(health, svc=CHECKED)
+    assert found.checks == Checks(ChecksState.FAILURE, failing=("github-actions",))
+
+
+async def test_the_latest_report_of_a_context_wins(health: GitHubHealth, peer: GitHubPeer) -> None:
+    await on_and_ahead(health)
+    assert await health.record_check(report("status:ci", "pending", NOW))
+    assert await health.record_check(report("status:ci", "success", NOW + timedelta(minutes=2)))
+    # a delivery that crossed the newer one on the way is not taken
+    assert not await health.record_check(report("status:ci", "failure", NOW + timedelta(minutes=1)))
+    assert (await facts(health, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
+
+
+async def test_checks_fall_back_to_the_api(health: GitHubHealth, peer: GitHubPeer) -> None:
+    await on_and_ahead(health)
+    peer.statuses[SOURCE] = [
+        {"context": "ci/build", "state": "success"},
+        {"context": "cascade/api-st", "state": "pending"},  # Cascade's own: left out
+    ]
+    peer.suites[SOURCE] = [
+        {
+            "id": 1,
+            "status": "in_progress",
+            "conclusion": None,
+            "app": {"slug": "github-actions"},
+            "latest_check_runs_count": 2,
+        },
+        {
+            "id": 2,
+            "status": "queued",
+            "conclusion": None,
+            "app": {"slug": "dependabot"},
+            "latest_check_runs_count": 0,
+        },  # an app that runs no check: left out
+    ]
+    found = await facts(health, svc=CHECKED)
+    assert found.checks == Checks(ChecksState.PENDING, pending=("github-actions",))
+    assert found.recheck_at == NOW + timedelta(seconds=POLL)  # no webhook will say: look again
+    assert sorted(peer.calls) == [
+        f"/repos/acme/api/commits/{SOURCE}/check-suites",
+        f"/repos/acme/api/commits/{SOURCE}/status",
+    ]
+
+    peer.calls.clear()
+    assert (await facts(health, NOW + timedelta(seconds=1), svc=CHECKED)).checks == found.checks
+    assert peer.calls == []  # read again only after a poll interval
+
+    peer.suites[SOURCE][0].update(status="completed", conclusion="success")
+    later = await facts(health, NOW + timedelta(seconds=POLL), svc=CHECKED)
+    assert later.checks == Checks(ChecksState.SUCCESS)
+    assert later.recheck_at is None
+
+
+async def test_no_checks_at_all(health: GitHubHealth, peer: GitHubPeer) -> None:
+    await on_and_ahead(health)
+    assert (await facts(health, svc=CHECKED)).checks == Checks(ChecksState.NONE)
+
+
+async def test_unreadable_checks_are_unknown(health: GitHubHealth, peer: GitHubPeer) -> None:
+    await on_and_ahead(health)
+    peer.down = True
+    found = await facts(health, svc=CHECKED)
+    assert (found.on_branch, found.relation, found.checks) == (True, Relation.AHEAD, None)
+    assert found.problem is not None
+    assert "unreachable" in found.problem
+    assert found.recheck_at == NOW + timedelta(seconds=RETRY)
+
+
+async def test_checks_are_not_read_for_a_commit_that_may_not_move(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    peer.compares[(SOURCE, "main")] = "diverged"
+    assert (await facts(health, svc=CHECKED)).checks is None
+    assert peer.calls == [f"/repos/acme/api/compare/{SOURCE}...main"]
+
+
+# the client --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        pytest.param(
+            httpx.Response(404, json={"message": "Not Found"}),
+            "GitHub answered 404 for acme/api: check `repo` and GITHUB_TOKEN",
+            id="404",
+        ),
+        pytest.param(
+            httpx.Response(401, json={"message": "Bad credentials"}),
+            "GitHub answered 401 for acme/api: GITHUB_TOKEN is not accepted",
+            id="401",
+        ),
+        pytest.param(
+            httpx.Response(502, text="<html>bad gateway</html>"),
+            "GitHub answered 502 for acme/api: <html>bad gateway</html>",
+            id="502",
+        ),
+        pytest.param(
+            httpx.Response(200, json={"status": "sideways"}),
+            "GitHub's compare of acme/api has no known status: 'sideways'",
+            id="unknown-status",
+        ),
+    ],
+)
+async def test_refusals_say_what_to_check_and_never_the_token(
+    answer: httpx.Response, problem: str
+) -> None:
+    with respx.mock(base_url=GITHUB) as mock:
+        route = mock.get(f"/repos/acme/api/compare/{SOURCE}...main").mock(return_value=answer)
+        client = GitHubClient(GITHUB, TOKEN)
+        with pytest.raises(GitHubError) as caught:
+            await client.compare(REPO, SOURCE, "main")
+        await client.aclose()
+    assert str(caught.value) == problem
+    assert TOKEN not in str(caught.value)
+    assert route.calls[0].request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_a_used_up_rate_limit_says_until_when() -> None:
+    reset = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(reset.timestamp()))}
+    with respx.mock(base_url=GITHUB) as mock:
+        mock.get(f"/repos/acme/api/compare/{SOURCE}...main").mock(
+            return_value=httpx.Response(403, headers=headers, json={"message": "rate limit"})
+        )
+        client = GitHubClient(GITHUB, None)
+        with pytest.raises(GitHubError) as caught:
+            await client.compare(REPO, SOURCE, "main")
+        await client.aclose()
+    assert caught.value.retry_at == reset
+    assert str(caught.value) == (
+        "GitHub's rate limit is used up until 12:30 UTC"
+        " (set GITHUB_TOKEN: 5000 calls an hour instead of 60)"
+    )
+
+
+async def test_a_rate_limit_is_waited_out(redis_client: "redis.Redis", peer: GitHubPeer) -> None:
+    reset = NOW + timedelta(minutes=20)
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(reset.timestamp()))}
+    peer.compares[(SOURCE, "main")] = httpx.Response(403, headers=headers, json={"message": "x"})
+    view = GitHubHealth(redis_client, GitHubClient(GITHUB, None), RETRY, POLL)
+    found = await facts(view)
+    await view.aclose()
+    assert found.recheck_at == reset

@@ -1,0 +1,263 @@
+"""`IncidentsHealth` against a real Redis, with respx for STATUS_API_URL (unmatched calls fail).
+
+Times are passed in (`now`, and a clock for `refresh`); nothing reads the wall clock.
+"""
+
+import copy
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as redis
+import respx
+
+from app import keys
+from app.health.incidents import NO_SOURCE, SOURCE, IncidentsHealth, affected
+from app.services import Service
+from app.signals.incidents import Component, Incident, IncidentsView
+from app.sources.statusfeed import StatusFeed
+from tests.conftest import FIXTURES
+from tests.factories import service
+from tests.test_incident_feed import SUMMARY, heroku_with_incident
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+URL = "https://status.example.test/api/v4/current-status"
+RETRY = timedelta(seconds=10)
+GREEN = json.loads(
+    (FIXTURES / "status" / "heroku-status-v4-green-heroku-cli-test-mock.json").read_text()
+)
+APPS, DATA, ALL = (
+    service("apps", incident_systems=("Apps",)),
+    service("data", incident_systems=("Data",)),
+    service("all"),
+)
+SERVICES = [APPS, DATA, ALL]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+Make = Callable[..., IncidentsHealth]
+
+
+@pytest.fixture
+async def make(redis_client: "redis.Redis") -> AsyncIterator[Make]:
+    made: list[IncidentsHealth] = []
+
+    def build(url: str | None = URL, clock: Clock | None = None) -> IncidentsHealth:
+        health = IncidentsHealth(
+            redis_client,
+            StatusFeed(url) if url else None,
+            retry=RETRY,
+            clock=clock or Clock(),
+        )
+        made.append(health)
+        return health
+
+    yield build
+    for health in made:
+        await health.aclose()
+
+
+@pytest.fixture
+def page() -> Any:
+    with respx.mock(assert_all_called=False) as router:
+        yield router.get(URL)
+
+
+async def view(health: IncidentsHealth, svc: Service, now: datetime) -> IncidentsView:
+    found = await health.gather(svc, now)
+    assert found is not None
+    return found
+
+
+# applicability -------------------------------------------------------------------------
+
+
+async def test_no_status_source_at_all(make: Make, redis_client: "redis.Redis") -> None:
+    health = make(url=None)
+    assert await health.gather(ALL, T0) is None  # watches nothing, nothing configured
+    watching = await view(health, APPS, T0)
+    assert (watching.problem, watching.recheck_at) == (NO_SOURCE, T0 + RETRY)
+
+    await redis_client.hset(keys.HEARD, SOURCE, str(T0.timestamp()))  # a webhook came once
+    for svc in SERVICES:
+        assert await view(health, svc, T0) == IncidentsView(())
+
+
+async def test_webhooks_only_block_by_what_they_said(
+    make: Make, redis_client: "redis.Redis"
+) -> None:
+    health = make(url=None)
+    await redis_client.hset(keys.HEARD, SOURCE, str(T0.timestamp()))
+    news = Incident("i1", "DB slow", "identified", ("Data",), updated_at=T0)
+    assert await health.record_incident(news, T0) == [("Data",)]
+    assert (await view(health, DATA, T0)).incidents == (news,)
+    assert (await health.gather(DATA, T0, fetch=False)) == await health.gather(DATA, T0)
+
+
+# the feed: fresh, stale, unreachable, back ---------------------------------------------
+
+
+async def test_not_read_yet_is_unknown(make: Make) -> None:
+    found = await view(make(), ALL, T0)
+    assert found.problem == f"the status page ({URL}) has not been read yet"
+    assert found.recheck_at == T0 + RETRY
+
+
+async def test_fresh_then_stale_with_failures_then_back(make: Make, page: respx.Route) -> None:
+    clock = Clock()
+    health = make(clock=clock)
+    page.respond(200, json=GREEN)
+    assert await health.refresh(SERVICES) == ["apps", "data", "all"]  # known now: all
+    assert await view(health, APPS, T0) == IncidentsView(())
+    assert await health.refresh(SERVICES) == []  # the same again: nobody
+
+    page.respond(503)
+    told = []
+    for minute in range(1, 7):
+        clock.now = T0 + timedelta(minutes=minute)
+        told.append(await health.refresh(SERVICES))
+        found = await view(health, APPS, clock.now)
+        assert (found.problem is None) is (minute <= 5), (minute, found)
+    assert told == [[], [], [], [], [], ["apps", "data", "all"]]  # told once, when it went stale
+    assert found.problem == f"the status page ({URL}) was last read 6m ago: HTTP 503"
+    assert found.recheck_at == clock.now + RETRY
+
+    page.respond(200, json=GREEN)
+    clock.now += timedelta(minutes=1)
+    assert await health.refresh(SERVICES) == ["apps", "data", "all"]
+    assert await view(health, APPS, clock.now) == IncidentsView(())
+
+
+async def test_unreachable_from_the_start(make: Make, page: respx.Route) -> None:
+    clock = Clock()
+    health = make(clock=clock)
+    page.side_effect = httpx.ConnectError("connection refused")
+    assert await health.refresh(SERVICES) == []  # it was not known before either
+    clock.now = T0 + timedelta(minutes=2)
+    assert await health.refresh(SERVICES) == []
+    found = await view(health, DATA, clock.now)
+    assert found.problem == (
+        f"the status page ({URL}) cannot be read, for 2m: ConnectError: connection refused"
+    )
+    assert found.recheck_at == clock.now + RETRY
+
+    page.side_effect = None
+    page.respond(200, json=GREEN)
+    assert await health.refresh(SERVICES) == ["apps", "data", "all"]
+    assert (await view(health, DATA, clock.now)).problem is None
+
+
+async def test_a_feed_change_concerns_only_the_services_watching_it(
+    make: Make, page: respx.Route
+) -> None:
+    clock = Clock()
+    health = make(clock=clock)
+    page.respond(200, json=GREEN)
+    await health.refresh(SERVICES)
+
+    red = copy.deepcopy(GREEN)
+    red["status"][1]["status"] = "red"  # Data
+    page.respond(200, json=red)
+    assert await health.refresh(SERVICES) == ["all", "data"]
+    assert (await view(health, DATA, T0)).components == (Component("Data", "red"),)
+
+    page.respond(200, json=heroku_with_incident())  # names no system: every service
+    assert await health.refresh(SERVICES) == ["all", "apps", "data"]
+    assert [i.name for i in (await view(health, APPS, T0)).incidents] == ["Elevated router errors"]
+
+
+async def test_a_newer_webhook_resolution_beats_the_feed(make: Make, page: respx.Route) -> None:
+    clock = Clock()
+    health = make(clock=clock)
+    page.respond(200, json=SUMMARY)
+    await health.refresh(SERVICES)
+    assert "Elevated API errors" in [i.name for i in (await view(health, ALL, T0)).incidents]
+
+    resolved = Incident(
+        "cp306tmzcl0y",
+        "Elevated API errors",
+        "resolved",
+        ("API",),
+        updated_at=T0 + timedelta(seconds=30),  # after the read at T0
+        page_id="y2j98763l56x",
+    )
+    assert await health.record_incident(resolved, T0) == [("API",)]
+    names = [i.name for i in (await view(health, ALL, T0)).incidents]
+    assert "Elevated API errors" not in names
+    assert names == ["Database upgrade", "Slow everything"]
+
+
+async def test_fetch_false_makes_no_http_call(make: Make, page: respx.Route) -> None:
+    page.respond(200, json=GREEN)
+    health = make()
+    for fetch in (False, True):  # gather never calls out: only `refresh` reads the page
+        await health.gather(APPS, T0, fetch=fetch)
+    assert page.call_count == 0
+
+
+async def test_a_read_of_another_url_is_not_used(make: Make, page: respx.Route) -> None:
+    page.respond(200, json=GREEN)
+    await make().refresh(SERVICES)
+    other = make(url="https://status.other.test/summary.json")
+    found = await view(other, APPS, T0)
+    assert found.problem == (
+        "the status page (https://status.other.test/summary.json) has not been read yet"
+    )
+
+
+# the webhook view ------------------------------------------------------------------------
+
+
+async def test_news_replaces_only_if_not_older(make: Make) -> None:
+    health = make(url=None)
+    first = Incident("i1", "DB slow", "identified", ("Data",), updated_at=T0)
+    assert await health.record_incident(first, T0) == [("Data",)]
+    assert await health.record_incident(first, T0) == []  # a repeat
+    older = Incident("i1", "DB slow", "investigating", ("Data",), updated_at=T0 - timedelta(1))
+    assert await health.record_incident(older, T0) == []
+    moved = Incident("i1", "DB slow", "monitoring", ("Apps",), updated_at=T0 + timedelta(1))
+    assert await health.record_incident(moved, T0) == [("Data",), ("Apps",)]  # before and now
+
+    down = Component("Apps", "major_outage", T0)
+    assert await health.record_component(down, T0) == [("Apps",)]
+    assert (
+        await health.record_component(Component("apps", "operational", T0 - timedelta(1)), T0) == []
+    )
+
+
+async def test_the_view_is_bounded(
+    make: Make, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "STATUS_VIEW_MAX", 5)
+    health = make(url=None)
+    old = T0 - timedelta(days=2)
+    await health.record_incident(Incident("gone", "x", "resolved", updated_at=old), old)
+    await health.record_incident(Incident("open", "x", "identified", updated_at=old), old)
+    await health.record_incident(Incident("new", "x", "resolved", updated_at=T0), T0)
+    fields = set(await redis_client.hkeys(keys.STATUS_VIEW))
+    assert fields == {"incident:open", "incident:new"}  # closed news past a day is dropped
+
+    for n in range(10):
+        await health.record_incident(Incident(f"i{n}", "x", "identified", updated_at=T0), T0)
+    fields = set(await redis_client.hkeys(keys.STATUS_VIEW))
+    assert len(fields) == 5
+    assert "incident:new" not in fields  # closed news goes first
+    assert "incident:i9" in fields
+
+
+def test_affected() -> None:
+    assert affected(SERVICES, []) == []
+    assert affected(SERVICES, [("Apps",)]) == ["all", "apps"]
+    assert affected(SERVICES, [("Data",), ("Apps",)]) == ["all", "apps", "data"]
+    assert affected(SERVICES, [()]) == ["all", "apps", "data"]
+    assert affected(SERVICES, [("Tools",)]) == ["all"]
