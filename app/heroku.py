@@ -102,7 +102,7 @@ class PromotionTarget:
 
 
 class SlugCache(Protocol):
-    """Slug id -> commit; slugs are immutable, so entries never expire."""
+    """Slug id -> commit; slugs are immutable (the Redis cache keeps each for 30 days)."""
 
     async def get(self, slug_id: str) -> str | None: ...
     async def put(self, slug_id: str, commit: str) -> None: ...

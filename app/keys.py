@@ -24,6 +24,9 @@ DEDUP_TTL = timedelta(days=3)
 LOCK_TTL = timedelta(seconds=10)  # renewed by its holder while it works
 RECORD_TTL = timedelta(days=30)
 TOPOLOGY_TTL = timedelta(hours=1)
+# Slugs never change, but a flood of releases must not keep one key each for ever: past this,
+# a slug's commit is asked of the Platform API again (one call) if it is ever needed.
+SLUG_TTL = timedelta(days=30)
 
 
 def _service(service: str) -> str:

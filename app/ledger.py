@@ -25,10 +25,25 @@ return 0
 """
 
 
+# Change or drop a record only if it is still exactly what the caller last saw: of a claimer
+# about to send and a follower taking the unsent claim back, exactly one wins.
+_SWAP = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('del', KEYS[1])
+  redis.call('srem', KEYS[2], KEYS[1])
+else
+  redis.call('set', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+
 class Ledger:
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
         self._claim = client.register_script(_CLAIM)
+        self._swap = client.register_script(_SWAP)
 
     async def claim(self, record: PromotionRecord) -> bool:
         """True for the one caller that may promote this commit to this target."""
@@ -45,6 +60,12 @@ class Ledger:
             else:
                 pipe.set(key, _record.dump_json(record))
             await pipe.execute()
+
+    async def swap(self, seen: PromotionRecord, new: PromotionRecord | None) -> bool:
+        """Replace the unsettled record `seen` with `new` (None: drop it), only if unchanged."""
+        key = keys.promotion(seen.service, seen.target, seen.commit)
+        values = [_record.dump_json(seen).decode(), _record.dump_json(new).decode() if new else ""]
+        return bool(await self._swap(keys=[key, keys.promotions(seen.service)], args=values))
 
     async def drop(self, record: PromotionRecord) -> None:
         """Forget a claim that never reached Heroku, so the pair is judged afresh."""

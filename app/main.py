@@ -17,6 +17,7 @@ from app.logs import RequestIds, configure_logging, secret_values
 from app.services import ConfigError
 from app.settings import Settings, get_settings
 from app.webhooks import ROUTERS as WEBHOOK_ROUTERS
+from app.webhooks.auth import BodyLimit
 
 log = logging.getLogger("cascade")
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (*API_ROUTERS, *WEBHOOK_ROUTERS):
         app.include_router(router)
     app.add_exception_handler(RedisError, redis_unavailable)
+    app.add_middleware(BodyLimit)
     app.add_middleware(RequestIds)
     configure_logging()  # now, so that uvicorn's own first lines are formatted too
     return app

@@ -54,6 +54,8 @@ def candidate(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate] = GATES) -> 
         return Candidate(pair, commit, PairState.BLOCKED, results, reason)
     if record is not None:
         reason = f"promoting {short(commit)} to {target.app} ({record.state})"
+        if record.error:  # an answer that never came: settled from what the target runs
+            reason += f", last error: {record.error}"
         return Candidate(pair, commit, PairState.PROMOTING, results, reason)
 
     held = _held(snapshot, pair, commit)

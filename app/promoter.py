@@ -1,11 +1,14 @@
 """A promotion's life: claim, re-read, POST with the source release pinned, follow, settle.
 
-The record is claimed before anything is sent and saved before the POST's
-answer is acted on, so a crash at any step is resumed by `settle`, never
-repeated. A promotion that fails, or whose outcome is lost, stays failed until
-a newer commit or an operator (`POST /retry`) clears the way.
+The record is claimed before anything is sent, marked sent just before the POST
+and saved before the POST's answer is acted on, so a crash at any step is resumed
+by `follow`, never repeated: a claim that was never sent is taken back and decided
+afresh, one that may have reached Heroku is followed. A promotion that fails, or
+whose outcome is lost, stays failed until a newer commit or an operator
+(`POST /retry`) clears the way.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -64,6 +67,7 @@ class Promoter:
             claimed_at=now,
             updated_at=now,
             by=self.owner,
+            sent=False,
         )
         if not await self.ledger.claim(record):
             return False
@@ -81,6 +85,13 @@ class Promoter:
             log.info("promotion skipped service=%s to=%s: %s", service, target.app, changed)
             return False
         await self._event("promotion.started", record, _started(record, candidate), candidate)
+        sending = replace(record, sent=True, updated_at=self.clock())
+        if not await self.ledger.swap(record, sending):  # taken back: this process stalled
+            log.warning(
+                "promotion not sent service=%s to=%s: claim taken back", service, target.app
+            )
+            return False
+        record = sending
         try:
             promotion_id = await self.heroku.create_promotion(
                 topology.pipeline_id,
@@ -126,6 +137,16 @@ class Promoter:
     async def _follow_one(
         self, record: PromotionRecord, view: StageView, topology: Topology
     ) -> None:
+        if not record.sent:
+            # Claimed under a lock that this reconcile holds now: its process stopped (or
+            # stalled past the lock) before the POST, so nothing reached Heroku.
+            if await self.ledger.swap(record, None):
+                message = (
+                    f"promotion of {short(record.commit)} to {record.target} was claimed by"
+                    f" {record.by}, which stopped before sending it: deciding again"
+                )
+                await self._event("promotion.deferred", record, message)
+            return
         if view.commit == record.commit:
             await self._settle(record, PromotionState.SUCCEEDED, f"{record.target} runs it")
             return
@@ -171,9 +192,11 @@ class Promoter:
     async def _refresh(self, service: str, topology: Topology) -> dict[str, Release]:
         """Read the pipeline's latest releases into the view; Heroku's state is the truth."""
         latest = await self.heroku.latest_releases(topology.pipeline_id)
-        for release in latest:
-            if release.app in topology.app_ids:
-                await self.store.put_release(service, release)
+        # Each stage is its own key: fold them side by side, not one round trip after another
+        # (this sits between the decision and the POST; BENCHMARKS.md).
+        await asyncio.gather(
+            *(self.store.put_release(service, r) for r in latest if r.app in topology.app_ids)
+        )
         return {r.app: r for r in latest}
 
     async def _settle(self, record: PromotionRecord, state: PromotionState, why: str) -> None:

@@ -61,21 +61,31 @@ class Reconciler:
         self.problems: dict[str, str] = {}
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
         self._histories: set[tuple[str, str]] = set()  # (service, app) known loaded in Redis
+        self._changes = 0  # topologies learnt or forgotten, to know when to index apps again
+        self._owners: tuple[ServicesConfig, int, dict[str, Service]] | None = None
 
     def forget(self, name: str) -> None:
         """The services file changed or dropped the service: know its pipeline afresh."""
         self.topologies.pop(name, None)
+        self._changes += 1
         self.problems.pop(name, None)
         self._caught_up.discard(name)
         self._histories = {known for known in self._histories if known[0] != name}
 
     def owner_of(self, app: str) -> Service | None:
-        """The service whose stages include `app`, for routing webhooks."""
-        for service in self.config.services:
-            stages = self.topologies.get(service.name)
-            if app in (stages.stages if stages else service.stages or ()):
-                return service
-        return None
+        """The service whose stages include `app` (the first listed), for routing webhooks.
+
+        Indexed once per services file and topology change: a delivery costs a dict lookup,
+        not a scan of every service (BENCHMARKS.md).
+        """
+        if self._owners is None or self._owners[:2] != (self.config, self._changes):
+            owners: dict[str, Service] = {}
+            for service in self.config.services:
+                stages = self.topologies.get(service.name)
+                for stage in stages.stages if stages else service.stages or ():
+                    owners.setdefault(stage, service)
+            self._owners = (self.config, self._changes, owners)
+        return self._owners[2].get(app)
 
     async def reconcile(self, name: str) -> Outcome:
         service = self.config.get(name)
@@ -131,6 +141,7 @@ class Reconciler:
         if service.stages and known.stages != service.stages:
             return None  # the services file changed: read the pipeline again
         self.topologies[service.name] = known
+        self._changes += 1
         return known
 
     async def topology(self, service: Service) -> topo.Topology | None:
@@ -149,6 +160,7 @@ class Reconciler:
         await self.store.mark_resync(service.name, self.resync_seconds)  # just read it
         self._caught_up.add(service.name)
         self.topologies[service.name] = known
+        self._changes += 1
         self.problems.pop(service.name, None)
         return known
 

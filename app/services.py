@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,7 +60,12 @@ class ServicesConfig:
     freezes: tuple[Freeze, ...] = ()
 
     def get(self, name: str) -> Service | None:
-        return next((s for s in self.services if s.name == name), None)
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, Service]:
+        """Names are unique; a dict keeps a tick over N services O(N), not O(N²)."""
+        return {service.name: service for service in self.services}
 
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)

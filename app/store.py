@@ -5,7 +5,7 @@ from `keys.py`.
 """
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as redis
@@ -20,9 +20,13 @@ _stage = TypeAdapter(StageView)
 _pause = TypeAdapter(Pause)
 
 
+HEARD_EVERY = 1.0  # seconds: a busy sender is noted in Redis at most this often per process
+
+
 class Store:
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
+        self._heard: dict[str, datetime] = {}  # source -> when this process last noted it
 
     # stages -------------------------------------------------------------
 
@@ -38,7 +42,10 @@ class Store:
     async def put_release(
         self, service: str, release: Release, received_at: datetime | None = None
     ) -> bool:
-        """Fold `release` into its stage; True when the stage changed."""
+        """Fold `release` into its stage; True when the stage changed.
+
+        The slug's commit is cached in the same transaction (slugs never change).
+        """
         key = keys.stage(service, release.app)
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
@@ -53,6 +60,8 @@ class Store:
                     if release.status is ReleaseStatus.SUCCEEDED and release.commit:
                         at = arrival(release, received_at)
                         self._add_history(pipe, service, release.app, release.commit, at)
+                    if release.slug_id and release.commit:
+                        pipe.set(keys.slug(release.slug_id), release.commit, ex=keys.SLUG_TTL)
                     await pipe.execute()
                     return after != before
                 except WatchError:
@@ -94,6 +103,16 @@ class Store:
     async def pause(self, service: str | None) -> Pause | None:
         raw = await self.redis.get(_pause_key(service))
         return _pause.validate_json(raw) if raw else None
+
+    async def pauses(self, service: str) -> tuple[Pause | None, Pause | None]:
+        """The global pause and the service's, in one round trip (a pipeline, not MGET:
+        the two keys live on different cluster slots)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.GLOBAL_PAUSE)
+            pipe.get(keys.pause(service))
+            raw = await pipe.execute()
+        found = tuple(_pause.validate_json(value) if value else None for value in raw)
+        return found[0], found[1]
 
     async def set_pause(self, pause: Pause) -> None:
         """Store the pause; Redis forgets it by itself at `until`."""
@@ -138,11 +157,11 @@ class Store:
         await self.redis.delete(*(keys.dedup(sender, delivery) for delivery in ids))
 
     async def get(self, slug_id: str) -> str | None:
-        """SlugCache: slugs are immutable, so their commits are cached forever."""
+        """SlugCache: slugs are immutable; a commit is kept for `SLUG_TTL`, then read again."""
         return _text(await self.redis.get(keys.slug(slug_id)))
 
     async def put(self, slug_id: str, commit: str) -> None:
-        await self.redis.set(keys.slug(slug_id), commit)
+        await self.redis.set(keys.slug(slug_id), commit, ex=keys.SLUG_TTL)
 
     async def mark_resync(self, service: str, every_seconds: float) -> bool:
         """True for the one process that should re-read the pipeline now."""
@@ -164,7 +183,15 @@ class Store:
     # signal sources ------------------------------------------------------
 
     async def heard(self, source: str, at: datetime) -> None:
-        """An authentic delivery from `source` arrived (any process): for `/metrics`."""
+        """An authentic delivery from `source` arrived (any process): for `/metrics`.
+
+        Noted at most once a second per source and process: the gauge counts seconds,
+        and a round trip per delivery was a tenth of the webhook path's cost (BENCHMARKS.md).
+        """
+        last = self._heard.get(source)
+        if last is not None and timedelta(0) <= at - last < timedelta(seconds=HEARD_EVERY):
+            return
+        self._heard[source] = at
         await self.redis.hset(keys.HEARD, source, str(at.timestamp()))
 
     async def last_heard(self) -> dict[str, datetime]:

@@ -211,3 +211,10 @@ def test_custom_gates_are_used_and_none_is_left_out() -> None:
     (only,) = plan(snap("A", "O"), (gate(GateState.OPEN), not_applicable)).candidates
     assert only.state is PairState.READY
     assert [g.name for g in only.gates] == ["fake"]
+
+
+def test_a_claim_whose_answer_never_came_shows_its_error() -> None:
+    promotions = {(ST, "A"): record(PromotionState.CLAIMED, error="ReadTimeout")}
+    (only,) = plan(snap("A", "O", promotions=promotions)).candidates
+    assert only.state is PairState.PROMOTING
+    assert only.reason.endswith("(claimed), last error: ReadTimeout")

@@ -8,7 +8,8 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from app.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async, so FastAPI calls it on the event loop: a plain `def` would cost a thread hop."""
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Cascade is starting")
@@ -18,7 +19,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def require_admin(
+async def require_admin(
     runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     """Writes need `Authorization: Bearer $CASCADE_ADMIN_TOKEN`."""

@@ -5,12 +5,17 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from app.api.deps import RuntimeDep
-from app.api.schemas import EventsOut
+from app.api.schemas import EventsOut, errors
 
 router = APIRouter(tags=["events"])
 
 
-@router.get("/events", response_model=EventsOut, response_model_by_alias=True)
+@router.get(
+    "/events",
+    response_model=EventsOut,
+    response_model_by_alias=True,
+    responses=errors({404: "no service of that name"}),
+)
 async def events(
     runtime: RuntimeDep,
     service: Annotated[str | None, Query()] = None,

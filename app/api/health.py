@@ -3,7 +3,7 @@
 from fastapi import APIRouter, HTTPException, Request
 from redis.exceptions import RedisError
 
-from app.api.schemas import Accepted
+from app.api.schemas import Accepted, errors
 
 router = APIRouter(tags=["health"])
 
@@ -13,7 +13,9 @@ async def healthz() -> Accepted:
     return Accepted(detail="alive")
 
 
-@router.get("/readyz", response_model=Accepted, responses={503: {}})
+@router.get(
+    "/readyz", response_model=Accepted, responses=errors({503: "starting, or Redis unreachable"})
+)
 async def readyz(request: Request) -> Accepted:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:

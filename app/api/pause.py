@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from app.api.deps import AdminDep, RuntimeDep
-from app.api.schemas import Accepted, PauseIn, PauseOut, RetryIn
+from app.api.schemas import NOT_JSON, Accepted, PauseIn, PauseOut, RetryIn, errors
 from app.api.status import pause_out
 from app.audit import Event
 from app.models import Pause, PromotionState, pause_scope
@@ -14,17 +14,16 @@ from app.runtime import Runtime
 from app.services import Service
 
 router = APIRouter(tags=["pause"], dependencies=[AdminDep])
-REFUSALS: dict[int | str, dict[str, str]] = {
-    401: {"description": "missing or wrong admin token"},
-    403: {"description": "CASCADE_ADMIN_TOKEN is not set"},
-}
+REFUSALS = errors({401: "missing or wrong admin token", 403: "CASCADE_ADMIN_TOKEN is not set"})
+NO_SERVICE = "no service of that name"
 
 
 @router.post(
     "/pause",
     status_code=status.HTTP_201_CREATED,
     response_model=PauseOut,
-    responses={**REFUSALS, 404: {}, 422: {}},
+    responses=REFUSALS
+    | errors({400: NOT_JSON, 404: NO_SERVICE, 422: "a field is missing or wrong; until is past"}),
 )
 async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
     now = datetime.now(UTC)
@@ -47,7 +46,11 @@ async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
     return out
 
 
-@router.delete("/pause", status_code=status.HTTP_204_NO_CONTENT, responses={**REFUSALS, 404: {}})
+@router.delete(
+    "/pause",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=REFUSALS | errors({404: NO_SERVICE}),
+)
 async def lift_pause(
     runtime: RuntimeDep, service: Annotated[str | None, Query()] = None
 ) -> Response:
@@ -65,7 +68,8 @@ async def lift_pause(
     "/retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses={**REFUSALS, 404: {}},
+    responses=REFUSALS
+    | errors({400: NOT_JSON, 404: "no such service or target stage", 422: "a field is wrong"}),
 )
 async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
     """Clear a failed promotion into `to`, so that pair is evaluated again."""

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from app.api.deps import AdminDep, RuntimeDep
 from app.api.pause import REFUSALS
+from app.api.schemas import errors
 
 router = APIRouter(tags=["reload"], dependencies=[AdminDep])
 
@@ -21,7 +22,12 @@ class ReloadOut(BaseModel):
     changed: list[str]
 
 
-@router.post("/reload", response_model=ReloadOut, responses={**REFUSALS, 422: {}, 503: {}})
+@router.post(
+    "/reload",
+    response_model=ReloadOut,
+    responses=REFUSALS
+    | errors({422: "the services file is invalid: the old one runs on", 503: "starting"}),
+)
 async def reload(runtime: RuntimeDep) -> ReloadOut:
     if runtime.reloader is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Cascade is starting")

@@ -95,3 +95,17 @@ class EventsOut(BaseModel):
 
 class Accepted(BaseModel):
     detail: str
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: a sentence that says what was wrong (a list of them for a bad body)."""
+
+    detail: str | list[Any]
+
+
+def errors(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a route: each status code it may refuse with, and why, as ErrorOut."""
+    return {code: {"model": ErrorOut, "description": why} for code, why in described.items()}
+
+
+NOT_JSON = "the body is not JSON"

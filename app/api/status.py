@@ -15,6 +15,7 @@ from app.api.schemas import (
     ServiceOut,
     StageOut,
     StatusOut,
+    errors,
 )
 from app.models import PairState, Pause, Plan, Release, Snapshot
 from app.plan import plan
@@ -40,7 +41,7 @@ async def get_status(runtime: RuntimeDep) -> StatusOut:
     "/status/{service}",
     response_model=ServiceOut,
     response_model_by_alias=True,
-    responses={404: {}},
+    responses=errors({404: "no service of that name"}),
 )
 async def get_service_status(service: str, runtime: RuntimeDep) -> ServiceOut:
     found = runtime.config.get(service)

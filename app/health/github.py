@@ -269,10 +269,6 @@ class GitHubHealth:
         self._failures.pop(what, None)
         return _Read(value)
 
-    async def refresh(self, services: Sequence[Service]) -> list[str]:
-        """No polled feed: webhooks and reads at decision time cover GitHub."""
-        return []
-
     async def aclose(self) -> None:
         await self.github.aclose()
 

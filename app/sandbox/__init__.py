@@ -264,5 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         deploy_every=args.deploy_every,
     )
     log.info("sandbox: SIMULATED Heroku, not the real platform, on %s:%d", args.host, args.port)
-    uvicorn.run(sandbox.app, host=args.host, port=args.port, log_config=None)
+    # A request held by a fault (`delays`, `promotion_response_delay`) must not hold up a stop.
+    uvicorn.run(
+        sandbox.app, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=1
+    )
     return 0

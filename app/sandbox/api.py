@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from app.sandbox import Sandbox
 
 log = logging.getLogger("cascade.sandbox")
+F = TypeVar("F", bound="_Fault")
 
 _ACCEPT = re.compile(r"application/vnd\.heroku\+json;\s*version=3(\.[\w-]+)?(?![\w.])")
 _ERROR_IDS = {
@@ -95,23 +96,43 @@ class RatePool:
         return True
 
 
-class ErrorFault(BaseModel):
-    """Answer the next `count` requests matching method and path prefix with `status`."""
+class _Fault(BaseModel):
+    """Meets the next `count` requests matching method and path prefix."""
 
     model_config = ConfigDict(extra="forbid")
     method: str = "*"
     path_prefix: str = "/"
-    status: int = Field(500, ge=400, le=599)
     count: int = Field(1, ge=1)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method.upper() in ("*", method) and path.startswith(self.path_prefix)
+
+
+class ErrorFault(_Fault):
+    """Answer with `status`. With `after`, the request is carried out first and only its
+    answer is the error: the caller cannot tell whether anything happened."""
+
+    status: int = Field(500, ge=400, le=599)
+    after: bool = False
+
+
+class DelayFault(_Fault):
+    """Hold the request `seconds` before carrying it out: a slow Platform API, or one a caller
+    gives up on (timeouts). With `after`, it is carried out at once and only its answer is
+    held: a caller that gives up cannot tell that it happened."""
+
+    seconds: float = Field(ge=0)
+    after: bool = False
 
 
 class FaultsRequest(BaseModel):
-    """`POST /_sandbox/faults`: sets the fields it names, appends its `errors`."""
+    """`POST /_sandbox/faults`: sets the fields it names, appends its `errors` and `delays`."""
 
     model_config = ConfigDict(extra="forbid")
     promotion_response_delay: float | None = Field(None, ge=0)
     fail_promotions: int | None = Field(None, ge=0)
     errors: list[ErrorFault] = []
+    delays: list[DelayFault] = []
     rate_limit_remaining: int | None = Field(None, ge=0, le=4500)
     hold_releases: bool | None = None
 
@@ -123,19 +144,29 @@ class Faults:
     promotion_response_delay: float = 0.0  # the promotion exists at once; its answer waits
     fail_promotions: int = 0  # the next N promotions' targets fail
     errors: list[ErrorFault] = field(default_factory=list)
+    delays: list[DelayFault] = field(default_factory=list)
     hold_releases: bool = False  # releases stay pending until let go
 
     def error_for(self, method: str, path: str) -> ErrorFault | None:
-        for fault in self.errors:
-            if fault.method.upper() in ("*", method) and path.startswith(fault.path_prefix):
-                fault.count -= 1
-                self.errors = [e for e in self.errors if e.count > 0]
-                return fault
-        return None
+        return _take(self.errors, method, path)
+
+    def delay_for(self, method: str, path: str) -> DelayFault | None:
+        return _take(self.delays, method, path)
 
     def json(self) -> Json:
         errors = [e.model_dump() for e in self.errors]
-        return {**vars(self), "errors": errors}
+        return {**vars(self), "errors": errors, "delays": [d.model_dump() for d in self.delays]}
+
+
+def _take(faults: list[F], method: str, path: str) -> F | None:
+    """The first fault meeting this request, used up by one."""
+    for fault in faults:
+        if fault.matches(method, path):
+            fault.count -= 1
+            if fault.count == 0:
+                faults.remove(fault)
+            return fault
+    return None
 
 
 class DeployRequest(BaseModel):
@@ -192,7 +223,7 @@ class _Edge:
             entry: Json = {"at": _stamp(), "method": request.method, "path": path}
             entry |= {"query": request.url.query, "status": None, "request_id": request_id}
             self.sandbox.requests.append(entry)
-            response = self._refusal(request) or await call_next(request)
+            response = self._refusal(request) or await self._faulty(request, call_next)
             response.headers["RateLimit-Remaining"] = str(self.sandbox.rate.remaining())
             entry["status"] = response.status_code
         response.headers["Request-Id"] = request_id
@@ -206,9 +237,28 @@ class _Edge:
             return heroku_error(406, f"Please specify a version: `Accept: {API_MEDIA_TYPE}`.")
         if request.url.path != "/account/rate-limits" and not self.sandbox.rate.take():
             return heroku_error(429, _RATE_LIMIT_MESSAGE)
-        if fault := self.sandbox.faults.error_for(request.method, request.url.path):
-            return heroku_error(fault.status, "Injected by the sandbox (POST /_sandbox/faults).")
         return None
+
+    async def _faulty(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """The request, as the injected faults (delays, errors) let it through."""
+        faults, method, path = self.sandbox.faults, request.method, request.url.path
+        delay = faults.delay_for(method, path)
+        if delay is not None and not delay.after:
+            await asyncio.sleep(delay.seconds)
+        fault = faults.error_for(method, path)
+        if fault is None:
+            response = await call_next(request)
+        else:
+            if fault.after:  # it happens; the caller hears an error anyway
+                done = await call_next(request)
+                async for _ in done.body_iterator:  # type: ignore[attr-defined]
+                    pass
+            response = heroku_error(
+                fault.status, "Injected by the sandbox (POST /_sandbox/faults)."
+            )
+        if delay is not None and delay.after:
+            await asyncio.sleep(delay.seconds)
+        return response
 
 
 def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:
@@ -351,6 +401,7 @@ def _control_routes(app: FastAPI, sandbox: "Sandbox") -> None:
         if body.fail_promotions is not None:
             sandbox.faults.fail_promotions = body.fail_promotions
         sandbox.faults.errors.extend(body.errors)
+        sandbox.faults.delays.extend(body.delays)
         if body.hold_releases is not None:
             sandbox.hold_releases(body.hold_releases)
         if body.rate_limit_remaining is not None:

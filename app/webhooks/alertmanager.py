@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from app.api.deps import RuntimeDep
 from app.audit import Event
 from app.signals.alerts import ALERTMANAGER, Alert, matching
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import WebhookAnswer, counted, reconcile, require_token
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, reconcile, require_token
 
 router = APIRouter(tags=["webhooks"])
 SENDER = ALERTMANAGER
@@ -28,7 +28,7 @@ EPOCH = datetime(1970, 1, 2, tzinfo=UTC)  # Alertmanager's "no time" is 0001-01-
 class _Alert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
-    starts_at: datetime | None = Field(None, alias="startsAt")
+    starts_at: AwareDatetime | None = Field(None, alias="startsAt")  # RFC 3339, with a zone
     generator_url: str | None = Field(None, alias="generatorURL")
     fingerprint: str | None = None  # absent before Alertmanager 0.19: derived from the labels
 
@@ -80,7 +80,7 @@ def _fingerprint(labels: dict[str, str]) -> str:
     "/webhooks/alertmanager",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAnswer,
-    responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+    responses=REFUSALS,
 )
 async def alertmanager_webhook(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
     return await counted(SENDER, runtime, receive(request, runtime))

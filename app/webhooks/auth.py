@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request, status
 from pydantic import SecretStr
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY = 1024 * 1024
 
@@ -27,6 +28,33 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
             raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class BodyLimit:
+    """ASGI middleware: every request body, not only a webhook's, is capped at `limit`.
+
+    Reading past it raises the 413 of `read_body`, through the route (a webhook counts and
+    logs it as any refusal), so no route ever buffers more than `limit` bytes of a body.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        size = 0
+
+        async def capped() -> Message:
+            nonlocal size
+            message = await receive()
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                raise _too_large(self.limit)  # answered 413 by the app's HTTPException handler
+            return message
+
+        await self.app(scope, capped, send)
 
 
 def require_secret(secret: SecretStr | None, setting: str) -> bytes:

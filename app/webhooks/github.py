@@ -21,7 +21,7 @@ from app.runtime import Runtime
 from app.services import Service
 from app.signals.github import OWN_CONTEXT, CheckReport, Push
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_hex_hmac
-from app.webhooks.intake import WebhookAnswer, counted, reconcile
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, reconcile
 
 router = APIRouter(tags=["webhooks"])
 SENDER = "github"
@@ -181,7 +181,7 @@ EVENTS: dict[str, Callable[[Runtime, Any, datetime], _Delivery | str]] = {
     "/webhooks/github",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAnswer,
-    responses={200: {"description": "a ping, answered"}, 400: {}, 401: {}, 413: {}, 422: {}},
+    responses={200: {"description": "a ping, answered"}, **REFUSALS},
 )
 async def github_webhook(
     request: Request,

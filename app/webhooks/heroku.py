@@ -15,7 +15,7 @@ from app import logs
 from app.api.deps import RuntimeDep
 from app.models import Release, ReleaseStatus
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
-from app.webhooks.intake import WebhookAnswer, counted
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted
 
 router = APIRouter(tags=["webhooks"])
 SENDER = "heroku"
@@ -86,7 +86,7 @@ def parse(raw: Any) -> ReleasePayload | None:
     "/webhooks/heroku",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAnswer,
-    responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+    responses=REFUSALS,
 )
 async def heroku_webhook(
     request: Request,

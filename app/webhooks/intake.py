@@ -12,6 +12,7 @@ from typing import Literal
 from fastapi import HTTPException, Request, status
 from pydantic import BaseModel, SecretStr
 
+from app.api.schemas import errors
 from app.runtime import Runtime
 
 log = logging.getLogger("app.webhooks")
@@ -63,6 +64,17 @@ def require_token(request: Request, token: SecretStr | None) -> None:
             status.HTTP_401_UNAUTHORIZED,
             f"the token does not match: use the value of {TOKEN_SETTING}",
         )
+
+
+REFUSALS = errors(
+    {
+        400: "the body is not JSON",
+        401: "not authentic: no or wrong signature or token, or its secret is not set",
+        413: "the body is over 1 MiB",
+        422: "JSON, but not the sender's event shape",
+        503: "Redis is unreachable: the sender should retry",
+    }
+)
 
 
 def reconcile(runtime: Runtime, services: Iterable[str]) -> list[str]:

@@ -11,13 +11,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, status
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from app.api.deps import RuntimeDep
 from app.audit import Event
 from app.signals.alerts import LIBRATO, Alert, describe, matching
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import WebhookAnswer, counted, reconcile, require_token
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, reconcile, require_token
 
 router = APIRouter(tags=["webhooks"])
 SENDER = LIBRATO
@@ -34,7 +34,7 @@ class LibratoPayload(BaseModel):
     """The parts of a Librato alert notification Cascade reads."""
 
     alert: _Alert
-    trigger_time: int | None = None
+    trigger_time: int | None = Field(None, ge=0, lt=253_402_300_800)  # unix seconds, < 10000
     clear: str | None = None  # "normal" when the alert cleared
     triggered_by_user_test: bool = False
 
@@ -71,7 +71,7 @@ def to_alert(payload: LibratoPayload) -> Alert:
     "/webhooks/librato",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAnswer,
-    responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+    responses=REFUSALS,
 )
 async def librato_webhook(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
     return await counted(SENDER, runtime, receive(request, runtime))

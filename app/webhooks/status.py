@@ -16,7 +16,7 @@ from app.api.deps import RuntimeDep
 from app.health.incidents import SOURCE, affected
 from app.signals.incidents import Component, Incident
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import WebhookAnswer, counted, reconcile, require_token
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, reconcile, require_token
 
 router = APIRouter(tags=["webhooks"])
 SENDER = SOURCE
@@ -111,7 +111,7 @@ def to_component(payload: ComponentPayload, now: datetime) -> Component:
     "/webhooks/status",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAnswer,
-    responses={400: {}, 401: {}, 413: {}, 422: {}, 503: {}},
+    responses=REFUSALS,
 )
 async def status_webhook(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
     return await counted(SENDER, runtime, receive(request, runtime))

@@ -2,7 +2,6 @@
 
 import json
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -120,54 +119,6 @@ def test_timed_pause_lifts_itself_and_pauses_survive_a_restart(cluster_factory) 
     )
     cluster.deploy("api-qa", A)
     cluster.wait(lambda: cluster.running("api-st") == A, "the timed pause to lift by itself")
-
-
-def test_concurrent_duplicate_deliveries_to_two_processes_promote_once(cluster_factory) -> None:  # type: ignore[no-untyped-def]
-    cluster = cluster_factory()
-    first = cluster.start_cascade(name="cascade-1")
-    second = cluster.start_cascade(port=harness.free_port(), name="cascade-2")
-    release = cluster.deploy("api-qa", A)  # the sandbox also delivers it to cascade-1
-    cluster.wait(lambda: cluster.running("api-qa") == A, "the release to finish")
-    state = harness.get(cluster.platform, "/_sandbox/state")["apps"]["api-qa"]["current"]
-    template = json.loads((FIXTURES / "heroku" / "zulip-release_update.json").read_text())
-    template["data"].update(
-        id=state["id"],
-        version=state["version"],
-        status="succeeded",
-        created_at=state["created_at"],
-        app={"id": release["app"]["id"], "name": "api-qa"},
-        slug={"id": release["slug"]["id"], "commit": A, "commit_description": ""},
-    )
-    with ThreadPoolExecutor(20) as pool:
-        answers = list(
-            pool.map(
-                lambda i: harness.deliver((first, second)[i % 2].url, template).status_code,
-                range(20),
-            )
-        )
-    assert set(answers) == {202}
-    cluster.wait(lambda: cluster.running("api-prod") == A, "A to reach api-prod")
-    assert promoted(cluster) == {("api-st", A): 1, ("api-prod", A): 1}
-
-
-def test_killed_right_after_the_post_it_follows_instead_of_promoting_again(cluster_factory) -> None:  # type: ignore[no-untyped-def]
-    cluster = cluster_factory(THREE_STAGES.format(min_age="0s") + STAGE_MIN_AGE.format('"1h"'))
-    cascade = cluster.start_cascade()
-    cluster.faults(promotion_response_delay=30)  # Heroku acts, but Cascade never hears back
-    cluster.deploy("api-qa", A)
-    cluster.wait(lambda: cluster.promotions(), "the promotion POST to reach the platform")
-    cascade.kill()
-    cluster.faults(promotion_response_delay=0)
-    cascade = cluster.start_cascade(name="cascade-restarted")
-
-    def settled() -> list | None:  # type: ignore[type-arg]
-        events = harness.get(cascade, "/events?service=api")["events"]
-        return [e for e in events if e["kind"] == "promotion.succeeded"] or None
-
-    done = cluster.wait(settled, "the restarted process to settle the promotion")
-    assert done[0]["to"] == "api-st"
-    assert cluster.running("api-st") == A
-    assert promoted(cluster) == {("api-st", A): 1}
 
 
 def test_refused_deliveries_change_nothing(cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
