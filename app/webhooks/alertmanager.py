@@ -14,10 +14,10 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from app.api.deps import RuntimeDep
-from app.audit import Event
-from app.signals.alerts import ALERTMANAGER, Alert, matching
+from app.signals.alerts import ALERTMANAGER, Alert
+from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, reconcile, require_token
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, require_token
 
 router = APIRouter(tags=["webhooks"])
 SENDER = ALERTMANAGER
@@ -95,15 +95,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
     payload = parse(raw)
     firing = [to_alert(a) for a in payload.alerts if a.status == "firing"]
     resolved = [to_alert(a) for a in payload.alerts if a.status == "resolved"]
-    alerts = firing + resolved
-    concerned = [s.name for s in runtime.config.services if matching(s.alerts, alerts)]
-    recorded = await runtime.health.alerts.record(firing, resolved, now)
-    if recorded.changed or recorded.refused:
-        event = Event("signal.alerts", recorded.summary(), now, details={"source": SENDER})
-        await runtime.audit.record(event, tuple(concerned))
-    services = reconcile(runtime, concerned)
-    if recorded.refused:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, recorded.summary())
+    services = await alerts.take(runtime, SENDER, firing, resolved, now)
     detail = f"{len(firing)} firing, {len(resolved)} resolved"
     if payload.truncated:  # max_alerts cut the list: those alerts are not known here
         detail += f", {payload.truncated} left out (set max_alerts: 0 for Cascade)"

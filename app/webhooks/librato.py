@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field, ValidationError
 from app.api.deps import RuntimeDep
 from app.audit import Event
 from app.signals.alerts import LIBRATO, Alert, describe, matching
+from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, reconcile, require_token
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, require_token
 
 router = APIRouter(tags=["webhooks"])
 SENDER = LIBRATO
@@ -100,12 +101,6 @@ async def receive(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
         return WebhookAnswer(status="accepted", detail=message, services=[])
     cleared = bool(payload.clear)
     firing, gone = ((), (alert,)) if cleared else ((alert,), ())
-    recorded = await runtime.health.alerts.record(firing, gone, now)
-    if recorded.changed or recorded.refused:
-        event = Event("signal.alerts", recorded.summary(), now, details={"source": SENDER})
-        await runtime.audit.record(event, tuple(concerned))
-    services = reconcile(runtime, concerned)
-    if recorded.refused:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, recorded.summary())
+    services = await alerts.take(runtime, SENDER, firing, gone, now)
     detail = f"{describe(alert)} {'cleared' if cleared else 'firing'}"
     return WebhookAnswer(status="accepted", detail=detail, services=services)

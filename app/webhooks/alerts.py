@@ -1,0 +1,30 @@
+"""What both alert senders (Librato, Alertmanager) do once a delivery is read into alerts.
+
+Record them in the view, note a change in `/events`, reconcile the services whose entries
+match, and answer 503 when the view is full (the sender retries; nothing is dropped).
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from fastapi import HTTPException, status
+
+from app.audit import Event
+from app.runtime import Runtime
+from app.signals.alerts import Alert, matching
+from app.webhooks.intake import reconcile
+
+
+async def take(
+    runtime: Runtime, sender: str, firing: Sequence[Alert], gone: Sequence[Alert], now: datetime
+) -> list[str]:
+    """Record `firing` and `gone` alerts; the services reconciled."""
+    concerned = [s.name for s in runtime.config.services if matching(s.alerts, [*firing, *gone])]
+    recorded = await runtime.health.alerts.record(firing, gone, now)
+    if recorded.changed or recorded.refused:
+        event = Event("signal.alerts", recorded.summary(), now, details={"source": sender})
+        await runtime.audit.record(event, tuple(concerned))
+    services = reconcile(runtime, concerned)
+    if recorded.refused:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, recorded.summary())
+    return services
