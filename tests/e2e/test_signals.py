@@ -20,6 +20,7 @@ from tests.e2e import harness
 from tests.e2e.conftest import THREE_STAGES, Cluster
 from tests.e2e.harness import Process
 from tests.e2e.peer import Peer
+from tests.figures import Figure, record
 
 A = "a" * 40
 TOKEN = "e2e-signal-token"
@@ -158,6 +159,7 @@ PEERS = [
 ]
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(("name", "entry", "variable", "path", "answers"), PEERS)
 def test_a_peer_down_with_nothing_in_the_view_holds_everything_until_it_comes_back(
     cluster_factory: Callable[..., Cluster],
@@ -185,3 +187,14 @@ def test_a_peer_down_with_nothing_in_the_view_holds_everything_until_it_comes_ba
     answers(cluster)(Peer(late.url))
     cluster.wait(lambda: cluster.running("api-prod") == A, f"{name} coming back to let A through")
     assert len(cluster.promotions()) == 2
+    record(
+        Figure(
+            area="faults",
+            check=f"signal peer down ({variable} refuses connections), then back",
+            cases=1,
+            faults=1,
+            promotions=2,
+            note=f"the {name} gate unknown and nothing promoted while down; promoted once it"
+            " answered, with the tick an hour away",
+        )
+    )

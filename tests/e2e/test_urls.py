@@ -6,10 +6,13 @@ gate that was not open asked to be looked at again (`recheck_at`).
 
 from typing import Any
 
+import pytest
+
 from tests.e2e import harness
 from tests.e2e.conftest import THREE_STAGES, Cluster
 from tests.e2e.harness import Process
 from tests.e2e.peer import Peer
+from tests.figures import Figure, record
 
 A = "a" * 40
 RETRY = {"CASCADE_SIGNAL_RETRY_SECONDS": "1", "CASCADE_TICK_SECONDS": "3600"}
@@ -63,6 +66,7 @@ def test_a_500_blocks_and_a_200_promotes_without_anyone_touching_cascade(
     assert "promotion.succeeded" in kinds
 
 
+@pytest.mark.reliability
 def test_a_url_that_does_not_answer_is_unknown_and_nothing_moves_until_it_does(
     cluster_factory: Any, peer: Peer, tmp_path: Any
 ) -> None:
@@ -92,3 +96,14 @@ def test_a_url_that_does_not_answer_is_unknown_and_nothing_moves_until_it_does(
     late.start()
     Peer(late.url).answer("GET", "/up", 200)
     cluster.wait(lambda: cluster.running("api-prod") == A, "A to move once both URLs answer 200")
+    record(
+        Figure(
+            area="faults",
+            check="signal peer down: a URL closing, hanging, refusing; then 200",
+            cases=3,
+            faults=3,
+            promotions=len(cluster.promotions()),
+            note="the urls gate unknown and nothing promoted meanwhile; promoted once both"
+            " answered 200, with the tick an hour away",
+        )
+    )
