@@ -1,0 +1,107 @@
+"""Platform API economy, counted: an idle fleet, a promotion, and the webhook path.
+
+In-process Cascade on the in-process sandbox (a counting Platform API peer). The idle
+hour is simulated: 60 fallback ticks, and every 15 minutes the resync marks expire as
+Redis would expire them (CASCADE_RESYNC_SECONDS = 900). Counts, never times: the
+benchmark (`make bench`, BENCHMARKS.md) measures the same on 100 services.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+from collections import Counter
+from pathlib import Path
+
+from app import keys
+from app.runtime import Runtime
+from app.sandbox.views import release_hook_data
+from tests.inprocess import WEBHOOK_SECRET, Cascade, Start, eventually
+
+SERVICES, STAGES = 10, 10
+IDLE_GOAL = 4  # calls per service-hour
+PROMOTION_GOAL = 4  # calls per promotion
+
+
+def fleet(path: Path) -> Path:
+    lines = ['[defaults]\nmin_age = "0"\n']
+    for i in range(SERVICES):
+        stages = ", ".join(f'"svc{i}-s{j}"' for j in range(STAGES))
+        lines.append(f'[[service]]\nname = "svc{i}"\npipeline = "svc{i}"\nstages = [{stages}]\n')
+    path.write_text("\n".join(lines))
+    return path
+
+
+async def start(start_cascade: Start, tmp_path: Path) -> Cascade:
+    cascade = await start_cascade(config_path=fleet(tmp_path / "fleet.toml"))
+    assert cascade.runtime.sandbox is not None
+    cascade.runtime.sandbox._release_seconds = 0.05  # a quick release phase
+    return cascade
+
+
+def calls(runtime: Runtime) -> Counter[str]:
+    return Counter(runtime.heroku.calls)
+
+
+async def test_an_idle_fleet_makes_at_most_4_calls_per_service_hour(
+    start_cascade: Start, tmp_path: Path
+) -> None:
+    cascade = await start(start_cascade, tmp_path)
+    runtime, before = cascade.runtime, calls(cascade.runtime)
+    for minute in range(60):
+        if minute % 15 == 0:  # CASCADE_RESYNC_SECONDS = 900: the resync marks expire
+            await runtime.redis.delete(*(keys.resynced(f"svc{i}") for i in range(SERVICES)))
+        runtime.scheduler.tick()
+        await cascade.settle()
+    made = calls(runtime) - before
+    assert sum(made.values()) / SERVICES <= IDLE_GOAL, made
+    assert set(made) == {"GET /pipelines/{id}/latest-releases"}
+
+
+async def test_a_promotion_makes_at_most_4_calls(start_cascade: Start, tmp_path: Path) -> None:
+    cascade = await start(start_cascade, tmp_path)
+    runtime, sandbox = cascade.runtime, cascade.runtime.sandbox
+    assert sandbox is not None
+    before = calls(runtime)
+    for i in range(SERVICES):  # a new commit on the second-to-last stage: one promotion each
+        await sandbox.deploy(f"svc{i}-s{STAGES - 2}", f"{i:040x}")
+
+    async def promoted() -> bool:
+        await cascade.settle()
+        last = [
+            await cascade.stage_commit(f"svc{i}", f"svc{i}-s{STAGES - 1}") for i in range(SERVICES)
+        ]
+        unsettled = [await runtime.ledger.unsettled(f"svc{i}") for i in range(SERVICES)]
+        return last == [f"{i:040x}" for i in range(SERVICES)] and not any(unsettled)
+
+    await eventually(promoted, "every service's last stage to run its new commit", timeout=30)
+    made = calls(runtime) - before
+    assert made["POST /pipeline-promotions"] == SERVICES
+    assert sum(made.values()) / SERVICES <= PROMOTION_GOAL, made
+
+
+async def test_the_webhook_path_makes_no_call(start_cascade: Start, tmp_path: Path) -> None:
+    cascade = await start(start_cascade, tmp_path)
+    runtime, sandbox = cascade.runtime, cascade.runtime.sandbox
+    assert sandbox is not None
+    before = calls(runtime)
+    for n in range(50):  # new releases of what each first stage runs (config-var changes)
+        app = sandbox.world.app(f"svc{n % SERVICES}-s0")
+        data = release_hook_data(app.releases[-1])
+        data |= {"id": f"00000000-0000-4000-8000-{n:012d}", "version": 1000 + n}
+        body = json.dumps(
+            {
+                "id": f"event-{n}",
+                "action": "update",
+                "resource": "release",
+                "data": data,
+                "webhook_metadata": {"delivery": {"id": f"delivery-{n}"}},
+            }
+        ).encode()
+        signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).digest()
+        headers = {"Heroku-Webhook-Hmac-SHA256": base64.b64encode(signature).decode()}
+        answer = await cascade.client.post("/webhooks/heroku", content=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["status"] == "accepted"
+    await cascade.settle()  # the reconciles the deliveries asked for, too
+    assert calls(runtime) - before == Counter()
