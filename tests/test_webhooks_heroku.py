@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import HTTPException
+from redis.exceptions import RedisError
 
 from app.webhooks.auth import MAX_BODY, verify_base64_hmac, verify_hex_hmac
 from tests.conftest import FIXTURES
@@ -163,6 +164,27 @@ async def test_the_same_release_news_in_another_delivery_is_a_duplicate(cascade:
     again["webhook_metadata"]["attempt"]["id"] = "00000000-0000-4000-8000-000000000003"
     answer(await deliver(cascade, again), "duplicate")
     assert await observed(cascade) == before
+
+
+async def test_a_retry_after_redis_failed_mid_delivery_is_taken_in_not_dropped(
+    cascade: Cascade, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = cascade.runtime.store
+    put_release = store.put_release
+
+    async def fails_once(*args: Any, **kwargs: Any) -> bool:
+        monkeypatch.setattr(store, "put_release", put_release)
+        raise RedisError("connection lost")
+
+    async def unreachable(*args: Any) -> None:
+        raise RedisError("connection lost")
+
+    monkeypatch.setattr(store, "put_release", fails_once)
+    monkeypatch.setattr(store, "forget_sighting", unreachable)  # Redis is gone for everything
+    payload = mercury()
+    assert (await deliver(cascade, payload)).status_code == 503  # Heroku retries a non-2xx
+    answer(await deliver(cascade, payload), "accepted")  # the retry is news, not a duplicate
+    assert (await stage(cascade))["commit"] == payload["data"]["slug"]["commit"]
 
 
 async def test_a_new_status_of_the_same_version_is_news(cascade: Cascade) -> None:
