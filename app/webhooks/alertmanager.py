@@ -17,7 +17,7 @@ from app.api.deps import RuntimeDep
 from app.signals.alerts import ALERTMANAGER, Alert
 from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, require_token
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, not_the_shape, require_token
 
 router = APIRouter(tags=["webhooks"])
 SENDER = ALERTMANAGER
@@ -46,9 +46,7 @@ def parse(raw: object) -> AlertmanagerPayload:
     try:
         payload = AlertmanagerPayload.model_validate(raw)
     except ValidationError as error:
-        where = ".".join(str(part) for part in error.errors()[0]["loc"])
-        why = f"{where}: {error.errors()[0]['msg']}"
-        raise HTTPException(422, f"not an Alertmanager notification ({why})") from None
+        raise not_the_shape("an Alertmanager notification", error) from None
     if payload.version != VERSION:
         raise HTTPException(
             422, f"Cascade reads version {VERSION} of Alertmanager's webhook, not {payload.version}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
 from app import logs
@@ -21,7 +21,7 @@ from app.runtime import Runtime
 from app.services import Service
 from app.signals.github import OWN_CONTEXT, CheckReport, Push
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_hex_hmac
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, reconcile
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, not_the_shape, reconcile
 
 router = APIRouter(tags=["webhooks"])
 SENDER = "github"
@@ -221,9 +221,7 @@ async def receive(
     try:
         found = meaning(runtime, raw, now)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the body"
-        raise HTTPException(422, f"not a GitHub {event} event: {where}: {first['msg']}") from None
+        raise not_the_shape(f"a GitHub {event} event", error) from None
     if isinstance(found, str):
         return WebhookAnswer(status="ignored", detail=found)
     if delivery and not await runtime.store.first_sighting(SENDER, delivery):

@@ -8,14 +8,14 @@ counted by outcome (`/metrics`) and logged with its delivery id, service and com
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi import APIRouter, Header, Request, status
 from pydantic import BaseModel, ValidationError
 
 from app import logs
 from app.api.deps import RuntimeDep
 from app.models import Release, ReleaseStatus
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, not_the_shape
 
 router = APIRouter(tags=["webhooks"])
 SENDER = "heroku"
@@ -105,7 +105,7 @@ async def receive(request: Request, runtime: RuntimeDep, signature: str | None) 
     try:
         payload = parse(parse_json(body))
     except ValidationError as error:
-        raise HTTPException(422, f"not an api:release event: {error.errors()[0]['msg']}") from None
+        raise not_the_shape("an api:release event", error) from None
     if payload is None:
         return WebhookAnswer(status="ignored", detail="not an api:release create/update event")
     release = to_release(payload)

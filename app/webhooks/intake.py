@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Literal
 
 from fastapi import HTTPException, Request, status
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from app.api.schemas import errors
 from app.runtime import Runtime
@@ -75,6 +75,15 @@ REFUSALS = errors(
         503: "Redis is unreachable: the sender should retry",
     }
 )
+
+
+def not_the_shape(what: str, error: ValidationError) -> HTTPException:
+    """422 for JSON that is not the sender's event: where it breaks the shape, and how."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the body"
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, f"not {what}: {where}: {first['msg']}"
+    )
 
 
 def reconcile(runtime: Runtime, services: Iterable[str]) -> list[str]:

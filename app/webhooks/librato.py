@@ -18,7 +18,7 @@ from app.audit import Event
 from app.signals.alerts import LIBRATO, Alert, describe, matching
 from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, require_token
+from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, not_the_shape, require_token
 
 router = APIRouter(tags=["webhooks"])
 SENDER = LIBRATO
@@ -87,9 +87,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
     try:
         payload = LibratoPayload.model_validate(raw)
     except ValidationError as error:
-        where = ".".join(str(part) for part in error.errors()[0]["loc"])
-        why = f"{where}: {error.errors()[0]['msg']}"
-        raise HTTPException(422, f"not a Librato alert notification ({why})") from None
+        raise not_the_shape("a Librato alert notification", error) from None
     alert = to_alert(payload)
     concerned = [s.name for s in runtime.config.services if matching(s.alerts, [alert])]
     if payload.triggered_by_user_test:

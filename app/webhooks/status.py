@@ -16,7 +16,14 @@ from app.api.deps import RuntimeDep
 from app.health.incidents import SOURCE, affected
 from app.signals.incidents import Component, Incident
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, reconcile, require_token
+from app.webhooks.intake import (
+    REFUSALS,
+    WebhookAnswer,
+    counted,
+    not_the_shape,
+    reconcile,
+    require_token,
+)
 
 router = APIRouter(tags=["webhooks"])
 SENDER = SOURCE
@@ -127,12 +134,7 @@ async def receive(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
     try:
         news = parse(raw, now)
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(map(str, problem["loc"]))
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"not a Statuspage incident or component webhook: {where}: {problem['msg']}",
-        ) from None
+        raise not_the_shape("a Statuspage incident or component webhook", error) from None
     if news is None:
         return WebhookAnswer(status="ignored", detail="neither an incident nor a component update")
     health = runtime.health.incidents
