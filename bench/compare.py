@@ -13,7 +13,6 @@ from pathlib import Path
 from bench import fleet as fleets
 from bench import latency, procs
 from bench.intake import FLEET, KINDS, _wrk
-from bench.payloads import github_push_template, heroku_release_template
 from bench.stats import median, percentile
 
 
@@ -34,47 +33,38 @@ def main() -> None:
     fleet = fleets.Fleet(args.services, FLEET.stages)
     kind = next(k for k in KINDS if k.sender == args.kind)
     env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
-    with procs.scratch("compare") as tmp, procs.valkey(tmp) as redis:
-        config = fleet.write(tmp / "cascade.toml")
-        peer = procs.peer(config, tmp, unlimited=True)
-        with procs.running(peer):
-            state = procs.get(peer, "/_sandbox/state").json()
-            runs = fleets.seed(
-                redis.url, fleet, state, 3600, procs.get(peer, "/_bench/slugs").json()
-            )
-            apps = fleets.apps_file(tmp / "apps.txt", fleet, state, runs)
-            (tmp / "heroku.json").write_text(heroku_release_template())
-            (tmp / "github.json").write_text(github_push_template())
-            this = procs.cascade(config, redis.url, peer, tmp, name="this", **env)
-            other = procs.cascade(
-                config, redis.url, peer, tmp, name="other", tree=args.other.resolve(), **env
-            )
-            with procs.running(this, other):
-                procs.wait_quiet(this, peer)
-                procs.wait_quiet(other, peer)
-                ratios: list[float] = []
-                cpu: list[float] = []
-                offset = 0
-                for round_ in range(1, args.rounds + 1):
-                    rates: dict[str, float] = {}
-                    costs: dict[str, float] = {}
-                    order = [("this", this), ("other", other)]
-                    for name, process in order if round_ % 2 else reversed(order):
-                        offset += 10_000_000
-                        result = _wrk(process, kind, tmp, apps, args.seconds, offset)
-                        rates[name] = result.rate
-                        costs[name] = result.server_us
-                        print(
-                            f"round {round_} {name}: {result.rate:,.0f}/s"
-                            f" p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms"
-                            f" errors {result.errors} CPU {result.server_us:.0f} µs/delivery"
-                        )
-                    ratios.append(rates["this"] / rates["other"])
-                    cpu.append(costs["other"] / costs["this"])
-                    print(f"round {round_}: rate this / other = {ratios[-1]:.2f}", end="")
-                    print(f", CPU per delivery other / this = {cpu[-1]:.2f}")
-                print(f"median rate this / other: {median(ratios):.2f} over {len(ratios)} rounds")
-                print(f"median CPU other / this: {median(cpu):.2f} (> 1: this is cheaper)")
+    with fleets.seeded("compare", fleet) as seeded:
+        tmp, config, peer, apps = seeded.tmp, seeded.config, seeded.peer, seeded.apps
+        this = procs.cascade(config, seeded.redis_url, peer, tmp, name="this", **env)
+        other = procs.cascade(
+            config, seeded.redis_url, peer, tmp, name="other", tree=args.other.resolve(), **env
+        )
+        with procs.running(this, other):
+            procs.wait_quiet(this, peer)
+            procs.wait_quiet(other, peer)
+            ratios: list[float] = []
+            cpu: list[float] = []
+            offset = 0
+            for round_ in range(1, args.rounds + 1):
+                rates: dict[str, float] = {}
+                costs: dict[str, float] = {}
+                order = [("this", this), ("other", other)]
+                for name, process in order if round_ % 2 else reversed(order):
+                    offset += 10_000_000
+                    result = _wrk(process, kind, tmp, apps, args.seconds, offset)
+                    rates[name] = result.rate
+                    costs[name] = result.server_us
+                    print(
+                        f"round {round_} {name}: {result.rate:,.0f}/s"
+                        f" p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms"
+                        f" errors {result.errors} CPU {result.server_us:.0f} µs/delivery"
+                    )
+                ratios.append(rates["this"] / rates["other"])
+                cpu.append(costs["other"] / costs["this"])
+                print(f"round {round_}: rate this / other = {ratios[-1]:.2f}", end="")
+                print(f", CPU per delivery other / this = {cpu[-1]:.2f}")
+            print(f"median rate this / other: {median(ratios):.2f} over {len(ratios)} rounds")
+            print(f"median CPU other / this: {median(cpu):.2f} (> 1: this is cheaper)")
 
 
 def _latency(other: Path, trials: int, rounds: int) -> None:

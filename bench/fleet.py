@@ -11,7 +11,8 @@ reconcile evaluates every gate of every pair.
 """
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,8 @@ from pydantic import TypeAdapter
 from app import keys
 from app import topology as topo
 from app.models import Release, ReleaseStatus, StageView
+from bench import procs
+from bench.payloads import github_push_template, heroku_release_template
 
 _stage = TypeAdapter(StageView)
 
@@ -124,3 +127,34 @@ def apps_file(path: Path, fleet: Fleet, state: dict[str, Any], runs: dict[str, s
 def chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A fleet on its own Valkey and peer, seeded as a warm Cascade would have left Redis."""
+
+    tmp: Path
+    redis_url: str
+    config: Path
+    peer: procs.Process
+    apps: Path  # one line per stage app: what the signed deliveries name
+    heroku: Path  # a Heroku release delivery template
+    github: Path  # a GitHub push delivery template
+
+
+@contextmanager
+def seeded(name: str, fleet: Fleet) -> Iterator[Seeded]:
+    """The set-up every load benchmark shares: scratch dir, Valkey, peer running, Redis seeded."""
+    with procs.scratch(name) as tmp, procs.valkey(tmp) as redis_server:
+        config = fleet.write(tmp / "cascade.toml")
+        peer = procs.peer(config, tmp, unlimited=True)
+        with procs.running(peer):
+            state = procs.get(peer, "/_sandbox/state").json()
+            slugs = procs.get(peer, "/_bench/slugs").json()
+            runs = seed(redis_server.url, fleet, state, 3600, slugs)
+            apps = apps_file(tmp / "apps.txt", fleet, state, runs)
+            del state, runs  # the memory benchmark measures what is left
+            heroku, github = tmp / "heroku.json", tmp / "github.json"
+            heroku.write_text(heroku_release_template())
+            github.write_text(github_push_template())
+            yield Seeded(tmp, redis_server.url, config, peer, apps, heroku, github)

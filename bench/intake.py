@@ -18,7 +18,6 @@ import httpx
 
 from bench import fleet as fleets
 from bench import procs, profile
-from bench.payloads import github_push_template, heroku_release_template
 
 SCRIPT = Path(__file__).with_name("signed.lua")
 FLEET = fleets.Fleet(100, 10)
@@ -60,21 +59,12 @@ KINDS = (
 
 def run(*, seconds: float, rounds: int, log: Any = print) -> Intake:
     found = Intake()
-    with procs.scratch("intake") as tmp, procs.valkey(tmp) as redis:
-        config = FLEET.write(tmp / "cascade.toml")
-        peer = procs.peer(config, tmp, unlimited=True)
-        with procs.running(peer):
-            state = procs.get(peer, "/_sandbox/state").json()
-            runs = fleets.seed(
-                redis.url, FLEET, state, 3600, procs.get(peer, "/_bench/slugs").json()
+    with fleets.seeded("intake", FLEET) as seeded:
+        tmp, config, peer, apps = seeded.tmp, seeded.config, seeded.peer, seeded.apps
+        for workers in (1, 2):
+            _one_setting(
+                found, tmp, config, seeded.redis_url, peer, apps, workers, seconds, rounds, log
             )
-            apps = fleets.apps_file(tmp / "apps.txt", FLEET, state, runs)
-            (tmp / "heroku.json").write_text(heroku_release_template())
-            (tmp / "github.json").write_text(github_push_template())
-            for workers in (1, 2):
-                _one_setting(
-                    found, tmp, config, redis.url, peer, apps, workers, seconds, rounds, log
-                )
     return found
 
 
@@ -242,24 +232,16 @@ def pairs(found: Intake, kind: str, workers: int) -> list[tuple[Run, Run]]:
 
 def profiled(seconds: float, log: Any = print) -> dict[str, Any]:
     """py-spy on the Cascade worker while wrk sends Heroku deliveries (one worker)."""
-    with procs.scratch("profile") as tmp, procs.valkey(tmp) as redis:
-        config = FLEET.write(tmp / "cascade.toml")
-        peer = procs.peer(config, tmp, unlimited=True)
-        with procs.running(peer):
-            state = procs.get(peer, "/_sandbox/state").json()
-            runs = fleets.seed(
-                redis.url, FLEET, state, 3600, procs.get(peer, "/_bench/slugs").json()
-            )
-            apps = fleets.apps_file(tmp / "apps.txt", FLEET, state, runs)
-            (tmp / "heroku.json").write_text(heroku_release_template())
-            env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
-            cascade = procs.cascade(config, redis.url, peer, tmp, **env)
-            with procs.running(cascade):
-                procs.wait_quiet(cascade, peer)
-                _wrk(cascade, KINDS[0], tmp, apps, 2, 1)  # warm up
-                spy = profile.record(procs.pids(cascade)[0], seconds, tmp / "folded.txt")
-                result = _wrk(cascade, KINDS[0], tmp, apps, seconds, 10_000_000)
-                spy.wait()
-                samples, ours, libraries = profile.summary(tmp / "folded.txt")
+    with fleets.seeded("profile", FLEET) as seeded:
+        tmp, config, peer, apps = seeded.tmp, seeded.config, seeded.peer, seeded.apps
+        env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
+        cascade = procs.cascade(config, seeded.redis_url, peer, tmp, **env)
+        with procs.running(cascade):
+            procs.wait_quiet(cascade, peer)
+            _wrk(cascade, KINDS[0], tmp, apps, 2, 1)  # warm up
+            spy = profile.record(procs.pids(cascade)[0], seconds, tmp / "folded.txt")
+            result = _wrk(cascade, KINDS[0], tmp, apps, seconds, 10_000_000)
+            spy.wait()
+            samples, ours, libraries = profile.summary(tmp / "folded.txt")
     log(f"  profile: {samples} samples at {result.rate:,.0f} deliveries/s")
     return {"samples": samples, "rate": result.rate, "ours": ours, "libraries": libraries}

@@ -13,7 +13,6 @@ from pathlib import Path
 from bench import fleet as fleets
 from bench import procs
 from bench.intake import SCRIPT
-from bench.payloads import heroku_release_template
 
 FLEET = fleets.Fleet(1_000, 10)
 DELIVERIES = 100_000
@@ -30,34 +29,24 @@ class Memory:
 
 def run(log: Callable[[str], None] = print, deliveries: int = DELIVERIES) -> Memory:
     found = Memory()
-    with procs.scratch("memory") as tmp, procs.valkey(tmp) as redis:
-        config = FLEET.write(tmp / "cascade.toml")
-        peer = procs.peer(config, tmp, unlimited=True)
-        with procs.running(peer):
-            state = procs.get(peer, "/_sandbox/state").json()
-            runs = fleets.seed(
-                redis.url, FLEET, state, 3600, procs.get(peer, "/_bench/slugs").json()
-            )
-            apps = fleets.apps_file(tmp / "apps.txt", FLEET, state, runs)
-            del state, runs
-            template = tmp / "heroku.json"
-            template.write_text(heroku_release_template())
-            env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
-            cascade = procs.cascade(config, redis.url, peer, tmp, **env)
-            with procs.running(cascade):
-                procs.wait_quiet(cascade, peer)
-                pid = procs.pids(cascade)[0]
-                found.started_mb = procs.rss_mb(pid)
-                log(f"  memory: {found.started_mb:.1f} MB after start")
-                sent, seconds = 0, 0.0
-                while sent < deliveries:
-                    result = _chunk(cascade, apps, template, offset=sent)
-                    sent += result.requests
-                    seconds += result.seconds
-                    found.errors += result.errors
-                    found.samples.append((sent, procs.rss_mb(pid)))
-                    log(f"  memory: {found.samples[-1][1]:.1f} MB after {sent:,} deliveries")
-                found.rate = sent / seconds if seconds else 0.0
+    with fleets.seeded("memory", FLEET) as seeded:
+        tmp, config, peer, apps = seeded.tmp, seeded.config, seeded.peer, seeded.apps
+        env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
+        cascade = procs.cascade(config, seeded.redis_url, peer, tmp, **env)
+        with procs.running(cascade):
+            procs.wait_quiet(cascade, peer)
+            pid = procs.pids(cascade)[0]
+            found.started_mb = procs.rss_mb(pid)
+            log(f"  memory: {found.started_mb:.1f} MB after start")
+            sent, seconds = 0, 0.0
+            while sent < deliveries:
+                result = _chunk(cascade, apps, seeded.heroku, offset=sent)
+                sent += result.requests
+                seconds += result.seconds
+                found.errors += result.errors
+                found.samples.append((sent, procs.rss_mb(pid)))
+                log(f"  memory: {found.samples[-1][1]:.1f} MB after {sent:,} deliveries")
+            found.rate = sent / seconds if seconds else 0.0
     return found
 
 
