@@ -1,6 +1,8 @@
 """APScheduler: the fallback tick and one-shot wake-ups at the moment a gate opens.
 
-Neither reconciles by itself: both only enqueue, like a webhook does.
+Neither reconciles by itself: both only enqueue, like a webhook does. Their jobs are
+coroutines, so APScheduler runs them on the event loop: a plain function would run in a
+thread pool, enqueueing from another thread (unsafe, and the loop notices late).
 """
 
 from collections.abc import Callable
@@ -14,10 +16,11 @@ class Scheduler:
         self._enqueue = enqueue
         self._services = services
         self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._wakes: dict[str, datetime] = {}  # service -> its wake-up as last set
 
     def start(self, tick_seconds: float) -> None:
         self._scheduler.add_job(
-            self.tick, "interval", seconds=tick_seconds, id="tick", coalesce=True, max_instances=1
+            self._tick, "interval", seconds=tick_seconds, id="tick", coalesce=True, max_instances=1
         )
         self._scheduler.start()
 
@@ -29,10 +32,23 @@ class Scheduler:
         for service in self._services():
             self._enqueue(service)
 
+    async def _tick(self) -> None:
+        self.tick()
+
+    async def _wake(self, service: str) -> None:
+        self._enqueue(service)
+
     def wake(self, service: str, at: datetime) -> None:
-        """Reconcile `service` at `at`, replacing its previous wake-up (each plan recomputes)."""
+        """Reconcile `service` at `at`, replacing its previous wake-up (each plan recomputes).
+
+        A plan that asks for the wake-up already set leaves the job alone: replacing it costs
+        more than the rest of an idle reconcile's decision (BENCHMARKS.md).
+        """
+        if self._wakes.get(service) == at and self._scheduler.get_job(f"wake:{service}"):
+            return
+        self._wakes[service] = at
         self._scheduler.add_job(
-            self._enqueue,
+            self._wake,
             "date",
             run_date=at,
             args=[service],
