@@ -14,7 +14,6 @@ EVENTS_MAXLEN = 10_000
 SERVICE_EVENTS_MAXLEN = 1_000
 HEARD = f"{PREFIX}:heard"  # hash: signal source -> epoch seconds of its last authentic delivery
 SUBSCRIPTIONS = f"{PREFIX}:subscriptions"  # hash: app -> our webhook subscription (id, secret tag)
-SUBSCRIPTIONS_DUE = f"{PREFIX}:subscriptions-due"  # one process checks them per interval
 COMMIT_STATUS_TTL = timedelta(days=30)
 LIVE = f"{PREFIX}:live"  # pub/sub channel: the name of a service whose state changed, or "*"
 HISTORY_MAXLEN = 200
@@ -87,6 +86,11 @@ def resynced(service: str) -> str:
 
 def dedup(sender: str, delivery: str) -> str:
     return f"{PREFIX}:dedup:{sender}:{delivery}"
+
+
+def seen(service: str, sender: str, delivery: str) -> str:
+    """A delivery about one service, marked seen with its fold (same slot, one script)."""
+    return f"{_service(service)}:seen:{sender}:{delivery}"
 
 
 def slug(slug_id: str) -> str:

@@ -11,14 +11,15 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import redis.asyncio as redis
 
 from app import keys
 
 _RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+return redis.call('del', KEYS[2])
 """
 _ACQUIRE = """
 redis.call('set', KEYS[2], '1')
@@ -34,6 +35,14 @@ return 0
 """
 
 
+@dataclass
+class Lease:
+    """A try at a service's lock: `held` at once, `news` once released."""
+
+    held: bool
+    news: bool = False  # someone asked for a reconcile while it was held
+
+
 class Locks:
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
@@ -43,32 +52,29 @@ class Locks:
         self.ttl_ms = int(keys.LOCK_TTL.total_seconds() * 1000)
 
     @asynccontextmanager
-    async def hold(self, service: str) -> AsyncIterator[bool]:
-        """Yield True while holding the service's lock, False if another holds it."""
+    async def hold(self, service: str) -> AsyncIterator[Lease]:
+        """Hold the service's lock if no one else does; on release, learn of news meanwhile."""
         token = secrets.token_hex(16)
-        key = keys.lock(service)
+        key, dirty = keys.lock(service), keys.dirty(service)
         # Dirty first: a holder that releases after this will see it and run again. Taking
-        # the lock clears the mark: this run will read all news so far. One script, so one
-        # round trip instead of three (BENCHMARKS.md).
-        if not await self._acquire(keys=[key, keys.dirty(service)], args=[token, self.ttl_ms]):
-            yield False
+        # the lock clears the mark: this run will read all news so far. One script each way,
+        # so one round trip to take and one to release and take the mark (BENCHMARKS.md).
+        if not await self._acquire(keys=[key, dirty], args=[token, self.ttl_ms]):
+            yield Lease(held=False)
             return
+        lease = Lease(held=True)
         renewing = asyncio.create_task(self._keep(key, token))
         try:
-            yield True
+            yield lease
         finally:
             renewing.cancel()
             await asyncio.wait({renewing})  # unlike awaiting it, keeps a cancel aimed at us
-            await self._release(keys=[key], args=[token])
+            lease.news = bool(await self._release(keys=[key, dirty], args=[token]))
 
     async def busy_for(self, service: str) -> float:
         """Seconds until another holder's lock expires, if it is never released."""
         remaining = await self.redis.pttl(keys.lock(service))
         return max(0, int(remaining)) / 1000
-
-    async def take_dirty(self, service: str) -> bool:
-        """True when someone asked for a reconcile while the lock was held."""
-        return bool(await self.redis.getdel(keys.dirty(service)))
 
     async def _keep(self, key: str, token: str) -> None:
         while True:

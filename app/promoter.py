@@ -69,22 +69,45 @@ class Promoter:
             by=self.owner,
             sent=False,
         )
-        if not await self.ledger.claim(record):
+        # The re-read (a GET) goes out with the claim, not after it: only the decision's check
+        # stands between them and the POST (BENCHMARKS.md). A lost claim wastes one read.
+        claimed, (latest, changed) = await asyncio.gather(
+            self.ledger.claim(record), self._reread(topology, record)
+        )
+        if not claimed:
             return False
         with logs.scope(commit=record.commit):
-            return await self._promote(record, topology, candidate)
+            sent = await self._send(record, topology, candidate, changed)
+        await self._fold(service, topology, latest)  # what the re-read found, after the POST
+        return sent
 
-    async def _promote(
-        self, record: PromotionRecord, topology: Topology, candidate: Candidate
+    async def _reread(
+        self, topology: Topology, record: PromotionRecord
+    ) -> tuple[list[Release], str | None]:
+        """The pipeline now (one call), and why the decision no longer holds, if it doesn't."""
+        try:
+            latest = await self.heroku.latest_releases(topology.pipeline_id)
+        except HerokuError as error:
+            return [], f"cannot re-read the pipeline: {error}"
+        return latest, _changed_since(record, {r.app: r for r in latest})
+
+    async def _send(
+        self,
+        record: PromotionRecord,
+        topology: Topology,
+        candidate: Candidate,
+        changed: str | None,
     ) -> bool:
-        """The claimed promotion: re-read, POST pinned, save what Heroku answered."""
+        """POST the claimed promotion unless the re-read says the decision no longer holds.
+
+        Recorded after the POST (decide, act once, record): its audit entry waits for
+        nothing, and carries Heroku's promotion id.
+        """
         service, source, target = record.service, candidate.pair.source, candidate.pair.target
-        changed = await self._changed_since(service, topology, record)
         if changed:
             await self.ledger.drop(record)
             log.info("promotion skipped service=%s to=%s: %s", service, target.app, changed)
             return False
-        await self._event("promotion.started", record, _started(record, candidate), candidate)
         sending = replace(record, sent=True, updated_at=self.clock())
         if not await self.ledger.swap(record, sending):  # taken back: this process stalled
             log.warning(
@@ -101,6 +124,7 @@ class Promoter:
             )
         except PromotionRefused as error:
             await self._settle(record, PromotionState.FAILED, f"Heroku refused it: {error}")
+            return True
         except OutcomeUnknown as error:
             # Heroku may or may not have acted: keep the claim, never POST again.
             record = replace(record, error=f"outcome unknown: {error}", updated_at=self.clock())
@@ -122,6 +146,7 @@ class Promoter:
                 updated_at=self.clock(),
             )
             await self.ledger.save(record)
+        await self._event("promotion.started", record, _started(record, candidate), candidate)
         return True
 
     async def follow(self, service: str, topology: Topology) -> None:
@@ -170,34 +195,15 @@ class Promoter:
             reason = f"outcome unknown: {reason}, and {record.target} never got the commit"
             await self._settle(record, PromotionState.FAILED, reason)
 
-    async def _changed_since(
-        self, service: str, topology: Topology, record: PromotionRecord
-    ) -> str | None:
-        """Re-read the pipeline (one call); why the decision no longer holds, if it doesn't."""
-        try:
-            latest = await self._refresh(service, topology)
-        except HerokuError as error:
-            return f"cannot re-read the pipeline: {error}"
-        source, target = latest.get(record.source), latest.get(record.target)
-        if source is None or source.id != record.release_id:
-            return f"{record.source} has a newer release"
-        if source.status is not ReleaseStatus.SUCCEEDED:
-            return f"{record.source} release v{source.version} is {source.status}"
-        if target is not None and target.status is ReleaseStatus.PENDING:
-            return f"{record.target} release v{target.version} is in progress"
-        if target is not None and target.commit == record.commit:
-            return f"{record.target} already runs {short(record.commit)}"
-        return None
-
-    async def _refresh(self, service: str, topology: Topology) -> dict[str, Release]:
+    async def _refresh(self, service: str, topology: Topology) -> None:
         """Read the pipeline's latest releases into the view; Heroku's state is the truth."""
-        latest = await self.heroku.latest_releases(topology.pipeline_id)
-        # Each stage is its own key: fold them side by side, not one round trip after another
-        # (this sits between the decision and the POST; BENCHMARKS.md).
+        await self._fold(service, topology, await self.heroku.latest_releases(topology.pipeline_id))
+
+    async def _fold(self, service: str, topology: Topology, latest: list[Release]) -> None:
+        # Each stage is its own key: fold them side by side, not one round trip after another.
         await asyncio.gather(
             *(self.store.put_release(service, r) for r in latest if r.app in topology.app_ids)
         )
-        return {r.app: r for r in latest}
 
     async def _settle(self, record: PromotionRecord, state: PromotionState, why: str) -> None:
         error = why if state is PromotionState.FAILED else None
@@ -233,3 +239,17 @@ class Promoter:
 def _started(record: PromotionRecord, candidate: Candidate) -> str:
     opened = ", ".join(f"{g.name} ({g.reason})" for g in candidate.gates) or "no gates"
     return f"promoting {short(record.commit)} from {record.source} to {record.target}: {opened}"
+
+
+def _changed_since(record: PromotionRecord, latest: dict[str, Release]) -> str | None:
+    """Why the re-read pipeline no longer allows the claimed promotion, if it doesn't."""
+    source, target = latest.get(record.source), latest.get(record.target)
+    if source is None or source.id != record.release_id:
+        return f"{record.source} has a newer release"
+    if source.status is not ReleaseStatus.SUCCEEDED:
+        return f"{record.source} release v{source.version} is {source.status}"
+    if target is not None and target.status is ReleaseStatus.PENDING:
+        return f"{record.target} release v{target.version} is in progress"
+    if target is not None and target.commit == record.commit:
+        return f"{record.target} already runs {short(record.commit)}"
+    return None

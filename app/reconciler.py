@@ -5,6 +5,7 @@ in flight, build the snapshot once (all I/O, `now` stamped), plan (pure), act
 on what is ready, record what changed. Running it twice is harmless.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,11 +20,20 @@ from app.health import Health
 from app.heroku import HerokuClient, HerokuError
 from app.ledger import Ledger
 from app.locks import Locks
-from app.models import Candidate, PairState, Plan, Release, ReleaseStatus, Snapshot
+from app.models import (
+    Candidate,
+    PairState,
+    Plan,
+    PromotionRecord,
+    Release,
+    ReleaseStatus,
+    Snapshot,
+)
 from app.plan import FOLLOW_EVERY, plan
 from app.promoter import Promoter
 from app.services import Service, ServicesConfig
-from app.store import Store
+from app.signals import Signals
+from app.store import ServiceView, Store
 
 log = logging.getLogger(__name__)
 HISTORY_DEPTH = 50  # releases read once per source app to learn which commits ran there
@@ -36,6 +46,7 @@ class Outcome:
     plan: Plan | None
     wake_at: datetime | None
     again: bool  # news arrived while it ran, from this or another process
+    shown: int | None = None  # a fingerprint of what a status page shows of the service
 
 
 class Reconciler:
@@ -63,6 +74,9 @@ class Reconciler:
         self._histories: set[tuple[str, str]] = set()  # (service, app) known loaded in Redis
         self._changes = 0  # topologies learnt or forgotten, to know when to index apps again
         self._owners: tuple[ServicesConfig, int, dict[str, Service]] | None = None
+        # Told of each stage app whose release a resync found before any webhook brought it:
+        # the evidence that its webhook subscription may be broken (`app.subscriptions`).
+        self.unannounced: Callable[[str], None] | None = None
 
     def forget(self, name: str) -> None:
         """The services file changed or dropped the service: know its pipeline afresh."""
@@ -91,43 +105,63 @@ class Reconciler:
         service = self.config.get(name)
         if service is None:
             return Outcome(None, None, again=False)
-        async with self.locks.hold(name) as held:
-            if held:
+        async with self.locks.hold(name) as lease:
+            if lease.held:
                 outcome = await self._reconcile(service)
-        if not held:
+        if not lease.held:
             # The holder runs again for our news; should it have died, try when its lock expires.
             expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
             return Outcome(None, expiry, again=False)
-        return Outcome(outcome.plan, outcome.wake_at, await self.locks.take_dirty(name))
+        return Outcome(outcome.plan, outcome.wake_at, lease.news, outcome.shown)
 
     async def _reconcile(self, service: Service) -> Outcome:
         topology = await self.topology(service)
         if topology is None:
             return Outcome(None, None, again=False)
+        name = service.name
+        # One read says what is due; the view is read again only if something was done.
+        view = await self.store.view(name, topology.stages, resync_every=self.resync_seconds)
+        stale = False
         try:
             # Once per process (news may have been missed while no process ran), and then
             # by one process per resync interval.
-            due = await self.store.mark_resync(service.name, self.resync_seconds)
-            if due or service.name not in self._caught_up:
+            if view.resync_due or name not in self._caught_up:
                 latest = await self.heroku.latest_releases(topology.pipeline_id)
-                await self._fold(service.name, topology, latest)
-                self._caught_up.add(service.name)
-            await self._learn_history(service.name, topology)
+                news = await self._fold(name, topology, latest)
+                if self.unannounced is not None and name in self._caught_up:
+                    for app in news:
+                        self.unannounced(app)
+                self._caught_up.add(name)
+                stale = bool(news)
+            await self._learn_history(name, topology)
         except HerokuError as error:
-            log.warning("resync failed service=%s: %s", service.name, error)
-        await self.promoter.follow(service.name, topology)
-        snapshot = await self.snapshot(service, topology)
+            log.warning("resync failed service=%s: %s", name, error)
+        if view.in_flight:
+            await self.promoter.follow(name, topology)
+            stale = True
+        snapshot, audited = await self._read(
+            service, topology, fetch=True, view=None if stale else view
+        )
         decided = plan(snapshot)
-        await self._record_transitions(snapshot, decided)
-        promoted = False
-        if not self.dry_run:
-            for candidate in decided.ready:
-                promoted |= await self.promoter.promote(snapshot, topology, candidate)
+        # The decision's audit entries are written while the promotions go out: the POST
+        # waits for nothing else, and a promotion's own entry comes after its POST.
+        _, promoted = await asyncio.gather(
+            self._record_transitions(snapshot, decided, audited),
+            self._promote(snapshot, topology, decided),
+        )
         wake_at = decided.wake_at
         if promoted:
             follow_at = snapshot.now + FOLLOW_EVERY
             wake_at = min(wake_at, follow_at) if wake_at else follow_at
-        return Outcome(decided, wake_at, again=False)
+        return Outcome(decided, wake_at, again=False, shown=_shown(snapshot, decided))
+
+    async def _promote(self, snapshot: Snapshot, topology: topo.Topology, decided: Plan) -> bool:
+        """Promote every ready candidate; True when a POST was sent."""
+        promoted = False
+        if not self.dry_run:
+            for candidate in decided.ready:
+                promoted |= await self.promoter.promote(snapshot, topology, candidate)
+        return promoted
 
     async def topology_known(self, service: Service) -> topo.Topology | None:
         """The service's topology from memory or Redis: no Platform API call."""
@@ -175,25 +209,41 @@ class Reconciler:
 
         `fetch=False` reads the views in Redis only: no GitHub, status page or URL call.
         """
+        return (await self._read(service, topology, fetch=fetch))[0]
+
+    async def _read(
+        self,
+        service: Service,
+        topology: topo.Topology | None,
+        *,
+        fetch: bool,
+        view: ServiceView | None = None,
+    ) -> tuple[Snapshot, dict[str, str]]:
+        """The snapshot, and the gate states last audited: two rounds of Redis reads.
+
+        The first reads the stages (unless `view` is a fresh one); the second, at once,
+        what depends on their commits.
+        """
         name, now = service.name, self.clock()
         apps = topology.stages if topology else service.stages or ()
-        stages = await self.store.stages(name, apps)
+        if view is None:
+            view = await self.store.view(name, apps)
         moving = [
             (source, target)
-            for source, target in pairwise(stages)
+            for source, target in pairwise(view.stages)
             if source.commit and source.commit != target.commit
         ]
-        global_pause, service_pause = await self.store.pauses(name)
-        return Snapshot(
-            service=service,
-            now=now,
-            stages=stages,
-            history=await self.store.history(name, apps[:-1]),
-            global_pause=global_pause,
-            service_pause=service_pause,
-            promotions=await self.ledger.find(name, [(t.app, s.commit or "") for s, t in moving]),
-            problem=self.problems.get(name),
-            signals=await self.health.gather(
+        wanted: dict[str, list[str]] = {}
+        for source, target in moving:
+            wanted.setdefault(source.app, []).extend(
+                c for c in (source.commit, target.commit) if c is not None
+            )
+        if not moving:  # no gate will be asked: nothing more to read
+            return self._snapshot(service, now, view, {}, {}, Signals()), view.gate_states
+        history, promotions, signals = await asyncio.gather(
+            self.store.history(name, wanted),
+            self.ledger.find(name, [(t.app, s.commit or "") for s, t in moving]),
+            self.health.gather(
                 service,
                 [(s.commit, t.commit) for s, t in moving if s.commit and t.commit],
                 now,
@@ -201,11 +251,38 @@ class Reconciler:
                 fetch=fetch,
             ),
         )
+        return self._snapshot(service, now, view, history, promotions, signals), view.gate_states
 
-    async def _fold(self, name: str, topology: topo.Topology, releases: list[Release]) -> None:
+    def _snapshot(
+        self,
+        service: Service,
+        now: datetime,
+        view: ServiceView,
+        history: dict[str, dict[str, datetime]],
+        promotions: dict[tuple[str, str], PromotionRecord],
+        signals: Signals,
+    ) -> Snapshot:
+        return Snapshot(
+            service=service,
+            now=now,
+            stages=view.stages,
+            history=history,
+            global_pause=view.global_pause,
+            service_pause=view.service_pause,
+            promotions=promotions,
+            problem=self.problems.get(service.name),
+            signals=signals,
+        )
+
+    async def _fold(self, name: str, topology: topo.Topology, releases: list[Release]) -> list[str]:
+        """Fold releases into the view; the apps whose stage they changed."""
+        changed = []
         for release in releases:
-            if release.app in topology.stages:
-                await self.store.put_release(name, release)
+            if release.app not in topology.stages:
+                continue
+            if (await self.store.put_release(name, release)).changed:
+                changed.append(release.app)
+        return changed
 
     async def _learn_history(self, name: str, topology: topo.Topology) -> None:
         """Once per source app: which commits ran there, and since when (one call each).
@@ -227,10 +304,11 @@ class Reconciler:
             await self.store.add_history(name, app, first)
             self._histories.add((name, app))
 
-    async def _record_transitions(self, snapshot: Snapshot, decided: Plan) -> None:
+    async def _record_transitions(
+        self, snapshot: Snapshot, decided: Plan, seen: dict[str, str]
+    ) -> None:
         """An audit entry when what a pair waits on changes, not on every reconcile."""
         name = snapshot.service.name
-        seen = await self.store.gate_states(name)
         now_states = {c.pair.target.app: _signature(c) for c in decided.candidates}
         for candidate in decided.candidates:
             target = candidate.pair.target.app
@@ -240,6 +318,18 @@ class Reconciler:
         gone = [target for target in seen if target not in now_states]
         if gone or any(seen.get(target) != state for target, state in now_states.items()):
             await self.store.set_gate_states(name, now_states, gone)
+
+
+def _shown(snapshot: Snapshot, decided: Plan) -> int:
+    """Changes when a status page of the service would: its stages or its candidates.
+
+    A waiting candidate counts by when it opens, not by its reason, which counts down.
+    """
+    candidates = tuple(
+        (_signature(c), c.opens_at if c.state is PairState.WAITING else c.reason)
+        for c in decided.candidates
+    )
+    return hash((snapshot.stages, candidates))
 
 
 def _signature(candidate: Candidate) -> str:

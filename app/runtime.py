@@ -72,6 +72,7 @@ class Runtime:
     commit_statuses: CommitStatuses | None = None  # with GITHUB_TOKEN
     reloader: Reloader | None = None
     watcher: Watcher | None = None  # SIGHUP and the services file's modification time
+    _shown: dict[str, int] = field(default_factory=dict)  # service -> what pages last showed
 
     async def handle(self, service: str) -> None:
         """The queue's worker step: reconcile, then arrange to look again."""
@@ -79,7 +80,8 @@ class Runtime:
             outcome = await self.reconciler.reconcile(service)
         if outcome.plan is not None:
             self.metrics.plan(service, outcome.plan)
-        if outcome.plan is not None:  # a release may have arrived without any event
+        if outcome.shown is not None and self._shown.get(service) != outcome.shown:
+            self._shown[service] = outcome.shown  # a release may have arrived without any event
             await self.live.changed(service)
         if outcome.wake_at is not None:
             self.scheduler.wake(service, outcome.wake_at)

@@ -4,13 +4,14 @@ Promotion records live in `ledger.py` and locks in `locks.py`; every key comes
 from `keys.py`.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as redis
 from pydantic import TypeAdapter
-from redis.exceptions import WatchError
+from redis.exceptions import NoScriptError
 
 from app import keys
 from app.models import Pause, Release, ReleaseStatus, StageView
@@ -20,12 +21,69 @@ _stage = TypeAdapter(StageView)
 _pause = TypeAdapter(Pause)
 
 
+# Per history key: its newest (commit, score), then the score of each commit asked for.
+_HISTORY = """
+local out, at = {}, 1
+for k = 1, #KEYS do
+  local newest = redis.call('zrange', KEYS[k], -1, -1, 'WITHSCORES')
+  local row = {newest[1] or false, newest[2] or false}
+  for _ = 1, tonumber(ARGV[at]) do
+    at = at + 1
+    row[#row + 1] = redis.call('zscore', KEYS[k], ARGV[at])
+  end
+  at = at + 1
+  out[k] = row
+end
+return out
+"""
+
+# KEYS: the stage, its history, the delivery's seen marks. ARGV: the stage as read ("" for
+# none), as folded ("" if unchanged), the commit to note in the history ("" for none), its
+# arrival, the history's length, the marks' TTL. Answers -1 when the stage changed since it
+# was read (nothing written), else 1 when every seen mark is new, 0 when one was there.
+_FOLD = """
+if (redis.call('get', KEYS[1]) or '') ~= ARGV[1] then return -1 end
+if ARGV[2] ~= '' then redis.call('set', KEYS[1], ARGV[2]) end
+if ARGV[3] ~= '' then
+  redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[3])
+  redis.call('zremrangebyrank', KEYS[2], 0, -tonumber(ARGV[5]) - 1)
+end
+local first = 1
+for k = 3, #KEYS do
+  if not redis.call('set', KEYS[k], '1', 'NX', 'EX', ARGV[6]) then first = 0 end
+end
+return first
+"""
+
+SLUGS_KEPT = 20_000  # slug commits kept per process (~3 MB)
+ARRIVALS_KEPT = 50_000  # first arrivals kept per process (~8 MB): two per moving pair
 HEARD_EVERY = 1.0  # seconds: a busy sender is noted in Redis at most this often per process
+
+
+class Folded(NamedTuple):
+    changed: bool  # the stage changed
+    first: bool  # no id of the sighting was seen before
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What a reconcile reads first about a service, in one round trip."""
+
+    stages: tuple[StageView, ...]
+    global_pause: Pause | None
+    service_pause: Pause | None
+    gate_states: dict[str, str]  # target app -> the signature last audited
+    in_flight: int = 0  # promotions claimed and not settled yet
+    resync_due: bool = False  # this process took the resync mark: re-read the pipeline
 
 
 class Store:
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
+        self._history = client.register_script(_HISTORY)
+        self._arrivals: dict[tuple[str, str, str], datetime] = {}  # (service, app, commit)
+        self._slugs: dict[str, str] = {}  # slug id -> commit
+        self._fold = client.register_script(_FOLD)
         self._heard: dict[str, datetime] = {}  # source -> when this process last noted it
 
     # stages -------------------------------------------------------------
@@ -34,51 +92,130 @@ class Store:
         if not apps:
             return ()
         raw = await self.redis.mget([keys.stage(service, app) for app in apps])
-        return tuple(
-            _stage.validate_json(value) if value else StageView(app)
-            for app, value in zip(apps, raw, strict=True)
+        return _stages(apps, raw)
+
+    async def view(
+        self, service: str, apps: Sequence[str], *, resync_every: float | None = None
+    ) -> ServiceView:
+        """Stages, pauses, the gate states last audited and what is due, in one pipeline.
+
+        With `resync_every`, also takes the resync mark (`mark_resync`). A pipeline, not
+        MGET: the global pause lives on another cluster slot.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.GLOBAL_PAUSE)
+            pipe.get(keys.pause(service))
+            pipe.hgetall(keys.gates(service))
+            pipe.scard(keys.promotions(service))
+            if resync_every is not None:
+                pipe.set(keys.resynced(service), "1", nx=True, px=int(resync_every * 1000))
+            if apps:
+                pipe.mget([keys.stage(service, app) for app in apps])
+            global_pause, service_pause, gates, in_flight, *rest = await pipe.execute()
+        resync_due = bool(rest.pop(0)) if resync_every is not None else False
+        return ServiceView(
+            stages=_stages(apps, rest[0]) if apps else (),
+            global_pause=_pause.validate_json(global_pause) if global_pause else None,
+            service_pause=_pause.validate_json(service_pause) if service_pause else None,
+            gate_states={_text(k) or "": _text(v) or "" for k, v in gates.items()},
+            in_flight=int(in_flight),
+            resync_due=resync_due,
         )
 
     async def put_release(
-        self, service: str, release: Release, received_at: datetime | None = None
-    ) -> bool:
-        """Fold `release` into its stage; True when the stage changed.
+        self,
+        service: str,
+        release: Release,
+        received_at: datetime | None = None,
+        *,
+        sighting: tuple[str, Sequence[str]] | None = None,
+    ) -> Folded:
+        """Fold `release` into its stage, note its commit's arrival, cache the slug's commit.
 
-        The slug's commit is cached in the same transaction (slugs never change).
+        `sighting` (sender, delivery ids) marks the delivery seen in the same atomic step, so
+        it is never marked seen without being stored. One read, then one round trip (a
+        compare-and-set script on the stage), instead of a WATCH transaction and a pipeline.
         """
         key = keys.stage(service, release.app)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    before = _stage.validate_json(raw) if raw else StageView(release.app)
-                    after = fold_release(before, release)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    if after != before:
-                        pipe.set(key, _stage.dump_json(after))
-                    if release.status is ReleaseStatus.SUCCEEDED and release.commit:
-                        at = arrival(release, received_at)
-                        self._add_history(pipe, service, release.app, release.commit, at)
-                    if release.slug_id and release.commit:
-                        pipe.set(keys.slug(release.slug_id), release.commit, ex=keys.SLUG_TTL)
-                    await pipe.execute()
-                    return after != before
-                except WatchError:
-                    continue
+        sender, ids = sighting or ("", ())
+        commit = release.commit if release.status is ReleaseStatus.SUCCEEDED else None
+        at = arrival(release, received_at).timestamp() if commit else 0
+        while True:
+            raw = await self.redis.get(key)
+            before = _stage.validate_json(raw) if raw else StageView(release.app)
+            after = fold_release(before, release)
+            answer = await self._fold_and_cache(
+                [key, keys.history(service, release.app)]
+                + [keys.seen(service, sender, i) for i in ids],
+                [
+                    _text(raw) or "",
+                    _stage.dump_json(after) if after != before else "",
+                    commit or "",
+                    at,
+                    keys.HISTORY_MAXLEN,
+                    int(keys.DEDUP_TTL.total_seconds()),
+                ],
+                (release.slug_id, release.commit) if release.slug_id and release.commit else None,
+            )
+            if answer >= 0:  # else the stage changed since it was read: fold again
+                return Folded(changed=after != before, first=bool(answer))
+
+    async def _fold_and_cache(
+        self, fold_keys: list[str], args: list[Any], slug: tuple[str, str] | None
+    ) -> int:
+        """The fold script and the slug's commit (it never changes: no CAS), one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._fold.sha, len(fold_keys), *fold_keys, *args)
+            if slug is not None:
+                self._remember_slug(*slug)
+                pipe.set(keys.slug(slug[0]), slug[1], ex=keys.SLUG_TTL)
+            try:
+                return int((await pipe.execute())[0])
+            except NoScriptError:  # Redis restarted or flushed its scripts: load it once
+                self._fold.sha = await self.redis.script_load(_FOLD)
+        return await self._fold_and_cache(fold_keys, args, slug)
 
     # history --------------------------------------------------------------
 
-    async def history(self, service: str, apps: Iterable[str]) -> dict[str, dict[str, datetime]]:
-        apps = list(apps)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for app in apps:
-                pipe.zrange(keys.history(service, app), 0, -1, withscores=True)
-            rows = await pipe.execute()
-        return {
-            app: {commit: datetime.fromtimestamp(score, UTC) for commit, score in row}
-            for app, row in zip(apps, rows, strict=True)
-        }
+    async def history(
+        self, service: str, wanted: Mapping[str, Sequence[str]]
+    ) -> dict[str, dict[str, datetime]]:
+        """When each wanted commit first ran on its app, plus the app's newest commit.
+
+        Only what a decision looks at: reading whole histories was most of a reconcile's
+        cost (BENCHMARKS.md). A first arrival never changes once written (ZADD NX), so
+        arrivals read once are kept in this process and an app whose wanted commits are
+        all known costs no round trip. The newest entry makes an app with any history
+        non-empty, so empty still means "not known yet".
+        """
+        found: dict[str, dict[str, datetime]] = {}
+        unknown: dict[str, Sequence[str]] = {}
+        for app, commits in wanted.items():
+            known = {c: at for c in commits if (at := self._arrivals.get((service, app, c)))}
+            if commits and len(known) == len(set(commits)):
+                found[app] = known
+            elif commits:
+                unknown[app] = commits
+        if not unknown:
+            return found
+        args: list[str | int] = []
+        for commits in unknown.values():
+            args += [len(commits), *commits]
+        rows = await self._history(keys=[keys.history(service, app) for app in unknown], args=args)
+        for (app, commits), (newest, newest_at, *scores) in zip(unknown.items(), rows, strict=True):
+            read = {_text(newest) or "": newest_at} if newest else {}
+            read.update((c, at) for c, at in zip(commits, scores, strict=True) if at)
+            found[app] = {
+                commit: self._arrived(service, app, commit, at) for commit, at in read.items()
+            }
+        return found
+
+    def _arrived(self, service: str, app: str, commit: str, score: bytes | str | float) -> datetime:
+        """Keep a first arrival read from Redis (the oldest kept go first past the cap)."""
+        at = self._arrivals[(service, app, commit)] = _moment(score)
+        if len(self._arrivals) > ARRIVALS_KEPT:
+            del self._arrivals[next(iter(self._arrivals))]
+        return at
 
     async def add_history(self, service: str, app: str, entries: dict[str, datetime]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -104,16 +241,6 @@ class Store:
         raw = await self.redis.get(_pause_key(service))
         return _pause.validate_json(raw) if raw else None
 
-    async def pauses(self, service: str) -> tuple[Pause | None, Pause | None]:
-        """The global pause and the service's, in one round trip (a pipeline, not MGET:
-        the two keys live on different cluster slots)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.GLOBAL_PAUSE)
-            pipe.get(keys.pause(service))
-            raw = await pipe.execute()
-        found = tuple(_pause.validate_json(value) if value else None for value in raw)
-        return found[0], found[1]
-
     async def set_pause(self, pause: Pause) -> None:
         """Store the pause; Redis forgets it by itself at `until`."""
         key, value = _pause_key(pause.service), _pause.dump_json(pause)
@@ -127,10 +254,6 @@ class Store:
         return _pause.validate_json(raw) if raw else None
 
     # gate states, to audit transitions only ------------------------------
-
-    async def gate_states(self, service: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(keys.gates(service))
-        return {_text(k) or "": _text(v) or "" for k, v in raw.items()}
 
     async def set_gate_states(
         self, service: str, states: dict[str, str], gone: Sequence[str]
@@ -157,11 +280,23 @@ class Store:
         await self.redis.delete(*(keys.dedup(sender, delivery) for delivery in ids))
 
     async def get(self, slug_id: str) -> str | None:
-        """SlugCache: slugs are immutable; a commit is kept for `SLUG_TTL`, then read again."""
-        return _text(await self.redis.get(keys.slug(slug_id)))
+        """SlugCache: slugs are immutable; a commit is kept for `SLUG_TTL`, then read again.
+
+        Kept in this process too, so the re-read before a promotion waits on no Redis.
+        """
+        commit = self._slugs.get(slug_id) or _text(await self.redis.get(keys.slug(slug_id)))
+        if commit is not None:
+            self._remember_slug(slug_id, commit)
+        return commit
 
     async def put(self, slug_id: str, commit: str) -> None:
+        self._remember_slug(slug_id, commit)
         await self.redis.set(keys.slug(slug_id), commit, ex=keys.SLUG_TTL)
+
+    def _remember_slug(self, slug_id: str, commit: str) -> None:
+        self._slugs[slug_id] = commit
+        if len(self._slugs) > SLUGS_KEPT:
+            del self._slugs[next(iter(self._slugs))]
 
     async def mark_resync(self, service: str, every_seconds: float) -> bool:
         """True for the one process that should re-read the pipeline now."""
@@ -199,8 +334,19 @@ class Store:
         return {str(k): datetime.fromtimestamp(float(v), UTC) for k, v in raw.items()}
 
 
+def _stages(apps: Sequence[str], raw: Sequence[bytes | str | None]) -> tuple[StageView, ...]:
+    return tuple(
+        _stage.validate_json(value) if value else StageView(app)
+        for app, value in zip(apps, raw, strict=True)
+    )
+
+
 def _pause_key(service: str | None) -> str:
     return keys.pause(service) if service else keys.GLOBAL_PAUSE
+
+
+def _moment(score: bytes | str | float) -> datetime:
+    return datetime.fromtimestamp(float(score), UTC)
 
 
 def _text(value: bytes | str | None) -> str | None:

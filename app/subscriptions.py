@@ -1,10 +1,13 @@
 """Heroku app webhook subscriptions, kept by Cascade itself when CASCADE_PUBLIC_URL is set.
 
-At start-up, after a reload and once per resync interval, every stage app gets exactly one
-`api:release` `sync` subscription of ours, signed with HEROKU_WEBHOOK_SECRET, posting to
+At start-up and after a reload every stage app gets exactly one `api:release` `sync`
+subscription of ours, signed with HEROKU_WEBHOOK_SECRET, posting to
 `<public url>/webhooks/heroku`. Ours: its id is the one recorded in Redis for the app, or its
-URL is our endpoint; any other is someone else's and never touched. Without a public URL,
-`manual_commands` gives the `heroku webhooks:add` lines to run.
+URL is our endpoint; any other is someone else's and never touched. In between, one app is
+checked only on evidence that its subscription is broken: the resync found a release of it
+that no webhook had brought (`suspect`, at most once per app per resync interval). No periodic
+check of every app: an idle fleet costs no call here. Without a public URL, `manual_commands`
+gives the `heroku webhooks:add` lines to run.
 """
 
 import asyncio
@@ -13,7 +16,8 @@ import hmac
 import json
 import logging
 import shlex
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -114,30 +118,51 @@ class Subscriptions:
         self.heroku, self.redis, self.locks, self._stages = heroku, client, locks, stages
         self.url, self._secret, self._tag = endpoint(public_url), secret, secret_tag(secret)
         self._wanted = asyncio.Event()
+        self._full = True  # at start-up every process checks every app
+        self._suspects: set[str] = set()  # apps to check on their own, next time round
+        self._suspected: dict[str, float] = {}  # app -> when it was last queued (monotonic)
+        self._every = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None  # after a check that failed
 
     def start(self, config: Callable[[], ServicesConfig], every: float) -> None:
-        """Check now, then whenever `request()` asks and once per `every` seconds (one process)."""
-        self._task = asyncio.create_task(self._run(config, every))
+        """Check every app now and on `request()`; a suspect app at most once per `every` s."""
+        self._every = every
+        self._wanted.set()
+        self._task = asyncio.create_task(self._run(config))
 
     def request(self) -> None:
-        """Check again soon: the services file changed."""
+        """Check every app again soon: the services file changed."""
+        self._full = True
+        self._wanted.set()
+
+    def suspect(self, app: str) -> None:
+        """Check `app` soon: a resync found a release of it that no webhook had brought.
+
+        Never blocks (the reconcile calls it); an app already queued within the last resync
+        interval is not queued again, so a broken fleet cannot turn into a storm of calls.
+        """
+        now, last = time.monotonic(), self._suspected.get(app)
+        if last is not None and now - last < self._every:
+            return
+        self._suspected[app] = now
+        self._suspects.add(app)
         self._wanted.set()
 
     async def stop(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
         if self._task is not None:
             await cancel([self._task])
             self._task = None
 
     async def ensure(self, config: ServicesConfig) -> list[Change]:
         """Check every stage app of `config`, one process at a time across all of them."""
-        for _ in range(LOCK_TRIES):
-            async with self.locks.hold(LOCK) as held:
-                if held:
-                    return await self._ensure(config)
-            await asyncio.sleep(await self.locks.busy_for(LOCK) + 0.1)
-        log.warning("webhook subscriptions not checked: another process kept them busy")
-        return []
+        return await self._locked(lambda: self._ensure(config))
+
+    async def ensure_apps(self, apps: Iterable[str]) -> list[Change]:
+        """Check only `apps` (suspects), under the same lock as the check of every app."""
+        return await self._locked(lambda: self._ensure_apps(sorted(apps)))
 
     async def ensure_app(self, app: str) -> Change:
         """Exactly one subscription of ours on `app`, as it should be; others untouched."""
@@ -161,6 +186,16 @@ class Subscriptions:
         action = "repaired" if problems else "kept"
         return Change(app, action, keep.id, "; ".join(problems), tuple(h.id for h in extra))
 
+    async def _locked(self, check: Callable[[], Awaitable[list[Change]]]) -> list[Change]:
+        """Run `check` holding the subscriptions' lock: one process at a time checks them."""
+        for _ in range(LOCK_TRIES):
+            async with self.locks.hold(LOCK) as lease:
+                if lease.held:
+                    return await check()
+            await asyncio.sleep(await self.locks.busy_for(LOCK) + 0.1)
+        log.warning("webhook subscriptions not checked: another process kept them busy")
+        return []
+
     async def _ensure(self, config: ServicesConfig) -> list[Change]:
         changes: list[Change] = []
         for service in config.services:
@@ -172,32 +207,52 @@ class Subscriptions:
                 )
                 continue
             for app in stages:
-                try:
-                    change = await self.ensure_app(app)
-                except HerokuError as error:
-                    log.error(
-                        "cannot keep the webhook subscription of app=%s service=%s: %s"
-                        " (the token needs access to the app's webhooks)",
-                        app,
-                        service.name,
-                        error,
-                    )
-                    continue
-                changes.append(change)
-                if change.action != "kept" or change.removed:
-                    log.info(
-                        "webhook subscription %s app=%s id=%s %s%s",
-                        change.action,
-                        app,
-                        change.webhook_id,
-                        change.detail,
-                        f" removed duplicates {', '.join(change.removed)}"
-                        if change.removed
-                        else "",
-                    )
+                change = await self._check(app, f" service={service.name}")
+                if change is not None:
+                    changes.append(change)
         kept = sum(c.action == "kept" for c in changes)
         log.info("webhook subscriptions checked: %d apps, %d as they were", len(changes), kept)
         return changes
+
+    async def _ensure_apps(self, apps: Sequence[str]) -> list[Change]:
+        changes: list[Change] = []
+        for app in apps:
+            change = await self._check(app, "")
+            if change is not None:
+                changes.append(change)
+                log.info(
+                    "webhook subscription of app=%s checked, as a resync found a release no"
+                    " webhook had brought: %s",
+                    app,
+                    "as it was (the delivery was lost elsewhere)"
+                    if change.action == "kept" and not change.removed
+                    else change.action,
+                )
+        return changes
+
+    async def _check(self, app: str, where: str) -> Change | None:
+        """One app's check, logged when it changed something; None when Heroku refused it."""
+        try:
+            change = await self.ensure_app(app)
+        except HerokuError as error:
+            log.error(
+                "cannot keep the webhook subscription of app=%s%s: %s"
+                " (the token needs access to the app's webhooks)",
+                app,
+                where,
+                error,
+            )
+            return None
+        if change.action != "kept" or change.removed:
+            log.info(
+                "webhook subscription %s app=%s id=%s %s%s",
+                change.action,
+                app,
+                change.webhook_id,
+                change.detail,
+                f" removed duplicates {', '.join(change.removed)}" if change.removed else "",
+            )
+        return change
 
     def _problems(self, hook: AppWebhook, recorded: Mapping[str, str]) -> list[str]:
         """What differs from the subscription we want (the secret: from what Redis recorded)."""
@@ -227,28 +282,30 @@ class Subscriptions:
         value = json.dumps({"id": webhook_id, "secret": self._tag})
         await self.redis.hset(keys.SUBSCRIPTIONS, app, value)
 
-    async def _run(self, config: Callable[[], ServicesConfig], every: float) -> None:
-        due = True  # at start-up every process checks
+    async def _run(self, config: Callable[[], ServicesConfig]) -> None:
         while True:
-            if due:
-                self._wanted.clear()  # a request made while checking asks for one more check
-                try:
-                    await self.ensure(config())
-                except Exception:  # Redis away, a bug: log it, never stop the loop
-                    log.exception("webhook subscriptions check failed")
+            await self._wanted.wait()
+            self._wanted.clear()  # a request or suspect made while checking asks for more
+            full, self._full = self._full, False
+            apps, self._suspects = self._suspects, set()
+            self._forget_suspected()
             try:
-                async with asyncio.timeout(every):
-                    await self._wanted.wait()
-                due = True
-            except TimeoutError:
-                due = await self._turn(every)
+                if full:
+                    await self.ensure(config())  # covers the suspects too
+                elif apps:
+                    await self.ensure_apps(apps)
+            except Exception:  # Redis away, a bug: log it, never stop the loop
+                log.exception("webhook subscriptions check failed")
+                self._again_later(full, apps)
 
-    async def _turn(self, every: float) -> bool:
-        """The periodic check: one process per interval, whichever asks first."""
-        try:
-            return bool(
-                await self.redis.set(keys.SUBSCRIPTIONS_DUE, "1", nx=True, px=int(every * 1000))
-            )
-        except Exception:
-            log.exception("cannot tell whose turn it is to check the webhook subscriptions")
-            return False
+    def _again_later(self, full: bool, apps: set[str]) -> None:
+        """A check that failed is tried again a resync interval later (or on the next ask)."""
+        self._full, self._suspects = self._full or full, self._suspects | apps
+        if self._retry is not None:
+            self._retry.cancel()
+        self._retry = asyncio.get_running_loop().call_later(self._every, self._wanted.set)
+
+    def _forget_suspected(self) -> None:
+        """Drop the apps queued longer than a resync interval ago: they may be queued again."""
+        now = time.monotonic()
+        self._suspected = {a: t for a, t in self._suspected.items() if now - t < self._every}

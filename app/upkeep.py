@@ -106,5 +106,8 @@ def _subscriptions(runtime: "Runtime") -> Subscriptions | None:
         settings.public_url,
         secret.get_secret_value(),
     )
+    # Between start-up and reloads an app is checked only on evidence: a resync found a
+    # release of it that no webhook had brought.
+    reconciler.unannounced = subscriptions.suspect
     subscriptions.start(lambda: runtime.config, settings.resync_seconds)
     return subscriptions

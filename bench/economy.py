@@ -3,17 +3,20 @@
 Cascade in-process on the in-process sandbox (a counting Platform API peer with Heroku's
 4,500-call pool), 100 services x 10 stages. An idle hour is simulated, not waited for:
 60 ticks, and every 15 minutes the resync marks expire as Redis would expire them
-(CASCADE_RESYNC_SECONDS = 900); with CASCADE_PUBLIC_URL the subscription check runs
-once per interval too, as its loop would. Calls are counted by the client
-(`HerokuClient.calls`), so nothing is missed or double-counted. `tests/test_economy.py`
-asserts the same counts on a smaller fleet.
+(CASCADE_RESYNC_SECONDS = 900). Cascade runs with CASCADE_PUBLIC_URL, so the hour holds
+every webhook subscription check it asks for: none while every release comes by webhook
+(a check is made at start-up, after a reload, and for an app whose release a resync found
+first). What one such unannounced release costs is measured on its own: one stage app's
+subscriptions deleted, a release on it, the resync that finds it. Calls are counted by the
+client (`HerokuClient.calls`), so nothing is missed or double-counted.
+`tests/test_economy.py` asserts the same counts on a smaller fleet.
 """
 
 import asyncio
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,16 +44,48 @@ async def idle_hour(runtime: Runtime) -> Counter[str]:
             await runtime.redis.delete(*(keys.resynced(name) for name in names))
         runtime.scheduler.tick()
         await runtime.queue.join()
+    await asyncio.sleep(0.5)  # a subscription check a resync asked for runs beside: counted too
     return Counter(runtime.heroku.calls) - before
 
 
-async def subscription_check(runtime: Runtime) -> Counter[str]:
-    """The calls of one periodic subscription check (CASCADE_PUBLIC_URL): its loop runs one
-    per CASCADE_RESYNC_SECONDS, so an hour holds 60 / 15 = 4 of them."""
-    assert runtime.subscriptions is not None
+SUBSCRIPTION_CALLS = "/webhooks"  # in the name of every subscription call, only theirs
+
+
+def without_subscriptions(calls: Counter[str]) -> Counter[str]:
+    """The calls a Cascade without CASCADE_PUBLIC_URL would have made: no subscription call."""
+    return Counter({k: v for k, v in calls.items() if SUBSCRIPTION_CALLS not in k})
+
+
+async def unannounced_release(runtime: Runtime, service: str, app: str) -> Counter[str]:
+    """The calls one release no webhook brought costs: the resync of its service that finds
+    it, and the check of that app's subscription it asks for (deleted here: made again)."""
+    assert runtime.sandbox is not None
+    world = runtime.sandbox.world.app(app)
+    world.webhooks.clear()  # someone deleted them all: Cascade hears of the release by resync
+
+    async def released() -> bool:
+        return world.releases[-1].status != "pending"
+
+    async def remade() -> bool:  # recorded after the app's check made its last call
+        raw = await runtime.redis.hget(keys.SUBSCRIPTIONS, app)
+        return raw is not None and any(h.id in str(raw) for h in world.webhooks)
+
+    await runtime.sandbox.deploy(app)
+    await _until(released, f"the release of {app} to finish")
     before = Counter(runtime.heroku.calls)
-    await runtime.subscriptions.ensure(runtime.config)
+    await runtime.redis.delete(keys.resynced(service))
+    runtime.scheduler.tick()
+    await runtime.queue.join()
+    await _until(remade, f"the subscription of {app} to be made again")
     return Counter(runtime.heroku.calls) - before
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited in vain for {what}")
+        await asyncio.sleep(0.01)
 
 
 async def _subscribed(runtime: Runtime, apps: int, timeout: float = 120) -> None:
@@ -115,6 +150,7 @@ class Economy:
     cold: Counter[str] = field(default_factory=Counter)
     idle: Counter[str] = field(default_factory=Counter)
     idle_public: Counter[str] = field(default_factory=Counter)
+    unannounced: Counter[str] = field(default_factory=Counter)  # one release no webhook brought
     promotion: Counter[str] = field(default_factory=Counter)
     promotions: int = 0
     pacing: list[Pacing] = field(default_factory=list)
@@ -141,12 +177,9 @@ async def _run(log: Callable[[str], None]) -> Economy:
             runtime.sandbox._release_seconds = 0.05  # a quick release phase
             names = FLEET.names()
             for round_ in (1, 2):  # idle and promotions, twice
-                idle = await idle_hour(runtime)
+                idle_public = await idle_hour(runtime)
+                idle = without_subscriptions(idle_public)
                 found.idle += idle
-                check = await subscription_check(runtime)
-                idle_public = idle + Counter(
-                    {k: v * MINUTES // RESYNC_MINUTES for k, v in check.items()}
-                )
                 found.idle_public += idle_public
                 calls, promotions = await cascade_through(runtime, names[:PROMOTED], FLEET.stages)
                 found.promotion += calls
@@ -159,6 +192,10 @@ async def _run(log: Callable[[str], None]) -> Economy:
                     f" ({sum(idle_public.values()) / FLEET.services:.2f} with CASCADE_PUBLIC_URL),"
                     f" {per_promotion:.2f} calls/promotion"
                 )
+            found.unannounced = await unannounced_release(
+                runtime, names[-1], f"{names[-1]}-s{FLEET.stages - 1}"
+            )  # the last stage: nothing to promote from it
+            log(f"  economy: one unannounced release {sum(found.unannounced.values())} calls")
             found.pacing = await _pacing(runtime, names[0])
             for p in found.pacing:
                 log(f"  economy pacing: {p}")
@@ -242,4 +279,4 @@ def per_hour(found: Economy) -> float:
     return sum(found.idle.values()) / len(found.rounds) / found.services
 
 
-__all__ = ["Path", "cascade_through", "idle_hour", "run"]
+__all__ = ["Path", "cascade_through", "idle_hour", "run", "unannounced_release"]

@@ -2,8 +2,10 @@
 
 In-process Cascade on the in-process sandbox (a counting Platform API peer). The idle
 hour is simulated: 60 fallback ticks, and every 15 minutes the resync marks expire as
-Redis would expire them (CASCADE_RESYNC_SECONDS = 900). Counts, never times: the
-benchmark (`make bench`, BENCHMARKS.md) measures the same on 100 services.
+Redis would expire them (CASCADE_RESYNC_SECONDS = 900); with CASCADE_PUBLIC_URL the
+webhook subscriptions are checked at start-up only, as nothing suggests one is broken.
+Counts, never times: the benchmark (`make bench`, BENCHMARKS.md) measures the same on 100
+services.
 """
 
 import base64
@@ -12,6 +14,7 @@ import hmac
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from app import keys
 from app.runtime import Runtime
@@ -32,8 +35,8 @@ def fleet(path: Path) -> Path:
     return path
 
 
-async def start(start_cascade: Start, tmp_path: Path) -> Cascade:
-    cascade = await start_cascade(config_path=fleet(tmp_path / "fleet.toml"))
+async def start(start_cascade: Start, tmp_path: Path, **settings: Any) -> Cascade:
+    cascade = await start_cascade(config_path=fleet(tmp_path / "fleet.toml"), **settings)
     assert cascade.runtime.sandbox is not None
     cascade.runtime.sandbox._release_seconds = 0.05  # a quick release phase
     return cascade
@@ -43,19 +46,37 @@ def calls(runtime: Runtime) -> Counter[str]:
     return Counter(runtime.heroku.calls)
 
 
-async def test_an_idle_fleet_makes_at_most_4_calls_per_service_hour(
-    start_cascade: Start, tmp_path: Path
-) -> None:
-    cascade = await start(start_cascade, tmp_path)
+async def idle_hour(cascade: Cascade) -> Counter[str]:
+    """The calls of one simulated idle hour: 60 ticks, the resync marks expiring 4 times."""
     runtime, before = cascade.runtime, calls(cascade.runtime)
     for minute in range(60):
         if minute % 15 == 0:  # CASCADE_RESYNC_SECONDS = 900: the resync marks expire
             await runtime.redis.delete(*(keys.resynced(f"svc{i}") for i in range(SERVICES)))
         runtime.scheduler.tick()
         await cascade.settle()
-    made = calls(runtime) - before
+    return calls(runtime) - before
+
+
+async def test_an_idle_fleet_makes_at_most_4_calls_per_service_hour(
+    start_cascade: Start, tmp_path: Path
+) -> None:
+    made = await idle_hour(await start(start_cascade, tmp_path))
     assert sum(made.values()) / SERVICES <= IDLE_GOAL, made
     assert set(made) == {"GET /pipelines/{id}/latest-releases"}
+
+
+async def test_with_a_public_url_an_idle_fleet_still_makes_at_most_4(
+    start_cascade: Start, tmp_path: Path
+) -> None:
+    cascade = await start(start_cascade, tmp_path, public_url="https://cascade.example.com")
+
+    async def subscribed() -> bool:  # recorded after each app's last call of the first check
+        return await cascade.runtime.redis.hlen(keys.SUBSCRIPTIONS) == SERVICES * STAGES
+
+    await eventually(subscribed, "the start-up subscription check", timeout=30)
+    made = await idle_hour(cascade)
+    assert sum(made.values()) / SERVICES <= IDLE_GOAL, made
+    assert set(made) == {"GET /pipelines/{id}/latest-releases"}  # no subscription check
 
 
 async def test_a_promotion_makes_at_most_4_calls(start_cascade: Start, tmp_path: Path) -> None:

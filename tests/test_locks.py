@@ -17,8 +17,8 @@ async def test_only_one_holder_at_a_time(locks: Locks) -> None:
     everyone_tried = asyncio.Event()
 
     async def contender() -> None:
-        async with locks.hold("api") as held:
-            results.append(held)
+        async with locks.hold("api") as lease:
+            results.append(lease.held)
             if len(results) == 10:
                 everyone_tried.set()
             await everyone_tried.wait()  # the holder keeps the lock until all have tried
@@ -28,11 +28,11 @@ async def test_only_one_holder_at_a_time(locks: Locks) -> None:
 
 
 async def test_lock_is_released_after_the_block(locks: Locks, redis_client: "redis.Redis") -> None:
-    async with locks.hold("api") as held:
-        assert held is True
+    async with locks.hold("api") as lease:
+        assert lease.held is True
     assert await redis_client.exists(keys.lock("api")) == 0
     async with locks.hold("api") as again:
-        assert again is True
+        assert again.held is True
 
 
 async def test_lock_has_an_expiry(locks: Locks, redis_client: "redis.Redis") -> None:
@@ -43,22 +43,29 @@ async def test_lock_has_an_expiry(locks: Locks, redis_client: "redis.Redis") -> 
 
 async def test_services_lock_independently(locks: Locks) -> None:
     async with locks.hold("api") as api, locks.hold("web") as web:
-        assert (api, web) == (True, True)
+        assert (api.held, web.held) == (True, True)
 
 
-async def test_second_caller_marks_the_service_dirty(locks: Locks) -> None:
-    async with locks.hold("api") as held:
-        assert held is True
-        assert await locks.take_dirty("api") is False
+async def test_a_second_caller_is_news_to_the_holder_once(locks: Locks) -> None:
+    async with locks.hold("api") as lease:
+        assert lease.held is True
         async with locks.hold("api") as second:
-            assert second is False
-    assert await locks.take_dirty("api") is True
-    assert await locks.take_dirty("api") is False
+            assert second.held is False
+    assert lease.news is True
+    async with locks.hold("api") as again:
+        assert again.held is True
+    assert again.news is False
+
+
+async def test_no_caller_no_news(locks: Locks) -> None:
+    async with locks.hold("api") as lease:
+        assert lease.held is True
+    assert lease.news is False
 
 
 async def test_non_owner_cannot_release_the_lock(locks: Locks, redis_client: "redis.Redis") -> None:
-    async with locks.hold("api") as held:
-        assert held is True
+    async with locks.hold("api") as lease:
+        assert lease.held is True
         await redis_client.set(keys.lock("api"), "someone-else")  # our lock expired, theirs now
     assert await redis_client.get(keys.lock("api")) == "someone-else"
 
@@ -87,8 +94,8 @@ async def test_lock_holder_cancelled_while_the_renewal_ends_stays_cancelled(
     ran_on = asyncio.Event()
 
     async def holder() -> None:
-        async with locks.hold("api") as held:
-            assert held
+        async with locks.hold("api") as lease:
+            assert lease.held
             await asyncio.sleep(0)  # the renewal task starts
         ran_on.set()
         await asyncio.Event().wait()

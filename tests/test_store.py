@@ -1,5 +1,6 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -19,15 +20,54 @@ def store(redis_client: "redis.Redis") -> Store:
 
 async def test_put_release_folds_and_reports_a_change(store: Store) -> None:
     first = release(APP, 1, "A")
-    assert await store.put_release("api", first) is True
-    assert await store.put_release("api", first) is False
+    assert (await store.put_release("api", first)).changed is True
+    assert (await store.put_release("api", first)).changed is False
     assert await store.stages("api", [APP]) == (StageView(APP, first),)
+
+
+async def test_put_release_marks_the_sighting_with_the_fold(store: Store) -> None:
+    first = release(APP, 1, "A")
+    assert await store.put_release("api", first, sighting=("heroku", ["d1", "v1"])) == (True, True)
+    # A retry of the same delivery: nothing new, and seen.
+    assert await store.put_release("api", first, sighting=("heroku", ["d1", "v1"])) == (
+        False,
+        False,
+    )
+    # Another delivery id for the same release is seen by its other mark.
+    assert (await store.put_release("api", first, sighting=("heroku", ["d2", "v1"]))).first is False
+    assert (await store.put_release("api", first, sighting=("heroku", ["d3"]))).first is True
+
+
+async def test_put_release_survives_redis_forgetting_its_scripts(
+    store: Store, redis_client: "redis.Redis"
+) -> None:
+    await store.put_release("api", release(APP, 1, "A"))
+    await redis_client.script_flush()  # as after a Redis restart
+    assert (await store.put_release("api", release(APP, 2, "B"))).changed is True
+    assert await store.history("api", {APP: ["B"]}) != {APP: {}}
+
+
+async def test_put_release_folds_again_when_the_stage_changed_meanwhile(
+    store: Store, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+) -> None:
+    newer = release(APP, 2, "B")
+    get = redis_client.get
+
+    async def raced(key: str) -> Any:
+        raw = await get(key)
+        monkeypatch.setattr(redis_client, "get", get)
+        await Store(redis_client).put_release("api", newer)  # lands between read and write
+        return raw
+
+    monkeypatch.setattr(redis_client, "get", raced)
+    assert (await store.put_release("api", release(APP, 1, "A"))).changed is False
+    assert await store.stages("api", [APP]) == (StageView(APP, newer),)
 
 
 async def test_put_release_folds_pending_then_succeeded(store: Store) -> None:
     await store.put_release("api", release(APP, 1, "A"))
-    assert await store.put_release("api", release(APP, 2, "B", ReleaseStatus.PENDING)) is True
-    assert await store.put_release("api", release(APP, 2, "B")) is True
+    assert (await store.put_release("api", release(APP, 2, "B", ReleaseStatus.PENDING))).changed
+    assert (await store.put_release("api", release(APP, 2, "B"))).changed
     assert await store.stages("api", [APP]) == (StageView(APP, release(APP, 2, "B")),)
 
 
@@ -35,29 +75,39 @@ async def test_history_keeps_the_first_arrival(store: Store) -> None:
     arrived = NOW - timedelta(hours=2)
     await store.put_release("api", release(APP, 1, "A", created_at=arrived))
     config_change = release(APP, 2, "A", created_at=NOW - timedelta(minutes=1))
-    assert await store.put_release("api", config_change) is True
-    assert await store.history("api", [APP]) == {APP: {"A": arrived}}
+    assert (await store.put_release("api", config_change)).changed is True
+    assert await store.history("api", {APP: ["A"]}) == {APP: {"A": arrived}}
 
 
 async def test_history_uses_the_clamped_arrival(store: Store) -> None:
     late = release(APP, 1, "A", created_at=NOW - timedelta(days=1))
     await store.put_release("api", late, received_at=NOW)
-    history = await store.history("api", [APP])
+    history = await store.history("api", {APP: ["A"]})
     assert history[APP]["A"] == NOW - timedelta(minutes=10)
 
 
 async def test_pending_release_adds_no_history(store: Store) -> None:
     await store.put_release("api", release(APP, 1, "A", ReleaseStatus.PENDING))
-    assert await store.history("api", [APP]) == {APP: {}}
+    assert await store.history("api", {APP: ["A"]}) == {APP: {}}
 
 
 async def test_history_is_capped_keeping_the_newest(store: Store) -> None:
     entries = {f"c{i}": NOW + timedelta(seconds=i) for i in range(keys.HISTORY_MAXLEN + 5)}
     await store.add_history("api", APP, entries)
-    history = (await store.history("api", [APP]))[APP]
+    everything = [f"c{i}" for i in range(keys.HISTORY_MAXLEN + 5)]
+    history = (await store.history("api", {APP: everything}))[APP]
     assert len(history) == keys.HISTORY_MAXLEN
     assert "c0" not in history
     assert f"c{keys.HISTORY_MAXLEN + 4}" in history
+
+
+async def test_history_reads_the_wanted_commits_and_the_newest(store: Store) -> None:
+    later, latest = NOW + timedelta(days=1), NOW + timedelta(days=2)
+    await store.add_history("api", APP, {"A": NOW, "B": later, "C": latest})
+    await store.add_history("api", "api-st", {"X": NOW})
+    history = await store.history("api", {APP: ["A", "gone"], "api-st": [], "api-prod": ["Z"]})
+    # An app with a history is never empty (the newest stands for it); one without is.
+    assert history == {APP: {"A": NOW, "C": latest}, "api-prod": {}}
 
 
 async def test_add_history_marks_it_loaded(store: Store) -> None:
@@ -127,11 +177,24 @@ async def test_mark_resync_once(store: Store) -> None:
 
 
 async def test_gate_states_roundtrip(store: Store) -> None:
-    assert await store.gate_states("api") == {}
+    assert (await store.view("api", [])).gate_states == {}
     await store.set_gate_states("api", {"api-st": "allow=open", "api-prod": "age=closed"}, ())
-    assert await store.gate_states("api") == {"api-st": "allow=open", "api-prod": "age=closed"}
+    states = (await store.view("api", [])).gate_states
+    assert states == {"api-st": "allow=open", "api-prod": "age=closed"}
     await store.set_gate_states("api", {"api-st": "allow=closed"}, ["api-prod"])
-    assert await store.gate_states("api") == {"api-st": "allow=closed"}
+    assert (await store.view("api", [])).gate_states == {"api-st": "allow=closed"}
+
+
+async def test_view_reads_stages_and_both_pauses_at_once(store: Store) -> None:
+    first = release(APP, 1, "A")
+    await store.put_release("api", first)
+    everything, api = pause("freeze"), pause("db", svc="api")
+    await store.set_pause(everything)
+    await store.set_pause(api)
+    view = await store.view("api", [APP, "api-st"])
+    assert view.stages == (StageView(APP, first), StageView("api-st"))
+    assert (view.global_pause, view.service_pause) == (everything, api)
+    assert (await store.view("web", [])).service_pause is None
 
 
 async def test_topology_roundtrip(store: Store) -> None:

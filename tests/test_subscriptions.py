@@ -5,6 +5,7 @@ ours, which must never change. Cascade, given a public URL, adds and keeps its o
 operator's hand is a second Platform API client on the same sandbox.
 """
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app import keys
 from app.locks import Locks
+from app.sandbox.world import ReleaseStatus
 from app.services import Service, ServicesConfig
 from app.subscriptions import (
     PLACEHOLDER,
@@ -102,6 +105,7 @@ async def test_the_sandboxs_own_subscriptions_are_left_alone(subscribing: Cascad
 
 async def test_without_a_public_url_nothing_is_subscribed(cascade: Cascade) -> None:
     assert cascade.runtime.subscriptions is None
+    assert cascade.runtime.reconciler.unannounced is None
     for app in APPS:
         assert [h.url for h in hooks(cascade, app)] == ["http://cascade.internal/webhooks/heroku"]
 
@@ -149,6 +153,69 @@ async def test_a_request_checks_again_in_the_background(
     assert subscribing.runtime.subscriptions is not None
     subscribing.runtime.subscriptions.request()  # what a services-file reload does
     await eventually(lambda: subscribed(subscribing), "the subscription to be back")
+
+
+# checked on evidence ----------------------------------------------------------------------
+
+
+async def test_an_unannounced_release_checks_that_apps_subscription_only(
+    subscribing: Cascade, operator: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime, sandbox = subscribing.runtime, subscribing.runtime.sandbox
+    assert sandbox is not None
+    checked = spy(subscribing)
+    for hook in hooks(subscribing, "api-st"):  # ours and the sandbox's: no delivery any more
+        await operator.delete(f"/apps/api-st/webhooks/{hook.id}")
+    before = dict(runtime.heroku.calls)
+    await sandbox.deploy("api-st")
+    await eventually(lambda: released(subscribing, "api-st"), "the release to finish")
+    with caplog.at_level(logging.INFO, logger="app.subscriptions"):
+        await resync(subscribing, "api")  # finds the release no webhook brought
+        await eventually(lambda: recreated(subscribing, "api-st"), "our subscription back")
+    assert checked == ["api-st"]
+    made = {k: v - before.get(k, 0) for k, v in runtime.heroku.calls.items()}
+    assert made["GET /apps/{app}/webhooks"] == 1
+    assert made["POST /apps/{app}/webhooks"] == 1
+    assert "webhook subscription of app=api-st checked" in caplog.text
+    assert "created" in caplog.text
+
+
+async def test_an_idle_resync_checks_nothing(subscribing: Cascade) -> None:
+    checked = spy(subscribing)
+    await resync(subscribing, "api", "web")  # every release already came by webhook
+    assert subscribing.runtime.subscriptions is not None
+    subscribing.runtime.subscriptions.suspect("web-dev")  # a marker: checks run in order
+    await eventually(lambda: as_async(checked), "the marker's check")
+    assert checked == ["web-dev"]
+
+
+async def test_an_app_is_checked_at_most_once_per_resync_interval(subscribing: Cascade) -> None:
+    subscriptions, checked = subscribing.runtime.subscriptions, spy(subscribing)
+    assert subscriptions is not None
+    subscriptions.suspect("api-qa")
+    await eventually(lambda: as_async(checked), "the first check")
+    subscriptions.suspect("api-qa")  # again within the interval: not queued
+    subscriptions.suspect("web-dev")
+    await eventually(lambda: as_async("web-dev" in checked), "the second app's check")
+    assert checked == ["api-qa", "web-dev"]
+
+
+async def test_a_check_that_failed_is_tried_again_an_interval_later(subscribing: Cascade) -> None:
+    runtime, failures = subscribing.runtime, [RuntimeError("a bug, once")]
+    checked: list[str] = []
+
+    async def stages(service: Service) -> tuple[str, ...] | None:
+        if failures:
+            raise failures.pop()
+        checked.extend(service.stages or ())
+        return service.stages
+
+    again = Subscriptions(runtime.heroku, runtime.redis, Locks(runtime.redis), stages, PUBLIC, "s")
+    again.start(lambda: runtime.config, 0.05)
+    try:
+        await eventually(lambda: as_async(set(checked) == set(APPS)), "the check tried again")
+    finally:
+        await again.stop()
 
 
 async def test_duplicates_at_our_url_are_removed_and_one_is_kept(
@@ -267,3 +334,40 @@ async def _stages(service: Service) -> tuple[str, ...] | None:
 
 def _all(cascade: Cascade) -> list[Any]:
     return [hook for app in APPS for hook in hooks(cascade, app)]
+
+
+def spy(cascade: Cascade) -> list[str]:
+    """The apps Cascade's own subscriptions loop checks from now on, in order."""
+    subscriptions = cascade.runtime.subscriptions
+    assert subscriptions is not None
+    checked: list[str] = []
+    ensure_app = subscriptions.ensure_app
+
+    async def recording(app: str) -> Any:
+        checked.append(app)
+        return await ensure_app(app)
+
+    subscriptions.ensure_app = recording  # type: ignore[method-assign]
+    return checked
+
+
+async def resync(cascade: Cascade, *services: str) -> None:
+    """The periodic resync of `services`: their marks expire, the tick reconciles them."""
+    runtime = cascade.runtime
+    await runtime.redis.delete(*(keys.resynced(name) for name in services))
+    runtime.scheduler.tick()
+    await cascade.settle()
+
+
+async def released(cascade: Cascade, app: str) -> bool:
+    assert cascade.runtime.sandbox is not None
+    latest = cascade.runtime.sandbox.world.app(app).releases[-1]
+    return bool(latest.status is ReleaseStatus.SUCCEEDED)
+
+
+async def recreated(cascade: Cascade, app: str) -> bool:
+    return len(ours(cascade, app)) == 1
+
+
+async def as_async(value: object) -> bool:
+    return bool(value)

@@ -118,10 +118,12 @@ async def receive(request: Request, runtime: RuntimeDep, signature: str | None) 
     ids = [f"{release.app}:v{release.version}:{release.status}"]
     if payload.webhook_metadata is not None:
         ids.append(payload.webhook_metadata.delivery.id)
-    # Stored first, marked seen after: should Redis fail in between, the sender's retry is
-    # taken in again rather than dropped as a duplicate (folding a release twice is harmless).
-    await runtime.store.put_release(service.name, release, received_at=datetime.now(UTC))
-    if not await runtime.store.first_sighting("heroku", *ids):
+    # Stored and marked seen in one atomic step: a retry after Redis failed is taken in again
+    # rather than dropped as a duplicate (folding a release twice is harmless).
+    folded = await runtime.store.put_release(
+        service.name, release, received_at=datetime.now(UTC), sighting=(SENDER, ids)
+    )
+    if not folded.first:
         return WebhookAnswer(status="duplicate", detail="already seen", service=service.name)
     runtime.queue.enqueue(service.name)
     detail = f"{release.app} v{release.version} {release.status}"

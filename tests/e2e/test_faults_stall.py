@@ -26,14 +26,13 @@ async def test_a_claim_taken_back_from_a_stalled_process_is_never_sent(
     world: World = await make_world(resync_seconds=0.001)  # reads the pipeline each time
     await ready(world)
     promoter: Promoter = world.reconciler.promoter
-    reread = promoter._changed_since
+    send = promoter._send
 
-    async def stalled(service: str, topology: Topology, claim: Any) -> str | None:
-        changed = await reread(service, topology, claim)
-        await promoter.follow(service, topology)  # meanwhile, the lock's next holder
-        return changed
+    async def stalled(claim: Any, topology: Topology, *args: Any) -> bool:
+        await promoter.follow(claim.service, topology)  # meanwhile, the lock's next holder
+        return await send(claim, topology, *args)
 
-    monkeypatch.setattr(promoter, "_changed_since", stalled)
+    monkeypatch.setattr(promoter, "_send", stalled)
     await world.reconciler.reconcile("api")
     sent_by_the_stalled = posts(world.heroku)
     taken_back = [
