@@ -3,6 +3,7 @@
 `uvicorn app.main:app` serves it; `cascade serve` does the same.
 """
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,9 +34,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("cannot start: %s", error)
             raise
         app.state.runtime = runtime
+        # Everything made by start-up lives as long as the process: keep it out of the
+        # collector's full passes, which otherwise stalled every request 50-80 ms a few
+        # times a minute under load (the p99 in BENCHMARKS.md).
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             app.state.runtime = None
             await runtimes.stop(runtime)
 

@@ -5,6 +5,7 @@ in-process sandbox) on the session's real Redis, flushed first, and speaks to it
 ASGI. Asynchronous effects are awaited by polling with a bound, never by sleeping.
 """
 
+import gc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -452,3 +453,14 @@ async def test_a_sandbox_deploy_is_not_promoted_in_dry_run(start_cascade: Start)
     kinds = {e["kind"] for e in await cascade.events(limit=1000)}
     assert not any(kind.startswith("promotion.") for kind in kinds)
     assert cascade.runtime.sandbox.world.promotions == []
+
+
+# the process ----------------------------------------------------------------------------
+
+
+async def test_start_up_objects_are_kept_out_of_full_collections_while_it_runs(
+    cascade: Cascade,
+) -> None:
+    # Full collections over every object made at start-up stalled requests 50-80 ms
+    # (BENCHMARKS.md); what start-up made is frozen while the app runs.
+    assert gc.get_freeze_count() > 0
