@@ -40,9 +40,11 @@ return out
 # KEYS: the stage, its history, the delivery's seen marks. ARGV: the stage as read ("" for
 # none), as folded ("" if unchanged), the commit to note in the history ("" for none), its
 # arrival, the history's length, the marks' TTL. Answers -1 when the stage changed since it
-# was read (nothing written), else 1 when every seen mark is new, 0 when one was there.
+# was read (nothing written) with the stage as it is, else 1 when every seen mark is new,
+# 0 when one was there.
 _FOLD = """
-if (redis.call('get', KEYS[1]) or '') ~= ARGV[1] then return -1 end
+local current = redis.call('get', KEYS[1]) or ''
+if current ~= ARGV[1] then return {-1, current} end
 if ARGV[2] ~= '' then redis.call('set', KEYS[1], ARGV[2]) end
 if ARGV[3] ~= '' then
   redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[3])
@@ -52,9 +54,10 @@ local first = 1
 for k = 3, #KEYS do
   if not redis.call('set', KEYS[k], '1', 'NX', 'EX', ARGV[6]) then first = 0 end
 end
-return first
+return {first, ''}
 """
 
+STAGES_KEPT = 20_000  # stage values kept per process, to fold without reading (~10 MB)
 SLUGS_KEPT = 20_000  # slug commits kept per process (~3 MB)
 ARRIVALS_KEPT = 50_000  # first arrivals kept per process (~8 MB): two per moving pair
 HEARD_EVERY = 1.0  # seconds: a busy sender is noted in Redis at most this often per process
@@ -83,6 +86,7 @@ class Store:
         self._history = client.register_script(_HISTORY)
         self._arrivals: dict[tuple[str, str, str], datetime] = {}  # (service, app, commit)
         self._slugs: dict[str, str] = {}  # slug id -> commit
+        self._stages_seen: dict[str, str] = {}  # stage key -> its JSON ("" none), last seen
         self._fold = client.register_script(_FOLD)
         self._heard: dict[str, datetime] = {}  # source -> when this process last noted it
 
@@ -92,7 +96,7 @@ class Store:
         if not apps:
             return ()
         raw = await self.redis.mget([keys.stage(service, app) for app in apps])
-        return _stages(apps, raw)
+        return self._parse_stages(service, apps, raw)
 
     async def view(
         self, service: str, apps: Sequence[str], *, resync_every: float | None = None
@@ -114,7 +118,7 @@ class Store:
             global_pause, service_pause, gates, in_flight, *rest = await pipe.execute()
         resync_due = bool(rest.pop(0)) if resync_every is not None else False
         return ServiceView(
-            stages=_stages(apps, rest[0]) if apps else (),
+            stages=self._parse_stages(service, apps, rest[0]) if apps else (),
             global_pause=_pause.validate_json(global_pause) if global_pause else None,
             service_pause=_pause.validate_json(service_pause) if service_pause else None,
             gate_states={_text(k) or "": _text(v) or "" for k, v in gates.items()},
@@ -133,23 +137,27 @@ class Store:
         """Fold `release` into its stage, note its commit's arrival, cache the slug's commit.
 
         `sighting` (sender, delivery ids) marks the delivery seen in the same atomic step, so
-        it is never marked seen without being stored. One read, then one round trip (a
-        compare-and-set script on the stage), instead of a WATCH transaction and a pipeline.
+        it is never marked seen without being stored. One round trip, a compare-and-set
+        script on the stage, when the stage is as this process last saw it; else the script
+        answers with the stage as it is, and the release is folded onto that.
         """
         key = keys.stage(service, release.app)
         sender, ids = sighting or ("", ())
         commit = release.commit if release.status is ReleaseStatus.SUCCEEDED else None
         at = arrival(release, received_at).timestamp() if commit else 0
+        raw = self._stages_seen.get(key)  # as this process last saw it: no read when right
         while True:
-            raw = await self.redis.get(key)
+            if raw is None:
+                raw = _text(await self.redis.get(key)) or ""
             before = _stage.validate_json(raw) if raw else StageView(release.app)
             after = fold_release(before, release)
-            answer = await self._fold_and_cache(
+            folded = _stage.dump_json(after).decode() if after != before else ""
+            answer, current = await self._fold_and_cache(
                 [key, keys.history(service, release.app)]
                 + [keys.seen(service, sender, i) for i in ids],
                 [
-                    _text(raw) or "",
-                    _stage.dump_json(after) if after != before else "",
+                    raw,
+                    folded,
                     commit or "",
                     at,
                     keys.HISTORY_MAXLEN,
@@ -157,12 +165,14 @@ class Store:
                 ],
                 (release.slug_id, release.commit) if release.slug_id and release.commit else None,
             )
-            if answer >= 0:  # else the stage changed since it was read: fold again
+            if answer >= 0:
+                self._see_stage(key, folded or raw)
                 return Folded(changed=after != before, first=bool(answer))
+            raw = _text(current) or ""  # it changed since: fold onto what is there now
 
     async def _fold_and_cache(
         self, fold_keys: list[str], args: list[Any], slug: tuple[str, str] | None
-    ) -> int:
+    ) -> tuple[int, str | bytes]:
         """The fold script and the slug's commit (it never changes: no CAS), one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.evalsha(self._fold.sha, len(fold_keys), *fold_keys, *args)
@@ -170,7 +180,8 @@ class Store:
                 self._remember_slug(*slug)
                 pipe.set(keys.slug(slug[0]), slug[1], ex=keys.SLUG_TTL)
             try:
-                return int((await pipe.execute())[0])
+                answer, current = (await pipe.execute())[0]
+                return int(answer), current
             except NoScriptError:  # Redis restarted or flushed its scripts: load it once
                 self._fold.sha = await self.redis.script_load(_FOLD)
         return await self._fold_and_cache(fold_keys, args, slug)
@@ -293,6 +304,22 @@ class Store:
         self._remember_slug(slug_id, commit)
         await self.redis.set(keys.slug(slug_id), commit, ex=keys.SLUG_TTL)
 
+    def _parse_stages(
+        self, service: str, apps: Sequence[str], raw: Sequence[bytes | str | None]
+    ) -> tuple[StageView, ...]:
+        """The stages as read, each remembered for the next fold (`put_release`)."""
+        for app, value in zip(apps, raw, strict=True):
+            self._see_stage(keys.stage(service, app), _text(value) or "")
+        return tuple(
+            _stage.validate_json(value) if value else StageView(app)
+            for app, value in zip(apps, raw, strict=True)
+        )
+
+    def _see_stage(self, key: str, raw: str) -> None:
+        self._stages_seen[key] = raw
+        if len(self._stages_seen) > STAGES_KEPT:
+            del self._stages_seen[next(iter(self._stages_seen))]
+
     def _remember_slug(self, slug_id: str, commit: str) -> None:
         self._slugs[slug_id] = commit
         if len(self._slugs) > SLUGS_KEPT:
@@ -332,13 +359,6 @@ class Store:
     async def last_heard(self) -> dict[str, datetime]:
         raw = await self.redis.hgetall(keys.HEARD)
         return {str(k): datetime.fromtimestamp(float(v), UTC) for k, v in raw.items()}
-
-
-def _stages(apps: Sequence[str], raw: Sequence[bytes | str | None]) -> tuple[StageView, ...]:
-    return tuple(
-        _stage.validate_json(value) if value else StageView(app)
-        for app, value in zip(apps, raw, strict=True)
-    )
 
 
 def _pause_key(service: str | None) -> str:

@@ -201,3 +201,13 @@ async def test_topology_roundtrip(store: Store) -> None:
     assert await store.topology("api") is None
     await store.set_topology("api", '{"stages": []}')
     assert await store.topology("api") == '{"stages": []}'
+
+
+async def test_put_release_folds_onto_a_stage_another_process_changed(
+    store: Store, redis_client: "redis.Redis"
+) -> None:
+    await store.put_release("api", release(APP, 1, "A"))  # this process now knows v1
+    await Store(redis_client).put_release("api", release(APP, 3, "C"))  # another process
+    folded = await store.put_release("api", release(APP, 2, "B"))  # older than what is there
+    assert folded.changed is False
+    assert await store.stages("api", [APP]) == (StageView(APP, release(APP, 3, "C")),)
