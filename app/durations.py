@@ -1,9 +1,12 @@
 """Human-readable durations for reasons shown to people (`1h12m`, `45s`)."""
 
 from datetime import timedelta
+from functools import lru_cache
 
 
+@lru_cache(maxsize=1024)
 def humanize(delta: timedelta) -> str:
+    """Cached: the plan shows the same few durations (a stage's `min_age`) for many pairs."""
     seconds = max(0, round(delta.total_seconds()))
     days, seconds = divmod(seconds, 86_400)
     hours, seconds = divmod(seconds, 3_600)

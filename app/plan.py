@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from app.durations import short
-from app.gates import GATES, Gate
+from app.gates import GATES, SAME_FOR_EVERY_PAIR, Gate
 from app.models import (
     Candidate,
     GateResult,
@@ -17,6 +17,7 @@ from app.models import (
     Pair,
     PairState,
     Plan,
+    PromotionRecord,
     PromotionState,
     Snapshot,
 )
@@ -24,47 +25,91 @@ from app.signals.github import Relation
 
 FOLLOW_EVERY = timedelta(seconds=2)  # look again this soon while a promotion is in flight
 
+# Bound once: Python 3.11 looks `GateState.OPEN` up through `EnumType.__getattr__`, ten
+# times the cost of a global, and the plan compares states for every pair of every service.
+OPEN, CLOSED = GateState.OPEN, GateState.CLOSED
+READY, WAITING, BLOCKED = PairState.READY, PairState.WAITING, PairState.BLOCKED
+PROMOTING = PairState.PROMOTING
+
 
 def plan(snapshot: Snapshot, gates: Sequence[Gate] = GATES) -> Plan:
-    candidates = tuple(
-        c for pair in snapshot.pairs() if (c := candidate(snapshot, pair, gates)) is not None
-    )
+    pairs = snapshot.pairs()
+    asked = _ask_once(snapshot, pairs, gates)
+    found = []
+    for pair in pairs:
+        found_one = candidate(snapshot, pair, asked)
+        if found_one is not None:
+            found.append(found_one)
+    candidates = tuple(found)
     return Plan(snapshot.service.name, candidates, _wake_at(snapshot.now, candidates))
+
+
+def _ask_once(snapshot: Snapshot, pairs: Sequence[Pair], gates: Sequence[Gate]) -> list[Gate]:
+    """`gates`, with those that never read the pair answered once for every pair.
+
+    One that does not apply to the service (None) is left out.
+    """
+    asked: list[Gate] = []
+    for gate in gates:
+        if not pairs or gate not in SAME_FOR_EVERY_PAIR:
+            asked.append(gate)
+        elif (result := gate(snapshot, pairs[0])) is not None:
+            asked.append(_answer(result))
+    return asked
+
+
+def _answer(result: GateResult) -> Gate:
+    return lambda snapshot, pair: result
 
 
 def candidate(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate] = GATES) -> Candidate | None:
     """What may happen between `pair.source` and `pair.target`; None when they agree."""
-    source, target, commit = pair.source, pair.target, pair.source.commit
+    source, target = pair.source, pair.target
+    commit, target_commit = source.commit, target.commit
     if commit is None:
         reason = f"no succeeded release known on {source.app}"
-        return Candidate(pair, None, PairState.BLOCKED, (), reason)
-    if target.commit == commit:
+        return Candidate(pair, None, BLOCKED, (), reason)
+    if target_commit == commit:
         return None
-    results = tuple(r for gate in gates if (r := gate(snapshot, pair)) is not None)
+    answers = []
+    for gate in gates:  # a loop, not a comprehension: cheaper, and this runs for every pair
+        answer = gate(snapshot, pair)
+        if answer is not None:
+            answers.append(answer)
+    results = tuple(answers)
 
-    record = snapshot.promotions.get((target.app, commit))
-    if record is not None and record.state is PromotionState.FAILED:
-        reason = f"promotion of {short(commit)} to {target.app} failed: {record.error}"
-        return Candidate(pair, commit, PairState.FAILED, results, reason)
-    if record is not None and record.state is PromotionState.SUCCEEDED:
-        reason = (
-            f"{short(commit)} was promoted to {target.app} once already, which now runs"
-            f" {short(target.commit)} (rolled back?): a commit is promoted to a stage only once"
-        )
-        return Candidate(pair, commit, PairState.BLOCKED, results, reason)
+    record = snapshot.promotions.get((target.app, commit)) if snapshot.promotions else None
     if record is not None:
-        reason = f"promoting {short(commit)} to {target.app} ({record.state})"
-        if record.error:  # an answer that never came: settled from what the target runs
-            reason += f", last error: {record.error}"
-        return Candidate(pair, commit, PairState.PROMOTING, results, reason)
-
-    held = _held(snapshot, pair, commit)
+        return _promoted(pair, commit, results, record)
+    held = _held(snapshot, pair, commit, target_commit)
     if held is not None:
         return Candidate(pair, commit, held[0], results, held[1])
     return _judge(pair, commit, results)
 
 
-def _held(snapshot: Snapshot, pair: Pair, commit: str) -> tuple[PairState, str] | None:
+def _promoted(
+    pair: Pair, commit: str, results: tuple[GateResult, ...], record: PromotionRecord
+) -> Candidate:
+    """A pair whose promotion Cascade has already claimed: its record decides."""
+    target = pair.target
+    if record.state is PromotionState.FAILED:
+        reason = f"promotion of {short(commit)} to {target.app} failed: {record.error}"
+        return Candidate(pair, commit, PairState.FAILED, results, reason)
+    if record.state is PromotionState.SUCCEEDED:
+        reason = (
+            f"{short(commit)} was promoted to {target.app} once already, which now runs"
+            f" {short(target.commit)} (rolled back?): a commit is promoted to a stage only once"
+        )
+        return Candidate(pair, commit, BLOCKED, results, reason)
+    reason = f"promoting {short(commit)} to {target.app} ({record.state})"
+    if record.error:  # an answer that never came: settled from what the target runs
+        reason += f", last error: {record.error}"
+    return Candidate(pair, commit, PROMOTING, results, reason)
+
+
+def _held(
+    snapshot: Snapshot, pair: Pair, commit: str, target_commit: str | None
+) -> tuple[PairState, str] | None:
     """Reasons rooted in Heroku's state, whatever the gates say.
 
     Forwards means the target's commit ran in the source before the source's commit did
@@ -73,50 +118,55 @@ def _held(snapshot: Snapshot, pair: Pair, commit: str) -> tuple[PairState, str] 
     source, target = pair.source, pair.target
     for stage in (source, target):
         if stage.pending is not None:
-            return PairState.WAITING, f"v{stage.pending.version} is being released on {stage.app}"
-    if target.commit is None:
-        return PairState.BLOCKED, f"no succeeded release known on {target.app}"
-    if _github_says_ahead(snapshot, commit, target.commit):
+            return WAITING, f"v{stage.pending.version} is being released on {stage.app}"
+    if target_commit is None:
+        return BLOCKED, f"no succeeded release known on {target.app}"
+    facts = snapshot.signals.github.get((commit, target_commit))
+    if facts is not None and facts.relation is Relation.AHEAD:
         return None
-    if not snapshot.history.get(source.app):
-        return PairState.BLOCKED, f"which commits ran in {source.app} is not known yet"
-    target_at = snapshot.arrived(source.app, target.commit)
+    history = snapshot.history.get(source.app)
+    if not history:
+        return BLOCKED, f"which commits ran in {source.app} is not known yet"
+    target_at = history.get(target_commit)
     if target_at is None:
-        return PairState.BLOCKED, (
-            f"{target.app} runs {short(target.commit)}, which never ran in {source.app}"
+        return BLOCKED, (
+            f"{target.app} runs {short(target_commit)}, which never ran in {source.app}"
             " (a hotfix or a direct deploy): left alone"
         )
-    source_at = snapshot.arrived(source.app, commit)
+    source_at = history.get(commit)
     if source_at is not None and target_at > source_at:
-        return PairState.BLOCKED, (
-            f"{short(commit)} is older in {source.app} than {short(target.commit)},"
+        return BLOCKED, (
+            f"{short(commit)} is older in {source.app} than {short(target_commit)},"
             f" which {target.app} runs: promoting it would go backwards"
         )
     return None
 
 
-def _github_says_ahead(snapshot: Snapshot, commit: str, target_commit: str) -> bool:
-    facts = snapshot.signals.github.get((commit, target_commit))
-    return facts is not None and facts.relation is Relation.AHEAD
-
-
 def _judge(pair: Pair, commit: str, results: tuple[GateResult, ...]) -> Candidate:
-    closed = [r for r in results if r.state is not GateState.OPEN]
-    if not closed:
-        return Candidate(pair, commit, PairState.READY, results, "every gate is open")
-    reason = "; ".join(f"{r.name}: {r.reason}" for r in closed)
-    if all(r.state is GateState.CLOSED and r.opens_at is not None for r in closed):
-        opens_at = max(r.opens_at for r in closed if r.opens_at is not None)
-        return Candidate(pair, commit, PairState.WAITING, results, reason, opens_at)
-    return Candidate(pair, commit, PairState.BLOCKED, results, reason)
+    """Ready when every gate is open; waiting when every closed gate knows when it opens."""
+    reasons: list[str] = []
+    opening: list[datetime] = []
+    for r in results:  # one loop, not three comprehensions: this runs for every pair
+        if r.state is not OPEN:
+            reasons.append(f"{r.name}: {r.reason}")
+            if r.state is CLOSED and r.opens_at is not None:
+                opening.append(r.opens_at)
+    if not reasons:
+        return Candidate(pair, commit, READY, results, "every gate is open")
+    if len(opening) < len(reasons):
+        return Candidate(pair, commit, BLOCKED, results, "; ".join(reasons))
+    return Candidate(pair, commit, WAITING, results, "; ".join(reasons), max(opening))
 
 
 def _wake_at(now: datetime, candidates: Sequence[Candidate]) -> datetime | None:
-    """The earliest moment something may change without outside news."""
-    times = [c.opens_at for c in candidates if c.opens_at is not None]
-    times += [r.opens_at for c in candidates for r in c.gates if r.opens_at is not None]
-    times += [r.recheck_at for c in candidates for r in c.gates if r.recheck_at is not None]
-    if any(c.state is PairState.PROMOTING for c in candidates):
-        times.append(now + FOLLOW_EVERY)
-    future = [t for t in times if t > now]
-    return min(future, default=None)
+    """The earliest moment something may change without outside news.
+
+    A candidate's own `opens_at` is the latest of its closed gates': counted among theirs.
+    """
+    soonest = now + FOLLOW_EVERY if any(c.state is PROMOTING for c in candidates) else None
+    for c in candidates:  # a running minimum, no lists: this runs for every pair
+        for r in c.gates:
+            for moment in (r.opens_at, r.recheck_at):
+                if moment is not None and moment > now and (soonest is None or moment < soonest):
+                    soonest = moment
+    return soonest

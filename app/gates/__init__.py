@@ -2,6 +2,7 @@
 
 Every gate has one shape: `check(snapshot, pair) -> GateResult | None`, pure,
 reading only the snapshot; `None` means the gate does not apply to the service.
+A gate that never reads `pair` is listed in `SAME_FOR_EVERY_PAIR` too.
 """
 
 from collections.abc import Callable
@@ -19,3 +20,8 @@ GATES: tuple[Gate, ...] = (
     alerts.check,
     urls.check,
 )
+
+SAME_FOR_EVERY_PAIR: frozenset[Gate] = frozenset(
+    {allow.check, incident.check, alerts.check, urls.check}
+)
+"""The gates that never read the pair: the plan asks them once per service, not per pair."""
