@@ -7,7 +7,7 @@ import redis.asyncio as redis
 
 from app import keys
 from app.models import Pause, ReleaseStatus, StageView
-from app.store import Store
+from app.store import Kept, Store
 from tests.factories import NOW, pause, release
 
 APP = "api-qa"
@@ -211,3 +211,10 @@ async def test_put_release_folds_onto_a_stage_another_process_changed(
     folded = await store.put_release("api", release(APP, 2, "B"))  # older than what is there
     assert folded.changed is False
     assert await store.stages("api", [APP]) == (StageView(APP, release(APP, 3, "C")),)
+
+
+def test_what_a_process_keeps_is_bounded_and_the_oldest_go_first() -> None:
+    kept = Kept[str, int](3)
+    for i in range(5):
+        assert kept.keep(f"k{i}", i) == i
+    assert list(kept.items()) == [("k2", 2), ("k3", 3), ("k4", 4)]
