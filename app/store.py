@@ -62,7 +62,8 @@ return {first, ''}
 
 STAGES_KEPT = 20_000  # stage values kept per process, to fold without reading (~10 MB)
 SLUGS_KEPT = 20_000  # slug commits kept per process (~3 MB)
-ARRIVALS_KEPT = 100_000  # first arrivals kept per process (~30 MB): two per moving pair
+ARRIVALS_KEPT = 200_000  # first arrivals kept per process: two per moving pair, ~60 MB at
+# 10,000 services (~300 B each); a smaller cap made every tick over a fleet that size miss
 
 
 class Kept(OrderedDict[K, V]):
