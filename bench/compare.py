@@ -32,12 +32,11 @@ def main() -> None:
         return
     fleet = fleets.Fleet(args.services, FLEET.stages)
     kind = next(k for k in KINDS if k.sender == args.kind)
-    env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
     with fleets.seeded("compare", fleet) as seeded:
         tmp, config, peer, apps = seeded.tmp, seeded.config, seeded.peer, seeded.apps
-        this = procs.cascade(config, seeded.redis_url, peer, tmp, name="this", **env)
+        this = procs.cascade(config, seeded.redis_url, peer, tmp, name="this")
         other = procs.cascade(
-            config, seeded.redis_url, peer, tmp, name="other", tree=args.other.resolve(), **env
+            config, seeded.redis_url, peer, tmp, name="other", tree=args.other.resolve()
         )
         with procs.running(this, other):
             procs.wait_quiet(this, peer)

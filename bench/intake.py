@@ -80,8 +80,7 @@ def _one_setting(
     rounds: int,
     log: Any,
 ) -> None:
-    env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
-    cascade = procs.cascade(config, redis_url, peer, tmp, workers=workers, **env)
+    cascade = procs.cascade(config, redis_url, peer, tmp, workers=workers)
     ceiling = procs.ceiling(tmp, workers=workers)
     caught_up = _calls(peer) + workers * FLEET.services  # each worker reads each pipeline
     with procs.running(cascade, ceiling):
@@ -234,8 +233,7 @@ def profiled(seconds: float, log: Any = print) -> dict[str, Any]:
     """py-spy on the Cascade worker while wrk sends Heroku deliveries (one worker)."""
     with fleets.seeded("profile", FLEET) as seeded:
         tmp, config, peer, apps = seeded.tmp, seeded.config, seeded.peer, seeded.apps
-        env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
-        cascade = procs.cascade(config, seeded.redis_url, peer, tmp, **env)
+        cascade = procs.cascade(config, seeded.redis_url, peer, tmp)
         with procs.running(cascade):
             procs.wait_quiet(cascade, peer)
             _wrk(cascade, KINDS[0], tmp, apps, 2, 1)  # warm up

@@ -90,8 +90,7 @@ def run(*, trials: int, log: Callable[[str], None] = print, tree: Path = procs.R
         port = procs.free_port()
         hooks = f"http://127.0.0.1:{port}/webhooks/heroku"
         peer = procs.peer(config, tmp, webhook_url=hooks, release_seconds=0.02)
-        env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
-        cascade = procs.cascade(config, redis.url, peer, tmp, port=port, tree=tree, **env)
+        cascade = procs.cascade(config, redis.url, peer, tmp, port=port, tree=tree)
         with procs.running(peer, cascade), Driver(cascade, peer) as driver:
             procs.wait_quiet(cascade, peer)
             routes = set(procs.get(cascade, "/openapi.json").json()["paths"])

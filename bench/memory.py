@@ -31,8 +31,7 @@ def run(log: Callable[[str], None] = print, deliveries: int = DELIVERIES) -> Mem
     found = Memory()
     with fleets.seeded("memory", FLEET) as seeded:
         tmp, config, peer, apps = seeded.tmp, seeded.config, seeded.peer, seeded.apps
-        env = {"CASCADE_TICK_SECONDS": "3600", "CASCADE_RESYNC_SECONDS": "3600"}
-        cascade = procs.cascade(config, seeded.redis_url, peer, tmp, **env)
+        cascade = procs.cascade(config, seeded.redis_url, peer, tmp)
         with procs.running(cascade):
             procs.wait_quiet(cascade, peer)
             pid = procs.pids(cascade)[0]

@@ -109,6 +109,9 @@ def cascade(
         "CASCADE_DATA_DIR": str(tmp / "data"),
         "CASCADE_RELOAD_SECONDS": "0",
         "CASCADE_LOG_FORMAT": "json",
+        # No fallback tick or resync during a measurement: only what the benchmark sends.
+        "CASCADE_TICK_SECONDS": "3600",
+        "CASCADE_RESYNC_SECONDS": "3600",
     }
     settings.update(env)
     argv = python("-m", "uvicorn", "app.main:app", "--port", str(port))
