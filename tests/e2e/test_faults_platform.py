@@ -18,6 +18,7 @@ import pytest
 from tests.e2e import harness
 from tests.e2e.conftest import (
     THREE_STAGES,
+    WEB,
     Cluster,
     clear_faults,
     duplicates,
@@ -30,13 +31,6 @@ from tests.figures import Figure, record
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
 A, B, C, D, E = (c * 40 for c in "abcde")
-WEB = """
-[[service]]
-name = "web"
-pipeline = "web"
-stages = ["web-dev", "web-prod"]
-min_age = "0s"
-"""
 CLIENT_TIMEOUT = 10  # app.heroku.HerokuClient's read timeout
 KINDS = (
     "429 with RateLimit-Remaining: 0",

@@ -16,19 +16,12 @@ import pytest
 
 from app.redis_server import EmbeddedRedis
 from tests.e2e import harness
-from tests.e2e.conftest import THREE_STAGES, Cluster, duplicates, promoted
+from tests.e2e.conftest import THREE_STAGES, WEB, Cluster, duplicates, promoted
 from tests.figures import Figure, record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
 A, B = "a" * 40, "b" * 40
-WEB = """
-[[service]]
-name = "web"
-pipeline = "web"
-stages = ["web-dev", "web-prod"]
-min_age = "0s"
-"""
 
 
 @pytest.fixture

@@ -15,18 +15,11 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e import harness
-from tests.e2e.conftest import THREE_STAGES, Cluster
+from tests.e2e.conftest import THREE_STAGES, WEB, Cluster
 from tests.e2e.harness import Process
 
 A, B = "a" * 40, "b" * 40
 SECRETS = (harness.SECRET, harness.ADMIN, "e2e-platform-token")
-WEB = """
-[[service]]
-name = "web"
-pipeline = "web"
-stages = ["web-dev", "web-prod"]
-min_age = "0s"
-"""
 API_HEADERS = {
     "Authorization": "Bearer operator",
     "Accept": "application/vnd.heroku+json; version=3",
