@@ -16,7 +16,6 @@ class Scheduler:
         self._enqueue = enqueue
         self._services = services
         self._scheduler = AsyncIOScheduler(timezone="UTC")
-        self._wakes: dict[str, datetime] = {}  # service -> its wake-up as last set
 
     def start(self, tick_seconds: float) -> None:
         self._scheduler.add_job(
@@ -44,9 +43,8 @@ class Scheduler:
         A plan that asks for the wake-up already set leaves the job alone: replacing it costs
         more than the rest of an idle reconcile's decision (BENCHMARKS.md).
         """
-        if self._wakes.get(service) == at and self._scheduler.get_job(f"wake:{service}"):
+        if self.wake_at(service) == at:
             return
-        self._wakes[service] = at
         self._scheduler.add_job(
             self._wake,
             "date",
