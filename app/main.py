@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    for router in (*API_ROUTERS, *WEBHOOK_ROUTERS):
+    # Webhooks first: routes are matched in order, and deliveries are most of the traffic.
+    for router in (*WEBHOOK_ROUTERS, *API_ROUTERS):
         app.include_router(router)
     app.add_exception_handler(RedisError, redis_unavailable)
     app.add_middleware(BodyLimit)
