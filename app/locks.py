@@ -9,11 +9,14 @@ after releasing, so no news is lost between them.
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from app import keys
 
@@ -41,6 +44,7 @@ class Lease:
 
     held: bool
     news: bool = False  # someone asked for a reconcile while it was held
+    replies: list[Any] = field(default_factory=list)  # to the reads sent with it, when held
 
 
 class Locks:
@@ -52,17 +56,25 @@ class Locks:
         self.ttl_ms = int(keys.LOCK_TTL.total_seconds() * 1000)
 
     @asynccontextmanager
-    async def hold(self, service: str) -> AsyncIterator[Lease]:
-        """Hold the service's lock if no one else does; on release, learn of news meanwhile."""
+    async def hold(
+        self, service: str, reading: Callable[[Pipeline], None] | None = None
+    ) -> AsyncIterator[Lease]:
+        """Hold the service's lock if no one else does; on release, learn of news meanwhile.
+
+        `reading` queues reads to send in the same round trip as taking the lock, after it:
+        their replies are in `lease.replies` when the lock is held (what a reconcile reads
+        first, `Store.send_view`), so they see everything written before the lock was taken.
+        """
         token = secrets.token_hex(16)
         key, dirty = keys.lock(service), keys.dirty(service)
         # Dirty first: a holder that releases after this will see it and run again. Taking
         # the lock clears the mark: this run will read all news so far. One script each way,
         # so one round trip to take and one to release and take the mark (BENCHMARKS.md).
-        if not await self._acquire(keys=[key, dirty], args=[token, self.ttl_ms]):
+        taken, replies = await self._take(key, dirty, token, reading)
+        if not taken:
             yield Lease(held=False)
             return
-        lease = Lease(held=True)
+        lease = Lease(held=True, replies=replies)
         renewing = asyncio.create_task(self._keep(key, token))
         try:
             yield lease
@@ -70,6 +82,21 @@ class Locks:
             renewing.cancel()
             await asyncio.wait({renewing})  # unlike awaiting it, keeps a cancel aimed at us
             lease.news = bool(await self._release(keys=[key, dirty], args=[token]))
+
+    async def _take(
+        self, key: str, dirty: str, token: str, reading: Callable[[Pipeline], None] | None
+    ) -> tuple[bool, list[Any]]:
+        """The acquire script, and the reads after it, in one pipeline."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._acquire.sha, 2, key, dirty, token, self.ttl_ms)
+            if reading is not None:
+                reading(pipe)
+            try:
+                taken, *replies = await pipe.execute()
+                return bool(taken), replies
+            except NoScriptError:  # Redis restarted or flushed its scripts: load it once
+                self._acquire.sha = await self.redis.script_load(_ACQUIRE)
+        return await self._take(key, dirty, token, reading)
 
     async def busy_for(self, service: str) -> float:
         """Seconds until another holder's lock expires, if it is never released."""

@@ -105,27 +105,34 @@ class Reconciler:
         service = self.config.get(name)
         if service is None:
             return Outcome(None, None, again=False)
-        async with self.locks.hold(name) as lease:
+        # The view is read in the round trip that takes the lock, when the stages are known.
+        known = await self.topology_known(service)
+        apps = known.stages if known else ()
+        reading = (lambda pipe: self.store.send_view(pipe, name, apps)) if known else None
+        async with self.locks.hold(name, reading) as lease:
             if lease.held:
-                outcome = await self._reconcile(service)
+                view = self.store.view_of(name, apps, lease.replies) if known else None
+                outcome = await self._reconcile(service, view)
         if not lease.held:
             # The holder runs again for our news; should it have died, try when its lock expires.
             expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
             return Outcome(None, expiry, again=False)
         return Outcome(outcome.plan, outcome.wake_at, lease.news, outcome.shown)
 
-    async def _reconcile(self, service: Service) -> Outcome:
+    async def _reconcile(self, service: Service, view: ServiceView | None) -> Outcome:
         topology = await self.topology(service)
         if topology is None:
             return Outcome(None, None, again=False)
         name = service.name
         # One read says what is due; the view is read again only if something was done.
-        view = await self.store.view(name, topology.stages, resync_every=self.resync_seconds)
+        if view is None or tuple(s.app for s in view.stages) != topology.stages:
+            view = await self.store.view(name, topology.stages)
         stale = False
         try:
             # Once per process (news may have been missed while no process ran), and then
-            # by one process per resync interval.
-            if view.resync_due or name not in self._caught_up:
+            # by the one process per resync interval that takes the mark.
+            due = view.resync_due and await self.store.mark_resync(name, self.resync_seconds)
+            if due or name not in self._caught_up:
                 latest = await self.heroku.latest_releases(topology.pipeline_id)
                 news = await self._fold(name, topology, latest)
                 if self.unannounced is not None and name in self._caught_up:

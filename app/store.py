@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import redis.asyncio as redis
 from pydantic import TypeAdapter
+from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
 from app import keys
@@ -101,7 +102,7 @@ class ServiceView:
     service_pause: Pause | None
     gate_states: dict[str, str]  # target app -> the signature last audited
     in_flight: int = 0  # promotions claimed and not settled yet
-    resync_due: bool = False  # this process took the resync mark: re-read the pipeline
+    resync_due: bool = False  # no process re-read the pipeline lately (`mark_resync`)
 
 
 class Store:
@@ -122,32 +123,35 @@ class Store:
         raw = await self.redis.mget([keys.stage(service, app) for app in apps])
         return self._parse_stages(service, apps, raw)
 
-    async def view(
-        self, service: str, apps: Sequence[str], *, resync_every: float | None = None
-    ) -> ServiceView:
-        """Stages, pauses, the gate states last audited and what is due, in one pipeline.
-
-        With `resync_every`, also takes the resync mark (`mark_resync`). A pipeline, not
-        MGET: the global pause lives on another cluster slot.
-        """
+    async def view(self, service: str, apps: Sequence[str]) -> ServiceView:
+        """Stages, pauses, the gate states last audited and what is due, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.GLOBAL_PAUSE)
-            pipe.get(keys.pause(service))
-            pipe.hgetall(keys.gates(service))
-            pipe.scard(keys.promotions(service))
-            if resync_every is not None:
-                pipe.set(keys.resynced(service), "1", nx=True, px=int(resync_every * 1000))
-            if apps:
-                pipe.mget([keys.stage(service, app) for app in apps])
-            global_pause, service_pause, gates, in_flight, *rest = await pipe.execute()
-        resync_due = bool(rest.pop(0)) if resync_every is not None else False
+            self.send_view(pipe, service, apps)
+            return self.view_of(service, apps, await pipe.execute())
+
+    def send_view(self, pipe: Pipeline, service: str, apps: Sequence[str]) -> None:
+        """Queue the view's reads on `pipe` (the lock's, for a reconcile: `Locks.hold`).
+
+        A pipeline, not MGET: the global pause lives on another cluster slot.
+        """
+        pipe.get(keys.GLOBAL_PAUSE)
+        pipe.get(keys.pause(service))
+        pipe.hgetall(keys.gates(service))
+        pipe.scard(keys.promotions(service))
+        pipe.exists(keys.resynced(service))
+        if apps:
+            pipe.mget([keys.stage(service, app) for app in apps])
+
+    def view_of(self, service: str, apps: Sequence[str], replies: Sequence[Any]) -> ServiceView:
+        """The view from the replies to `send_view`'s reads."""
+        global_pause, service_pause, gates, in_flight, resynced, *stages = replies
         return ServiceView(
-            stages=self._parse_stages(service, apps, rest[0]) if apps else (),
+            stages=self._parse_stages(service, apps, stages[0]) if apps else (),
             global_pause=_pause.validate_json(global_pause) if global_pause else None,
             service_pause=_pause.validate_json(service_pause) if service_pause else None,
             gate_states={_text(k) or "": _text(v) or "" for k, v in gates.items()},
             in_flight=int(in_flight),
-            resync_due=resync_due,
+            resync_due=not resynced,
         )
 
     async def put_release(

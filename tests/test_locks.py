@@ -110,3 +110,21 @@ async def test_lock_holder_cancelled_while_the_renewal_ends_stays_cancelled(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_reads_sent_with_the_lock_are_answered_to_its_holder_only(
+    locks: Locks, redis_client: "redis.Redis"
+) -> None:
+    await redis_client.set("cascade:probe", "news")
+    async with locks.hold("api", lambda pipe: pipe.get("cascade:probe")) as lease:
+        assert lease.replies == ["news"]
+        async with locks.hold("api", lambda pipe: pipe.get("cascade:probe")) as second:
+            assert (second.held, second.replies) == (False, [])
+
+
+async def test_the_lock_is_taken_after_redis_forgot_its_script(
+    locks: Locks, redis_client: "redis.Redis"
+) -> None:
+    await redis_client.script_flush()  # as after a Redis restart
+    async with locks.hold("api", lambda pipe: pipe.exists(keys.lock("api"))) as lease:
+        assert (lease.held, lease.replies) == (True, [1])  # read after the lock was taken

@@ -176,6 +176,13 @@ async def test_mark_resync_once(store: Store) -> None:
     assert await store.mark_resync("web", 900) is True
 
 
+async def test_the_view_says_a_resync_is_due_until_a_process_takes_the_mark(store: Store) -> None:
+    assert (await store.view("api", [APP])).resync_due is True
+    assert (await store.view("api", [APP])).resync_due is True  # reading takes nothing
+    await store.mark_resync("api", 900)
+    assert (await store.view("api", [APP])).resync_due is False
+
+
 async def test_gate_states_roundtrip(store: Store) -> None:
     assert (await store.view("api", [])).gate_states == {}
     await store.set_gate_states("api", {"api-st": "allow=open", "api-prod": "age=closed"}, ())
