@@ -7,9 +7,13 @@ ASGI. Asynchronous effects are awaited by polling with a bound, never by sleepin
 
 import gc
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
+from asgi_lifespan import LifespanManager
 
+from app.main import YOUNG_COLLECTION_EVERY, create_app
 from app.models import Pause, PromotionRecord, PromotionState
 from tests.inprocess import (
     ADMIN,
@@ -19,8 +23,10 @@ from tests.inprocess import (
     Cascade,
     Json,
     Start,
+    clean_environment,
     eventually,
     in_future,
+    make_settings,
     observed,
 )
 
@@ -464,3 +470,16 @@ async def test_start_up_objects_are_kept_out_of_full_collections_while_it_runs(
     # Full collections over every object made at start-up stalled requests 50-80 ms
     # (BENCHMARKS.md); what start-up made is frozen while the app runs.
     assert gc.get_freeze_count() > 0
+    # ...and the young generation is collected every 50,000 allocations, not every 700.
+    assert gc.get_threshold()[0] == YOUNG_COLLECTION_EVERY
+
+
+async def test_the_collector_is_as_it_was_once_the_app_stops(
+    redis_client: "redis.Redis", redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean_environment(monkeypatch)
+    before = gc.get_threshold()
+    app = create_app(make_settings(redis_url, tmp_path, "1h"))
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        assert gc.get_threshold() != before
+    assert gc.get_threshold() == before
