@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Final
 
 from app.services import Service
@@ -61,7 +62,7 @@ class StageView:
     release: Release | None = None
     pending: Release | None = None
 
-    @property
+    @cached_property  # read for both pairs a stage is in, and by the age gate
     def commit(self) -> str | None:
         return self.release.commit if self.release else None
 

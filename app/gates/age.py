@@ -8,19 +8,21 @@ from app.durations import humanize
 from app.models import GateResult, GateState, Pair, Snapshot
 
 NAME = "age"
+# Bound once, as in `app.plan`: this gate is asked for every pair of every service.
+OPEN, CLOSED, UNKNOWN = GateState.OPEN, GateState.CLOSED, GateState.UNKNOWN
 
 
 def check(snapshot: Snapshot, pair: Pair) -> GateResult:
     source, commit = pair.source.app, pair.source.commit
     arrived = snapshot.arrived(source, commit) if commit else None
     if arrived is None:
-        return GateResult(NAME, GateState.UNKNOWN, f"when the commit reached {source} is not known")
+        return GateResult(NAME, UNKNOWN, f"when the commit reached {source} is not known")
     needed = snapshot.service.min_age_for(pair.target.app)
     opens_at = arrived + needed
     if snapshot.now >= opens_at:
         ran = humanize(snapshot.now - arrived)
-        return GateResult(NAME, GateState.OPEN, f"ran {ran} in {source}, needs {humanize(needed)}")
+        return GateResult(NAME, OPEN, f"ran {ran} in {source}, needs {humanize(needed)}")
     wait = humanize(opens_at - snapshot.now)
     return GateResult(
-        NAME, GateState.CLOSED, f"needs {humanize(needed)} in {source}, opens in {wait}", opens_at
+        NAME, CLOSED, f"needs {humanize(needed)} in {source}, opens in {wait}", opens_at
     )
