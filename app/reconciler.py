@@ -47,6 +47,7 @@ class Outcome:
     wake_at: datetime | None
     again: bool  # news arrived while it ran, from this or another process
     shown: int | None = None  # a fingerprint of what a status page shows of the service
+    settled: bool = False  # every stage runs its source's commit, nothing in flight or audited
 
 
 class Reconciler:
@@ -74,6 +75,9 @@ class Reconciler:
         self._histories: set[tuple[str, str]] = set()  # (service, app) known loaded in Redis
         self._changes = 0  # topologies learnt or forgotten, to know when to index apps again
         self._owners: tuple[ServicesConfig, int, dict[str, Service]] | None = None
+        # Services found settled, with this process's count of folds into their stages then:
+        # until a fold changes that count, a reconcile first looks without the lock.
+        self._settled: dict[str, int] = {}
         # Told of each stage app whose release a resync found before any webhook brought it:
         # the evidence that its webhook subscription may be broken (`app.subscriptions`).
         self.unannounced: Callable[[str], None] | None = None
@@ -85,6 +89,7 @@ class Reconciler:
         self.problems.pop(name, None)
         self._caught_up.discard(name)
         self._histories = {known for known in self._histories if known[0] != name}
+        self._settled.pop(name, None)
 
     def owner_of(self, app: str) -> Service | None:
         """The service whose stages include `app` (the first listed), for routing webhooks.
@@ -105,8 +110,13 @@ class Reconciler:
         service = self.config.get(name)
         if service is None:
             return Outcome(None, None, again=False)
-        # The view is read in the round trip that takes the lock, when the stages are known.
         known = await self.topology_known(service)
+        folds = self.store.folds(name)
+        if known is not None and self._settled.get(name) == folds:
+            settled = await self._still_settled(service, known)
+            if settled is not None:
+                return settled
+        # The view is read in the round trip that takes the lock, when the stages are known.
         apps = known.stages if known else ()
         reading = (lambda pipe: self.store.send_view(pipe, name, apps)) if known else None
         async with self.locks.hold(name, reading) as lease:
@@ -117,7 +127,31 @@ class Reconciler:
             # The holder runs again for our news; should it have died, try when its lock expires.
             expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
             return Outcome(None, expiry, again=False)
-        return Outcome(outcome.plan, outcome.wake_at, lease.news, outcome.shown)
+        if outcome.settled:
+            self._settled[name] = folds
+        else:
+            self._settled.pop(name, None)
+        return Outcome(outcome.plan, outcome.wake_at, lease.news, outcome.shown, outcome.settled)
+
+    async def _still_settled(self, service: Service, topology: topo.Topology) -> Outcome | None:
+        """The outcome for a service that is still settled, read without its lock; else None.
+
+        Settled: every stage runs the commit of the one before it, no promotion is in flight,
+        no gate state is left to clear, no resync is due. Nothing can be decided then, so
+        the lock and what it guards are not needed: one round trip, not two (most services
+        are settled most of the time, and a signal for everything reconciles them all). Only
+        a stage change unsettles one: a fold in this process, which skips this look, or in
+        another, which finds a pair to move here and goes the locked way.
+        """
+        name = service.name
+        view = await self.store.view(name, topology.stages)
+        if view.resync_due or view.in_flight or view.gate_states or name not in self._caught_up:
+            return None
+        snapshot = self._snapshot(service, self.clock(), view, {}, {}, Signals())
+        decided = plan(snapshot)
+        if decided.candidates:
+            return None
+        return Outcome(decided, None, again=False, shown=_shown(snapshot, decided), settled=True)
 
     async def _reconcile(self, service: Service, view: ServiceView | None) -> Outcome:
         topology = await self.topology(service)
@@ -160,7 +194,8 @@ class Reconciler:
         if promoted:
             follow_at = snapshot.now + FOLLOW_EVERY
             wake_at = min(wake_at, follow_at) if wake_at else follow_at
-        return Outcome(decided, wake_at, again=False, shown=_shown(snapshot, decided))
+        settled = not decided.candidates and not view.in_flight and not stale
+        return Outcome(decided, wake_at, False, _shown(snapshot, decided), settled)
 
     async def _promote(self, snapshot: Snapshot, topology: topo.Topology, decided: Plan) -> bool:
         """Promote every ready candidate; True when a POST was sent."""

@@ -114,6 +114,11 @@ class Store:
         self._stages_seen = Kept[str, str](STAGES_KEPT)  # stage key -> its JSON ("" none)
         self._fold = client.register_script(_FOLD)
         self._heard: dict[str, datetime] = {}  # source -> when this process last noted it
+        self._folds: dict[str, int] = {}  # service -> releases this process folded in
+
+    def folds(self, service: str) -> int:
+        """How many releases this process has folded into the service's stages so far."""
+        return self._folds.get(service, 0)
 
     # stages -------------------------------------------------------------
 
@@ -195,6 +200,8 @@ class Store:
             )
             if answer >= 0:
                 self._stages_seen.keep(key, folded or raw)
+                if folded:
+                    self._folds[service] = self._folds.get(service, 0) + 1
                 return Folded(changed=after != before, first=bool(answer))
             raw = _text(current) or ""  # it changed since: fold onto what is there now
 

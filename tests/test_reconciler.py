@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
+from app import keys
 from app.audit import Audit
 from app.health import Health
 from app.heroku import HerokuClient
@@ -17,11 +18,12 @@ from app.ledger import Ledger
 from app.locks import Locks
 from app.models import PairState
 from app.promoter import Promoter
-from app.reconciler import Reconciler
+from app.reconciler import Outcome, Reconciler
 from app.sandbox import Sandbox, pipelines_from_services
 from app.services import Freeze, Service, ServicesConfig
 from app.settings import Settings
 from app.store import Store
+from tests.factories import release
 
 A = "a" * 40
 STAGES = ("api-qa", "api-st", "api-prod")
@@ -199,3 +201,62 @@ async def test_a_freeze_window_holds_a_ready_commit_and_its_end_wakes_the_reconc
     await world.reconciler.reconcile("api")
     (promotion,) = world.sandbox.world.promotions
     assert promotion.targets[0].app.name == "api-st"
+
+
+async def settle(world: World) -> Outcome:
+    """Reconcile until the service is settled and known so: the first run folds the pipeline in."""
+    await world.reconciler.reconcile("api")
+    outcome = await world.reconciler.reconcile("api")
+    assert outcome.settled is True  # every stage runs the same commit
+    return outcome
+
+
+async def test_a_settled_service_is_looked_at_without_its_lock(  # type: ignore[no-untyped-def]
+    make_world, redis_client: "redis.Redis"
+) -> None:
+    world = await make_world()
+    first = await settle(world)
+    async with Locks(redis_client).hold("api") as elsewhere:  # another process's reconcile
+        assert elsewhere.held is True
+        again = await world.reconciler.reconcile("api")
+    assert again.settled is True
+    assert again.plan is not None
+    assert again.plan.candidates == ()
+    assert again.shown == first.shown
+
+
+async def test_a_release_folded_here_takes_the_lock_at_once(  # type: ignore[no-untyped-def]
+    make_world, redis_client: "redis.Redis"
+) -> None:
+    world = await make_world()
+    await settle(world)
+    await world.reconciler.store.put_release("api", release("api-qa", 100, A))
+    async with Locks(redis_client).hold("api"):
+        busy = await world.reconciler.reconcile("api")
+    assert busy.plan is None  # it went for the lock (held elsewhere) without looking first
+    outcome = await world.reconciler.reconcile("api")
+    assert outcome.plan is not None
+    assert [c.commit for c in outcome.plan.candidates] == [A]
+    assert outcome.settled is False
+
+
+@pytest.mark.parametrize("news", ["release folded by another process", "gate state to clear"])
+async def test_what_unsettles_a_service_elsewhere_is_found_and_taken_the_locked_way(  # type: ignore[no-untyped-def]
+    make_world, redis_client: "redis.Redis", news: str
+) -> None:
+    world = await make_world()
+    await settle(world)
+    if news == "gate state to clear":
+        await redis_client.hset(keys.gates("api"), "api-st", "gone|waiting|age=closed")
+    else:
+        await Store(redis_client).put_release("api", release("api-qa", 100, A))
+    async with Locks(redis_client).hold("api"):
+        busy = await world.reconciler.reconcile("api")
+    assert busy.plan is None  # it looked, found something to do, and went for the lock
+    outcome = await world.reconciler.reconcile("api")
+    assert outcome.plan is not None
+    if news == "gate state to clear":
+        assert await redis_client.hgetall(keys.gates("api")) == {}
+        assert outcome.settled is True
+    else:
+        assert [c.commit for c in outcome.plan.candidates] == [A]
