@@ -2,7 +2,8 @@
 
 Under the service's lock: know the topology, resync when due, follow promotions
 in flight, build the snapshot once (all I/O, `now` stamped), plan (pure), act
-on what is ready, record what changed. Running it twice is harmless.
+on what is ready, record what changed. Running it twice is harmless. A service
+found settled last time is first looked at without the lock: it needs no decision.
 """
 
 import asyncio
