@@ -220,6 +220,18 @@ async def test_a_forced_push_clears_what_is_cached(health: GitHubHealth, peer: G
     assert await facts(health, pair=(OTHER, TARGET)) != GitHubFacts(None)  # the new head is on main
 
 
+async def test_a_push_after_another_process_rewrote_the_branch_is_kept_where_it_is_read(
+    health: GitHubHealth, peer: GitHubPeer, redis_client: "redis.Redis"
+) -> None:
+    await health.record_push(push(TARGET, None, TARGET))  # this process sees generation 0
+    elsewhere = GitHubHealth(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
+    await elsewhere.record_push(push(TARGET, None, TARGET, forced=True))  # generation 1
+    await health.record_push(push(SOURCE, TARGET, SOURCE))  # written under 0, then under 1
+    assert await facts(health) == GitHubFacts(True, Relation.AHEAD)
+    assert peer.calls == []
+    await elsewhere.aclose()
+
+
 async def test_a_deleted_branch_clears_what_is_cached(
     health: GitHubHealth, peer: GitHubPeer
 ) -> None:

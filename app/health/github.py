@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from app import keys
 from app.services import Service
@@ -71,6 +72,7 @@ class GitHubHealth:
         self._failures: dict[Hashable, tuple[datetime, str]] = {}
         self._polled: dict[Hashable, tuple[datetime, Checks]] = {}  # checks read from the API
         self._latest = client.register_script(_LATEST)
+        self._generations: dict[str, int] = {}  # repo -> its generation as last seen here
 
     @classmethod
     def from_settings(cls, settings: Settings, client: "redis.Redis") -> "GitHubHealth":
@@ -81,23 +83,39 @@ class GitHubHealth:
     # what webhooks record ------------------------------------------------------------------
 
     async def record_push(self, push: Push) -> None:
-        """The push's commits are on the branch; a forced push voids what was known before."""
+        """The push's commits are on the branch; a forced push voids what was known before.
+
+        One round trip for a push that rewrites nothing: its facts are written under the
+        generation this process last saw, which the same pipeline reads back; when another
+        process counted a rewrite meanwhile, they are written again under the new one
+        (facts of a past generation are never read, and expire).
+        """
         repo, branch = push.repo, push.branch
         if push.rewrites:
-            generation = int(await self.redis.incr(keys.github_generation(repo)))
-        else:
-            generation = int(await self.redis.get(keys.github_generation(repo)) or 0)
-        await self.redis.incr(keys.github_pushes(repo, branch))  # voids "not on the branch"
+            self._generations[repo] = int(await self.redis.incr(keys.github_generation(repo)))
+        generation = self._generations.get(repo, 0)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.github_generation(repo))
+            pipe.incr(keys.github_pushes(repo, branch))  # voids "not on the branch"
+            self._send_facts(pipe, push, generation)
+            current = int((await pipe.execute())[0] or 0)
+        if current != generation:
+            self._generations[repo] = current
+            async with self.redis.pipeline(transaction=False) as pipe:
+                self._send_facts(pipe, push, current)
+                await pipe.execute()
+
+    def _send_facts(self, pipe: Pipeline, push: Push, generation: int) -> None:
+        """Queue what `push` proves: its commits are on the branch, `before` precedes `after`."""
         if push.after is None:
             return
+        repo, branch = push.repo, push.branch
         ttl = int(keys.GITHUB_ON_BRANCH_TTL.total_seconds())
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for sha in sorted(push.on_branch):
-                pipe.set(keys.github_on_branch(repo, generation, branch, sha), "1", ex=ttl)
-            if push.before and not push.forced:  # a fast-forward: `before` is an ancestor
-                parent = keys.github_parent(repo, generation, branch, push.after)
-                pipe.set(parent, push.before, ex=ttl)
-            await pipe.execute()
+        for sha in sorted(push.on_branch):
+            pipe.set(keys.github_on_branch(repo, generation, branch, sha), "1", ex=ttl)
+        if push.before and not push.forced:  # a fast-forward: `before` is an ancestor
+            parent = keys.github_parent(repo, generation, branch, push.after)
+            pipe.set(parent, push.before, ex=ttl)
 
     async def record_check(self, report: CheckReport) -> bool:
         """Keep the report unless a newer one of its key is there; True when kept."""
@@ -123,7 +141,10 @@ class GitHubHealth:
         branch = await self._branch(service.repo, service.branch)
         pairs = sorted(set(commits))
         sources = sorted({source for source, _ in pairs})
-        found = await asyncio.gather(*(self._on_branch(branch, s, now, fetch) for s in sources))
+        marks = await self._branch_marks(branch, sources)  # one read for every source
+        found = await asyncio.gather(
+            *(self._on_branch(branch, s, marks[s], now, fetch) for s in sources)
+        )
         on = dict(zip(sources, found, strict=True))
         relations = await asyncio.gather(
             *(self._relation(branch, s, t, now, fetch) for s, t in pairs if on[s].value)
@@ -153,14 +174,30 @@ class GitHubHealth:
         )
         return _Branch(repo, name, int(generation or 0), int(pushes or 0))
 
+    async def _branch_marks(
+        self, branch: _Branch, shas: Sequence[str]
+    ) -> dict[str, tuple[Any, Any]]:
+        """Each commit's "on the branch" and "not on the branch" marks, in one MGET."""
+        repo, name, generation = branch.repo, branch.name, branch.generation
+        wanted = [
+            key
+            for sha in shas
+            for key in (
+                keys.github_on_branch(repo, generation, name, sha),
+                keys.github_off_branch(repo, generation, name, sha),
+            )
+        ]
+        found = await self.redis.mget(wanted)
+        return {sha: (found[2 * i], found[2 * i + 1]) for i, sha in enumerate(shas)}
+
     async def _on_branch(
-        self, branch: _Branch, sha: str, now: datetime, fetch: bool
+        self, branch: _Branch, sha: str, marks: tuple[Any, Any], now: datetime, fetch: bool
     ) -> _Read[bool]:
         """Pushes listed it, or GitHub's compare of `sha...branch` finds the branch contains it."""
         repo, name, generation = branch.repo, branch.name, branch.generation
         on_key = keys.github_on_branch(repo, generation, name, sha)
         off_key = keys.github_off_branch(repo, generation, name, sha)
-        on, off = await self.redis.mget(on_key, off_key)
+        on, off = marks
         if on is not None:
             return _Read(True)
         if _still_off(off, branch.pushes, now, fresh=fetch):
