@@ -30,7 +30,7 @@ def main() -> None:
     if args.latency:
         _latency(args.other.resolve(), args.latency, args.rounds)
         return
-    fleet = fleets.Fleet(args.services, FLEET.stages)
+    fleet = fleets.Fleet(args.services, FLEET.stages, repo=FLEET.repo)
     kind = next(k for k in KINDS if k.sender == args.kind)
     with fleets.seeded("compare", fleet) as seeded:
         tmp, config, peer, apps = seeded.tmp, seeded.config, seeded.peer, seeded.apps

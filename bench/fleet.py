@@ -35,6 +35,7 @@ class Fleet:
     services: int
     stages: int
     prefix: str = "svc"
+    repo: str | None = None  # a GitHub repository the first service follows (its main)
 
     def name(self, i: int) -> str:
         return f"{self.prefix}{i:05d}"
@@ -50,8 +51,10 @@ class Fleet:
         for i in range(self.services):
             stages = ", ".join(f'"{app}"' for app in self.apps(i))
             name = self.name(i)
+            follows = f'repo = "{self.repo}"\n' if i == 0 and self.repo else ""
             lines.append(
                 f'[[service]]\nname = "{name}"\npipeline = "{name}"\nstages = [{stages}]\n'
+                + follows
             )
         path.write_text("\n".join(lines))
         return path
@@ -156,5 +159,5 @@ def seeded(name: str, fleet: Fleet) -> Iterator[Seeded]:
             del state, runs  # the memory benchmark measures what is left
             heroku, github = tmp / "heroku.json", tmp / "github.json"
             heroku.write_text(heroku_release_template())
-            github.write_text(github_push_template())
+            github.write_text(github_push_template(fleet.repo or "acme/bench"))
             yield Seeded(tmp, redis_server.url, config, peer, apps, heroku, github)

@@ -4,8 +4,11 @@ wrk (Debian's, `signed.lua`) on loopback signs every request with HMAC-SHA256 an
 it at 8 connections to Cascade (100 services x 10 stages, warm) and, in the same run,
 to a bare FastAPI endpoint that only reads the body (`bench/ceiling.py`), both served
 by uvicorn with the Procfile's flags. Rounds alternate the servers; the ratio is taken
-within each round. Deliveries rotate over the fleet's 1,000 apps, each a new release
-version (so each is accepted and reconciled); a dedup run sends every delivery twice.
+within each round. Heroku deliveries rotate over the fleet's 1,000 apps, each a new
+release version (so each is accepted and reconciled); a dedup run sends every delivery
+twice. GitHub pushes go to main of the repository the first service follows, each with
+a new head commit and delivery id (so each is recorded, deduplicated by its id, and asks
+for a reconcile of that service).
 """
 
 import re
@@ -20,7 +23,7 @@ from bench import fleet as fleets
 from bench import procs, profile
 
 SCRIPT = Path(__file__).with_name("signed.lua")
-FLEET = fleets.Fleet(100, 10)
+FLEET = fleets.Fleet(100, 10, repo="acme/bench")  # the repo of the GitHub pushes
 CONNECTIONS = 8
 
 
