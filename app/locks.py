@@ -16,9 +16,9 @@ from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from app import keys
+from app.redis_client import script_first
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
@@ -87,16 +87,9 @@ class Locks:
         self, key: str, dirty: str, token: str, reading: Callable[[Pipeline], None] | None
     ) -> tuple[bool, list[Any]]:
         """The acquire script, and the reads after it, in one pipeline."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._acquire.sha, 2, key, dirty, token, self.ttl_ms)
-            if reading is not None:
-                reading(pipe)
-            try:
-                taken, *replies = await pipe.execute()
-                return bool(taken), replies
-            except NoScriptError:  # Redis restarted or flushed its scripts: load it once
-                self._acquire.sha = await self.redis.script_load(_ACQUIRE)
-        return await self._take(key, dirty, token, reading)
+        args = [token, self.ttl_ms]
+        taken, *replies = await script_first(self.redis, self._acquire, [key, dirty], args, reading)
+        return bool(taken), replies
 
     async def busy_for(self, service: str) -> float:
         """Seconds until another holder's lock expires, if it is never released."""

@@ -13,10 +13,10 @@ from typing import Any, NamedTuple, TypeVar
 import redis.asyncio as redis
 from pydantic import TypeAdapter
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from app import keys
 from app.models import Pause, Release, ReleaseStatus, StageView
+from app.redis_client import script_first
 from app.view import arrival, fold_release
 
 K = TypeVar("K")
@@ -209,17 +209,15 @@ class Store:
         self, fold_keys: list[str], args: list[Any], slug: tuple[str, str] | None
     ) -> tuple[int, str | bytes]:
         """The fold script and the slug's commit (it never changes: no CAS), one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._fold.sha, len(fold_keys), *fold_keys, *args)
+
+        def cache_slug(pipe: Pipeline) -> None:
             if slug is not None:
                 self._slugs.keep(*slug)
                 pipe.set(keys.slug(slug[0]), slug[1], ex=keys.SLUG_TTL)
-            try:
-                answer, current = (await pipe.execute())[0]
-                return int(answer), current
-            except NoScriptError:  # Redis restarted or flushed its scripts: load it once
-                self._fold.sha = await self.redis.script_load(_FOLD)
-        return await self._fold_and_cache(fold_keys, args, slug)
+
+        replies = await script_first(self.redis, self._fold, fold_keys, args, cache_slug)
+        answer, current = replies[0]
+        return int(answer), current
 
     # history --------------------------------------------------------------
 
