@@ -123,7 +123,7 @@ class Reconciler:
         async with self.locks.hold(name, reading) as lease:
             if lease.held:
                 view = self.store.view_of(name, apps, lease.replies) if known else None
-                outcome = await self._reconcile(service, view)
+                outcome = await self._reconcile(service, known, view)
         if not lease.held:
             # The holder runs again for our news; should it have died, try when its lock expires.
             expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
@@ -154,13 +154,16 @@ class Reconciler:
             return None
         return Outcome(decided, None, again=False, shown=_shown(snapshot, decided), settled=True)
 
-    async def _reconcile(self, service: Service, view: ServiceView | None) -> Outcome:
-        topology = await self.topology(service)
+    async def _reconcile(
+        self, service: Service, known: topo.Topology | None, view: ServiceView | None
+    ) -> Outcome:
+        """Under the lock; `view` was read with it, from the stages of `known`, when known."""
+        topology = known or await self.topology(service)
         if topology is None:
             return Outcome(None, None, again=False)
         name = service.name
         # One read says what is due; the view is read again only if something was done.
-        if view is None or tuple(s.app for s in view.stages) != topology.stages:
+        if view is None:
             view = await self.store.view(name, topology.stages)
         stale = False
         try:
