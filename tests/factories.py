@@ -6,6 +6,14 @@ from app.models import Pause, Release, ReleaseStatus, Snapshot, StageView
 from app.services import Service
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+# A services-file entry for a second service, ready to promote at once (tests of several).
+WEB = """
+[[service]]
+name = "web"
+pipeline = "web"
+stages = ["web-dev", "web-prod"]
+min_age = "0s"
+"""
 
 
 def service(name: str = "api", **overrides: object) -> Service:

@@ -11,6 +11,7 @@ import pytest
 
 from app.reload import differences, stamp
 from app.services import Service, ServicesConfig
+from tests.factories import WEB
 from tests.inprocess import ADMIN, Cascade, Start, eventually
 
 API = """
@@ -18,13 +19,6 @@ API = """
 name = "api"
 pipeline = "api"
 stages = ["api-qa", "api-st"]
-min_age = "0s"
-"""
-WEB = """
-[[service]]
-name = "web"
-pipeline = "web"
-stages = ["web-dev", "web-prod"]
 min_age = "0s"
 """
 BROKEN = API + '\n[[service]]\nname = "web"\npipeline = "web"\nstagez = ["web-dev"]\n'

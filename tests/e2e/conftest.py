@@ -19,14 +19,6 @@ pipeline = "api"
 stages = ["api-qa", "api-st", "api-prod"]
 min_age = "{min_age}"
 """
-# A second service, ready to promote at once: next to THREE_STAGES, for tests of several.
-WEB = """
-[[service]]
-name = "web"
-pipeline = "web"
-stages = ["web-dev", "web-prod"]
-min_age = "0s"
-"""
 
 
 class Cluster:

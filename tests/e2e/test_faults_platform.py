@@ -18,7 +18,6 @@ import pytest
 from tests.e2e import harness
 from tests.e2e.conftest import (
     THREE_STAGES,
-    WEB,
     Cluster,
     clear_faults,
     duplicates,
@@ -26,6 +25,7 @@ from tests.e2e.conftest import (
     platform_requests,
     promoted,
 )
+from tests.factories import WEB
 from tests.figures import Figure, record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]

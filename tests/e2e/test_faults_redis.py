@@ -16,7 +16,8 @@ import pytest
 
 from app.redis_server import EmbeddedRedis
 from tests.e2e import harness
-from tests.e2e.conftest import THREE_STAGES, WEB, Cluster, duplicates, promoted
+from tests.e2e.conftest import THREE_STAGES, Cluster, duplicates, promoted
+from tests.factories import WEB
 from tests.figures import Figure, record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]

@@ -15,8 +15,9 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e import harness
-from tests.e2e.conftest import THREE_STAGES, WEB, Cluster
+from tests.e2e.conftest import THREE_STAGES, Cluster
 from tests.e2e.harness import Process
+from tests.factories import WEB
 
 A, B = "a" * 40, "b" * 40
 SECRETS = (harness.SECRET, harness.ADMIN, "e2e-platform-token")
