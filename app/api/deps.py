@@ -8,12 +8,17 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from app.runtime import Runtime
 
 
-async def get_runtime(request: Request) -> Runtime:
-    """Async, so FastAPI calls it on the event loop: a plain `def` would cost a thread hop."""
+def runtime_of(request: Request) -> Runtime:
+    """The app's runtime; 503 while it starts."""
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Cascade is starting")
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    """Async, so FastAPI calls it on the event loop: a plain `def` would cost a thread hop."""
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -10,14 +10,14 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from app.api.deps import RuntimeDep
+from app.runtime import Runtime
 from app.signals.alerts import ALERTMANAGER, Alert
 from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, not_the_shape, require_token
+from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, not_the_shape, require_token
 
 router = APIRouter(tags=["webhooks"])
 SENDER = ALERTMANAGER
@@ -80,11 +80,11 @@ def _fingerprint(labels: dict[str, str]) -> str:
     response_model=WebhookAnswer,
     responses=REFUSALS,
 )
-async def alertmanager_webhook(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
-    return await counted(SENDER, runtime, receive(request, runtime))
+async def alertmanager_webhook(request: Request) -> Response:
+    return await answered(SENDER, request, receive)
 
 
-async def receive(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
+async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     body = await read_body(request)
     require_token(request, runtime.settings.webhook_token)
     raw = parse_json(body)

@@ -9,23 +9,31 @@ repository (and branch) are reconciled. A repeated `X-GitHub-Delivery` changes n
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
 from app import logs
-from app.api.deps import RuntimeDep
 from app.durations import short
 from app.runtime import Runtime
 from app.services import Service
 from app.signals.github import OWN_CONTEXT, CheckReport, Push
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_hex_hmac
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, not_the_shape, reconcile
+from app.webhooks.intake import (
+    REFUSALS,
+    WebhookAnswer,
+    answered,
+    headers,
+    not_the_shape,
+    reconcile,
+)
 
 router = APIRouter(tags=["webhooks"])
 SENDER = "github"
 SIGNATURE = "X-Hub-Signature-256"
+EVENT = "X-GitHub-Event"
+DELIVERY = "X-GitHub-Delivery"
 SECRET_SETTING = "GITHUB_WEBHOOK_SECRET"
 BRANCH_REF = "refs/heads/"
 
@@ -182,32 +190,20 @@ EVENTS: dict[str, Callable[[Runtime, Any, datetime], _Delivery | str]] = {
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAnswer,
     responses={200: {"description": "a ping, answered"}, **REFUSALS},
+    openapi_extra=headers(SIGNATURE, EVENT, DELIVERY),
 )
-async def github_webhook(
-    request: Request,
-    response: Response,
-    runtime: RuntimeDep,
-    signature: Annotated[str | None, Header(alias=SIGNATURE)] = None,
-    event: Annotated[str | None, Header(alias="X-GitHub-Event")] = None,
-    delivery: Annotated[str | None, Header(alias="X-GitHub-Delivery")] = None,
-) -> WebhookAnswer:
-    answer = receive(request, runtime, signature, event, delivery)
-    answered = await counted(SENDER, runtime, answer)
-    if event == "ping":
-        response.status_code = status.HTTP_200_OK
-    return answered
+async def github_webhook(request: Request) -> Response:
+    ping = request.headers.get(EVENT) == "ping"
+    return await answered(
+        SENDER, request, receive, status.HTTP_200_OK if ping else status.HTTP_202_ACCEPTED
+    )
 
 
-async def receive(
-    request: Request,
-    runtime: Runtime,
-    signature: str | None,
-    event: str | None,
-    delivery: str | None,
-) -> WebhookAnswer:
+async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     body = await read_body(request)
     secret = require_secret(runtime.settings.github_webhook_secret, SECRET_SETTING)
-    verify_hex_hmac(secret, body, signature, SIGNATURE)
+    verify_hex_hmac(secret, body, request.headers.get(SIGNATURE), SIGNATURE)
+    event, delivery = request.headers.get(EVENT), request.headers.get(DELIVERY)
     raw = parse_json(body)
     now = datetime.now(UTC)
     await runtime.store.heard(SENDER, now)

@@ -6,16 +6,16 @@ counted by outcome (`/metrics`) and logged with its delivery id, service and com
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
 from app import logs
-from app.api.deps import RuntimeDep
 from app.models import Release, ReleaseStatus
+from app.runtime import Runtime
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, not_the_shape
+from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, headers, not_the_shape
 
 router = APIRouter(tags=["webhooks"])
 SENDER = "heroku"
@@ -87,20 +87,16 @@ def parse(raw: Any) -> ReleasePayload | None:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAnswer,
     responses=REFUSALS,
+    openapi_extra=headers(SIGNATURE),
 )
-async def heroku_webhook(
-    request: Request,
-    runtime: RuntimeDep,
-    signature: Annotated[str | None, Header(alias=SIGNATURE)] = None,
-) -> WebhookAnswer:
-    return await counted(SENDER, runtime, receive(request, runtime, signature))
+async def heroku_webhook(request: Request) -> Response:
+    return await answered(SENDER, request, receive)
 
 
-async def receive(request: Request, runtime: RuntimeDep, signature: str | None) -> WebhookAnswer:
+async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     body = await read_body(request)
-    verify_base64_hmac(
-        require_secret(runtime.heroku_secret, "HEROKU_WEBHOOK_SECRET"), body, signature, SIGNATURE
-    )
+    secret = require_secret(runtime.heroku_secret, "HEROKU_WEBHOOK_SECRET")
+    verify_base64_hmac(secret, body, request.headers.get(SIGNATURE), SIGNATURE)
     await runtime.store.heard(SENDER, datetime.now(UTC))
     try:
         payload = parse(parse_json(body))

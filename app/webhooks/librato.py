@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from app.api.deps import RuntimeDep
 from app.audit import Event
+from app.runtime import Runtime
 from app.signals.alerts import LIBRATO, Alert, describe, matching
 from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import REFUSALS, WebhookAnswer, counted, not_the_shape, require_token
+from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, not_the_shape, require_token
 
 router = APIRouter(tags=["webhooks"])
 SENDER = LIBRATO
@@ -74,11 +74,11 @@ def to_alert(payload: LibratoPayload) -> Alert:
     response_model=WebhookAnswer,
     responses=REFUSALS,
 )
-async def librato_webhook(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
-    return await counted(SENDER, runtime, receive(request, runtime))
+async def librato_webhook(request: Request) -> Response:
+    return await answered(SENDER, request, receive)
 
 
-async def receive(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
+async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     body = await read_body(request)
     require_token(request, runtime.settings.webhook_token)
     raw = unwrap(body, request.headers.get("content-type", ""))

@@ -9,17 +9,17 @@ are reconciled; an incident naming no component concerns every service.
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
-from app.api.deps import RuntimeDep
 from app.health.incidents import SOURCE, affected
+from app.runtime import Runtime
 from app.signals.incidents import Component, Incident
 from app.webhooks.auth import parse_json, read_body
 from app.webhooks.intake import (
     REFUSALS,
     WebhookAnswer,
-    counted,
+    answered,
     not_the_shape,
     reconcile,
     require_token,
@@ -120,11 +120,11 @@ def to_component(payload: ComponentPayload, now: datetime) -> Component:
     response_model=WebhookAnswer,
     responses=REFUSALS,
 )
-async def status_webhook(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
-    return await counted(SENDER, runtime, receive(request, runtime))
+async def status_webhook(request: Request) -> Response:
+    return await answered(SENDER, request, receive)
 
 
-async def receive(request: Request, runtime: RuntimeDep) -> WebhookAnswer:
+async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     body = await read_body(request)
     require_token(request, runtime.settings.webhook_token)
     raw = parse_json(body)
