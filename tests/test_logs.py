@@ -92,6 +92,8 @@ REDACTIONS = [
     pytest.param("/webhooks/x?token=xyz&a=1", "/webhooks/x?token=[redacted]&a=1", id="query"),
     pytest.param("secret=abc password=d", "secret=[redacted] password=[redacted]", id="kv"),
     pytest.param("nothing to hide", "nothing to hide", id="plain"),
+    pytest.param("sent BeArEr abc.def", "sent BeArEr [redacted]", id="bearer-any-case"),
+    pytest.param("caf\u00e9 \u017fecret=xyz", "caf\u00e9 \u017fecret=[redacted]", id="long-s"),
 ]
 
 
