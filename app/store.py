@@ -16,7 +16,6 @@ from redis.asyncio.client import Pipeline
 
 from app import keys
 from app.models import Pause, Release, ReleaseStatus, StageView
-from app.redis_client import script_first
 from app.view import arrival, fold_release
 
 K = TypeVar("K")
@@ -47,6 +46,8 @@ return out
 # was read (nothing written) with the stage as it is, else 1 when every seen mark is new,
 # 0 when one was there.
 _FOLD = """
+local seen = tonumber(ARGV[7])
+if ARGV[8] ~= '' then redis.call('set', KEYS[3 + seen], ARGV[8], 'EX', ARGV[9]) end
 local current = redis.call('get', KEYS[1]) or ''
 if current ~= ARGV[1] then return {-1, current} end
 if ARGV[2] ~= '' then redis.call('set', KEYS[1], ARGV[2]) end
@@ -55,7 +56,7 @@ if ARGV[3] ~= '' then
   redis.call('zremrangebyrank', KEYS[2], 0, -tonumber(ARGV[5]) - 1)
 end
 local first = 1
-for k = 3, #KEYS do
+for k = 3, 2 + seen do
   if not redis.call('set', KEYS[k], '1', 'NX', 'EX', ARGV[6]) then first = 0 end
 end
 return {first, ''}
@@ -176,8 +177,12 @@ class Store:
         """
         key = keys.stage(service, release.app)
         sender, ids = sighting or ("", ())
+        seen = [keys.seen(service, sender, i) for i in ids]
         commit = release.commit if release.status is ReleaseStatus.SUCCEEDED else None
         at = arrival(release, received_at).timestamp() if commit else 0
+        # The slug's commit is cached by the same script (it never changes: no CAS).
+        cached = (release.slug_id, release.commit) if release.slug_id and release.commit else None
+        slug = [keys.slug(cached[0])] if cached else []
         raw = self._stages_seen.get(key)  # as this process last saw it: no read when right
         while True:
             if raw is None:
@@ -185,39 +190,28 @@ class Store:
             before = _stage.validate_json(raw) if raw else StageView(release.app)
             after = fold_release(before, release)
             folded = _stage.dump_json(after).decode() if after != before else ""
-            answer, current = await self._fold_and_cache(
-                [key, keys.history(service, release.app)]
-                + [keys.seen(service, sender, i) for i in ids],
-                [
+            answer, current = await self._fold(
+                keys=[key, keys.history(service, release.app), *seen, *slug],
+                args=[
                     raw,
                     folded,
                     commit or "",
                     at,
                     keys.HISTORY_MAXLEN,
                     int(keys.DEDUP_TTL.total_seconds()),
+                    len(seen),
+                    cached[1] if cached else "",
+                    int(keys.SLUG_TTL.total_seconds()),
                 ],
-                (release.slug_id, release.commit) if release.slug_id and release.commit else None,
             )
-            if answer >= 0:
+            if cached:
+                self._slugs.keep(*cached)
+            if int(answer) >= 0:
                 self._stages_seen.keep(key, folded or raw)
                 if folded:
                     self._folds[service] = self._folds.get(service, 0) + 1
-                return Folded(changed=after != before, first=bool(answer))
+                return Folded(changed=after != before, first=bool(int(answer)))
             raw = _text(current) or ""  # it changed since: fold onto what is there now
-
-    async def _fold_and_cache(
-        self, fold_keys: list[str], args: list[Any], slug: tuple[str, str] | None
-    ) -> tuple[int, str | bytes]:
-        """The fold script and the slug's commit (it never changes: no CAS), one round trip."""
-
-        def cache_slug(pipe: Pipeline) -> None:
-            if slug is not None:
-                self._slugs.keep(*slug)
-                pipe.set(keys.slug(slug[0]), slug[1], ex=keys.SLUG_TTL)
-
-        replies = await script_first(self.redis, self._fold, fold_keys, args, cache_slug)
-        answer, current = replies[0]
-        return int(answer), current
 
     # history --------------------------------------------------------------
 
