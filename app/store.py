@@ -40,11 +40,12 @@ end
 return out
 """
 
-# KEYS: the stage, its history, the delivery's seen marks. ARGV: the stage as read ("" for
-# none), as folded ("" if unchanged), the commit to note in the history ("" for none), its
-# arrival, the history's length, the marks' TTL. Answers -1 when the stage changed since it
-# was read (nothing written) with the stage as it is, else 1 when every seen mark is new,
-# 0 when one was there.
+# KEYS: the stage, its history, the delivery's seen marks, the slug (when its commit is
+# known). ARGV: the stage as read ("" for none), as folded ("" if unchanged), the commit to
+# note in the history ("" for none), its arrival, the history's length, the marks' TTL, how
+# many marks, the slug's commit ("" for none), its TTL. Answers -1 when the stage changed
+# since it was read (nothing written but the slug) with the stage as it is, else 1 when
+# every seen mark is new, 0 when one was there.
 _FOLD = """
 local seen = tonumber(ARGV[7])
 if ARGV[8] ~= '' then redis.call('set', KEYS[3 + seen], ARGV[8], 'EX', ARGV[9]) end
