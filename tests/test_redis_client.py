@@ -58,3 +58,24 @@ async def test_without_that_allowance_the_certificate_is_refused(redis_url: str)
                 await strict.ping()
         finally:
             await strict.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("redis://127.0.0.1:1/0", redis.Connection),
+        ("rediss://127.0.0.1:1/0", redis.SSLConnection),
+        ("unix:///tmp/cascade-none.sock", redis.UnixDomainSocketConnection),
+    ],
+)
+def test_commands_are_packed_by_hiredis_into_the_same_bytes(url: str, kind: type) -> None:
+    pool = connect(url).connection_pool
+    assert issubclass(pool.connection_class, kind)
+    ours = pool.connection_class(**pool.connection_kwargs)
+    theirs = kind(**pool.connection_kwargs)
+    assert type(ours).pack_command is not kind.pack_command
+    args = ("EVALSHA", "a" * 40, 2, "k", 1763812345.123456, 2**64, -5, "caf\u00e9", b"raw", "")
+    assert b"".join(ours.pack_command(*args)) == b"".join(theirs.pack_command(*args))
+    assert ours.pack_command("CONFIG GET", "maxmemory") == [
+        b"".join(theirs.pack_command("CONFIG GET", "maxmemory"))
+    ]
