@@ -109,7 +109,7 @@ class Metrics:
         for sender in WEBHOOK_SENDERS:  # present at 0 from the start, so rate() works
             for outcome in WEBHOOK_OUTCOMES:
                 self.webhooks.labels(sender, outcome)
-        self._gate_labels: dict[str, set[tuple[str, str]]] = {}
+        self._worst: dict[str, dict[str, GateState]] = {}  # service -> what the series say
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -137,18 +137,21 @@ class Metrics:
                 seen = worst.get(result.name)
                 if seen is None or _WORST[result.state] > _WORST[seen]:
                     worst[result.name] = result.state
-        labels = {(name, state.value) for name in worst for state in GateState}
-        for name, value in self._gate_labels.get(service, set()) - labels:
-            self.gates.remove(service, name, value)
+        before = self._worst.get(service)
+        if before == worst:  # most reconciles change no gate's state: ~24 series untouched
+            return
+        for name in (before or {}).keys() - worst.keys():
+            for state in GateState:
+                self.gates.remove(service, name, state.value)
         for name, current in worst.items():
             for state in GateState:
                 self.gates.labels(service, name, state.value).set(state is current)
-        self._gate_labels[service] = labels
+        self._worst[service] = worst
 
     def forget(self, service: str) -> None:
         """A service left the services file: its gate series go too."""
         self.plan(service, None)
-        self._gate_labels.pop(service, None)
+        self._worst.pop(service, None)
 
     def heard(self, last: Mapping[str, datetime], now: datetime) -> None:
         for source, at in last.items():

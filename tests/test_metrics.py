@@ -172,8 +172,14 @@ def test_gate_state_is_the_worst_over_the_waiting_commits() -> None:
     assert get("cascade_gate_state", {"service": "svc", "gate": "age", "state": "closed"}) == 1
     assert get("cascade_gate_state", {"service": "svc", "gate": "age", "state": "open"}) == 0
     assert get("cascade_gate_state", {"service": "svc", "gate": "allow", "state": "open"}) == 1
+    metrics.plan("svc", _plan((("age", GateState.OPEN),)))  # allow's series go, age's change
+    assert get("cascade_gate_state", {"service": "svc", "gate": "age", "state": "open"}) == 1
+    assert get("cascade_gate_state", {"service": "svc", "gate": "allow", "state": "open"}) is None
+    metrics.plan("svc", _plan((("age", GateState.OPEN),)))  # the same again: still there
+    assert get("cascade_gate_state", {"service": "svc", "gate": "age", "state": "open"}) == 1
     metrics.plan("svc", _plan())  # nothing waits any more: the series go
     assert get("cascade_gate_state", {"service": "svc", "gate": "age", "state": "closed"}) is None
+    assert get("cascade_gate_state", {"service": "svc", "gate": "age", "state": "open"}) is None
 
 
 def _write(path: Path, text: str) -> None:
