@@ -8,10 +8,13 @@ found settled last time is first looked at without the lock: it needs no decisio
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import Any
+
+from redis.asyncio.client import Pipeline
 
 from app import topology as topo
 from app.audit import Audit, Event
@@ -49,6 +52,15 @@ class Outcome:
     again: bool  # news arrived while it ran, from this or another process
     shown: int | None = None  # a fingerprint of what a status page shows of the service
     settled: bool = False  # every stage runs its source's commit, nothing in flight or audited
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What a reconcile reads with its lock: the service's view, and the status page's (the
+    replies to `IncidentsHealth.send_reads`), one round trip fewer than reading it later."""
+
+    view: ServiceView
+    incidents: Sequence[Any]
 
 
 class Reconciler:
@@ -117,13 +129,14 @@ class Reconciler:
             settled = await self._still_settled(service, known)
             if settled is not None:
                 return settled
-        # The view is read in the round trip that takes the lock, when the stages are known.
+        # The view and the status page's are read in the round trip that takes the lock,
+        # when the stages are known.
         apps = known.stages if known else ()
-        reading = (lambda pipe: self.store.send_view(pipe, name, apps)) if known else None
+        reading = (lambda pipe: self._send_reads(pipe, name, apps)) if known else None
         async with self.locks.hold(name, reading) as lease:
             if lease.held:
-                view = self.store.view_of(name, apps, lease.replies) if known else None
-                outcome = await self._reconcile(service, known, view)
+                read = self._received(name, apps, lease.replies) if known else None
+                outcome = await self._reconcile(service, known, read)
         if not lease.held:
             # The holder runs again for our news; should it have died, try when its lock expires.
             expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
@@ -154,17 +167,25 @@ class Reconciler:
             return None
         return Outcome(decided, None, again=False, shown=_shown(snapshot, decided), settled=True)
 
+    def _send_reads(self, pipe: Pipeline, name: str, apps: Sequence[str]) -> None:
+        self.store.send_view(pipe, name, apps)
+        self.health.incidents.send_reads(pipe)
+
+    def _received(self, name: str, apps: Sequence[str], replies: Sequence[Any]) -> _Read:
+        """The replies to `_send_reads`."""
+        split = len(replies) - self.health.incidents.READS
+        return _Read(self.store.view_of(name, apps, replies[:split]), replies[split:])
+
     async def _reconcile(
-        self, service: Service, known: topo.Topology | None, view: ServiceView | None
+        self, service: Service, known: topo.Topology | None, read: _Read | None
     ) -> Outcome:
-        """Under the lock; `view` was read with it, from the stages of `known`, when known."""
+        """Under the lock; `read` was read with it, from the stages of `known`, when known."""
         topology = known or await self.topology(service)
         if topology is None:
             return Outcome(None, None, again=False)
         name = service.name
         # One read says what is due; the view is read again only if something was done.
-        if view is None:
-            view = await self.store.view(name, topology.stages)
+        view = read.view if read else await self.store.view(name, topology.stages)
         stale = False
         try:
             # Once per process (news may have been missed while no process ran), and then
@@ -185,7 +206,11 @@ class Reconciler:
             await self.promoter.follow(name, topology)
             stale = True
         snapshot, audited = await self._read(
-            service, topology, fetch=True, view=None if stale else view
+            service,
+            topology,
+            fetch=True,
+            view=None if stale else view,
+            incidents_read=read.incidents if read else None,
         )
         decided = plan(snapshot)
         # The decision's audit entries are written while the promotions go out: the POST
@@ -264,6 +289,7 @@ class Reconciler:
         *,
         fetch: bool,
         view: ServiceView | None = None,
+        incidents_read: Sequence[Any] | None = None,
     ) -> tuple[Snapshot, dict[str, str]]:
         """The snapshot, and the gate states last audited: two rounds of Redis reads.
 
@@ -295,6 +321,7 @@ class Reconciler:
                 now,
                 windows(self.config.freezes, name, now),
                 fetch=fetch,
+                incidents_read=incidents_read,
             ),
         )
         return self._snapshot(service, now, view, history, promotions, signals), view.gate_states

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -238,6 +239,28 @@ async def test_a_release_folded_here_takes_the_lock_at_once(  # type: ignore[no-
     assert outcome.plan is not None
     assert [c.commit for c in outcome.plan.candidates] == [A]
     assert outcome.settled is False
+
+
+async def test_the_status_page_is_read_in_the_round_trip_that_takes_the_lock(  # type: ignore[no-untyped-def]
+    make_world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await make_world()
+    await settle(world)
+    await world.reconciler.store.put_release("api", release("api-qa", 100, A))  # a pair moves
+    incidents = world.reconciler.health.incidents
+    given: list[object] = []
+    read_itself = incidents.gather
+
+    async def gather(*args: Any, **kwargs: Any) -> Any:
+        given.append(kwargs.get("replies"))
+        return await read_itself(*args, **kwargs)
+
+    monkeypatch.setattr(incidents, "gather", gather)
+    outcome = await world.reconciler.reconcile("api")
+    assert outcome.plan is not None
+    assert [c.commit for c in outcome.plan.candidates] == [A]
+    assert len(given) == 1
+    assert given[0] is not None  # the replies sent with the lock: no round trip of its own
 
 
 @pytest.mark.parametrize("news", ["release folded by another process", "gate state to clear"])

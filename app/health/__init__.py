@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as redis
 
@@ -47,15 +48,17 @@ class Health:
         freezes: tuple[FreezeWindow, ...] = (),
         *,
         fetch: bool = True,
+        incidents_read: Sequence[Any] | None = None,
     ) -> Signals:
         """Every signal of `service`; `commits` are the (source, target) commits that differ.
 
         With `fetch=False` (status pages, notices) only what is in Redis or cached is read.
+        `incidents_read`: the replies to `IncidentsHealth.send_reads`, when sent already.
         """
         github, alerts, incidents, urls = await asyncio.gather(
             self.github.gather(service, commits, now, fetch=fetch),
             self.alerts.gather(service, now, fetch=fetch),
-            self.incidents.gather(service, now, fetch=fetch),
+            self.incidents.gather(service, now, fetch=fetch, replies=incidents_read),
             self.urls.gather(service, now, fetch=fetch and bool(commits)),  # probe when moving
         )
         return Signals(github, alerts, incidents, urls, freezes)

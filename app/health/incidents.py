@@ -10,10 +10,11 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from pydantic import TypeAdapter, ValidationError
+from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from app import keys
@@ -109,15 +110,32 @@ class IncidentsHealth:
             stale_after=max(STALE_AFTER, timedelta(seconds=2 * settings.poll_seconds)),
         )
 
+    READS = 3  # replies to `send_reads`
+
+    @staticmethod
+    def send_reads(pipe: Pipeline) -> None:
+        """Queue the reads `gather` needs, to ride in another round trip (a reconcile's lock)."""
+        pipe.hexists(keys.HEARD, SOURCE)
+        pipe.hvals(keys.STATUS_VIEW)
+        pipe.mget(keys.STATUS_FEED, keys.STATUS_FEED_FAILURE)
+
     async def gather(
-        self, service: Service, now: datetime, *, fetch: bool = True
+        self,
+        service: Service,
+        now: datetime,
+        *,
+        fetch: bool = True,
+        replies: Sequence[Any] | None = None,
     ) -> IncidentsView | None:
-        """The status page as Redis knows it; None when no status source applies to `service`."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hexists(keys.HEARD, SOURCE)
-            pipe.hvals(keys.STATUS_VIEW)
-            pipe.mget(keys.STATUS_FEED, keys.STATUS_FEED_FAILURE)
-            heard, values, (raw_read, raw_failure) = await pipe.execute()
+        """The status page as Redis knows it; None when no status source applies to `service`.
+
+        `replies` are those to `send_reads` when they were sent already; else they are read.
+        """
+        if replies is None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                self.send_reads(pipe)
+                replies = await pipe.execute()
+        heard, values, (raw_read, raw_failure) = replies
         if self.feed is None and not service.incident_systems and not heard:
             return None
         entries = _entries(values)
