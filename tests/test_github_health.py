@@ -232,6 +232,23 @@ async def test_a_push_after_another_process_rewrote_the_branch_is_kept_where_it_
     await elsewhere.aclose()
 
 
+async def test_a_delivery_seen_before_records_nothing_and_says_so(
+    health: GitHubHealth, redis_client: "redis.Redis"
+) -> None:
+    seen = keys.dedup("github", "d-1")
+    elsewhere = GitHubHealth(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
+    await elsewhere.record_push(push(TARGET, None, TARGET, forced=True))  # generation 1 there
+    assert await health.record_push(push(SOURCE, TARGET, SOURCE), seen) is True  # 0, then 1
+    assert await redis_client.get(seen) == "1"
+    assert await health.record_push(push(SOURCE, TARGET, SOURCE), seen) is False
+    assert await redis_client.get(keys.github_pushes(REPO, "main")) == "2"  # counted once here
+    forced = keys.dedup("github", "d-2")
+    assert await health.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is True
+    assert await health.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is False
+    assert await redis_client.get(keys.github_generation(REPO)) == "2"  # one rewrite, not two
+    await elsewhere.aclose()
+
+
 async def test_a_deleted_branch_clears_what_is_cached(
     health: GitHubHealth, peer: GitHubPeer
 ) -> None:

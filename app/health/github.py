@@ -29,6 +29,7 @@ T = TypeVar("T")
 READ_TIMEOUT = 5.0  # seconds: a reconcile waits on these calls
 MEMORY_MAX = 10_000  # failures and polled checks remembered by this process
 UNREAD = "not read from GitHub yet"
+DEDUP_SECONDS = int(keys.DEDUP_TTL.total_seconds())
 WALK_MAX = 50  # fast-forward pushes followed back to order two commits without a call
 _LATEST = """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -37,14 +38,22 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """  # a report replaces the one of its key unless that one is newer (deliveries may cross)
-# KEYS: the repo's generation, the branch's push count, then each fact; ARGV: the generation
-# the facts are keyed under, their TTL, then each fact's value. Written only when that
-# generation is current; answers the current one.
+# KEYS: the repo's generation, the branch's push count, each fact, then the delivery's seen
+# mark when there is one; ARGV: the generation the facts are keyed under, their TTL, the
+# mark's TTL ("" for no mark), then each fact's value. Answers -1, writing nothing, when the
+# mark is there already; else the current generation, having written (mark, count, facts)
+# only when it is the one given.
 _PUSHED = """
+local last = #KEYS
+if ARGV[3] ~= '' then
+  if redis.call('EXISTS', KEYS[last]) == 1 then return -1 end
+  last = last - 1
+end
 local generation = tonumber(redis.call('GET', KEYS[1]) or '0')
-redis.call('INCR', KEYS[2])
 if generation ~= tonumber(ARGV[1]) then return generation end
-for k = 3, #KEYS do redis.call('SET', KEYS[k], ARGV[k], 'EX', ARGV[2]) end
+redis.call('INCR', KEYS[2])
+for k = 3, last do redis.call('SET', KEYS[k], ARGV[k + 1], 'EX', ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[#KEYS], '1', 'EX', ARGV[3]) end
 return generation
 """
 
@@ -92,28 +101,46 @@ class GitHubHealth:
 
     # what webhooks record ------------------------------------------------------------------
 
-    async def record_push(self, push: Push) -> None:
+    async def record_push(self, push: Push, seen: str | None = None) -> bool:
         """The push's commits are on the branch; a forced push voids what was known before.
 
+        `seen` is the delivery's mark: False, and nothing recorded, when it is there already.
         One command for a push that rewrites nothing (a script: a dozen SETs in a pipeline
-        cost redis-py a reply each): its facts are written under the generation this process
-        last saw, if it is still current; when another process counted a rewrite meanwhile,
-        they are written under the new one (facts of a past generation are never read).
-        The branch's push count goes up either way: it voids "not on the branch".
+        cost redis-py a reply each): the mark, the branch's push count (it voids "not on the
+        branch") and the facts, written under the generation this process last saw if it is
+        still current, else under the one another process counted since (facts of a past
+        generation are never read). A rewriting push (rare) takes its mark first, then
+        counts the rewrite, and gives the mark back should that fail.
         """
+        if not push.rewrites:
+            return await self._write_push(push, seen)
+        if seen is not None and not await self.redis.set(seen, "1", nx=True, ex=DEDUP_SECONDS):
+            return False
+        try:
+            generation = await self.redis.incr(keys.github_generation(push.repo))
+            self._generations[push.repo] = int(generation)
+            return await self._write_push(push, None)
+        except Exception:
+            if seen is not None:
+                await self.redis.delete(seen)
+            raise
+
+    async def _write_push(self, push: Push, seen: str | None) -> bool:
         repo, branch = push.repo, push.branch
-        if push.rewrites:
-            self._generations[repo] = int(await self.redis.incr(keys.github_generation(repo)))
-        generation = self._generations.get(repo, 0)
+        counters = [keys.github_generation(repo), keys.github_pushes(repo, branch)]
+        marks = [seen] if seen is not None else []
         ttl = int(keys.GITHUB_ON_BRANCH_TTL.total_seconds())
+        generation = self._generations.get(repo, 0)
         while True:
             facts = _facts_of(push, generation)
-            counters = [keys.github_generation(repo), keys.github_pushes(repo, branch)]
-            args: list[str | int] = [generation, ttl, *facts.values()]
-            current = int(await self._pushed(keys=[*counters, *facts], args=args))
-            if current == generation:
-                return
-            self._generations[repo] = generation = current
+            args: list[str | int] = [generation, ttl, DEDUP_SECONDS if marks else ""]
+            args += facts.values()
+            answer = await self._pushed(keys=[*counters, *facts, *marks], args=args)
+            if int(answer) < 0:
+                return False
+            if int(answer) == generation:
+                return True
+            self._generations[repo] = generation = int(answer)
 
     async def record_check(self, report: CheckReport) -> bool:
         """Keep the report unless a newer one of its key is there; True when kept."""

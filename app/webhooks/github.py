@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
-from app import logs
+from app import keys, logs
 from app.durations import short
 from app.runtime import Runtime
 from app.services import Service
@@ -93,7 +93,31 @@ class _Delivery:
 
     services: list[Service]
     detail: str
-    record: Callable[[], Awaitable[object]]
+    record: Callable[[str | None], Awaitable[bool]]  # the delivery id; False: seen before
+
+
+def _mark(delivery: str | None) -> str | None:
+    """A delivery's seen mark: what makes a redelivery a duplicate."""
+    return keys.dedup(SENDER, delivery) if delivery else None
+
+
+def _once(
+    runtime: Runtime, record: Callable[[], Awaitable[object]]
+) -> Callable[[str | None], Awaitable[bool]]:
+    """`record` behind the delivery's seen mark, taken first and given back should it fail."""
+
+    async def recorded(delivery: str | None) -> bool:
+        if delivery and not await runtime.store.first_sighting(SENDER, delivery):
+            return False
+        try:
+            await record()
+        except Exception:
+            if delivery:
+                await runtime.store.forget_sighting(SENDER, delivery)
+            raise
+        return True
+
+    return recorded
 
 
 def _missing(sha: str) -> bool:
@@ -151,7 +175,8 @@ def _push(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | str:
             f"push to {push.branch} of {repo}: {short(push.after)}, {len(push.commits)} commits"
         )
     concerned = services if push.rewrites else followers  # a rewrite voids the repo's cache
-    return _Delivery(concerned, detail, lambda: runtime.health.github.record_push(push))
+    github = runtime.health.github
+    return _Delivery(concerned, detail, lambda delivery: github.record_push(push, _mark(delivery)))
 
 
 def _checked(runtime: Runtime, repo: str) -> list[Service]:
@@ -163,13 +188,13 @@ def _status(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | str:
     repo, context = payload.repository.full_name, payload.context
     if context.startswith(OWN_CONTEXT):
         return f"{context} is Cascade's own status"
-    services = _checked(runtime, repo)
+    services, github = _checked(runtime, repo), runtime.health.github
     if not services:
         return f"no service of {repo} has require_checks"
     at = payload.updated_at or payload.created_at or now
     report = CheckReport(repo, payload.sha, f"status:{context}", context, payload.state, at)
     detail = f"{context} {payload.state} on {short(payload.sha)}"
-    return _Delivery(services, detail, lambda: runtime.health.github.record_check(report))
+    return _Delivery(services, detail, _once(runtime, lambda: github.record_check(report)))
 
 
 def _check_suite(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | str:
@@ -177,7 +202,7 @@ def _check_suite(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | st
     repo, suite = payload.repository.full_name, payload.check_suite
     if payload.action != "completed":
         return f"check_suite {payload.action}: only completed suites matter"
-    services = _checked(runtime, repo)
+    services, github = _checked(runtime, repo), runtime.health.github
     if not services:
         return f"no service of {repo} has require_checks"
     app = (suite.app.slug or suite.app.name) if suite.app else None
@@ -186,7 +211,7 @@ def _check_suite(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | st
     at = suite.updated_at or now
     report = CheckReport(repo, suite.head_sha, f"suite:{suite.id}", name, state, at)
     detail = f"{name} {state} on {short(suite.head_sha)}"
-    return _Delivery(services, detail, lambda: runtime.health.github.record_check(report))
+    return _Delivery(services, detail, _once(runtime, lambda: github.record_check(report)))
 
 
 def _unused(event: str | None, raw: Any) -> WebhookAnswer:
@@ -235,13 +260,7 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
         return found
     if isinstance(found, str):
         return WebhookAnswer(status="ignored", detail=found)
-    if delivery and not await runtime.store.first_sighting(SENDER, delivery):
+    if not await found.record(delivery):
         return WebhookAnswer(status="duplicate", detail=f"delivery {delivery} already seen")
-    try:
-        await found.record()
-    except Exception:
-        if delivery:
-            await runtime.store.forget_sighting(SENDER, delivery)
-        raise
     names = reconcile(runtime, [s.name for s in found.services])
     return WebhookAnswer(status="accepted", detail=found.detail, services=names)
