@@ -4,6 +4,7 @@ The formatters and the redaction guard on their own, then a whole in-process Cas
 whose every line, through a webhook and the promotion it causes, is read back.
 """
 
+import contextvars
 import io
 import json
 import logging
@@ -102,6 +103,28 @@ def test_the_guard_redacts(text: str, expected: str) -> None:
     guard = Redactor()
     guard.add("s3cret-value", "tiny", None)  # too short a value is not a secret worth a blank
     assert guard(text) == expected
+
+
+def test_a_request_that_logged_its_own_line_gets_no_access_line() -> None:
+    access = logging.getLogger("uvicorn.access")
+    kept: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda made: kept.append(made.getMessage())  # type: ignore[method-assign]
+    access.addHandler(handler)
+    access.addFilter(filtered := logs.UntoldRequests())
+    try:
+
+        def request(path: str, told: bool) -> None:
+            if told:
+                logs.request_told()
+            access.warning('%s - "POST %s HTTP/1.1" %d', "127.0.0.1:1", path, 202)
+
+        contextvars.copy_context().run(request, "/webhooks/heroku", True)
+        contextvars.copy_context().run(request, "/pause", False)  # each request its own context
+    finally:
+        access.removeHandler(handler)
+        access.removeFilter(filtered)
+    assert kept == ['127.0.0.1:1 - "POST /pause HTTP/1.1" 202']
 
 
 def test_settings_secrets_are_found() -> None:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from fastapi import HTTPException, Request, Response, status
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from app import logs
 from app.api.deps import runtime_of
 from app.api.schemas import errors
 from app.runtime import Runtime
@@ -45,13 +46,19 @@ async def answered(
         answer = await receive(request, runtime)
     except HTTPException as error:
         runtime.metrics.webhook(sender, "refused" if error.status_code < 500 else "error")
-        log.warning("%s webhook refused (%d): %s", sender, error.status_code, error.detail)
+        said = logs.fields(status=error.status_code)
+        log.warning(
+            "%s webhook refused (%d): %s", sender, error.status_code, error.detail, extra=said
+        )
+        logs.request_told()
         raise
     except Exception:
         runtime.metrics.webhook(sender, "error")
         raise
     runtime.metrics.webhook(sender, answer.status)
-    log.info("%s webhook %s: %s", sender, answer.status, answer.detail)
+    said = logs.fields(status=status_code)
+    log.info("%s webhook %s: %s", sender, answer.status, answer.detail, extra=said)
+    logs.request_told()  # this line is the delivery's access line too
     return Response(answer.model_dump_json(), status_code, media_type="application/json")
 
 
