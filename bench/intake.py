@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from bench import fleet as fleets
-from bench import procs, profile
+from bench import payloads, procs, profile
 
 SCRIPT = Path(__file__).with_name("signed.lua")
 FLEET = fleets.Fleet(100, 10, repo="acme/bench")  # the repo of the GitHub pushes
@@ -165,17 +165,9 @@ def _dedup(
     names = [line.split() for line in apps.read_text().splitlines()]
     again = 0
     for n in range(offset, offset + 200):
-        name, app_id, commit = names[n % len(names)]
-        body = (
-            template.replace("__DELIVERY__", f"bench-{n}")
-            .replace("__VERSION__", str(1_000_000 + n))
-            .replace("__RELEASE__", f"00000000-0000-4000-8000-{n:012d}")
-            .replace("__APPID__", app_id)
-            .replace("__APP__", name)
-            .replace("__COMMIT__", commit)
-        )
-        answer = _deliver(cascade, kind.path, body.encode())
-        again += answer.get("status") == "duplicate"
+        body, headers = payloads.signed(kind.sender, template, names, n, procs.SECRET)
+        answer = httpx.post(cascade.url + kind.path, content=body, headers=headers, timeout=10)
+        again += answer.json().get("status") == "duplicate"
     found = {
         "answered": result.requests,
         "rate": result.rate,
@@ -187,20 +179,6 @@ def _dedup(
     }
     log(f"  intake dedup: {found}")
     return found
-
-
-def _deliver(process: procs.Process, path: str, body: bytes) -> dict[str, Any]:
-    from tests.e2e.harness import sign
-
-    headers = {"Heroku-Webhook-Hmac-SHA256": sign(body, procs.SECRET)}
-    headers["Content-Type"] = "application/json"
-    answer: dict[str, Any] = httpx.post(
-        process.url + path, content=body, headers=headers, timeout=10
-    ).json()
-    return answer
-
-
-_OUTCOME = re.compile(r'^cascade_webhooks_total\{outcome="(\w+)",sender="heroku"\} (\S+)$')
 
 
 def _outcomes(process: procs.Process) -> dict[str, float]:

@@ -5,6 +5,9 @@ driver fills per delivery; the Heroku one is the sandbox's own `api:release` eve
 its shape is the one Cascade's tests already hold to Heroku's.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -123,3 +126,31 @@ def github_push_template(repo: str = "acme/bench", size: int = 7 * 1024) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def signed(
+    kind: str, template: str, apps: list[list[str]], n: int, secret: str
+) -> tuple[bytes, dict[str, str]]:
+    """Delivery `n` of `kind` ("heroku" or "github") and its headers, as `signed.lua` makes it:
+    the apps (lines of name, id, commit) in turn, each delivery its own id and version."""
+    if kind == "github":
+        body = template.replace("__SHA__", f"{n:040x}").encode()
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return body, {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": f"bench-{n}",
+            "X-Hub-Signature-256": f"sha256={digest}",
+        }
+    name, app_id, commit = apps[n % len(apps)]
+    body = (
+        template.replace("__DELIVERY__", f"bench-{n}")
+        .replace("__VERSION__", str(1_000_000 + n))
+        .replace("__RELEASE__", f"00000000-0000-4000-8000-{n:012d}")
+        .replace("__APPID__", app_id)
+        .replace("__APP__", name)
+        .replace("__COMMIT__", commit)
+    ).encode()
+    mac = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    signature = base64.b64encode(mac).decode()
+    return body, {"Content-Type": "application/json", "Heroku-Webhook-Hmac-SHA256": signature}
