@@ -87,6 +87,8 @@ def affected(services: Iterable[Service], touched: Iterable[Touched]) -> list[st
 
 
 class IncidentsHealth:
+    READS = 3  # replies to `send_reads`
+
     def __init__(
         self,
         client: "redis.Redis",
@@ -109,8 +111,6 @@ class IncidentsHealth:
             # a long CASCADE_POLL_SECONDS must not make every read stale between two polls
             stale_after=max(STALE_AFTER, timedelta(seconds=2 * settings.poll_seconds)),
         )
-
-    READS = 3  # replies to `send_reads`
 
     @staticmethod
     def send_reads(pipe: Pipeline) -> None:
