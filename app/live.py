@@ -50,10 +50,16 @@ class Live:
         self._reader: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
+    @staticmethod
+    def message(service: str | None) -> tuple[str, str]:
+        """The channel and the message telling pages that `service` (None: everything) may
+        look different, for a caller that publishes it in a round trip of its own making."""
+        return keys.LIVE, service or EVERYTHING
+
     async def changed(self, service: str | None) -> None:
         """Tell every process's pages that `service` (None: everything) may look different."""
         try:
-            await self.redis.publish(keys.LIVE, service or EVERYTHING)
+            await self.redis.publish(*self.message(service))
         except (RedisError, OSError) as error:
             log.warning("live: cannot publish a change: %s", type(error).__name__)
 

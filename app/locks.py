@@ -22,6 +22,7 @@ from app.redis_client import script_first
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+if ARGV[2] then redis.call('publish', ARGV[2], ARGV[3]) end
 return redis.call('del', KEYS[2])
 """
 _ACQUIRE = """
@@ -45,6 +46,7 @@ class Lease:
     held: bool
     news: bool = False  # someone asked for a reconcile while it was held
     replies: list[Any] = field(default_factory=list)  # to the reads sent with it, when held
+    publish: tuple[str, str] | None = None  # (channel, message) to publish as it is released
 
 
 class Locks:
@@ -81,7 +83,8 @@ class Locks:
         finally:
             renewing.cancel()
             await asyncio.wait({renewing})  # unlike awaiting it, keeps a cancel aimed at us
-            lease.news = bool(await self._release(keys=[key, dirty], args=[token]))
+            args = [token, *lease.publish] if lease.publish else [token]
+            lease.news = bool(await self._release(keys=[key, dirty], args=args))
 
     async def _take(
         self, key: str, dirty: str, token: str, reading: Callable[[Pipeline], None] | None

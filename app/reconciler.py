@@ -23,6 +23,7 @@ from app.freezes import windows
 from app.health import Health
 from app.heroku import HerokuClient, HerokuError
 from app.ledger import Ledger
+from app.live import Live
 from app.locks import Locks
 from app.models import (
     Candidate,
@@ -78,10 +79,13 @@ class Reconciler:
         resync_seconds: float,
         health: Health,
         dry_run: bool = False,
+        live: Live | None = None,
     ) -> None:
         self.config, self.heroku, self.store, self.ledger = config, heroku, store, ledger
         self.locks, self.audit, self.promoter, self.clock = locks, audit, promoter, clock
         self.resync_seconds, self.dry_run, self.health = resync_seconds, dry_run, health
+        self.live = live  # told when a service's pages would change
+        self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
         self.topologies: dict[str, topo.Topology] = {}
         self.problems: dict[str, str] = {}
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
@@ -128,6 +132,8 @@ class Reconciler:
         if known is not None and self._settled.get(name) == folds:
             settled = await self._still_settled(service, known)
             if settled is not None:
+                if self.live is not None and self._pages_change(name, settled):
+                    await self.live.changed(name)
                 return settled
         # The view and the status page's are read in the round trip that takes the lock,
         # when the stages are known.
@@ -137,6 +143,8 @@ class Reconciler:
             if lease.held:
                 read = self._received(name, apps, lease.replies) if known else None
                 outcome = await self._reconcile(service, known, read)
+                if self._pages_change(name, outcome):  # told in the round trip that releases
+                    lease.publish = Live.message(name)
         if not lease.held:
             # The holder runs again for our news; should it have died, try when its lock expires.
             expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
@@ -146,6 +154,14 @@ class Reconciler:
         else:
             self._settled.pop(name, None)
         return Outcome(outcome.plan, outcome.wake_at, lease.news, outcome.shown, outcome.settled)
+
+    def _pages_change(self, name: str, outcome: Outcome) -> bool:
+        """Whether the service's pages would look different now (a release may have arrived
+        without any audited event); noted as told."""
+        if self.live is None or outcome.shown is None or self._shown.get(name) == outcome.shown:
+            return False
+        self._shown[name] = outcome.shown
+        return True
 
     async def _still_settled(self, service: Service, topology: topo.Topology) -> Outcome | None:
         """The outcome for a service that is still settled, read without its lock; else None.

@@ -72,7 +72,6 @@ class Runtime:
     commit_statuses: CommitStatuses | None = None  # with GITHUB_TOKEN
     reloader: Reloader | None = None
     watcher: Watcher | None = None  # SIGHUP and the services file's modification time
-    _shown: dict[str, int] = field(default_factory=dict)  # service -> what pages last showed
 
     async def handle(self, service: str) -> None:
         """The queue's worker step: reconcile, then arrange to look again."""
@@ -80,9 +79,6 @@ class Runtime:
             outcome = await self.reconciler.reconcile(service)
         if outcome.plan is not None:
             self.metrics.plan(service, outcome.plan)
-        if outcome.shown is not None and self._shown.get(service) != outcome.shown:
-            self._shown[service] = outcome.shown  # a release may have arrived without any event
-            await self.live.changed(service)
         if outcome.wake_at is not None:
             self.scheduler.wake(service, outcome.wake_at)
         if outcome.again:
@@ -107,6 +103,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     health = Health.from_settings(settings, client)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     promoter = Promoter(heroku, store, ledger, audit, utcnow, owner)
+    live = Live(client)
     reconciler = Reconciler(
         config=config,
         heroku=heroku,
@@ -119,6 +116,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         resync_seconds=settings.resync_seconds,
         health=health,
         dry_run=settings.dry_run,
+        live=live,
     )
     runtime: Runtime
     queue = ReconcileQueue(lambda service: runtime.handle(service))
@@ -138,7 +136,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         queue=queue,
         scheduler=scheduler,
         metrics=upkeep.metrics(owner, sandbox is not None),
-        live=Live(client),
+        live=live,
         health=health,
         poller=poller,
         heroku_secret=secret,

@@ -128,3 +128,20 @@ async def test_the_lock_is_taken_after_redis_forgot_its_script(
     await redis_client.script_flush()  # as after a Redis restart
     async with locks.hold("api", lambda pipe: pipe.exists(keys.lock("api"))) as lease:
         assert (lease.held, lease.replies) == (True, [1])  # read after the lock was taken
+
+
+async def test_a_message_given_to_the_lease_is_published_as_it_is_released(
+    locks: Locks, redis_client: "redis.Redis"
+) -> None:
+    async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe("cascade-test:live")
+        async with locks.hold("api") as lease:
+            lease.publish = ("cascade-test:live", "api")
+            assert await pubsub.get_message(timeout=0.2) is None  # not while it is held
+        message = await pubsub.get_message(timeout=2)
+        async with locks.hold("api"):
+            pass  # nothing given: nothing published
+        assert await pubsub.get_message(timeout=0.2) is None
+    assert message is not None
+    assert message["data"] == "api"
+    assert await redis_client.get(keys.lock("api")) is None
