@@ -113,7 +113,8 @@ class Store:
         self._history = client.register_script(_HISTORY)
         self._arrivals = Kept[tuple[str, str, str], datetime](ARRIVALS_KEPT)  # service, app, commit
         self._slugs = Kept[str, str](SLUGS_KEPT)  # slug id -> commit
-        self._stages_seen = Kept[str, str](STAGES_KEPT)  # stage key -> its JSON ("" none)
+        # stage key -> its JSON ("" none) as this process last saw it, and that JSON parsed
+        self._stages_seen = Kept[str, tuple[str, StageView]](STAGES_KEPT)
         self._fold = client.register_script(_FOLD)
         self._heard: dict[str, datetime] = {}  # source -> when this process last noted it
         self._folds: dict[str, int] = {}  # service -> releases this process folded in
@@ -184,11 +185,12 @@ class Store:
         # The slug's commit is cached by the same script (it never changes: no CAS).
         cached = (release.slug_id, release.commit) if release.slug_id and release.commit else None
         slug = [keys.slug(cached[0])] if cached else []
-        raw = self._stages_seen.get(key)  # as this process last saw it: no read when right
+        last = self._stages_seen.get(key)
+        raw = last[0] if last else None  # as this process last saw it: no read when right
         while True:
             if raw is None:
                 raw = _text(await self.redis.get(key)) or ""
-            before = _stage.validate_json(raw) if raw else StageView(release.app)
+            before = self._stage_of(key, release.app, raw)
             after = fold_release(before, release)
             folded = _stage.dump_json(after).decode() if after != before else ""
             answer, current = await self._fold(
@@ -208,7 +210,7 @@ class Store:
             if cached:
                 self._slugs.keep(*cached)
             if int(answer) >= 0:
-                self._stages_seen.keep(key, folded or raw)
+                self._stages_seen.keep(key, (folded, after) if folded else (raw, before))
                 if folded:
                     self._folds[service] = self._folds.get(service, 0) + 1
                 return Folded(changed=after != before, first=bool(int(answer)))
@@ -330,12 +332,20 @@ class Store:
         self, service: str, apps: Sequence[str], raw: Sequence[bytes | str | None]
     ) -> tuple[StageView, ...]:
         """The stages as read, each remembered for the next fold (`put_release`)."""
-        for app, value in zip(apps, raw, strict=True):
-            self._stages_seen.keep(keys.stage(service, app), _text(value) or "")
         return tuple(
-            _stage.validate_json(value) if value else StageView(app)
+            self._stage_of(keys.stage(service, app), app, _text(value) or "")
             for app, value in zip(apps, raw, strict=True)
         )
+
+    def _stage_of(self, key: str, app: str, raw: str) -> StageView:
+        """`raw` parsed, or as it was parsed when last seen: a stage changes far less often
+        than it is read (each reconcile reads every stage, each fold its own)."""
+        last = self._stages_seen.get(key)
+        if last is not None and last[0] == raw:
+            return last[1]
+        view = _stage.validate_json(raw) if raw else StageView(app)
+        self._stages_seen.keep(key, (raw, view))
+        return view
 
     async def mark_resync(self, service: str, every_seconds: float) -> bool:
         """True for the one process that should re-read the pipeline now."""
