@@ -9,9 +9,9 @@ request middleware, the webhook route, the reconcile, the promotion.
 
 import json
 import logging
+import random
 import re
 import sys
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -244,8 +244,10 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        headers = scope.get("headers") or ()
+        given = next((v for k, v in headers if k == b"x-request-id"), b"").decode("latin-1")
+        # An id need be unique, not secret: no system call for randomness (as uuid4 makes).
+        request_id = given if _REQUEST_ID.fullmatch(given) else f"{random.getrandbits(128):032x}"
         header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:

@@ -118,9 +118,10 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
         return WebhookAnswer(status="ignored", detail="not an api:release create/update event")
     release = to_release(payload)
     delivery = payload.webhook_metadata.delivery.id if payload.webhook_metadata else None
-    logs.bind(delivery_id=delivery, commit=release.commit)
     service = runtime.reconciler.owner_of(release.app)
-    logs.bind(service=service.name if service else None)
+    logs.bind(
+        delivery_id=delivery, commit=release.commit, service=service.name if service else None
+    )
     if service is None:
         return WebhookAnswer(status="ignored", detail=f"{release.app} is in no configured service")
     ids = [f"{release.app}:v{release.version}:{release.status}"]
