@@ -20,7 +20,7 @@ from app import topology as topo
 from app.audit import Audit, Event
 from app.durations import short
 from app.freezes import windows
-from app.health import Health
+from app.health import Health, Prefetched
 from app.heroku import HerokuClient, HerokuError
 from app.ledger import Ledger
 from app.live import Live
@@ -57,11 +57,11 @@ class Outcome:
 
 @dataclass(frozen=True)
 class _Read:
-    """What a reconcile reads with its lock: the service's view, and the status page's (the
-    replies to `IncidentsHealth.send_reads`), one round trip fewer than reading it later."""
+    """What a reconcile reads with its lock: the service's view, and what the signals' views
+    can read before it is known (`Health.send_reads`), a round trip fewer than later."""
 
     view: ServiceView
-    incidents: Sequence[Any]
+    signals: Prefetched
 
 
 class Reconciler:
@@ -138,10 +138,10 @@ class Reconciler:
         # The view and the status page's are read in the round trip that takes the lock,
         # when the stages are known.
         apps = known.stages if known else ()
-        reading = (lambda pipe: self._send_reads(pipe, name, apps)) if known else None
+        reading = (lambda pipe: self._send_reads(pipe, service, apps)) if known else None
         async with self.locks.hold(name, reading) as lease:
             if lease.held:
-                read = self._received(name, apps, lease.replies) if known else None
+                read = self._received(service, apps, lease.replies) if known else None
                 outcome = await self._reconcile(service, known, read)
                 if self._pages_change(name, outcome):  # told in the round trip that releases
                     lease.publish = Live.message(name)
@@ -183,14 +183,16 @@ class Reconciler:
             return None
         return Outcome(decided, None, again=False, shown=_shown(snapshot, decided), settled=True)
 
-    def _send_reads(self, pipe: Pipeline, name: str, apps: Sequence[str]) -> None:
-        self.store.send_view(pipe, name, apps)
-        self.health.incidents.send_reads(pipe)
+    def _send_reads(self, pipe: Pipeline, service: Service, apps: Sequence[str]) -> None:
+        """Queue the view's reads, then the signals' (`Health.send_reads`)."""
+        self.store.send_view(pipe, service.name, apps)
+        self.health.send_reads(pipe, service)
 
-    def _received(self, name: str, apps: Sequence[str], replies: Sequence[Any]) -> _Read:
+    def _received(self, service: Service, apps: Sequence[str], replies: Sequence[Any]) -> _Read:
         """The replies to `_send_reads`."""
-        split = len(replies) - self.health.incidents.READS
-        return _Read(self.store.view_of(name, apps, replies[:split]), replies[split:])
+        split = len(replies) - Health.reads(service)
+        view = self.store.view_of(service.name, apps, replies[:split])
+        return _Read(view, self.health.received(replies[split:]))
 
     async def _reconcile(
         self, service: Service, known: topo.Topology | None, read: _Read | None
@@ -226,7 +228,7 @@ class Reconciler:
             topology,
             fetch=True,
             view=None if stale else view,
-            incidents_read=read.incidents if read else None,
+            prefetched=read.signals if read else None,
         )
         decided = plan(snapshot)
         # The decision's audit entries are written while the promotions go out: the POST
@@ -305,7 +307,7 @@ class Reconciler:
         *,
         fetch: bool,
         view: ServiceView | None = None,
-        incidents_read: Sequence[Any] | None = None,
+        prefetched: Prefetched | None = None,
     ) -> tuple[Snapshot, dict[str, str]]:
         """The snapshot, and the gate states last audited: two rounds of Redis reads.
 
@@ -337,7 +339,7 @@ class Reconciler:
                 now,
                 windows(self.config.freezes, name, now),
                 fetch=fetch,
-                incidents_read=incidents_read,
+                prefetched=prefetched,
             ),
         )
         return self._snapshot(service, now, view, history, promotions, signals), view.gate_states

@@ -249,6 +249,24 @@ async def test_a_delivery_seen_before_records_nothing_and_says_so(
     await elsewhere.aclose()
 
 
+async def test_where_the_branch_stands_may_come_read_already(
+    health: GitHubHealth, peer: GitHubPeer, redis_client: "redis.Redis"
+) -> None:
+    await health.record_push(push(SOURCE, TARGET, SOURCE))  # generation 0: on main, ahead
+    async with redis_client.pipeline(transaction=False) as pipe:
+        GitHubHealth.send_branch_read(pipe, REPO, "main")
+        (read,) = await pipe.execute()
+    assert read == [None, "1"]  # no rewrite yet; one push
+    pair = (SOURCE, TARGET)
+    found = await health.gather(API, [pair], NOW, branch_read=read)
+    assert found[pair] == GitHubFacts(True, Relation.AHEAD)
+    later = ["1", "2"]  # as read after a rewrite elsewhere: nothing known of generation 1
+    on_main(peer, SOURCE)
+    peer.compares[(TARGET, SOURCE)] = "ahead"
+    assert (await health.gather(API, [pair], NOW, branch_read=later))[pair].on_branch is True
+    assert peer.calls  # asked GitHub: the facts of generation 0 were not read for 1
+
+
 async def test_a_deleted_branch_clears_what_is_cached(
     health: GitHubHealth, peer: GitHubPeer
 ) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from app.health.alerts import AlertsHealth
 from app.health.github import GitHubHealth
@@ -22,6 +23,15 @@ from app.services import Service
 from app.settings import Settings
 from app.signals import Signals
 from app.signals.freeze import FreezeWindow
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """Replies to `Health.send_reads`: what the signals' views read in a round trip that
+    goes out anyway (a reconcile's lock), instead of in one of their own."""
+
+    incidents: Sequence[Any]  # to `IncidentsHealth.send_reads`
+    branch: Any = None  # to `GitHubHealth.send_branch_read`, when the service names a repo
 
 
 @dataclass
@@ -48,20 +58,38 @@ class Health:
         freezes: tuple[FreezeWindow, ...] = (),
         *,
         fetch: bool = True,
-        incidents_read: Sequence[Any] | None = None,
+        prefetched: Prefetched | None = None,
     ) -> Signals:
         """Every signal of `service`; `commits` are the (source, target) commits that differ.
 
         With `fetch=False` (status pages, notices) only what is in Redis or cached is read.
-        `incidents_read`: the replies to `IncidentsHealth.send_reads`, when sent already.
+        `prefetched`: the replies to `send_reads`, when they were sent already.
         """
+        incidents_read = prefetched.incidents if prefetched else None
+        branch_read = prefetched.branch if prefetched else None
         github, alerts, incidents, urls = await asyncio.gather(
-            self.github.gather(service, commits, now, fetch=fetch),
+            self.github.gather(service, commits, now, fetch=fetch, branch_read=branch_read),
             self.alerts.gather(service, now, fetch=fetch),
             self.incidents.gather(service, now, fetch=fetch, replies=incidents_read),
             self.urls.gather(service, now, fetch=fetch and bool(commits)),  # probe when moving
         )
         return Signals(github, alerts, incidents, urls, freezes)
+
+    def send_reads(self, pipe: Pipeline, service: Service) -> None:
+        """Queue the reads of `gather` that need nothing read before them (`reads` of them)."""
+        self.incidents.send_reads(pipe)
+        if service.repo:
+            self.github.send_branch_read(pipe, service.repo, service.branch)
+
+    @staticmethod
+    def reads(service: Service) -> int:
+        return IncidentsHealth.READS + (1 if service.repo else 0)
+
+    @staticmethod
+    def received(replies: Sequence[Any]) -> Prefetched:
+        """The replies to `send_reads`."""
+        incidents, branch = replies[: IncidentsHealth.READS], replies[IncidentsHealth.READS :]
+        return Prefetched(incidents, branch[0] if branch else None)
 
     async def refresh(self, services: Sequence[Service]) -> list[str]:
         """Poll the feeds that have a fallback reader; the services whose view changed."""

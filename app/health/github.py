@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from app import keys
 from app.services import Service
@@ -159,11 +160,17 @@ class GitHubHealth:
         now: datetime,
         *,
         fetch: bool = True,
+        branch_read: Any = None,
     ) -> dict[tuple[str, str], GitHubFacts]:
-        """Facts per (source commit, target commit); empty when the service names no repo."""
+        """Facts per (source commit, target commit); empty when the service names no repo.
+
+        `branch_read`: the reply to `send_branch_read`, when it was sent already."""
         if not service.repo or not commits:
             return {}
-        branch = await self._branch(service.repo, service.branch)
+        if branch_read is None:
+            branch_read = await self.redis.mget(*_branch_keys(service.repo, service.branch))
+        generation, pushes = branch_read
+        branch = _Branch(service.repo, service.branch, int(generation or 0), int(pushes or 0))
         pairs = sorted(set(commits))
         sources = sorted({source for source, _ in pairs})
         marks = await self._branch_marks(branch, sources)  # one read for every source
@@ -193,11 +200,10 @@ class GitHubHealth:
             for s, t in pairs
         }
 
-    async def _branch(self, repo: str, name: str) -> _Branch:
-        generation, pushes = await self.redis.mget(
-            keys.github_generation(repo), keys.github_pushes(repo, name)
-        )
-        return _Branch(repo, name, int(generation or 0), int(pushes or 0))
+    @staticmethod
+    def send_branch_read(pipe: Pipeline, repo: str, branch: str) -> None:
+        """Queue where the branch stands (its generation, its push count), for `gather`."""
+        pipe.mget(*_branch_keys(repo, branch))
 
     async def _branch_marks(
         self, branch: _Branch, shas: Sequence[str]
@@ -383,6 +389,10 @@ def _remember(
         while len(memory) >= MEMORY_MAX:
             del memory[next(iter(memory))]
     memory[key] = value
+
+
+def _branch_keys(repo: str, branch: str) -> tuple[str, str]:
+    return keys.github_generation(repo), keys.github_pushes(repo, branch)
 
 
 def _facts_of(push: Push, generation: int) -> dict[str, str]:
