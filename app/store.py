@@ -192,7 +192,8 @@ class Store:
                 raw = _text(await self.redis.get(key)) or ""
             before = self._stage_of(key, release.app, raw)
             after = fold_release(before, release)
-            folded = _stage.dump_json(after).decode() if after != before else ""
+            changed = after != before
+            folded = _stage.dump_json(after).decode() if changed else ""
             answer, current = await self._fold(
                 keys=[key, keys.history(service, release.app), *seen, *slug],
                 args=[
@@ -210,10 +211,10 @@ class Store:
             if cached:
                 self._slugs.keep(*cached)
             if int(answer) >= 0:
-                self._stages_seen.keep(key, (folded, after) if folded else (raw, before))
-                if folded:
+                self._stages_seen.keep(key, (folded, after) if changed else (raw, before))
+                if changed:
                     self._folds[service] = self._folds.get(service, 0) + 1
-                return Folded(changed=after != before, first=bool(int(answer)))
+                return Folded(changed=changed, first=int(answer) == 1)
             raw = _text(current) or ""  # it changed since: fold onto what is there now
 
     # history --------------------------------------------------------------

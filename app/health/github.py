@@ -136,12 +136,12 @@ class GitHubHealth:
             facts = _facts_of(push, generation)
             args: list[str | int] = [generation, ttl, DEDUP_SECONDS if marks else ""]
             args += facts.values()
-            answer = await self._pushed(keys=[*counters, *facts, *marks], args=args)
-            if int(answer) < 0:
+            answer = int(await self._pushed(keys=[*counters, *facts, *marks], args=args))
+            if answer < 0:
                 return False
-            if int(answer) == generation:
+            if answer == generation:
                 return True
-            self._generations[repo] = generation = int(answer)
+            self._generations[repo] = generation = answer
 
     async def record_check(self, report: CheckReport) -> bool:
         """Keep the report unless a newer one of its key is there; True when kept."""
