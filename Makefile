@@ -1,23 +1,35 @@
-# The two Quick-start commands: `make serve` and `make test`. Both build .venv themselves.
+# The two Quick-start commands: `make serve` and `make test`. Both build .venv themselves,
+# from uv.lock: every version, direct and transitive, pinned with its hashes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv, pinned by hash, in a folder of its own (uv sync would remove it from .venv)
+UV_HOME := .uv
+UV := $(UV_HOME)/bin/uv
+# uv uses the interpreter that is here; it never downloads a Python build
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Debian's Chromium, which Playwright drives in the dashboard's browser test (as root in CI)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint reliability
+.PHONY: serve test lint reliability upgrade
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(UV): scripts/uv-requirements.txt
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --require-hashes --no-deps -r scripts/uv-requirements.txt
+	touch $(UV)
+
+# --locked: a lock that disagrees with pyproject.toml is an error, never rewritten here
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --all-extras --python $(PYTHON) --quiet
 	touch $(STAMP)
 
 serve: $(STAMP)
 	CASCADE_CONFIG=$${CASCADE_CONFIG:-examples/demo.toml} $(BIN)/cascade serve
 
 lint: $(STAMP)
+	$(UV) lock --check --python $(PYTHON)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
@@ -35,18 +47,22 @@ reliability: $(STAMP)
 	CASCADE_FLOOD_DELIVERIES=$${CASCADE_FLOOD_DELIVERIES:-100000} $(BIN)/python scripts/reliability.py
 
 # The benchmarks (about 12 minutes; not part of `make test`), their figures written to
-# BENCHMARKS.md. Installs the `bench` extra (py-spy) and Debian's wrk when missing.
-BENCH_STAMP := $(VENV)/.bench-installed
+# BENCHMARKS.md. Installs Debian's wrk when missing (py-spy, the `bench` extra, is in .venv).
 WRK := /usr/bin/wrk
-
-$(BENCH_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	touch $(BENCH_STAMP)
 
 $(WRK):
 	$$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk'
 
 .PHONY: bench
-bench: $(BENCH_STAMP) $(WRK)
+bench: $(STAMP) $(WRK)
 	$(BIN)/python -m bench
+
+# Refresh uv.lock (and uv's own pin) to the newest versions pyproject.toml allows, rebuild
+# .venv from it and run the whole suite: commit the new lock only if this ends green.
+upgrade: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+	echo "uv" | $(UV) pip compile --generate-hashes --no-header --python $(PYTHON) - \
+		| { echo "# uv itself, pinned by hash: the Makefile installs it into .uv/ with pip (make upgrade refreshes it)."; cat; } \
+		> scripts/uv-requirements.txt.new && mv scripts/uv-requirements.txt.new scripts/uv-requirements.txt
+	$(MAKE) test

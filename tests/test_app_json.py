@@ -6,6 +6,7 @@ description, unless Heroku provides it (PORT) or the Redis add-on does (REDIS_UR
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,15 @@ def test_the_buildpack_installs_the_project_and_the_procfile_runs_it(
     app_json: dict[str, Any],
 ) -> None:
     assert app_json["buildpacks"] == [{"url": "heroku/python"}]
-    requirements = (ROOT / "requirements.txt").read_text().split("\n")
-    assert "." in requirements  # this project, with pyproject.toml's dependencies
+    # The buildpack installs uv.lock (with .python-version) and refuses a second package
+    # manager's file beside it.
+    assert not (ROOT / "requirements.txt").exists()
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    (project,) = [p for p in lock["package"] if p["name"] == "cascade"]
+    assert project["source"] == {"editable": "."}  # this project, with every dependency locked
+    python = (ROOT / ".python-version").read_text().strip()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == f">={python}"
     (web,) = (ROOT / "Procfile").read_text().splitlines()
     assert web.startswith("web: uvicorn app.main:app --host 0.0.0.0 --port $PORT")
     # Heroku sends SIGTERM and kills 30 s later: uvicorn must not wait longer on connections.
