@@ -30,6 +30,7 @@ ACCEPT = "application/vnd.heroku+json; version=3"
 MAX_PAGES = 50  # 50 pages of up to 1000 items: far more than any pipeline has
 MAX_RETRY_AFTER = 60.0  # never let one Retry-After stall a reconcile for longer
 PAGE_MAX = 1000  # Heroku's largest Range page
+RUNNING_DEPTH = 20  # releases looked through for the one that runs, past failed ones
 # The request provably never left this process, so even a POST may be sent again.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -189,6 +190,23 @@ class HerokuClient:
         rng = f"version ..; order=desc,max={min(limit, PAGE_MAX)}"
         items = await self._list("/apps/{app}/releases", rng=rng, limit=limit, app=app)
         return await self._releases(items)
+
+    async def running(self, latest: Release, before: Release | None) -> Release | None:
+        """What runs on `latest.app`: its newest succeeded release (None: none of the last
+        `RUNNING_DEPTH`). A newer release that failed or is pending changes nothing that runs.
+
+        `latest` (the app's newest) when it succeeded; `before`, a succeeded release of the
+        app, when it is the one right before `latest` (versions leave nothing between them);
+        otherwise the app's newest releases are read (one call).
+        """
+        if latest.status is ReleaseStatus.SUCCEEDED:
+            return latest
+        if before is not None and before.app == latest.app and before.version == latest.version - 1:
+            return before
+        for release in await self.releases(latest.app, RUNNING_DEPTH):
+            if release.status is ReleaseStatus.SUCCEEDED:
+                return release
+        return None
 
     async def slug_commit(self, app: str, slug_id: str) -> str | None:
         """The commit a slug was built from: cache first, since slugs never change."""

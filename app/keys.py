@@ -21,7 +21,7 @@ POLLED = f"{PREFIX}:feeds-polled"  # set by the one process that polls the fallb
 
 DEDUP_TTL = timedelta(days=3)
 LOCK_TTL = timedelta(seconds=10)  # renewed by its holder while it works
-RECORD_TTL = timedelta(days=30)
+BLOCKED_TOLD_TTL = timedelta(days=30)  # a Slack notice told once per pair and commit
 TOPOLOGY_TTL = timedelta(hours=1)
 # Slugs never change, but a flood of releases must not keep one key each for ever: past this,
 # a slug's commit is asked of the Platform API again (one call) if it is ever needed.
@@ -53,6 +53,18 @@ def promotion(service: str, target: str, commit: str) -> str:
 def promotions(service: str) -> str:
     """Set of promotion record keys of the service that are not yet settled."""
     return f"{_service(service)}:promotions"
+
+
+def in_flight(service: str, target: str) -> str:
+    """The key of the one unsettled promotion record into `target`: promotions into a
+    target are serialised, so an older one can never land after a newer one."""
+    return f"{_service(service)}:in-flight:{target}"
+
+
+def settled(service: str, target: str) -> str:
+    """Set of the settled promotion record keys into `target`, kept until a newer commit
+    succeeds there (no expiry: an operator's rollback is respected until then)."""
+    return f"{_service(service)}:settled:{target}"
 
 
 def lock(service: str) -> str:

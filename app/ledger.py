@@ -1,8 +1,11 @@
 """Promotion records: one per (service, target, commit), created only if absent.
 
 The record is what makes a promotion happen at most once across processes and
-restarts: it is claimed (SET NX) before anything is sent to Heroku, and settled
-records stay for `keys.RECORD_TTL` so the same commit is never sent twice.
+restarts: it is claimed (SET NX) before anything is sent to Heroku, with a token
+its claimer makes, and every later write is a compare-and-set on the record as
+its writer saw it, token included. Promotions into one target are serialised:
+a claim is refused while another record into that target is unsettled. A settled
+record never expires: it is kept until a newer commit succeeds on its target.
 """
 
 from collections.abc import Iterable
@@ -15,25 +18,48 @@ from app.models import PromotionRecord
 
 _record = TypeAdapter(PromotionRecord)
 
-# Create the record and list it as unsettled in one step: a crash cannot leave one unlisted.
+# KEYS: the record, the service's unsettled set, the target's in-flight key. Create the
+# record only if absent and no other record into the target is unsettled, and list it as
+# unsettled and in flight in the same step: a crash cannot leave one unlisted.
 _CLAIM = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX') then
-  redis.call('sadd', KEYS[2], KEYS[1])
-  return 1
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+local busy = redis.call('get', KEYS[3])
+if busy and busy ~= KEYS[1] and redis.call('sismember', KEYS[2], busy) == 1 then
+  return -1
 end
-return 0
+redis.call('set', KEYS[1], ARGV[1])
+redis.call('set', KEYS[3], KEYS[1])
+redis.call('sadd', KEYS[2], KEYS[1])
+return 1
 """
 
-
-# Change or drop a record only if it is still exactly what the caller last saw: of a claimer
-# about to send and a follower taking the unsent claim back, exactly one wins.
+# KEYS: the record, the unsettled set, the target's in-flight key, the target's settled set.
+# ARGV: the record as the writer saw it; the new one ('' drops it); its state. Of a claimer
+# about to send and a follower taking the unsent claim back, exactly one wins; a writer that
+# stalled finds another holder's record and changes nothing. A record leaving the unsettled
+# state frees its target; one that succeeded retires the target's older settled records
+# (its keys share the service's slot): anything they guarded would now go backwards.
 _SWAP = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+local state = ARGV[3]
 if ARGV[2] == '' then
   redis.call('del', KEYS[1])
-  redis.call('srem', KEYS[2], KEYS[1])
+  redis.call('srem', KEYS[4], KEYS[1])
 else
   redis.call('set', KEYS[1], ARGV[2])
+end
+if ARGV[2] == '' or state == 'succeeded' or state == 'failed' then
+  redis.call('srem', KEYS[2], KEYS[1])
+  if redis.call('get', KEYS[3]) == KEYS[1] then redis.call('del', KEYS[3]) end
+end
+if state == 'succeeded' then
+  for _, older in ipairs(redis.call('smembers', KEYS[4])) do
+    if older ~= KEYS[1] then redis.call('del', older) end
+  end
+  redis.call('del', KEYS[4])
+end
+if ARGV[2] ~= '' and (state == 'succeeded' or state == 'failed') then
+  redis.call('sadd', KEYS[4], KEYS[1])
 end
 return 1
 """
@@ -46,34 +72,50 @@ class Ledger:
         self._swap = client.register_script(_SWAP)
 
     async def claim(self, record: PromotionRecord) -> bool:
-        """True for the one caller that may promote this commit to this target."""
+        """True for the one caller that may promote this commit to this target now.
+
+        False when the commit has a record there, or another promotion into the target
+        is not settled yet.
+        """
         key = keys.promotion(record.service, record.target, record.commit)
         value = _record.dump_json(record).decode()
-        return bool(await self._claim(keys=[key, keys.promotions(record.service)], args=[value]))
-
-    async def save(self, record: PromotionRecord) -> None:
-        key = keys.promotion(record.service, record.target, record.commit)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if record.state.settled:
-                pipe.set(key, _record.dump_json(record), ex=keys.RECORD_TTL)
-                pipe.srem(keys.promotions(record.service), key)
-            else:
-                pipe.set(key, _record.dump_json(record))
-            await pipe.execute()
+        return (
+            int(
+                await self._claim(
+                    keys=[
+                        key,
+                        keys.promotions(record.service),
+                        keys.in_flight(record.service, record.target),
+                    ],
+                    args=[value],
+                )
+            )
+            == 1
+        )
 
     async def swap(self, seen: PromotionRecord, new: PromotionRecord | None) -> bool:
-        """Replace the unsettled record `seen` with `new` (None: drop it), only if unchanged."""
-        key = keys.promotion(seen.service, seen.target, seen.commit)
-        values = [_record.dump_json(seen).decode(), _record.dump_json(new).decode() if new else ""]
-        return bool(await self._swap(keys=[key, keys.promotions(seen.service)], args=values))
+        """Replace the record `seen` with `new` (None: drop it), only if it is still `seen`."""
+        service, target = seen.service, seen.target
+        values = [
+            _record.dump_json(seen).decode(),
+            _record.dump_json(new).decode() if new else "",
+            new.state.value if new else "",
+        ]
+        return bool(
+            await self._swap(
+                keys=[
+                    keys.promotion(service, target, seen.commit),
+                    keys.promotions(service),
+                    keys.in_flight(service, target),
+                    keys.settled(service, target),
+                ],
+                args=values,
+            )
+        )
 
-    async def drop(self, record: PromotionRecord) -> None:
-        """Forget a claim that never reached Heroku, so the pair is judged afresh."""
-        key = keys.promotion(record.service, record.target, record.commit)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.srem(keys.promotions(record.service), key)
-            await pipe.execute()
+    async def drop(self, seen: PromotionRecord) -> bool:
+        """Forget a record, only if it is still `seen`: the pair is judged afresh."""
+        return await self.swap(seen, None)
 
     async def find(
         self, service: str, pairs: Iterable[tuple[str, str]]

@@ -113,6 +113,11 @@ class PromotionRecord:
     # False from the claim until just before the POST: a claim its process left unsent is
     # taken back and decided afresh. True for records written before the field existed.
     sent: bool = True
+    # Made by the claimer: every later write compares the record as its writer saw it, token
+    # included, so a stalled writer never changes (or deletes) the next holder's record.
+    token: str = ""
+    # The target's release the decision saw (None: none): the POST goes only over it.
+    over: str | None = None
 
 
 @dataclass(slots=True)

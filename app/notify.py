@@ -170,7 +170,7 @@ class Notifier:
                     continue
                 commit = candidate.commit or ""
                 told = keys.blocked_told(service, candidate.pair.target.app, commit)
-                if await self.redis.set(told, now.isoformat(), nx=True, ex=keys.RECORD_TTL):
+                if await self.redis.set(told, now.isoformat(), nx=True, ex=keys.BLOCKED_TOLD_TTL):
                     self.say(describe_blocked(service, candidate, blocked_for))
 
     async def _with_pause(self, event: Event, line: str) -> str:

@@ -10,6 +10,7 @@ whose outcome is lost, stays failed until a newer commit or an operator
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from app.heroku import HerokuClient, HerokuError, OutcomeUnknown, PromotionRefus
 from app.ledger import Ledger
 from app.models import (
     Candidate,
+    Pair,
     PromotionRecord,
     PromotionState,
     Release,
@@ -68,11 +70,13 @@ class Promoter:
             updated_at=now,
             by=self.owner,
             sent=False,
+            token=secrets.token_hex(8),
+            over=target.release.id if target.release else None,
         )
         # The re-read (a GET) goes out with the claim, not after it: only the decision's check
         # stands between them and the POST (BENCHMARKS.md). A lost claim wastes one read.
         claimed, (latest, changed) = await asyncio.gather(
-            self.ledger.claim(record), self._reread(topology, record)
+            self.ledger.claim(record), self._reread(topology, record, pair)
         )
         if not claimed:
             return False
@@ -82,14 +86,30 @@ class Promoter:
         return sent
 
     async def _reread(
-        self, topology: Topology, record: PromotionRecord
+        self, topology: Topology, record: PromotionRecord, seen: Pair
     ) -> tuple[list[Release], str | None]:
-        """The pipeline now (one call), and why the decision no longer holds, if it doesn't."""
+        """The pipeline now (one call), and why the decision no longer holds, if it doesn't.
+
+        Returns the releases to fold into the view: each app's newest and, when that one
+        failed or is pending, the one that runs (read only when the view cannot tell).
+        """
         try:
             latest = await self.heroku.latest_releases(topology.pipeline_id)
+            newest = {r.app: r for r in latest}
+            source, target = newest.get(record.source), newest.get(record.target)
+            if source is None:
+                return latest, f"{record.source} has no release"
+            running = await self.heroku.running(source, seen.source.release)
+            if running is not None and running is not source:
+                latest.append(running)
+            target_running = None
+            if target is not None and target.status is not ReleaseStatus.PENDING:
+                target_running = await self.heroku.running(target, seen.target.release)
+                if target_running is not None and target_running is not target:
+                    latest.append(target_running)
         except HerokuError as error:
             return [], f"cannot re-read the pipeline: {error}"
-        return latest, _changed_since(record, {r.app: r for r in latest})
+        return latest, _changed_since(record, running, target, target_running)
 
     async def _send(
         self,
@@ -105,7 +125,7 @@ class Promoter:
         """
         service, source, target = record.service, candidate.pair.source, candidate.pair.target
         if changed:
-            await self.ledger.drop(record)
+            await self.ledger.drop(record)  # only if still ours: a stalled process drops nothing
             log.info("promotion skipped service=%s to=%s: %s", service, target.app, changed)
             return False
         sending = replace(record, sent=True, updated_at=self.clock())
@@ -127,25 +147,27 @@ class Promoter:
             return True
         except OutcomeUnknown as error:
             # Heroku may or may not have acted: keep the claim, never POST again.
-            record = replace(record, error=f"outcome unknown: {error}", updated_at=self.clock())
-            await self.ledger.save(record)
+            unknown = replace(record, error=f"outcome unknown: {error}", updated_at=self.clock())
+            if await self.ledger.swap(record, unknown):
+                record = unknown
             log.warning(
                 "promotion outcome unknown service=%s to=%s: %s", service, target.app, error
             )
         except HerokuError as error:
             # Never reached Heroku (no connection, rate limited throughout): try again later.
-            await self.ledger.drop(record)
+            await self.ledger.drop(record)  # only if still ours
             message = f"promotion of {short(record.commit)} not sent, will try again: {error}"
             await self._event("promotion.deferred", record, message)
             return False
         else:
-            record = replace(
+            promoting = replace(
                 record,
                 state=PromotionState.PROMOTING,
                 promotion_id=promotion_id,
                 updated_at=self.clock(),
             )
-            await self.ledger.save(record)
+            if await self.ledger.swap(record, promoting):  # else a follower settled it already
+                record = promoting
         await self._event("promotion.started", record, _started(record, candidate), candidate)
         return True
 
@@ -207,8 +229,11 @@ class Promoter:
 
     async def _settle(self, record: PromotionRecord, state: PromotionState, why: str) -> None:
         error = why if state is PromotionState.FAILED else None
-        record = replace(record, state=state, error=error, updated_at=self.clock())
-        await self.ledger.save(record)
+        settled = replace(record, state=state, error=error, updated_at=self.clock())
+        if not await self.ledger.swap(record, settled):
+            log.info("promotion of %s to %s changed meanwhile: left", record.commit, record.target)
+            return
+        record = settled
         verb = "succeeded" if state is PromotionState.SUCCEEDED else "failed"
         message = f"promotion of {short(record.commit)} to {record.target} {verb}: {why}"
         await self._event(f"promotion.{verb}", record, message)
@@ -241,15 +266,34 @@ def _started(record: PromotionRecord, candidate: Candidate) -> str:
     return f"promoting {short(record.commit)} from {record.source} to {record.target}: {opened}"
 
 
-def _changed_since(record: PromotionRecord, latest: dict[str, Release]) -> str | None:
-    """Why the re-read pipeline no longer allows the claimed promotion, if it doesn't."""
-    source, target = latest.get(record.source), latest.get(record.target)
-    if source is None or source.id != record.release_id:
-        return f"{record.source} has a newer release"
-    if source.status is not ReleaseStatus.SUCCEEDED:
-        return f"{record.source} release v{source.version} is {source.status}"
+def _changed_since(
+    record: PromotionRecord,
+    source: Release | None,
+    target: Release | None,
+    target_running: Release | None,
+) -> str | None:
+    """Why the re-read pipeline no longer allows the claimed promotion, if it doesn't.
+
+    `source` and `target_running` are what runs on each app (the newest succeeded release),
+    `target` the target's newest release. The POST goes only while the source runs the
+    pinned release and the target still runs what the decision saw, with nothing pending.
+    """
+    if source is None:
+        return f"no succeeded release of {record.source} is known"
+    if source.id != record.release_id:
+        return f"{record.source} runs v{source.version} now, not the release decided on"
     if target is not None and target.status is ReleaseStatus.PENDING:
         return f"{record.target} release v{target.version} is in progress"
-    if target is not None and target.commit == record.commit:
+    if target_running is not None and target_running.commit == record.commit:
         return f"{record.target} already runs {short(record.commit)}"
+    if (target_running.id if target_running else None) != record.over:
+        runs = _described(target_running)
+        return (
+            f"{record.target} runs {runs}, not what the decision saw (a hotfix, a manual"
+            " promotion or a rollback since): left alone"
+        )
     return None
+
+
+def _described(release: Release | None) -> str:
+    return f"v{release.version} ({short(release.commit)})" if release else "no release"

@@ -6,6 +6,7 @@ ASGI. Asynchronous effects are awaited by polling with a bound, never by sleepin
 """
 
 import gc
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -361,20 +362,22 @@ async def test_retry_clears_a_failed_promotion(cascade: Cascade) -> None:
         lambda: _has_commit(cascade, "api", "api-qa", commit), "the deploy to reach api-qa"
     )
     now = datetime.now(UTC)
-    await cascade.runtime.ledger.save(
-        PromotionRecord(
-            service="api",
-            source="api-qa",
-            target="api-st",
-            commit=commit,
-            release_id=release["id"],
-            state=PromotionState.FAILED,
-            claimed_at=now,
-            updated_at=now,
-            promotion_id="made-up",
-            error="the test says so",
-        )
+    claimed = PromotionRecord(
+        service="api",
+        source="api-qa",
+        target="api-st",
+        commit=commit,
+        release_id=release["id"],
+        state=PromotionState.CLAIMED,
+        claimed_at=now,
+        updated_at=now,
+        token="test",
     )
+    assert await cascade.runtime.ledger.claim(claimed) is True
+    failed_record = replace(
+        claimed, state=PromotionState.FAILED, promotion_id="made-up", error="the test says so"
+    )
+    assert await cascade.runtime.ledger.swap(claimed, failed_record) is True
     failed = (await cascade.json("/status/api"))["promotions"]
     assert [(p["to"], p["commit"], p["state"]) for p in failed] == [("api-st", commit, "failed")]
 

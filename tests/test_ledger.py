@@ -1,5 +1,6 @@
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 import redis.asyncio as redis
@@ -34,42 +35,66 @@ async def test_claim_is_exclusive(ledger: Ledger) -> None:
     assert await ledger.unsettled("api") == [record()]
 
 
-async def test_claims_of_different_commits_are_independent(ledger: Ledger) -> None:
+async def test_claims_into_different_targets_are_independent(ledger: Ledger) -> None:
     assert await ledger.claim(record("A")) is True
-    assert await ledger.claim(record("B")) is True
+    assert await ledger.claim(replace(record("A"), target="api-prod")) is True
 
 
-async def test_saving_a_settled_record_stops_following_it(
-    ledger: Ledger, redis_client: "redis.Redis"
-) -> None:
+async def test_settling_a_record_stops_following_it(ledger: Ledger) -> None:
     await ledger.claim(record())
     done = record(state=PromotionState.SUCCEEDED)
-    await ledger.save(done)
+    assert await ledger.swap(record(), done) is True
     assert await ledger.unsettled("api") == []
     assert await ledger.find("api", [("api-st", "A")]) == {("api-st", "A"): done}
-    ttl = await redis_client.ttl(keys.promotion("api", "api-st", "A"))
-    assert 0 < ttl <= keys.RECORD_TTL.total_seconds()
 
 
 async def test_settled_record_still_blocks_a_new_claim(ledger: Ledger) -> None:
     await ledger.claim(record())
-    await ledger.save(record(state=PromotionState.FAILED))
+    await ledger.swap(record(), record(state=PromotionState.FAILED))
     assert await ledger.claim(record()) is False
 
 
-async def test_saving_an_unsettled_record_keeps_following_it(
+async def test_a_settled_record_frees_its_target(ledger: Ledger) -> None:
+    await ledger.claim(record("A"))
+    await ledger.swap(record("A"), record("A", PromotionState.FAILED))
+    assert await ledger.claim(record("B")) is True
+
+
+async def test_a_success_retires_the_targets_older_settled_records(
+    ledger: Ledger, redis_client: "redis.Redis"
+) -> None:
+    await ledger.claim(record("A"))
+    await ledger.swap(record("A"), record("A", PromotionState.FAILED))
+    await ledger.claim(record("B"))
+    await ledger.swap(record("B"), record("B", PromotionState.SUCCEEDED))
+    found = await ledger.find("api", [("api-st", "A"), ("api-st", "B")])
+    assert found == {("api-st", "B"): record("B", PromotionState.SUCCEEDED)}
+    assert await redis_client.smembers(keys.settled("api", "api-st")) == {
+        keys.promotion("api", "api-st", "B")
+    }
+
+
+async def test_a_write_over_a_changed_record_changes_nothing(ledger: Ledger) -> None:
+    await ledger.claim(record())
+    promoting = replace(record(state=PromotionState.PROMOTING), promotion_id="p-1")
+    assert await ledger.swap(record(), promoting) is True
+    assert await ledger.swap(record(), record(state=PromotionState.FAILED)) is False
+    assert await ledger.unsettled("api") == [promoting]
+
+
+async def test_an_unsettled_record_has_no_expiry_and_is_followed(
     ledger: Ledger, redis_client: "redis.Redis"
 ) -> None:
     await ledger.claim(record())
     promoting = replace(record(state=PromotionState.PROMOTING), promotion_id="p-1")
-    await ledger.save(promoting)
+    await ledger.swap(record(), promoting)
     assert await ledger.unsettled("api") == [promoting]
     assert await redis_client.ttl(keys.promotion("api", "api-st", "A")) == -1
 
 
 async def test_drop_forgets_the_claim(ledger: Ledger) -> None:
     await ledger.claim(record())
-    await ledger.drop(record())
+    assert await ledger.drop(record()) is True
     assert await ledger.find("api", [("api-st", "A")]) == {}
     assert await ledger.unsettled("api") == []
     assert await ledger.claim(record()) is True
@@ -86,9 +111,36 @@ async def test_unsettled_cleans_up_vanished_keys(
     ledger: Ledger, redis_client: "redis.Redis"
 ) -> None:
     await ledger.claim(record("A"))
-    await ledger.claim(record("B"))
+    await ledger.claim(replace(record("B"), target="api-prod"))
     await redis_client.delete(keys.promotion("api", "api-st", "A"))
-    assert await ledger.unsettled("api") == [record("B")]
+    assert await ledger.unsettled("api") == [replace(record("B"), target="api-prod")]
     assert await redis_client.smembers(keys.promotions("api")) == {
-        keys.promotion("api", "api-st", "B")
+        keys.promotion("api", "api-prod", "B")
     }
+
+
+async def test_a_stale_drop_never_deletes_the_next_holders_record(ledger: Ledger) -> None:
+    # P1 claims, stalls past its lock; P2 takes the unsent claim back and claims afresh.
+    stale = replace(record(), by="p1", token="t1")
+    assert await ledger.claim(stale) is True
+    assert await ledger.swap(stale, None) is True
+    live = replace(record(), by="p2", token="t2", claimed_at=NOW + timedelta(seconds=30))
+    assert await ledger.claim(live) is True
+    await ledger.drop(stale)  # P1 wakes up, its re-read failed: gives back what it holds
+    assert await ledger.find("api", [("api-st", "A")]) == {("api-st", "A"): live}
+    assert await ledger.unsettled("api") == [live]
+
+
+async def test_a_settled_record_is_kept_without_expiry(
+    ledger: Ledger, redis_client: "redis.Redis"
+) -> None:
+    await ledger.claim(record())
+    await ledger.swap(record(), record(state=PromotionState.FAILED))
+    assert await redis_client.ttl(keys.promotion("api", "api-st", "A")) == -1
+
+
+async def test_a_second_unsettled_record_into_one_target_is_refused(ledger: Ledger) -> None:
+    assert await ledger.claim(record("A")) is True
+    assert await ledger.claim(record("B")) is False  # A is still in flight into api-st
+    elsewhere = replace(record("B"), target="api-prod")
+    assert await ledger.claim(elsewhere) is True

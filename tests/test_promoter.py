@@ -3,6 +3,9 @@
 import asyncio
 from datetime import timedelta
 
+import redis.asyncio as redis
+
+from app import keys
 from app.heroku import HerokuClient
 from app.models import PairState, PromotionState
 from app.plan import plan
@@ -100,3 +103,76 @@ async def test_a_newer_source_release_drops_the_claim_instead_of_promoting(make_
     service = world.reconciler.config.services[0]
     snapshot = await world.reconciler.observe(service)
     assert snapshot.stages[0].commit == "b" * 40
+
+
+async def deaf(world: World) -> None:
+    """Cascade learns A on api-qa while it is too young to move; from then on it hears
+    nothing by itself (no webhook in these worlds, no resync) until A is old enough."""
+    world.clock.now -= timedelta(hours=1)
+    await world.reconciler.reconcile("api")
+    assert await state_of_st(world) is PairState.WAITING
+    world.clock.now += timedelta(hours=1)
+    world.reconciler.resync_seconds = 3600
+    await world.reconciler.store.mark_resync("api", 3600)
+
+
+async def test_a_hotfix_the_decision_did_not_see_is_never_overwritten(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(resync_seconds=0.001)
+    await ready(world)
+    await deaf(world)
+    hotfix = "f" * 40
+    await world.sandbox.deploy("api-st", hotfix)  # its webhook lost: only the re-read sees it
+    await world.settle()
+    await world.reconciler.reconcile("api")  # A looks ready over what api-st ran before
+    assert posts(world.heroku) == 0
+    assert world.running("api-st") == hotfix
+    assert await world.reconciler.ledger.unsettled("api") == []
+    service = world.reconciler.config.services[0]
+    (candidate,) = [
+        c
+        for c in plan(await world.reconciler.observe(service)).candidates
+        if c.pair.target.app == "api-st"
+    ]
+    assert candidate.state is PairState.BLOCKED
+    assert "left alone" in candidate.reason
+
+
+async def test_a_failed_deploy_on_the_source_does_not_wedge_what_runs_there(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(resync_seconds=0.001)
+    await ready(world)
+    await deaf(world)
+    await world.sandbox.deploy("api-qa", "b" * 40, succeed=False)  # api-qa still runs A
+    await world.settle()
+    await world.reconciler.reconcile("api")
+    assert posts(world.heroku) == 1
+    await world.settle()
+    assert world.running("api-st") == A
+
+
+async def test_retry_after_a_failed_promotion_promotes_again(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(resync_seconds=0.001)
+    await ready(world)
+    world.sandbox.faults.fail_promotions = 1
+    await world.reconciler.reconcile("api")
+    await world.settle()
+    await world.reconciler.reconcile("api")
+    assert await state_of_st(world) is PairState.FAILED
+    (failed,) = (await world.reconciler.ledger.find("api", [("api-st", A)])).values()
+    await world.reconciler.ledger.drop(failed)  # what POST /retry does
+    await world.reconciler.reconcile("api")  # api-st's newest release, of A, failed
+    assert posts(world.heroku) == 2
+    await world.settle()
+    assert world.running("api-st") == A
+
+
+async def test_a_succeeded_record_never_expires(  # type: ignore[no-untyped-def]
+    make_world, redis_client: "redis.Redis"
+) -> None:
+    world = await make_world(resync_seconds=0.001)
+    await ready(world)
+    await world.reconciler.reconcile("api")
+    await world.settle()
+    await world.reconciler.reconcile("api")
+    (record,) = (await world.reconciler.ledger.find("api", [("api-st", A)])).values()
+    assert record.state is PromotionState.SUCCEEDED
+    assert await redis_client.ttl(keys.promotion("api", "api-st", A)) == -1
