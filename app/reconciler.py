@@ -90,6 +90,7 @@ class Reconciler:
         self.problems: dict[str, str] = {}
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
         self._histories: set[tuple[str, str]] = set()  # (service, app) known loaded in Redis
+        self._looked_behind: set[str] = set()  # failed newest releases whose runner was read
         self._changes = 0  # topologies learnt or forgotten, to know when to index apps again
         self._owners: tuple[ServicesConfig, int, dict[str, Service]] | None = None
         # Services found settled, with this process's count of folds into their stages then:
@@ -366,14 +367,46 @@ class Reconciler:
         )
 
     async def _fold(self, name: str, topology: topo.Topology, releases: list[Release]) -> list[str]:
-        """Fold releases into the view; the apps whose stage they changed."""
+        """Fold releases into the view, and what runs behind a newest one that failed; the
+        apps whose stage they changed."""
         changed = []
-        for release in releases:
+        for release in releases + await self._running(name, topology, releases):
             if release.app not in topology.stages:
                 continue
             if (await self.store.put_release(name, release)).changed:
                 changed.append(release.app)
         return changed
+
+    async def _running(
+        self, name: str, topology: topo.Topology, latest: list[Release]
+    ) -> list[Release]:
+        """What runs on each app whose newest release failed, when the view cannot tell.
+
+        A pipeline read shows each app's newest release only: a succeeded one behind a
+        failed one (its webhook lost) would never be learnt. Looked for once per failed
+        release (one call), and only when releases the view does not know lie between.
+        """
+        failed = [
+            r
+            for r in latest
+            if r.app in topology.stages
+            and r.status in (ReleaseStatus.FAILED, ReleaseStatus.EXPIRED)
+            and r.id not in self._looked_behind
+        ]
+        if not failed:
+            return []
+        views = {stage.app: stage for stage in await self.store.stages(name, topology.stages)}
+        found = []
+        for release in failed:
+            try:
+                running = await self.heroku.running(release, views[release.app].release)
+            except HerokuError as error:
+                log.warning("cannot read what runs on %s: %s", release.app, error)
+                continue
+            self._looked_behind.add(release.id)
+            if running is not None:
+                found.append(running)
+        return found
 
     async def _learn_history(self, name: str, topology: topo.Topology) -> None:
         """Once per source app: which commits ran there, and since when (one call each).

@@ -283,3 +283,19 @@ async def test_what_unsettles_a_service_elsewhere_is_found_and_taken_the_locked_
         assert outcome.settled is True
     else:
         assert [c.commit for c in outcome.plan.candidates] == [A]
+
+
+async def test_a_resync_learns_the_release_that_runs_behind_a_failed_one(  # type: ignore[no-untyped-def]
+    make_world, redis_client: "redis.Redis"
+) -> None:
+    world = await make_world()
+    await world.reconciler.reconcile("api")
+    await world.sandbox.deploy("api-qa", A)  # its webhook lost
+    await world.settle()
+    await world.sandbox.deploy("api-qa", "b" * 40, succeed=False)
+    await world.settle()
+    await redis_client.delete(keys.resynced("api"))  # the resync is due
+    await world.reconciler.reconcile("api")  # reads only each app's newest release: failed
+    service = world.reconciler.config.services[0]
+    snapshot = await world.reconciler.observe(service)
+    assert snapshot.stages[0].commit == A
