@@ -140,6 +140,8 @@ class Snapshot:
     global_pause: Pause | None = None
     service_pause: Pause | None = None
     promotions: Mapping[tuple[str, str], PromotionRecord] = field(default_factory=dict)
+    # target app -> its unsettled promotion record, whatever its commit: one at a time
+    in_flight: Mapping[str, PromotionRecord] = field(default_factory=dict)
     problem: str | None = None  # why the pipeline could not be read, if it could not
     signals: Signals = field(default_factory=Signals)
 

@@ -81,6 +81,10 @@ def candidate(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate] = GATES) -> 
     record = snapshot.promotions.get((target.app, commit)) if snapshot.promotions else None
     if record is not None:
         return _promoted(pair, commit, results, record)
+    busy = snapshot.in_flight.get(target.app) if snapshot.in_flight else None
+    if busy is not None:  # promotions into a target go one at a time, in the order decided
+        reason = f"waiting for the promotion of {short(busy.commit)} to {target.app} to settle"
+        return Candidate(pair, commit, PROMOTING, results, reason)
     held = _held(snapshot, pair, commit, target_commit)
     if held is not None:
         return Candidate(pair, commit, held[0], results, held[1])

@@ -331,9 +331,10 @@ class Reconciler:
             )
         if not moving:  # no gate will be asked: nothing more to read
             return self._snapshot(service, now, view, {}, {}, Signals()), view.gate_states
-        history, promotions, signals = await asyncio.gather(
+        history, promotions, unsettled, signals = await asyncio.gather(
             self.store.history(name, wanted),
             self.ledger.find(name, [(t.app, s.commit or "") for s, t in moving]),
+            self.ledger.unsettled(name) if view.in_flight else _nothing(),
             self.health.gather(
                 service,
                 [(s.commit, t.commit) for s, t in moving if s.commit and t.commit],
@@ -343,7 +344,9 @@ class Reconciler:
                 prefetched=prefetched,
             ),
         )
-        return self._snapshot(service, now, view, history, promotions, signals), view.gate_states
+        in_flight = {record.target: record for record in unsettled}
+        snapshot = self._snapshot(service, now, view, history, promotions, signals, in_flight)
+        return snapshot, view.gate_states
 
     def _snapshot(
         self,
@@ -353,6 +356,7 @@ class Reconciler:
         history: dict[str, dict[str, datetime]],
         promotions: dict[tuple[str, str], PromotionRecord],
         signals: Signals,
+        in_flight: dict[str, PromotionRecord] | None = None,
     ) -> Snapshot:
         return Snapshot(
             service=service,
@@ -362,6 +366,7 @@ class Reconciler:
             global_pause=view.global_pause,
             service_pause=view.service_pause,
             promotions=promotions,
+            in_flight=in_flight or {},
             problem=self.problems.get(service.name),
             signals=signals,
         )
@@ -442,6 +447,10 @@ class Reconciler:
         gone = [target for target in seen if target not in now_states]
         if gone or any(seen.get(target) != state for target, state in now_states.items()):
             await self.store.set_gate_states(name, now_states, gone)
+
+
+async def _nothing() -> list[PromotionRecord]:
+    return []
 
 
 def _shown(snapshot: Snapshot, decided: Plan) -> int:

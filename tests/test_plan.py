@@ -218,3 +218,12 @@ def test_a_claim_whose_answer_never_came_shows_its_error() -> None:
     (only,) = plan(snap("A", "O", promotions=promotions)).candidates
     assert only.state is PairState.PROMOTING
     assert only.reason.endswith("(claimed), last error: ReadTimeout")
+
+
+def test_another_commit_in_flight_into_the_target_holds_the_pair_and_follows_it() -> None:
+    older = replace(record(PromotionState.PROMOTING), commit="A")
+    result = plan(snap("B", "O", in_flight={ST: older}))
+    (only,) = result.candidates
+    assert (only.commit, only.state) == ("B", PairState.PROMOTING)
+    assert "waiting for the promotion of A to api-st" in only.reason
+    assert result.wake_at == NOW + FOLLOW_EVERY

@@ -176,3 +176,24 @@ async def test_a_succeeded_record_never_expires(  # type: ignore[no-untyped-def]
     (record,) = (await world.reconciler.ledger.find("api", [("api-st", A)])).values()
     assert record.state is PromotionState.SUCCEEDED
     assert await redis_client.ttl(keys.promotion("api", "api-st", A)) == -1
+
+
+async def test_promotions_into_one_target_are_serialised_through_the_copy_window(
+    make_world,
+) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(resync_seconds=0.001)
+    await ready(world)
+    world.sandbox.copy_seconds = 3600  # A's slug copy never ends here: no release on api-st
+    await world.reconciler.reconcile("api")
+    assert posts(world.heroku) == 1
+    b = "b" * 40
+    await world.sandbox.deploy("api-qa", b)
+    for _ in range(200):  # B's release phase (A's promotion stays pending)
+        if world.running("api-qa") == b:
+            break
+        await asyncio.sleep(0.01)
+    world.clock.now += timedelta(hours=1)  # B is old enough too
+    await asyncio.sleep(0.01)  # the resync is due: Cascade learns B
+    await world.reconciler.reconcile("api")
+    assert posts(world.heroku) == 1  # B waits until A's promotion into api-st settles
+    assert await state_of_st(world) is PairState.PROMOTING

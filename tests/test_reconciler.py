@@ -46,10 +46,11 @@ class World:
     clock: Clock
 
     async def settle(self) -> None:
-        """Let the sandbox finish every release in progress."""
+        """Let the sandbox finish every release and every promotion's slug copy in progress."""
         for _ in range(200):
             pending = [a for a in self.sandbox.world.apps if a.releases[-1].status == "pending"]
-            if not pending:
+            copying = [p for p in self.sandbox.world.promotions if p.status == "pending"]
+            if not pending and not copying:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("sandbox releases never finished")

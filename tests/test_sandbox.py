@@ -393,11 +393,32 @@ async def test_promotion_releases_the_source_slug_on_every_target(heroku: Harnes
     assert state["api-eu01"]["current"]["version"] == 1
 
 
+async def test_a_target_has_no_release_while_the_slug_is_copied(
+    make_sandbox: MakeSandbox,
+) -> None:
+    heroku = await make_sandbox(copy_seconds=3600)
+    response = await heroku.promote("api-qa01", ["api-st01"])
+    promotion_id = response.json()["id"]
+    (target,) = await heroku.json(f"/pipeline-promotions/{promotion_id}/promotion-targets")
+    assert (target["status"], target["release"]) == ("pending", None)
+    (latest,) = [
+        r
+        for r in await heroku.json(f"/pipelines/{await heroku.pipeline_id()}/latest-releases")
+        if r["app"]["name"] == "api-st01"
+    ]
+    assert (latest["version"], latest["status"]) == (1, "succeeded")  # nothing pending shows
+
+
 async def test_targets_stay_pending_until_their_release_finishes(heroku: Harness) -> None:
     await heroku.control("POST", "/_sandbox/faults", json={"hold_releases": True})
     response = await heroku.promote("api-qa01", ["api-st01"])
     promotion_id = response.json()["id"]
-    targets = await heroku.json(f"/pipeline-promotions/{promotion_id}/promotion-targets")
+
+    async def landed() -> list[Json] | None:  # the slug copied: the target's release exists
+        found = await heroku.json(f"/pipeline-promotions/{promotion_id}/promotion-targets")
+        return found if found[0]["release"] else None
+
+    targets = await eventually(landed, "the target's release to appear")
     assert [t["status"] for t in targets] == ["pending"]
     assert (await heroku.json(f"/pipeline-promotions/{promotion_id}"))["status"] == "pending"
     pending = await heroku.json(f"/apps/api-st01/releases/{targets[0]['release']['id']}")

@@ -2,7 +2,8 @@
 
 Cascade talks to it as to api.heroku.com, and the end-to-end tests use it as Cascade's
 Platform API peer. `Sandbox` owns the in-memory world (`app.sandbox.world`) and the time
-in it: releases finish after `release_seconds`, and each release change goes to Cascade
+in it: a promotion's slug copy lands after `copy_seconds` (no release on its target until
+then), releases finish after `release_seconds`, and each release change goes to Cascade
 as a signed `api:release` webhook (`app.sandbox.hooks`). Its HTTP surface, the Platform
 API plus the `/_sandbox` controls, is `app.sandbox.api`. Standalone: `python -m app.sandbox`.
 """
@@ -28,6 +29,7 @@ from app.sandbox.world import (
     App,
     AppWebhook,
     Json,
+    PromotionTarget,
     Release,
     SandboxPipeline,
     World,
@@ -65,6 +67,7 @@ class Sandbox:
         webhook_secret: str,
         webhook_transport: httpx.AsyncBaseTransport | None = None,
         release_seconds: float = 1.0,
+        copy_seconds: float | None = None,
         deploy_every: float | None = None,
         webhook_retry_delays: Sequence[float] = (1.0, 4.0, 15.0),
     ) -> None:
@@ -79,6 +82,9 @@ class Sandbox:
             retry_delays=webhook_retry_delays,
         )
         self._release_seconds, self._deploy_every = release_seconds, deploy_every
+        # How long a promotion copies the slug before its target's release appears (None:
+        # as long as a release phase). No release shows on the target meanwhile.
+        self.copy_seconds = copy_seconds
         self.faults, self.rate = Faults(), RatePool()
         self.requests: deque[Json] = deque(maxlen=10_000)  # Platform API calls, for tests
         self._tasks: set[asyncio.Task[None]] = set()
@@ -120,7 +126,7 @@ class Sandbox:
         promotion = self.world.promote(body, self._now())  # refused: no fault used up
         self.faults.fail_promotions -= fail
         for target in promotion.targets:
-            self._release_started(target.release, succeed=not fail)
+            self._spawn(self._copy_later(target, succeed=not fail))
         source = promotion.source
         log.info(
             "sandbox: promotion %s of %s v%d %s to %s%s",
@@ -167,6 +173,12 @@ class Sandbox:
     def _release_started(self, release: Release, *, succeed: bool) -> None:
         self.webhooks.announce("create", release, self._now())
         self._spawn(self._finish_later(release, succeed=succeed))
+
+    async def _copy_later(self, target: PromotionTarget, *, succeed: bool) -> None:
+        """The slug copy of a promotion: its target's release appears only once it is done."""
+        copy = self._release_seconds if self.copy_seconds is None else self.copy_seconds
+        await asyncio.sleep(copy)
+        self._release_started(self.world.land(target, self._now()), succeed=succeed)
 
     async def _finish_later(self, release: Release, *, succeed: bool) -> None:
         await asyncio.sleep(self._release_seconds)

@@ -161,7 +161,7 @@ def target_json(target: PromotionTarget) -> Json:
         "id": target.id,
         "app": {"id": target.app.id},
         "pipeline_promotion": {"id": target.promotion.id},
-        "release": {"id": target.release.id},
+        "release": {"id": target.release.id} if target.release else None,
         "status": target.status,
         "error_message": target.error_message,
     }

@@ -146,15 +146,17 @@ class Release:
 
 @dataclass(eq=False)
 class PromotionTarget:
+    """One app a promotion copies the slug to: no release until the copy is done."""
+
     app: App
-    release: Release
     promotion: "Promotion"
+    release: Release | None = None  # made when the slug has been copied (`World.land`)
     error_message: str | None = None
     id: str = field(default_factory=new_id)
 
     @property
     def status(self) -> str:
-        return str(self.release.status)
+        return str(self.release.status) if self.release else str(ReleaseStatus.PENDING)
 
 
 @dataclass(eq=False)
@@ -283,7 +285,10 @@ class World:
             target.promotion.updated_at = now
 
     def promote(self, body: object, now: datetime) -> Promotion:
-        """Validate a `POST /pipeline-promotions` body and start the promotion it asks for."""
+        """Validate a `POST /pipeline-promotions` body and start the promotion it asks for.
+
+        As on Heroku, a target has no release while the slug is copied: `land` makes it.
+        """
         if not isinstance(body, dict):
             raise invalid("Request body must be a JSON object.")
         pipeline_id = _ref(body, "pipeline", "id")
@@ -309,13 +314,18 @@ class World:
                 raise invalid(f"App {app.name} is not a promotion target in {pipeline.name}.")
             apps.append(app)
         promotion = Promotion(pipeline, source, body, now, now)
-        text = f"Promote {source_app.name} v{source.version} {source.slug.commit[:8]}"
-        for app in apps:
-            release = self._add_release(app, source.slug, text, now)
-            release.target = PromotionTarget(app, release, promotion)
-            promotion.targets.append(release.target)
+        promotion.targets.extend(PromotionTarget(app, promotion) for app in apps)
         self.promotions.append(promotion)
         return promotion
+
+    def land(self, target: PromotionTarget, now: datetime) -> Release:
+        """The slug is copied: the target's release appears, pending."""
+        source = target.promotion.source
+        text = f"Promote {source.app.name} v{source.version} {source.slug.commit[:8]}"
+        release = self._add_release(target.app, source.slug, text, now)
+        release.target, target.release = target, release
+        target.promotion.updated_at = now
+        return release
 
     def _add_release(self, app: App, slug: Slug, description: str, now: datetime) -> Release:
         version = app.releases[-1].version + 1 if app.releases else 1
