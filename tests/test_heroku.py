@@ -317,6 +317,37 @@ async def test_releases_ask_newest_first_and_resolve_each_slug_once(
     assert slug.call_count == 1
 
 
+def _release(version: int, status: ReleaseStatus) -> Release:
+    return Release(
+        id=uid(f"release:api-st01:{version}"),
+        app="api-st01",
+        version=version,
+        status=status,
+        commit=None,
+        created_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+
+
+async def test_what_runs_is_the_newest_succeeded_release_read_only_when_unknown(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    route = api.get("/apps/api-st01/releases").respond(
+        json=[
+            release_json("api-st01", 9, slug=None, status="failed"),
+            release_json("api-st01", 8, slug=None),
+            release_json("api-st01", 7, slug=None),
+        ]
+    )
+    failed, succeeded = _release(9, ReleaseStatus.FAILED), _release(8, ReleaseStatus.SUCCEEDED)
+    assert await client.running(succeeded, None) is succeeded  # the newest runs
+    assert await client.running(failed, succeeded) is succeeded  # nothing between: no call
+    assert route.call_count == 0
+    running = await client.running(failed, _release(7, ReleaseStatus.SUCCEEDED))  # v8 between
+    assert running is not None
+    assert running.version == 8
+    assert route.call_count == 1
+
+
 async def test_unknown_release_status_is_an_error_not_a_guess(
     api: respx.MockRouter, client: HerokuClient
 ) -> None:

@@ -9,7 +9,7 @@ from app.api.deps import AdminDep, RuntimeDep
 from app.api.schemas import NOT_JSON, Accepted, PauseIn, PauseOut, RetryIn, errors
 from app.api.status import pause_out
 from app.audit import Event
-from app.models import Pause, PromotionState, pause_scope
+from app.models import Pause, PromotionRecord, PromotionState, pause_scope
 from app.runtime import Runtime
 from app.services import Service
 
@@ -79,13 +79,16 @@ async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
     snapshot = await runtime.reconciler.observe(service)
     if body.to not in [stage.app for stage in snapshot.stages[1:]]:
         raise HTTPException(404, f"{body.to!r} is not a target stage of {service.name}")
-    cleared = [
+    failed = [
         record
         for (target, _commit), record in snapshot.promotions.items()
         if target == body.to and record.state is PromotionState.FAILED
     ]
-    for record in cleared:
-        await runtime.ledger.drop(record)
+    cleared: list[PromotionRecord] = []
+    for record in failed:
+        if not await runtime.ledger.drop(record):  # changed since it was read: not cleared
+            continue
+        cleared.append(record)
         message = f"failed promotion of {record.commit[:7]} to {record.target} cleared for retry"
         await _record(runtime, "promotion.retry", message, service.name, datetime.now(UTC))
     runtime.queue.enqueue(service.name)
