@@ -17,6 +17,8 @@ from app import keys
 from app.models import PromotionRecord
 
 _record = TypeAdapter(PromotionRecord)
+# Fields older Cascades did not write: a record they left is still theirs to settle.
+LEGACY_FIELDS: tuple[set[str], ...] = ({"token", "over"}, {"token", "over", "sent"})
 
 # KEYS: the record, the service's unsettled set, the target's in-flight key. Create the
 # record only if absent and no other record into the target is unsettled, and list it as
@@ -34,21 +36,26 @@ return 1
 """
 
 # KEYS: the record, the unsettled set, the target's in-flight key, the target's settled set.
-# ARGV: the record as the writer saw it; the new one ('' drops it); its state. Of a claimer
+# ARGV: the new record ('' drops it); its state; the record as the writer saw it (then the
+# forms a record written before tokens existed was stored in). Of a claimer
 # about to send and a follower taking the unsent claim back, exactly one wins; a writer that
 # stalled finds another holder's record and changes nothing. A record leaving the unsettled
 # state frees its target; one that succeeded retires the target's older settled records
 # (its keys share the service's slot): anything they guarded would now go backwards.
 _SWAP = """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-local state = ARGV[3]
-if ARGV[2] == '' then
+local current, seen = redis.call('get', KEYS[1]), false
+for i = 3, #ARGV do
+  if current == ARGV[i] then seen = true end
+end
+if not seen then return 0 end
+local new, state = ARGV[1], ARGV[2]
+if new == '' then
   redis.call('del', KEYS[1])
   redis.call('srem', KEYS[4], KEYS[1])
 else
-  redis.call('set', KEYS[1], ARGV[2])
+  redis.call('set', KEYS[1], new)
 end
-if ARGV[2] == '' or state == 'succeeded' or state == 'failed' then
+if new == '' or state == 'succeeded' or state == 'failed' then
   redis.call('srem', KEYS[2], KEYS[1])
   if redis.call('get', KEYS[3]) == KEYS[1] then redis.call('del', KEYS[3]) end
 end
@@ -58,7 +65,7 @@ if state == 'succeeded' then
   end
   redis.call('del', KEYS[4])
 end
-if ARGV[2] ~= '' and (state == 'succeeded' or state == 'failed') then
+if new ~= '' and (state == 'succeeded' or state == 'failed') then
   redis.call('sadd', KEYS[4], KEYS[1])
 end
 return 1
@@ -97,9 +104,9 @@ class Ledger:
         """Replace the record `seen` with `new` (None: drop it), only if it is still `seen`."""
         service, target = seen.service, seen.target
         values = [
-            _record.dump_json(seen).decode(),
             _record.dump_json(new).decode() if new else "",
             new.state.value if new else "",
+            *_forms(seen),
         ]
         return bool(
             await self._swap(
@@ -141,3 +148,12 @@ class Ledger:
         if gone:
             await self.redis.srem(keys.promotions(service), *gone)
         return [_record.validate_json(value) for value in raw if value]
+
+
+def _forms(seen: PromotionRecord) -> list[str]:
+    """How `seen` may be stored: as dumped now, or, with no token, by an older Cascade."""
+    forms = [_record.dump_json(seen).decode()]
+    if not seen.token:
+        for legacy in LEGACY_FIELDS:
+            forms.append(_record.dump_json(seen, exclude=legacy).decode())
+    return forms

@@ -1,9 +1,10 @@
 import asyncio
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import pytest
 import redis.asyncio as redis
+from pydantic import TypeAdapter
 
 from app import keys
 from app.ledger import Ledger
@@ -144,3 +145,35 @@ async def test_a_second_unsettled_record_into_one_target_is_refused(ledger: Ledg
     assert await ledger.claim(record("B")) is False  # A is still in flight into api-st
     elsewhere = replace(record("B"), target="api-prod")
     assert await ledger.claim(elsewhere) is True
+
+
+@dataclass(frozen=True)
+class RecordBeforeTokens:
+    """PromotionRecord as the Cascade before claim tokens wrote it."""
+
+    service: str
+    source: str
+    target: str
+    commit: str
+    release_id: str
+    state: PromotionState
+    claimed_at: datetime
+    updated_at: datetime
+    promotion_id: str | None = None
+    error: str | None = None
+    by: str | None = None
+    sent: bool = True
+
+
+async def test_a_record_an_older_cascade_wrote_is_still_settled(
+    ledger: Ledger, redis_client: "redis.Redis"
+) -> None:
+    old = RecordBeforeTokens(
+        "api", "api-qa", "api-st", "A", "rel-A", PromotionState.PROMOTING, NOW, NOW, "p-1"
+    )
+    key = keys.promotion("api", "api-st", "A")
+    await redis_client.set(key, TypeAdapter(RecordBeforeTokens).dump_json(old))
+    await redis_client.sadd(keys.promotions("api"), key)
+    (seen,) = await ledger.unsettled("api")
+    assert await ledger.swap(seen, replace(seen, state=PromotionState.SUCCEEDED)) is True
+    assert await ledger.unsettled("api") == []
