@@ -174,6 +174,16 @@ class Candidate:
     reason: Final[str]
     opens_at: Final[datetime | None] = None
 
+    @property
+    def release(self) -> Release | None:
+        """The source release the decision saw: the one the POST pins."""
+        return self.pair.source.release
+
+    @property
+    def over(self) -> Release | None:
+        """The target release the decision saw: the POST goes only while it still runs."""
+        return self.pair.target.release
+
 
 @dataclass(frozen=True)
 class Plan:

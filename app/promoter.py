@@ -1,11 +1,13 @@
 """A promotion's life: claim, re-read, POST with the source release pinned, follow, settle.
 
-The record is claimed before anything is sent, marked sent just before the POST
-and saved before the POST's answer is acted on, so a crash at any step is resumed
-by `follow`, never repeated: a claim that was never sent is taken back and decided
-afresh, one that may have reached Heroku is followed. A promotion that fails, or
-whose outcome is lost, stays failed until a newer commit or an operator
-(`POST /retry`) clears the way.
+The record is claimed (one at a time per target) before anything is sent, marked
+sent just before the POST and saved before the POST's answer is acted on, each
+write a compare-and-set on the record as its writer saw it, so a crash or a stall
+at any step is resumed by `follow`, never repeated: a claim that was never sent is
+taken back and decided afresh, one that may have reached Heroku is followed. The
+POST goes only while the source runs the decision's release and the target still
+runs the one it saw. A promotion that fails, or whose outcome is lost, stays failed
+until a newer commit or an operator (`POST /retry`) clears the way.
 """
 
 import asyncio
@@ -23,7 +25,6 @@ from app.heroku import HerokuClient, HerokuError, OutcomeUnknown, PromotionRefus
 from app.ledger import Ledger
 from app.models import (
     Candidate,
-    Pair,
     PromotionRecord,
     PromotionState,
     Release,
@@ -55,28 +56,28 @@ class Promoter:
     async def promote(self, snapshot: Snapshot, topology: Topology, candidate: Candidate) -> bool:
         """Promote one ready candidate at most once; True when a POST was sent."""
         pair, service = candidate.pair, snapshot.service.name
-        source, target = pair.source, pair.target
-        assert source.release is not None
+        release, over = candidate.release, candidate.over  # what the decision saw
+        assert release is not None
         assert candidate.commit is not None
         now = self.clock()
         record = PromotionRecord(
             service=service,
-            source=source.app,
-            target=target.app,
+            source=pair.source.app,
+            target=pair.target.app,
             commit=candidate.commit,
-            release_id=source.release.id,
+            release_id=release.id,
             state=PromotionState.CLAIMED,
             claimed_at=now,
             updated_at=now,
             by=self.owner,
             sent=False,
             token=secrets.token_hex(8),
-            over=target.release.id if target.release else None,
+            over=over.id if over else None,
         )
         # The re-read (a GET) goes out with the claim, not after it: only the decision's check
         # stands between them and the POST (BENCHMARKS.md). A lost claim wastes one read.
         claimed, (latest, changed) = await asyncio.gather(
-            self.ledger.claim(record), self._reread(topology, record, pair)
+            self.ledger.claim(record), self._reread(topology, record, release, over)
         )
         if not claimed:
             return False
@@ -86,7 +87,7 @@ class Promoter:
         return sent
 
     async def _reread(
-        self, topology: Topology, record: PromotionRecord, seen: Pair
+        self, topology: Topology, record: PromotionRecord, release: Release, over: Release | None
     ) -> tuple[list[Release], str | None]:
         """The pipeline now (one call), and why the decision no longer holds, if it doesn't.
 
@@ -99,12 +100,12 @@ class Promoter:
             source, target = newest.get(record.source), newest.get(record.target)
             if source is None:
                 return latest, f"{record.source} has no release"
-            running = await self.heroku.running(source, seen.source.release)
+            running = await self.heroku.running(source, release)
             if running is not None and running is not source:
                 latest.append(running)
             target_running = None
             if target is not None and target.status is not ReleaseStatus.PENDING:
-                target_running = await self.heroku.running(target, seen.target.release)
+                target_running = await self.heroku.running(target, over)
                 if target_running is not None and target_running is not target:
                     latest.append(target_running)
         except HerokuError as error:
