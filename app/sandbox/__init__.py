@@ -253,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--webhook-url", help="where to POST api:release webhooks (Cascade)")
     parser.add_argument("--deploy-every", type=float, help="demo: deploy a new commit every N s")
     parser.add_argument("--release-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--copy-seconds", type=float, help="a promotion's slug copy (default: --release-seconds)"
+    )
     args = parser.parse_args(argv)
     secret = get_settings().heroku_webhook_secret
     if secret is None or not secret.get_secret_value():
@@ -273,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_url=args.webhook_url,
         webhook_secret=secret.get_secret_value(),
         release_seconds=args.release_seconds,
+        copy_seconds=args.copy_seconds,
         deploy_every=args.deploy_every,
     )
     log.info("sandbox: SIMULATED Heroku, not the real platform, on %s:%d", args.host, args.port)
