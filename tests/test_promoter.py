@@ -2,7 +2,9 @@
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
+import pytest
 import redis.asyncio as redis
 
 from app import keys
@@ -11,6 +13,7 @@ from app.models import PairState, PromotionState
 from app.plan import plan
 from app.promoter import CLAIM_GRACE
 from app.sandbox.api import ErrorFault
+from app.topology import Topology
 from tests.test_reconciler import A, World, make_world
 
 __all__ = ["make_world"]  # the fixture, shared with the reconciler's tests
@@ -197,3 +200,33 @@ async def test_promotions_into_one_target_are_serialised_through_the_copy_window
     await world.reconciler.reconcile("api")
     assert posts(world.heroku) == 1  # B waits until A's promotion into api-st settles
     assert await state_of_st(world) is PairState.PROMOTING
+
+
+async def test_a_stalled_process_never_drops_the_next_holders_record(  # type: ignore[no-untyped-def]
+    make_world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await make_world(resync_seconds=0.001)
+    await ready(world)
+    promoter = world.reconciler.promoter
+    send = promoter._send
+
+    async def stalled(claim: Any, topology: Topology, candidate: Any, changed: Any) -> bool:
+        monkeypatch.setattr(promoter, "_send", send)
+        # Meanwhile the lock's next holder takes the unsent claim back and promotes afresh.
+        await promoter.follow(claim.service, topology)
+        service = world.reconciler.config.services[0]
+        snapshot = await world.reconciler.snapshot(service, topology)
+        assert await promoter.promote(snapshot, topology, candidate) is True
+        # The stalled process wakes up, and its re-read said no: it gives its claim back.
+        return await send(claim, topology, candidate, "its re-read failed")
+
+    monkeypatch.setattr(promoter, "_send", stalled)
+    await world.reconciler.reconcile("api")
+    (live,) = (await world.reconciler.ledger.find("api", [("api-st", A)])).values()
+    assert live.promotion_id is not None  # the next holder's record, still there
+    for _ in range(3):
+        await world.settle()
+        await world.reconciler.reconcile("api")
+    into_st = [p for p in world.sandbox.world.promotions if p.targets[0].app.name == "api-st"]
+    assert len(into_st) == 1
+    assert world.running("api-st") == A
