@@ -120,6 +120,13 @@ class Sandbox:
         log.info("sandbox: deploy %s v%d %s", app, release.version, release.slug.commit[:8])
         return release_hook_data(release)
 
+    async def rollback(self, app: str, version: int) -> Json:
+        """Roll `app` back to its release `version` (a new release of that slug), as `deploy`."""
+        release = self.world.rollback(self.world.app(app), version, self._now())
+        self._release_started(release, succeed=True)
+        log.info("sandbox: rollback %s v%d to v%d", app, release.version, version)
+        return release_hook_data(release)
+
     def promote(self, body: object) -> Json:
         """`POST /pipeline-promotions`: start it (or raise `PlatformError`), answer its JSON."""
         fail = self.faults.fail_promotions > 0

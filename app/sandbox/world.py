@@ -275,6 +275,11 @@ class World:
         """A build of `commit` released on `app`: a new slug, pending."""
         return self._add_release(app, Slug(commit, now), f"Deploy {commit[:8]}", now)
 
+    def rollback(self, app: App, version: int, now: datetime) -> Release:
+        """Heroku's rollback: a new release of the old release's slug, pending."""
+        old = self.release(app, str(version))
+        return self._add_release(app, old.slug, f"Rollback to v{version}", now)
+
     def finish(self, release: Release, *, succeeded: bool, now: datetime) -> None:
         """Release phase over: the release (and the promotion target it serves) ends."""
         release.status = ReleaseStatus.SUCCEEDED if succeeded else ReleaseStatus.FAILED
