@@ -22,6 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from app.models import Release, ReleaseStatus
+from app.order import rolled_back_to
 
 log = logging.getLogger(__name__)
 
@@ -424,6 +425,7 @@ def _release(d: Mapping[str, Any], commits: Mapping[str, str | None]) -> Release
         created_at=_timestamp(d["created_at"]),
         app_id=d["app"]["id"],
         slug_id=slug_id,
+        rollback_of=rolled_back_to(d.get("description")),
     )
 
 

@@ -42,8 +42,16 @@ def history(service: str, app: str) -> str:
     return f"{_service(service)}:history:{app}"
 
 
+def positions(service: str, app: str) -> str:
+    """Sorted set: commit -> its position in the app's release order (`app.order`), the lowest
+    seen. Trimmed with `history`: a commit is in both or in neither."""
+    return f"{_service(service)}:order:{app}"
+
+
 def history_loaded(service: str, app: str) -> str:
-    return f"{_service(service)}:history-loaded:{app}"
+    """Set once the app's releases were read for `history` and `positions` (a history loaded
+    before positions were kept is read again, under this newer name)."""
+    return f"{_service(service)}:order-loaded:{app}"
 
 
 def promotion(service: str, target: str, commit: str) -> str:

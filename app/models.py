@@ -52,6 +52,7 @@ class Release:
     created_at: datetime
     app_id: str | None = None
     slug_id: str | None = None
+    rollback_of: int | None = None  # the version a rollback release brought back (`app.order`)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ class Snapshot:
     service: Service
     now: datetime
     stages: tuple[StageView, ...]
-    history: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)
+    history: Mapping[str, Mapping[str, datetime]] = field(default_factory=dict)  # for age
+    # app -> commit -> its position in the app's release order (`app.order`): newer, older
+    positions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     global_pause: Pause | None = None
     service_pause: Pause | None = None
     promotions: Mapping[tuple[str, str], PromotionRecord] = field(default_factory=dict)

@@ -8,6 +8,7 @@ backwards, never over a hotfix) and every gate is open; unknown is closed.
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from app import order
 from app.durations import short
 from app.gates import GATES, SAME_FOR_EVERY_PAIR, Gate
 from app.models import (
@@ -21,7 +22,6 @@ from app.models import (
     PromotionState,
     Snapshot,
 )
-from app.signals.github import Relation
 
 FOLLOW_EVERY = timedelta(seconds=2)  # look again this soon while a promotion is in flight
 
@@ -116,8 +116,8 @@ def _held(
 ) -> tuple[PairState, str] | None:
     """Reasons rooted in Heroku's state, whatever the gates say.
 
-    Forwards means the target's commit ran in the source before the source's commit did
-    (the source's release history), or GitHub says the source's commit contains it.
+    Forwards is decided from immutable facts (`app.order`): Git ancestry, else the source's
+    release order; never from when Cascade heard of a commit.
     """
     source, target = pair.source, pair.target
     for stage in (source, target):
@@ -126,24 +126,10 @@ def _held(
     if target_commit is None:
         return BLOCKED, f"no succeeded release known on {target.app}"
     facts = snapshot.signals.github.get((commit, target_commit))
-    if facts is not None and facts.relation is Relation.AHEAD:
-        return None
-    history = snapshot.history.get(source.app)
-    if not history:
-        return BLOCKED, f"which commits ran in {source.app} is not known yet"
-    target_at = history.get(target_commit)
-    if target_at is None:
-        return BLOCKED, (
-            f"{target.app} runs {short(target_commit)}, which never ran in {source.app}"
-            " (a hotfix or a direct deploy): left alone"
-        )
-    source_at = history.get(commit)
-    if source_at is not None and target_at > source_at:
-        return BLOCKED, (
-            f"{short(commit)} is older in {source.app} than {short(target_commit)},"
-            f" which {target.app} runs: promoting it would go backwards"
-        )
-    return None
+    relation = facts.relation if facts is not None else None
+    known = snapshot.positions.get(source.app)
+    reason = order.held(source.app, target.app, commit, target_commit, relation, known)
+    return None if reason is None else (BLOCKED, reason)
 
 
 def _judge(pair: Pair, commit: str, results: tuple[GateResult, ...]) -> Candidate:

@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.asyncio.client import Pipeline
 
+from app import order
 from app import topology as topo
 from app.audit import Audit, Event
 from app.durations import short
@@ -38,7 +39,7 @@ from app.plan import FOLLOW_EVERY, plan
 from app.promoter import Promoter
 from app.services import Service, ServicesConfig
 from app.signals import Signals
-from app.store import ServiceView, Store
+from app.store import Histories, ServiceView, Store
 
 log = logging.getLogger(__name__)
 HISTORY_DEPTH = 50  # releases read once per source app to learn which commits ran there
@@ -178,7 +179,7 @@ class Reconciler:
         view = await self.store.view(name, topology.stages)
         if view.resync_due or view.in_flight or view.gate_states or name not in self._caught_up:
             return None
-        snapshot = self._snapshot(service, self.clock(), view, {}, {}, Signals())
+        snapshot = self._snapshot(service, self.clock(), view, None, {}, Signals())
         decided = plan(snapshot)
         if decided.candidates:
             return None
@@ -330,8 +331,8 @@ class Reconciler:
                 c for c in (source.commit, target.commit) if c is not None
             )
         if not moving:  # no gate will be asked: nothing more to read
-            return self._snapshot(service, now, view, {}, {}, Signals()), view.gate_states
-        history, promotions, unsettled, signals = await asyncio.gather(
+            return self._snapshot(service, now, view, None, {}, Signals()), view.gate_states
+        histories, promotions, unsettled, signals = await asyncio.gather(
             self.store.history(name, wanted),
             self.ledger.find(name, [(t.app, s.commit or "") for s, t in moving]),
             self.ledger.unsettled(name) if view.in_flight else _nothing(),
@@ -345,7 +346,7 @@ class Reconciler:
             ),
         )
         in_flight = {record.target: record for record in unsettled}
-        snapshot = self._snapshot(service, now, view, history, promotions, signals, in_flight)
+        snapshot = self._snapshot(service, now, view, histories, promotions, signals, in_flight)
         return snapshot, view.gate_states
 
     def _snapshot(
@@ -353,7 +354,7 @@ class Reconciler:
         service: Service,
         now: datetime,
         view: ServiceView,
-        history: dict[str, dict[str, datetime]],
+        histories: Histories | None,
         promotions: dict[tuple[str, str], PromotionRecord],
         signals: Signals,
         in_flight: dict[str, PromotionRecord] | None = None,
@@ -362,7 +363,8 @@ class Reconciler:
             service=service,
             now=now,
             stages=view.stages,
-            history=history,
+            history=histories.arrived if histories else {},
+            positions=histories.positions if histories else {},
             global_pause=view.global_pause,
             service_pause=view.service_pause,
             promotions=promotions,
@@ -414,7 +416,9 @@ class Reconciler:
         return found
 
     async def _learn_history(self, name: str, topology: topo.Topology) -> None:
-        """Once per source app: which commits ran there, and since when (one call each).
+        """Once per source app: which commits ran there, since when, and in which order (one
+        call each: `HISTORY_DEPTH` releases; a rollback to an older one places its commit by
+        the version it brought back, `app.order`).
 
         A history once loaded stays loaded, so this process stops asking Redis about it.
         """
@@ -426,11 +430,12 @@ class Reconciler:
             if done:
                 self._histories.add((name, app))
                 continue
+            releases = await self.heroku.releases(app, HISTORY_DEPTH)
             first: dict[str, datetime] = {}
-            for release in reversed(await self.heroku.releases(app, HISTORY_DEPTH)):
+            for release in reversed(releases):
                 if release.status is ReleaseStatus.SUCCEEDED and release.commit:
                     first.setdefault(release.commit, release.created_at)
-            await self.store.add_history(name, app, first)
+            await self.store.add_history(name, app, first, order.positions(releases))
             self._histories.add((name, app))
 
     async def _record_transitions(

@@ -16,6 +16,7 @@ from redis.asyncio.client import Pipeline
 
 from app import keys
 from app.models import Pause, Release, ReleaseStatus, StageView
+from app.order import position
 from app.view import arrival, fold_release
 
 K = TypeVar("K")
@@ -24,49 +25,84 @@ _stage = TypeAdapter(StageView)
 _pause = TypeAdapter(Pause)
 
 
-# Per history key: its newest (commit, score), then the score of each commit asked for.
+# Drops the commits that arrived first from a history (KEYS[h]) past `keep`, and from its
+# positions (KEYS[o]) with them: a commit is in both or in neither.
+_TRIM = """
+local function trim(h, o, keep)
+  local over = redis.call('zcard', KEYS[h]) - tonumber(keep)
+  if over > 0 then
+    local gone = redis.call('zrange', KEYS[h], 0, over - 1)
+    for i = 1, #gone, 1000 do
+      redis.call('zrem', KEYS[o], unpack(gone, i, math.min(i + 999, #gone)))
+    end
+    redis.call('zremrangebyrank', KEYS[h], 0, over - 1)
+  end
+end
+"""
+
+# KEYS: per app, its history and its positions. ARGV: per app, how many commits, then each.
+# Per app: the newest arrival (commit, score), the highest position (commit, score), then
+# each commit's arrival and position.
 _HISTORY = """
 local out, at = {}, 1
-for k = 1, #KEYS do
-  local newest = redis.call('zrange', KEYS[k], -1, -1, 'WITHSCORES')
-  local row = {newest[1] or false, newest[2] or false}
+for k = 1, #KEYS, 2 do
+  local arrived = redis.call('zrange', KEYS[k], -1, -1, 'WITHSCORES')
+  local placed = redis.call('zrange', KEYS[k + 1], -1, -1, 'WITHSCORES')
+  local row = {arrived[1] or false, arrived[2] or false, placed[1] or false, placed[2] or false}
   for _ = 1, tonumber(ARGV[at]) do
     at = at + 1
     row[#row + 1] = redis.call('zscore', KEYS[k], ARGV[at])
+    row[#row + 1] = redis.call('zscore', KEYS[k + 1], ARGV[at])
   end
   at = at + 1
-  out[k] = row
+  out[#out + 1] = row
 end
 return out
 """
 
-# KEYS: the stage, its history, the delivery's seen marks, the slug (when its commit is
-# known). ARGV: the stage as read ("" for none), as folded ("" if unchanged), the commit to
-# note in the history ("" for none), its arrival, the history's length, the marks' TTL, how
-# many marks, the slug's commit ("" for none), its TTL. Answers -1 when the stage changed
-# since it was read (nothing written but the slug) with the stage as it is, else 1 when
-# every seen mark is new, 0 when one was there.
-_FOLD = """
+# KEYS: the history, the positions, the loaded mark. ARGV: the history's length, then
+# (commit, arrival, position) for each commit. First arrival wins, the lowest position wins.
+_ADD = (
+    _TRIM
+    + """
+for i = 2, #ARGV, 3 do
+  redis.call('zadd', KEYS[1], 'NX', ARGV[i + 1], ARGV[i])
+  redis.call('zadd', KEYS[2], 'LT', ARGV[i + 2], ARGV[i])
+end
+trim(1, 2, ARGV[1])
+redis.call('set', KEYS[3], '1')
+"""
+)
+
+# KEYS: the stage, its history, its positions, the delivery's seen marks, the slug (when its
+# commit is known). ARGV: the stage as read ("" for none), as folded ("" if unchanged), the
+# commit to note in the history ("" for none), its arrival, the history's length, the marks'
+# TTL, how many marks, the slug's commit ("" for none), its TTL, the commit's position.
+# Answers -1 when the stage changed since it was read (nothing written but the slug) with the
+# stage as it is, else 1 when every seen mark is new, 0 when one was there.
+_FOLD = (
+    _TRIM
+    + """
 local seen = tonumber(ARGV[7])
-if ARGV[8] ~= '' then redis.call('set', KEYS[3 + seen], ARGV[8], 'EX', ARGV[9]) end
+if ARGV[8] ~= '' then redis.call('set', KEYS[4 + seen], ARGV[8], 'EX', ARGV[9]) end
 local current = redis.call('get', KEYS[1]) or ''
 if current ~= ARGV[1] then return {-1, current} end
 if ARGV[2] ~= '' then redis.call('set', KEYS[1], ARGV[2]) end
 if ARGV[3] ~= '' then
   redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[3])
-  redis.call('zremrangebyrank', KEYS[2], 0, -tonumber(ARGV[5]) - 1)
+  redis.call('zadd', KEYS[3], 'LT', ARGV[10], ARGV[3])
+  trim(2, 3, ARGV[5])
 end
 local first = 1
-for k = 3, 2 + seen do
+for k = 4, 3 + seen do
   if not redis.call('set', KEYS[k], '1', 'NX', 'EX', ARGV[6]) then first = 0 end
 end
 return {first, ''}
 """
+)
 
 STAGES_KEPT = 20_000  # stage values kept per process, to fold without reading (~10 MB)
 SLUGS_KEPT = 20_000  # slug commits kept per process (~3 MB)
-ARRIVALS_KEPT = 200_000  # first arrivals kept per process: two per moving pair, ~60 MB at
-# 10,000 services (~300 B each); a smaller cap made every tick over a fleet that size miss
 
 
 class Kept(OrderedDict[K, V]):
@@ -90,6 +126,13 @@ class Kept(OrderedDict[K, V]):
 HEARD_EVERY = 1.0  # seconds: a busy sender is noted in Redis at most this often per process
 
 
+class Histories(NamedTuple):
+    """What a decision reads of the source apps' histories: app -> commit -> value."""
+
+    arrived: dict[str, dict[str, datetime]]  # when each first ran there, for the age gate
+    positions: dict[str, dict[str, int]]  # its place in the app's release order (`app.order`)
+
+
 class Folded(NamedTuple):
     changed: bool  # the stage changed
     first: bool  # no id of the sighting was seen before
@@ -111,7 +154,7 @@ class Store:
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
         self._history = client.register_script(_HISTORY)
-        self._arrivals = Kept[tuple[str, str, str], datetime](ARRIVALS_KEPT)  # service, app, commit
+        self._add = client.register_script(_ADD)
         self._slugs = Kept[str, str](SLUGS_KEPT)  # slug id -> commit
         # stage key -> its JSON ("" none) as this process last saw it, and that JSON parsed
         self._stages_seen = Kept[str, tuple[str, StageView]](STAGES_KEPT)
@@ -170,7 +213,8 @@ class Store:
         *,
         sighting: tuple[str, Sequence[str]] | None = None,
     ) -> Folded:
-        """Fold `release` into its stage, note its commit's arrival, cache the slug's commit.
+        """Fold `release` into its stage, note its commit's arrival and position (`app.order`),
+        cache the slug's commit.
 
         `sighting` (sender, delivery ids) marks the delivery seen in the same atomic step, so
         it is never marked seen without being stored. One round trip, a compare-and-set
@@ -195,7 +239,13 @@ class Store:
             changed = after != before
             folded = _stage.dump_json(after).decode() if changed else ""
             answer, current = await self._fold(
-                keys=[key, keys.history(service, release.app), *seen, *slug],
+                keys=[
+                    key,
+                    keys.history(service, release.app),
+                    keys.positions(service, release.app),
+                    *seen,
+                    *slug,
+                ],
                 args=[
                     raw,
                     folded,
@@ -206,6 +256,7 @@ class Store:
                     len(seen),
                     cached[1] if cached else "",
                     int(keys.SLUG_TTL.total_seconds()),
+                    position(release),
                 ],
             )
             if cached:
@@ -219,57 +270,62 @@ class Store:
 
     # history --------------------------------------------------------------
 
-    async def history(
-        self, service: str, wanted: Mapping[str, Sequence[str]]
-    ) -> dict[str, dict[str, datetime]]:
-        """When each wanted commit first ran on its app, plus the app's newest commit.
+    async def history(self, service: str, wanted: Mapping[str, Sequence[str]]) -> Histories:
+        """When each wanted commit first ran on its app and its position there, plus the app's
+        newest commit in each: one round trip.
 
         Only what a decision looks at: reading whole histories was most of a reconcile's
-        cost (BENCHMARKS.md). A first arrival never changes once written (ZADD NX), so
-        arrivals read once are kept in this process and an app whose wanted commits are
-        all known costs no round trip. The newest entry makes an app with any history
-        non-empty, so empty still means "not known yet".
+        cost (BENCHMARKS.md). Read afresh each time: a position only goes down as older
+        releases are seen, and one remembered too high would make a commit look newer. The
+        newest entry makes an app with any history non-empty, so empty means "not known yet".
         """
-        found: dict[str, dict[str, datetime]] = {}
-        unknown: dict[str, Sequence[str]] = {}
-        for app, commits in wanted.items():
-            known = {c: at for c in commits if (at := self._arrivals.get((service, app, c)))}
-            if commits and len(known) == len(set(commits)):
-                found[app] = known
-            elif commits:
-                unknown[app] = commits
-        if not unknown:
+        asked = {app: commits for app, commits in wanted.items() if commits}
+        found = Histories({}, {})
+        if not asked:
             return found
         args: list[str | int] = []
-        for commits in unknown.values():
+        names: list[str] = []
+        for app, commits in asked.items():
             args += [len(commits), *commits]
-        rows = await self._history(keys=[keys.history(service, app) for app in unknown], args=args)
-        for (app, commits), (newest, newest_at, *scores) in zip(unknown.items(), rows, strict=True):
-            read = {_text(newest) or "": newest_at} if newest else {}
-            read.update((c, at) for c, at in zip(commits, scores, strict=True) if at)
-            found[app] = {
-                commit: self._arrivals.keep((service, app, commit), _moment(at))
-                for commit, at in read.items()
-            }
+            names += [keys.history(service, app), keys.positions(service, app)]
+        rows = await self._history(keys=names, args=args)
+        for (app, commits), row in zip(asked.items(), rows, strict=True):
+            newest, newest_at, highest, highest_at, *scores = row
+            arrived = {_text(newest) or "": _moment(newest_at)} if newest else {}
+            placed = {_text(highest) or "": int(float(highest_at))} if highest else {}
+            for commit, at, place in zip(commits, scores[::2], scores[1::2], strict=True):
+                if at:
+                    arrived[commit] = _moment(at)
+                if place:
+                    placed[commit] = int(float(place))
+            found.arrived[app], found.positions[app] = arrived, placed
         return found
 
-    async def add_history(self, service: str, app: str, entries: dict[str, datetime]) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for commit, at in entries.items():
-                self._add_history(pipe, service, app, commit, at)
-            pipe.set(keys.history_loaded(service, app), "1")
-            await pipe.execute()
+    async def add_history(
+        self,
+        service: str,
+        app: str,
+        entries: Mapping[str, datetime],
+        positions: Mapping[str, int],
+    ) -> None:
+        """Note commits that ran on `app`: when each first arrived (the first noted wins), its
+        position (the lowest wins); only the commits that arrived last are kept. Marks the
+        app's history loaded."""
+        args: list[str | float | int] = [keys.HISTORY_MAXLEN]
+        for commit, at in entries.items():
+            args += [commit, at.timestamp(), positions[commit]]
+        await self._add(
+            keys=[
+                keys.history(service, app),
+                keys.positions(service, app),
+                keys.history_loaded(service, app),
+            ],
+            args=args,
+        )
 
     async def history_loaded(self, service: str, apps: Sequence[str]) -> list[bool]:
         raw = await self.redis.mget([keys.history_loaded(service, app) for app in apps])
         return [value is not None for value in raw]
-
-    @staticmethod
-    def _add_history(pipe: Any, service: str, app: str, commit: str, at: datetime) -> None:
-        """First arrival wins (NX); only the newest commits are kept."""
-        key = keys.history(service, app)
-        pipe.zadd(key, {commit: at.timestamp()}, nx=True)
-        pipe.zremrangebyrank(key, 0, -keys.HISTORY_MAXLEN - 1)
 
     # pauses ---------------------------------------------------------------
 

@@ -25,7 +25,8 @@ def fold_release(view: StageView, release: Release) -> StageView:
 
 
 def arrival(release: Release, received_at: datetime | None) -> datetime:
-    """When a commit counts as arrived, for the age gate.
+    """When a commit counts as arrived, for the age gate only: never for which commit is
+    newer (`app.order` decides that from release versions).
 
     A webhook's own timestamps are clamped to when it was received: one from
     the future, or replayed long after the fact, cannot open an age gate early.

@@ -108,6 +108,7 @@ def seed(
                 history = {commit: (now - timedelta(minutes=10)).timestamp()}
                 history[target] = (now - timedelta(days=1)).timestamp()
                 pipe.zadd(keys.history(name, app), history)
+                pipe.zadd(keys.positions(name, app), {commit: 100, target: 50})  # app.order
                 pipe.set(keys.history_loaded(name, app), "1")
         if len(pipe) > 5000:
             pipe.execute()

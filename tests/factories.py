@@ -57,10 +57,18 @@ def snapshot(
     stages: tuple[StageView, ...],
     history: dict[str, dict[str, datetime]] | None = None,
     now: datetime = NOW,
+    positions: dict[str, dict[str, int]] | None = None,
     **overrides: object,
 ) -> Snapshot:
     svc = overrides.pop("service", None) or service()
-    return Snapshot(service=svc, now=now, stages=stages, history=history or {}, **overrides)  # type: ignore[arg-type]
+    return Snapshot(
+        service=svc,
+        now=now,
+        stages=stages,
+        history=history or {},
+        positions=positions or {},
+        **overrides,  # type: ignore[arg-type]
+    )
 
 
 def pause(

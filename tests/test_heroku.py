@@ -348,6 +348,21 @@ async def test_what_runs_is_the_newest_succeeded_release_read_only_when_unknown(
     assert route.call_count == 1
 
 
+async def test_a_rollback_release_says_which_version_it_brought_back(
+    api: respx.MockRouter, client: HerokuClient
+) -> None:
+    rollback = {**release_json("api-st01", 9, slug="s"), "description": "Rollback to v4"}
+    api.get("/apps/api-st01/releases").respond(json=[rollback, release_json("api-st01", 8)])
+    api.get(f"/apps/{uid('api-st01')}/slugs/{uid('s')}").respond(json=slug_json("s", SHA[1]))
+    api.get(f"/apps/{uid('api-st01')}/slugs/{uid('slug-a')}").respond(
+        json=slug_json("slug-a", SHA[2])
+    )
+
+    releases = await client.releases("api-st01", limit=2)
+
+    assert [r.rollback_of for r in releases] == [4, None]
+
+
 async def test_unknown_release_status_is_an_error_not_a_guess(
     api: respx.MockRouter, client: HerokuClient
 ) -> None:

@@ -31,6 +31,8 @@ HISTORY = {
     },
     ST: {"O": NOW - timedelta(hours=4), "A": NOW - timedelta(hours=2, minutes=30)},
 }
+# The same order in the apps' releases: O at v1, A at v2, B at v3 (positions, `app.order`).
+POSITIONS = {QA: {"O": 1, "A": 2, "B": 3}, ST: {"O": 1, "A": 2}}
 
 
 def snap(
@@ -38,10 +40,12 @@ def snap(
     st: str | None,
     prod: str | None = "O",
     history: dict[str, dict[str, datetime]] | None = None,
+    positions: dict[str, dict[str, int]] | None = None,
     **overrides: object,
 ) -> Snapshot:
     stages = (stage(QA, qa), stage(ST, st), stage(PROD, prod))
-    return snapshot(stages, HISTORY if history is None else history, **overrides)
+    known = POSITIONS if positions is None else positions
+    return snapshot(stages, HISTORY if history is None else history, positions=known, **overrides)
 
 
 def first(snapshot: Snapshot) -> Pair:
@@ -86,7 +90,8 @@ def test_differing_pair_with_every_gate_open_is_ready() -> None:
 
 def test_closed_age_waits_and_wakes_when_it_opens() -> None:
     history = {QA: {**HISTORY[QA], "C": NOW - timedelta(minutes=10)}, ST: HISTORY[ST]}
-    result = plan(snap("C", "O", history=history))
+    positions = {QA: {**POSITIONS[QA], "C": 4}, ST: POSITIONS[ST]}
+    result = plan(snap("C", "O", history=history, positions=positions))
     (only,) = result.candidates
     assert only.state is PairState.WAITING
     assert only.opens_at == NOW + timedelta(minutes=20)
@@ -159,6 +164,21 @@ def test_never_promotes_backwards() -> None:
     assert c is not None
     assert c.state is PairState.BLOCKED
     assert "backwards" in c.reason
+
+
+def test_order_is_the_release_order_not_when_cascade_heard_of_it() -> None:
+    # O was heard of last in qa (a late webhook, a rollback after a trim), yet ran there first.
+    heard = {QA: {**HISTORY[QA], "O": NOW - timedelta(hours=1)}, ST: HISTORY[ST]}
+    (only,) = plan(snap("O", "A", prod="A", history=heard)).candidates
+    assert (only.commit, only.state) == ("O", PairState.BLOCKED)
+    assert "backwards" in only.reason
+
+
+def test_a_source_commit_of_unknown_order_is_blocked() -> None:
+    positions = {QA: {"O": 1}, ST: POSITIONS[ST]}  # A ran in qa, but where is not known
+    (only,) = plan(snap("A", "O", positions=positions)).candidates
+    assert only.state is PairState.BLOCKED
+    assert "order of A and O in api-qa's releases is not known" in only.reason
 
 
 def test_failed_promotion_record_fails_the_pair() -> None:

@@ -17,9 +17,9 @@ from app.health import Health
 from app.heroku import HerokuClient
 from app.ledger import Ledger
 from app.locks import Locks
-from app.models import PairState
+from app.models import Candidate, PairState
 from app.promoter import Promoter
-from app.reconciler import Outcome, Reconciler
+from app.reconciler import HISTORY_DEPTH, Outcome, Reconciler
 from app.sandbox import Sandbox, pipelines_from_services
 from app.services import Freeze, Service, ServicesConfig
 from app.settings import Settings
@@ -300,3 +300,94 @@ async def test_a_resync_learns_the_release_that_runs_behind_a_failed_one(  # typ
     service = world.reconciler.config.services[0]
     snapshot = await world.reconciler.observe(service)
     assert snapshot.stages[0].commit == A
+
+
+# Never backwards (issue 15, row 2): the order of two commits in the source comes from Heroku's
+# own facts (release versions, rollbacks), never from when Cascade heard of them.
+OLD, NEW = "0" * 40, "f" * 40
+PAIR = ("api-qa", "api-st")  # one pair: nothing else is promoted meanwhile
+
+
+async def until_promotable(world: World, after: timedelta = timedelta(hours=1)) -> Outcome:
+    """Let the sandbox finish, a resync fall due and the age gate open; reconcile once."""
+    await world.settle()
+    await asyncio.sleep(0.01)
+    world.clock.now += after
+    return await world.reconciler.reconcile("api")
+
+
+def staging_candidate(outcome: Outcome) -> Candidate:
+    assert outcome.plan is not None
+    (found,) = [c for c in outcome.plan.candidates if c.pair.target.app == "api-st"]
+    return found
+
+
+async def test_a_rollback_to_a_commit_before_the_history_read_at_onboarding_is_not_promoted(
+    make_world,
+) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(PAIR, resync_seconds=0.001)
+    await world.sandbox.deploy("api-qa", OLD)  # v2
+    for i in range(HISTORY_DEPTH - 1):  # OLD is older than the releases read at onboarding
+        await world.sandbox.deploy("api-qa", f"c{i:039x}")
+    await world.sandbox.deploy("api-qa", NEW)
+    await world.sandbox.deploy("api-st", NEW)
+    await world.settle()
+    await world.reconciler.reconcile("api")
+    await world.sandbox.rollback("api-qa", 2)  # qa runs OLD again
+
+    blocked = staging_candidate(await until_promotable(world))
+
+    assert world.running("api-qa") == OLD
+    assert world.running("api-st") == NEW
+    assert (blocked.commit, blocked.state) == (OLD, PairState.BLOCKED)
+    assert "backwards" in blocked.reason
+
+
+async def test_a_rollback_to_a_commit_trimmed_from_the_history_is_not_promoted(
+    make_world,
+) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(PAIR, resync_seconds=0.001)
+    await world.sandbox.deploy("api-qa", OLD)  # v2
+    await world.settle()
+    await asyncio.sleep(1)  # Heroku's times are whole seconds: NEW's is later than OLD's
+    await world.sandbox.deploy("api-qa", NEW)  # v3
+    await world.sandbox.deploy("api-st", NEW)
+    await world.settle()
+    await world.reconciler.reconcile("api")  # OLD and NEW are in qa's history
+    # More commits ran in qa since than its history keeps (their releases are older news
+    # than v3 to the stage's view): OLD, the first to have arrived, is trimmed.
+    between = world.sandbox.world.app("api-qa").releases[1].created_at.replace(microsecond=0)
+    for i in range(keys.HISTORY_MAXLEN):
+        at = between + timedelta(microseconds=i + 1)
+        filler = release("api-qa", 1, f"c{i:039x}", created_at=at)
+        await world.reconciler.store.put_release("api", filler)
+    await world.sandbox.rollback("api-qa", 2)  # qa runs OLD again
+
+    blocked = staging_candidate(await until_promotable(world))
+
+    assert world.running("api-st") == NEW
+    assert (blocked.commit, blocked.state) == (OLD, PairState.BLOCKED)
+    assert "backwards" in blocked.reason
+
+
+async def test_a_late_webhook_does_not_make_an_older_commit_look_newer(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(PAIR, resync_seconds=0.001)
+    await world.sandbox.deploy("api-qa", OLD)  # v2
+    await world.sandbox.deploy("api-qa", NEW)  # v3
+    await world.sandbox.deploy("api-st", NEW)
+    await world.settle()
+    qa = world.sandbox.world.app("api-qa").releases
+    built = qa[1].created_at
+    store = world.reconciler.store
+    # NEW's webhook arrives at once; OLD's, sent first, arrives half an hour late.
+    await store.put_release("api", release("api-qa", 3, NEW, created_at=qa[2].created_at), built)
+    late = built + timedelta(minutes=30)
+    await store.put_release("api", release("api-qa", 2, OLD, created_at=built), late)
+    await world.reconciler.reconcile("api")
+    await world.sandbox.deploy("api-qa", OLD)  # OLD built and released again (v4)
+
+    blocked = staging_candidate(await until_promotable(world))
+
+    assert world.running("api-st") == NEW
+    assert (blocked.commit, blocked.state) == (OLD, PairState.BLOCKED)
+    assert "backwards" in blocked.reason

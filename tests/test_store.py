@@ -1,4 +1,5 @@
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,7 +45,7 @@ async def test_put_release_survives_redis_forgetting_its_scripts(
     await store.put_release("api", release(APP, 1, "A"))
     await redis_client.script_flush()  # as after a Redis restart
     assert (await store.put_release("api", release(APP, 2, "B"))).changed is True
-    assert await store.history("api", {APP: ["B"]}) != {APP: {}}
+    assert (await store.history("api", {APP: ["B"]})).arrived != {APP: {}}
 
 
 async def test_put_release_folds_again_when_the_stage_changed_meanwhile(
@@ -76,43 +77,76 @@ async def test_history_keeps_the_first_arrival(store: Store) -> None:
     await store.put_release("api", release(APP, 1, "A", created_at=arrived))
     config_change = release(APP, 2, "A", created_at=NOW - timedelta(minutes=1))
     assert (await store.put_release("api", config_change)).changed is True
-    assert await store.history("api", {APP: ["A"]}) == {APP: {"A": arrived}}
+    assert (await store.history("api", {APP: ["A"]})).arrived == {APP: {"A": arrived}}
 
 
 async def test_history_uses_the_clamped_arrival(store: Store) -> None:
     late = release(APP, 1, "A", created_at=NOW - timedelta(days=1))
     await store.put_release("api", late, received_at=NOW)
-    history = await store.history("api", {APP: ["A"]})
+    history = (await store.history("api", {APP: ["A"]})).arrived
     assert history[APP]["A"] == NOW - timedelta(minutes=10)
 
 
 async def test_pending_release_adds_no_history(store: Store) -> None:
     await store.put_release("api", release(APP, 1, "A", ReleaseStatus.PENDING))
-    assert await store.history("api", {APP: ["A"]}) == {APP: {}}
+    assert await store.history("api", {APP: ["A"]}) == ({APP: {}}, {APP: {}})
 
 
 async def test_history_is_capped_keeping_the_newest(store: Store) -> None:
-    entries = {f"c{i}": NOW + timedelta(seconds=i) for i in range(keys.HISTORY_MAXLEN + 5)}
-    await store.add_history("api", APP, entries)
     everything = [f"c{i}" for i in range(keys.HISTORY_MAXLEN + 5)]
-    history = (await store.history("api", {APP: everything}))[APP]
-    assert len(history) == keys.HISTORY_MAXLEN
-    assert "c0" not in history
-    assert f"c{keys.HISTORY_MAXLEN + 4}" in history
+    entries = {c: NOW + timedelta(seconds=i) for i, c in enumerate(everything)}
+    await store.add_history("api", APP, entries, {c: i + 1 for i, c in enumerate(everything)})
+    history, positions = await store.history("api", {APP: everything})
+    assert len(history[APP]) == len(positions[APP]) == keys.HISTORY_MAXLEN
+    assert "c0" not in history[APP]
+    assert "c0" not in positions[APP]  # trimmed from both: a commit is in both or neither
+    assert f"c{keys.HISTORY_MAXLEN + 4}" in history[APP]
 
 
 async def test_history_reads_the_wanted_commits_and_the_newest(store: Store) -> None:
     later, latest = NOW + timedelta(days=1), NOW + timedelta(days=2)
-    await store.add_history("api", APP, {"A": NOW, "B": later, "C": latest})
-    await store.add_history("api", "api-st", {"X": NOW})
+    await store.add_history(
+        "api", APP, {"A": NOW, "B": later, "C": latest}, {"A": 1, "B": 2, "C": 3}
+    )
+    await store.add_history("api", "api-st", {"X": NOW}, {"X": 1})
     history = await store.history("api", {APP: ["A", "gone"], "api-st": [], "api-prod": ["Z"]})
     # An app with a history is never empty (the newest stands for it); one without is.
-    assert history == {APP: {"A": NOW, "C": latest}, "api-prod": {}}
+    assert history.arrived == {APP: {"A": NOW, "C": latest}, "api-prod": {}}
+    assert history.positions == {APP: {"A": 1, "C": 3}, "api-prod": {}}
+
+
+async def test_a_late_webhook_does_not_change_the_order_of_commits(store: Store) -> None:
+    # B (v3) is heard at once; A (v2, the older release) half an hour late.
+    await store.put_release("api", release(APP, 3, "B", created_at=NOW), received_at=NOW)
+    late = release(APP, 2, "A", created_at=NOW - timedelta(minutes=1))
+    await store.put_release("api", late, received_at=NOW + timedelta(minutes=30))
+    history = await store.history("api", {APP: ["A", "B"]})
+    assert history.arrived[APP]["A"] > history.arrived[APP]["B"]  # heard later, for age
+    assert history.positions[APP] == {"A": 2, "B": 3}  # yet older in the app's releases
+
+
+async def test_a_commit_keeps_its_lowest_position(store: Store) -> None:
+    await store.put_release("api", release(APP, 5, "A"))
+    await store.put_release("api", release(APP, 6, "B"))
+    await store.put_release("api", replace(release(APP, 7, "A"), rollback_of=5))
+    await store.put_release("api", release(APP, 8, "B"))  # a config-var release
+    await store.add_history("api", APP, {"A": NOW, "B": NOW}, {"A": 2, "B": 9})
+    history = await store.history("api", {APP: ["A", "B"]})
+    assert history.positions[APP] == {"A": 2, "B": 6}
+    assert history.arrived[APP]["A"] == NOW - timedelta(hours=1)  # the first arrival stays
+
+
+async def test_a_rollback_places_its_commit_where_it_ran_before(store: Store) -> None:
+    await store.put_release("api", release(APP, 60, "NEW"))
+    await store.put_release("api", replace(release(APP, 61, "OLD"), rollback_of=3))
+    history = await store.history("api", {APP: ["OLD", "NEW"]})
+    assert history.positions[APP] == {"OLD": 3, "NEW": 60}
+    assert (await store.stages("api", [APP]))[0].commit == "OLD"
 
 
 async def test_add_history_marks_it_loaded(store: Store) -> None:
     assert await store.history_loaded("api", [APP, "api-st"]) == [False, False]
-    await store.add_history("api", APP, {"A": NOW})
+    await store.add_history("api", APP, {"A": NOW}, {"A": 1})
     assert await store.history_loaded("api", [APP, "api-st"]) == [True, False]
 
 

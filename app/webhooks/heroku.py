@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from app import logs
 from app.models import Release, ReleaseStatus
+from app.order import rolled_back_to
 from app.runtime import Runtime
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
 from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, headers, not_the_shape
@@ -43,6 +44,7 @@ class _Release(BaseModel):
     created_at: datetime
     app: _App
     slug: _Slug | None = None
+    description: str | None = None  # "Rollback to v10" says which older release it brings back
 
 
 class _Metadata(BaseModel):
@@ -70,6 +72,7 @@ def to_release(payload: ReleasePayload) -> Release:
         commit=data.slug.commit if data.slug else None,
         slug_id=data.slug.id if data.slug else None,
         created_at=data.created_at,
+        rollback_of=rolled_back_to(data.description),
     )
 
 
