@@ -57,9 +57,9 @@ def family(key: str) -> str:
 
 
 _WORDS = {
-    "stage", "history", "history-loaded", "events", "gates", "topology", "heard", "pause",
-    "promotions", "subscriptions", "status", "view", "{alerts}", "firing", "generation",
-    "pushes", "dedup", "slug", "github", "heroku", "librato",
+    "stage", "history", "history-loaded", "order", "order-loaded", "events", "gates",
+    "topology", "heard", "pause", "promotions", "subscriptions", "status", "view", "{alerts}",
+    "firing", "generation", "pushes", "dedup", "slug", "github", "heroku", "librato",
 }  # fmt: skip
 
 
