@@ -68,6 +68,10 @@ class OutcomeUnknown(HerokuError):
     """The promotion POST may have reached Heroku: never POST it again."""
 
 
+class NotFound(HerokuError):
+    """Heroku has nothing at that id (404): a cached pipeline or app id may be stale."""
+
+
 @dataclass(frozen=True)
 class Pipeline:
     id: str
@@ -343,9 +347,8 @@ class HerokuClient:
             raise self._error(OutcomeUnknown, method, path, response)
         if 400 <= status < 500 and status != 429:
             promotion = once and template == "/pipeline-promotions"
-            raise self._error(
-                PromotionRefused if promotion else HerokuError, method, path, response
-            )
+            kind = NotFound if status == 404 else HerokuError
+            raise self._error(PromotionRefused if promotion else kind, method, path, response)
         return response, f"HTTP {status}"
 
     async def _pace(self) -> None:

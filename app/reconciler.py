@@ -22,7 +22,7 @@ from app.audit import Audit, Event
 from app.durations import short
 from app.freezes import windows
 from app.health import Health, Prefetched
-from app.heroku import HerokuClient, HerokuError
+from app.heroku import HerokuClient, HerokuError, NotFound
 from app.ledger import Ledger
 from app.live import Live
 from app.locks import Locks
@@ -220,6 +220,14 @@ class Reconciler:
                 self._caught_up.add(name)
                 stale = bool(news)
             await self._learn_history(name, topology)
+        except NotFound as error:
+            # A cached id Heroku no longer knows: the pipeline or an app was re-created.
+            log.warning("pipeline of service=%s not found, reading it again: %s", name, error)
+            relearnt = await self._relearn(service, topology)
+            if relearnt is None:
+                return Outcome(None, None, again=False)
+            topology, stale = relearnt, True
+            await self._learn_history_or_log(name, topology)
         except HerokuError as error:
             log.warning("resync failed service=%s: %s", name, error)
         if view.in_flight:
@@ -269,8 +277,14 @@ class Reconciler:
         self._changes += 1
         return known
 
-    async def topology(self, service: Service) -> topo.Topology | None:
-        """The known topology, or read from the Platform API (three calls, once)."""
+    async def topology(
+        self, service: Service, stale: topo.Topology | None = None
+    ) -> topo.Topology | None:
+        """The known topology, or read from the Platform API (three calls, once).
+
+        `stale`: the one Heroku answered 404 for; its apps that now have other ids start
+        afresh.
+        """
         known = await self.topology_known(service)
         if known is not None:
             return known
@@ -280,6 +294,10 @@ class Reconciler:
             self.problems[service.name] = str(error)
             log.error("cannot read pipeline service=%s: %s", service.name, error)
             return None
+        if stale is not None and (gone := topo.moved(stale, known)):
+            log.warning("apps re-created service=%s: %s", service.name, ", ".join(gone))
+            await self.store.forget_apps(service.name, gone)
+            self._histories -= {(service.name, app) for app in gone}
         await self.store.set_topology(service.name, topo.codec.dump_json(known).decode())
         await self._fold(service.name, known, releases)
         await self.store.mark_resync(service.name, self.resync_seconds)  # just read it
@@ -288,6 +306,12 @@ class Reconciler:
         self._changes += 1
         self.problems.pop(service.name, None)
         return known
+
+    async def _relearn(self, service: Service, stale: topo.Topology) -> topo.Topology | None:
+        """Forget the topology Heroku no longer knows and read it again (three calls)."""
+        self.forget(service.name)
+        await self.store.forget_topology(service.name)
+        return await self.topology(service, stale)
 
     async def observe(self, service: Service) -> Snapshot:
         """The service as it stands, for status, retries and notices: Redis only, no lock."""
@@ -437,6 +461,12 @@ class Reconciler:
                     first.setdefault(release.commit, release.created_at)
             await self.store.add_history(name, app, first, order.positions(releases))
             self._histories.add((name, app))
+
+    async def _learn_history_or_log(self, name: str, topology: topo.Topology) -> None:
+        try:
+            await self._learn_history(name, topology)
+        except HerokuError as error:
+            log.warning("cannot learn history service=%s: %s", name, error)
 
     async def _record_transitions(
         self, snapshot: Snapshot, decided: Plan, seen: dict[str, str]

@@ -421,6 +421,29 @@ class Store:
         """The services file changed the service: read its pipeline again."""
         await self.redis.delete(keys.topology(service))
 
+    async def forget_apps(self, service: str, apps: Sequence[str]) -> None:
+        """The apps were re-created (new ids): their stages and histories are of apps gone.
+
+        The next fold starts each stage afresh (a new app's versions start at 1 again, which
+        the old stage would take for old news) and the next reconcile learns its history.
+        """
+        if not apps:
+            return
+        await self.redis.delete(
+            *(
+                key
+                for app in apps
+                for key in (
+                    keys.stage(service, app),
+                    keys.history(service, app),
+                    keys.positions(service, app),
+                    keys.history_loaded(service, app),
+                )
+            )
+        )
+        for app in apps:
+            self._stages_seen.pop(keys.stage(service, app), None)
+
     # signal sources ------------------------------------------------------
 
     async def heard(self, source: str, at: datetime) -> None:

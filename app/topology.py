@@ -2,7 +2,8 @@
 
 Read from the Platform API (pipeline, couplings, latest releases: three calls)
 when a service is first seen, and cached in Redis so status reads and other
-processes need no call.
+processes need no call. A cached id Heroku no longer knows (a 404: the pipeline or
+an app was re-created, or the sandbox restarted) makes the reconciler read it again.
 """
 
 from collections.abc import Iterable, Mapping
@@ -57,3 +58,13 @@ async def load(heroku: HerokuClient, service: Service) -> tuple[Topology, list[R
         raise TopologyError(f'service "{service.name}": pipeline has fewer than two stages')
     ids = {name: app_id for app_id, name in names.items() if name in stages}
     return Topology(pipeline.id, tuple(stages), ids), releases
+
+
+def moved(old: Topology, new: Topology) -> tuple[str, ...]:
+    """Apps of `new` that `old` knew under another id: re-created, so what was learnt of them
+    (their stage, their history) belongs to an app that no longer exists."""
+    return tuple(
+        app
+        for app in new.stages
+        if app in old.app_ids and old.app_ids[app] != new.app_ids.get(app, old.app_ids[app])
+    )

@@ -16,6 +16,7 @@ from app.heroku import (
     Coupling,
     HerokuClient,
     HerokuError,
+    NotFound,
     OutcomeUnknown,
     Pipeline,
     PromotionRefused,
@@ -416,7 +417,17 @@ async def test_get_4xx_is_not_retried(api: respx.MockRouter, client: HerokuClien
         await client.get_pipeline("nope")
 
     assert (caught.value.status, caught.value.error_id) == (404, "not_found")
+    assert isinstance(caught.value, NotFound)  # a stale cached id: the topology is read again
     assert route.call_count == 1
+
+
+async def test_a_403_is_not_a_not_found(api: respx.MockRouter, client: HerokuClient) -> None:
+    api.get("/pipelines/api").mock(return_value=error(403, "forbidden", "No access."))
+
+    with pytest.raises(HerokuError) as caught:
+        await client.get_pipeline("api")
+
+    assert not isinstance(caught.value, NotFound)
 
 
 async def test_429_waits_for_retry_after_then_retries(

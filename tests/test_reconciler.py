@@ -391,3 +391,30 @@ async def test_a_late_webhook_does_not_make_an_older_commit_look_newer(make_worl
     assert world.running("api-st") == NEW
     assert (blocked.commit, blocked.state) == (OLD, PairState.BLOCKED)
     assert "backwards" in blocked.reason
+
+
+async def test_a_pipeline_re_created_under_the_same_name_is_read_again(make_world) -> None:  # type: ignore[no-untyped-def]
+    """The sandbox restarted (or the pipeline and its apps were re-created): every cached id
+    now answers 404, and the new apps' versions start below those Cascade saw."""
+    old = await make_world(resync_seconds=0.001)
+    for app in STAGES:  # the old apps ran several releases each
+        for _ in range(3):
+            await old.sandbox.deploy(app)
+    await old.settle()
+    await old.reconciler.reconcile("api")
+
+    new = await make_world(resync_seconds=0.001)  # a restarted Cascade, on the same Redis
+    new.clock.now = old.clock.now
+    await new.sandbox.deploy("api-qa", A)
+    await new.settle()
+    await asyncio.sleep(0.01)
+    await new.reconciler.reconcile("api")
+    new.clock.now += timedelta(minutes=31)
+    await asyncio.sleep(0.01)
+    await new.reconciler.reconcile("api")
+
+    (promotion,) = new.sandbox.world.promotions
+    assert [t.app.name for t in promotion.targets] == ["api-st"]
+    assert promotion.source.slug.commit == A
+    topology = new.reconciler.topologies["api"]
+    assert topology.pipeline_id == new.sandbox.world.pipeline("api").id

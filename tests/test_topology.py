@@ -1,6 +1,6 @@
 import pytest
 
-from app.topology import order_stages
+from app.topology import Topology, moved, order_stages
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,23 @@ from app.topology import order_stages
 )
 def test_order_stages(couplings: list[tuple[str, str]], expected: tuple[str, ...]) -> None:
     assert order_stages(couplings) == expected
+
+
+OLD = Topology("p1", ("qa", "st"), {"qa": "id-qa", "st": "id-st"})
+
+
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [
+        (OLD, ()),
+        (Topology("p2", ("qa", "st"), {"qa": "id-qa", "st": "id-st"}), ()),
+        (Topology("p1", ("qa", "st"), {"qa": "id-qa", "st": "new-st"}), ("st",)),
+        (Topology("p2", ("qa", "st"), {"qa": "new-qa", "st": "new-st"}), ("qa", "st")),
+        (Topology("p1", ("qa", "st", "prod"), {"qa": "id-qa", "st": "id-st", "prod": "x"}), ()),
+    ],
+    ids=["same", "pipeline-recreated-apps-kept", "one-app-recreated", "all-new", "app-added"],
+)
+def test_moved_names_the_apps_known_under_another_id(
+    new: Topology, expected: tuple[str, ...]
+) -> None:
+    assert moved(OLD, new) == expected
