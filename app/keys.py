@@ -202,3 +202,7 @@ LIBRATO_POLLED = f"{PREFIX}:{{alerts}}:librato-polled"  # epoch seconds of the l
 LIBRATO_FAILURE = f"{PREFIX}:{{alerts}}:librato-failure"  # why the polls since then failed
 LIBRATO_TRIED = f"{PREFIX}:{{alerts}}:librato-tried"  # a reconcile's own poll: one per retry
 LIBRATO_FAILURE_TTL = timedelta(days=1)
+
+# timed pauses: the allow gate decides by `until` and Cascade's clock; Redis drops the key this
+# long after `until` by its own clock, as housekeeping only (its clock may run ahead of ours)
+PAUSE_KEPT_AFTER = timedelta(days=1)

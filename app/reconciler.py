@@ -400,11 +400,11 @@ class Reconciler:
     async def _fold(self, name: str, topology: topo.Topology, releases: list[Release]) -> list[str]:
         """Fold releases into the view, and what runs behind a newest one that failed; the
         apps whose stage they changed."""
-        changed = []
+        changed, now = [], self.clock()
         for release in releases + await self._running(name, topology, releases):
             if release.app not in topology.stages:
                 continue
-            if (await self.store.put_release(name, release)).changed:
+            if (await self.store.put_release(name, release, now=now)).changed:
                 changed.append(release.app)
         return changed
 
@@ -458,7 +458,8 @@ class Reconciler:
             first: dict[str, datetime] = {}
             for release in reversed(releases):
                 if release.status is ReleaseStatus.SUCCEEDED and release.commit:
-                    first.setdefault(release.commit, release.created_at)
+                    # never later than now by Cascade's clock, which decides ages
+                    first.setdefault(release.commit, min(release.created_at, self.clock()))
             await self.store.add_history(name, app, first, order.positions(releases))
             self._histories.add((name, app))
 

@@ -212,6 +212,7 @@ class Store:
         received_at: datetime | None = None,
         *,
         sighting: tuple[str, Sequence[str]] | None = None,
+        now: datetime | None = None,
     ) -> Folded:
         """Fold `release` into its stage, note its commit's arrival and position (`app.order`),
         cache the slug's commit.
@@ -219,13 +220,16 @@ class Store:
         `sighting` (sender, delivery ids) marks the delivery seen in the same atomic step, so
         it is never marked seen without being stored. One round trip, a compare-and-set
         script on the stage, when the stage is as this process last saw it; else the script
-        answers with the stage as it is, and the release is folded onto that.
+        answers with the stage as it is, and the release is folded onto that. `now`
+        (Cascade's clock) bounds the commit's arrival: Heroku's clock may run ahead of ours.
         """
         key = keys.stage(service, release.app)
         sender, ids = sighting or ("", ())
         seen = [keys.seen(service, sender, i) for i in ids]
         commit = release.commit if release.status is ReleaseStatus.SUCCEEDED else None
-        at = arrival(release, received_at).timestamp() if commit else 0
+        at = arrival(release, received_at) if commit else None
+        if at is not None and now is not None:
+            at = min(at, now)
         # The slug's commit is cached by the same script (it never changes: no CAS).
         cached = (release.slug_id, release.commit) if release.slug_id and release.commit else None
         slug = [keys.slug(cached[0])] if cached else []
@@ -250,7 +254,7 @@ class Store:
                     raw,
                     folded,
                     commit or "",
-                    at,
+                    at.timestamp() if at else 0,
                     keys.HISTORY_MAXLEN,
                     int(keys.DEDUP_TTL.total_seconds()),
                     len(seen),
@@ -334,12 +338,14 @@ class Store:
         return _pause.validate_json(raw) if raw else None
 
     async def set_pause(self, pause: Pause) -> None:
-        """Store the pause; Redis forgets it by itself at `until`."""
+        """Store the pause. A timed one ends at `until` by Cascade's clock (`Pause.active`, read
+        by the allow gate); Redis forgets it a day later, as housekeeping, never deciding."""
         key, value = _pause_key(pause.service), _pause.dump_json(pause)
         if pause.until is None:
             await self.redis.set(key, value)
         else:
-            await self.redis.set(key, value, pxat=int(pause.until.timestamp() * 1000))
+            gone = pause.until + keys.PAUSE_KEPT_AFTER
+            await self.redis.set(key, value, pxat=int(gone.timestamp() * 1000))
 
     async def lift_pause(self, service: str | None) -> Pause | None:
         raw = await self.redis.getdel(_pause_key(service))

@@ -107,6 +107,19 @@ async def test_global_pause(cascade: Cascade) -> None:
     assert all(s["paused"] is None for s in status["services"])
 
 
+async def test_an_ended_pause_kept_by_redis_is_not_shown(cascade: Cascade) -> None:
+    """Redis keeps a timed pause a day past `until` (housekeeping): Cascade's clock says
+    it ended, so neither `/status` nor the service shows it."""
+    ended = datetime.now(UTC) - timedelta(minutes=1)
+    for service in (None, "api"):
+        made = Pause("over", created_at=ended - timedelta(hours=1), until=ended, service=service)
+        await cascade.runtime.store.set_pause(made)
+        assert await cascade.runtime.store.pause(service) is not None
+    status = await cascade.status()
+    assert status["paused"] is None
+    assert all(s["paused"] is None for s in status["services"])
+
+
 async def test_service_pause(cascade: Cascade) -> None:
     response = await cascade.client.post(
         "/pause", json={"reason": "flaky", "service": "api"}, headers=ADMIN

@@ -17,7 +17,7 @@ from app.health import Health
 from app.heroku import HerokuClient
 from app.ledger import Ledger
 from app.locks import Locks
-from app.models import Candidate, PairState
+from app.models import Candidate, PairState, Pause
 from app.promoter import Promoter
 from app.reconciler import HISTORY_DEPTH, Outcome, Reconciler
 from app.sandbox import Sandbox, pipelines_from_services
@@ -418,3 +418,50 @@ async def test_a_pipeline_re_created_under_the_same_name_is_read_again(make_worl
     assert promotion.source.slug.commit == A
     topology = new.reconciler.topologies["api"]
     assert topology.pipeline_id == new.sandbox.world.pipeline("api").id
+
+
+async def test_resynced_ages_count_by_cascades_clock_when_herokus_runs_ahead(make_world) -> None:  # type: ignore[no-untyped-def]
+    """A release learnt from a resync arrived no later than Cascade's `now`: Heroku's
+    `created_at`, an hour ahead of Cascade's clock here, must not hold the age gate an hour."""
+    world = await make_world(resync_seconds=0.001)
+    world.clock.now -= timedelta(hours=1)  # Heroku's clock (the sandbox's) runs an hour ahead
+    await world.reconciler.reconcile("api")
+    await world.sandbox.deploy("api-qa", A)  # no webhook: only the resync learns of it
+    await world.settle()
+    await asyncio.sleep(0.01)
+    await world.reconciler.reconcile("api")
+
+    world.clock.now += timedelta(minutes=31)  # min_age is 30 minutes
+    await asyncio.sleep(0.01)
+    await world.reconciler.reconcile("api")
+
+    (promotion,) = world.sandbox.world.promotions
+    assert promotion.targets[0].app.name == "api-st"
+
+
+async def test_a_timed_pause_ends_by_cascades_clock_not_redis(make_world) -> None:  # type: ignore[no-untyped-def]
+    """Redis's clock runs an hour ahead of Cascade's here: the pause must hold until its
+    `until` by Cascade's clock, which the allow gate reads."""
+    world = await make_world(resync_seconds=0.001)
+    world.clock.now -= timedelta(hours=1)
+    await world.reconciler.reconcile("api")
+    await world.sandbox.deploy("api-qa", A)
+    await world.settle()
+    arrived = world.clock.now - timedelta(minutes=31)  # the age gate is open
+    await world.reconciler.store.redis.zadd(keys.history("api", "api-qa"), {A: arrived.timestamp()})
+    until = world.clock.now + timedelta(minutes=10)  # an hour in the past for Redis
+    await world.reconciler.store.set_pause(
+        Pause("hold", created_at=world.clock.now, until=until, service="api")
+    )
+    await asyncio.sleep(0.01)
+    outcome = await world.reconciler.reconcile("api")
+    assert world.sandbox.world.promotions == []
+    assert outcome.plan is not None
+    (held,) = outcome.plan.candidates
+    assert held.state is PairState.WAITING
+    assert outcome.wake_at == until
+
+    world.clock.now = until
+    await world.reconciler.reconcile("api")
+    (promotion,) = world.sandbox.world.promotions
+    assert promotion.targets[0].app.name == "api-st"

@@ -1,6 +1,6 @@
 """`POST /pause`, `DELETE /pause` and `POST /retry`: the operator's hands on the wheel."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -26,7 +26,7 @@ NO_SERVICE = "no service of that name"
     | errors({400: NOT_JSON, 404: NO_SERVICE, 422: "a field is missing or wrong; until is past"}),
 )
 async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
-    now = datetime.now(UTC)
+    now = runtime.reconciler.clock()  # the clock the allow gate reads `until` with
     _known(runtime, body.service)
     until = body.until
     if until is not None:
@@ -58,7 +58,7 @@ async def lift_pause(
     lifted = await runtime.store.lift_pause(service)
     if lifted is not None:
         scope = pause_scope(service)
-        now = datetime.now(UTC)
+        now = runtime.reconciler.clock()
         await _record(runtime, "pause.lifted", f"{scope} resumed", service, now)
         _reconcile(runtime, service)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -90,7 +90,7 @@ async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
             continue
         cleared.append(record)
         message = f"failed promotion of {record.commit[:7]} to {record.target} cleared for retry"
-        await _record(runtime, "promotion.retry", message, service.name, datetime.now(UTC))
+        await _record(runtime, "promotion.retry", message, service.name, runtime.reconciler.clock())
     runtime.queue.enqueue(service.name)
     detail = "cleared a failed promotion" if cleared else "nothing had failed; re-evaluating"
     return Accepted(detail=detail)

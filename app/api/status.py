@@ -29,10 +29,11 @@ router = APIRouter(tags=["status"])
 async def get_status(runtime: RuntimeDep) -> StatusOut:
     services = [await _service(runtime, s) for s in runtime.config.services]
     paused = await runtime.store.pause(None)
+    now = runtime.reconciler.clock()  # Redis keeps an ended pause a while: it never decides
     return StatusOut(
         sandbox=runtime.sandbox is not None,
         dry_run=runtime.settings.dry_run,
-        paused=pause_out(paused),
+        paused=pause_out(paused) if paused and paused.active(now) else None,
         services=services,
     )
 
