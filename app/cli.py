@@ -1,6 +1,6 @@
 """The `cascade` command: run the service, talk to a running one, or check the setup.
 
-`serve` runs Cascade; `status`, `pause`, `resume`, `retry` and `events` are
+`serve` runs Cascade; `status`, `pause`, `resume`, `retry`, `events` and `recover` are
 clients of `CASCADE_URL` (writes send `CASCADE_ADMIN_TOKEN`) and say plainly
 when it cannot be reached or refuses; `check` (in `app.checks`) validates the
 services file and tries every configured peer.
@@ -102,6 +102,8 @@ def status(args: argparse.Namespace) -> int:
             print("DRY RUN  decisions are recorded, nothing is promoted")
         if body.get("paused"):
             print(f"PAUSED   everything: {_pause(body['paused'], now)}")
+        if body.get("problem"):
+            print(f"PROBLEM  {body['problem']}")
     for service in [body] if args.service else body["services"]:
         print(f"\n{service['name']} (pipeline {service['pipeline']})")
         if service.get("paused"):
@@ -136,6 +138,12 @@ def resume(args: argparse.Namespace) -> int:
 def retry(args: argparse.Namespace) -> int:
     body = {"service": args.service, "to": args.to}
     print(_call("POST", "/retry", json=body, write=True)["detail"])
+    return 0
+
+
+def recover(args: argparse.Namespace) -> int:
+    """Confirm that Redis lost Cascade's data (pauses put back first): promote again."""
+    print(_call("POST", "/recover", write=True)["detail"])
     return 0
 
 
@@ -303,6 +311,11 @@ def _parser() -> argparse.ArgumentParser:
     log.add_argument("--limit", type=int, default=50)
     log.add_argument("--json", action="store_true", help="the raw JSON of GET /events")
     log.set_defaults(run=events)
+
+    confirm = commands.add_parser(
+        "recover", help="after Redis lost Cascade's data, put pauses back, then promote again"
+    )
+    confirm.set_defaults(run=recover)
 
     validate = commands.add_parser(
         "check", help="validate the services file and try every configured peer"

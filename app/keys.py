@@ -206,3 +206,7 @@ LIBRATO_FAILURE_TTL = timedelta(days=1)
 # timed pauses: the allow gate decides by `until` and Cascade's clock; Redis drops the key this
 # long after `until` by its own clock, as housekeeping only (its clock may run ahead of ours)
 PAUSE_KEPT_AFTER = timedelta(days=1)
+
+# data loss (app/epoch.py) ------------------------------------------------------------------
+EPOCH = f"{PREFIX}:epoch"  # the marker each process remembers: gone or replaced, data was lost
+DATA_LOST = f"{PREFIX}:data-lost"  # why promoting stopped, set by whoever saw the loss first

@@ -13,7 +13,7 @@ until a newer commit or an operator (`POST /retry`) clears the way.
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,9 +49,11 @@ class Promoter:
         audit: Audit,
         clock: Callable[[], datetime],
         owner: str,
+        durable: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.heroku, self.store, self.ledger, self.audit = heroku, store, ledger, audit
         self.clock, self.owner = clock, owner
+        self.durable = durable  # waits until a claim is on Redis's disk (`Epoch.durable`)
 
     async def promote(self, snapshot: Snapshot, topology: Topology, candidate: Candidate) -> bool:
         """Promote one ready candidate at most once; True when a POST was sent."""
@@ -80,6 +82,13 @@ class Promoter:
             self.ledger.claim(record), self._reread(topology, record, release, over)
         )
         if not claimed:
+            return False
+        if self.durable is not None and not await self.durable():
+            # Not on disk in time: a crash could lose the claim and send the promotion twice.
+            await self.ledger.drop(record)  # only if still ours
+            log.warning(
+                "promotion not sent service=%s to=%s: claim not on disk", service, record.target
+            )
             return False
         with logs.scope(commit=record.commit):
             sent = await self._send(record, topology, candidate, changed)

@@ -20,6 +20,7 @@ from app import order
 from app import topology as topo
 from app.audit import Audit, Event
 from app.durations import short
+from app.epoch import Epoch
 from app.freezes import windows
 from app.health import Health, Prefetched
 from app.heroku import HerokuClient, HerokuError, NotFound
@@ -81,11 +82,13 @@ class Reconciler:
         health: Health,
         dry_run: bool = False,
         live: Live | None = None,
+        epoch: Epoch | None = None,
     ) -> None:
         self.config, self.heroku, self.store, self.ledger = config, heroku, store, ledger
         self.locks, self.audit, self.promoter, self.clock = locks, audit, promoter, clock
         self.resync_seconds, self.dry_run, self.health = resync_seconds, dry_run, health
         self.live = live  # told when a service's pages would change
+        self.epoch = epoch  # says when Redis lost Cascade's data: then nothing is promoted
         self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
         self.topologies: dict[str, topo.Topology] = {}
         self.problems: dict[str, str] = {}
@@ -109,6 +112,17 @@ class Reconciler:
         self._caught_up.discard(name)
         self._histories = {known for known in self._histories if known[0] != name}
         self._settled.pop(name, None)
+
+    def forget_all(self) -> None:
+        """Redis lost Cascade's data (`app.epoch`): what this process learnt from it is void."""
+        self.topologies.clear()
+        self._changes += 1
+        self._caught_up.clear()
+        self._histories.clear()
+        self._looked_behind.clear()
+        self._settled.clear()
+        self._shown.clear()
+        self.store.forget_kept()
 
     def owner_of(self, app: str) -> Service | None:
         """The service whose stages include `app` (the first listed), for routing webhooks.
@@ -255,11 +269,17 @@ class Reconciler:
         return Outcome(decided, wake_at, False, _shown(snapshot, decided), settled)
 
     async def _promote(self, snapshot: Snapshot, topology: topo.Topology, decided: Plan) -> bool:
-        """Promote every ready candidate; True when a POST was sent."""
+        """Promote every ready candidate; True when a POST was sent.
+
+        Not while Redis's data is lost: the records that keep a promotion once may be gone.
+        """
         promoted = False
-        if not self.dry_run:
-            for candidate in decided.ready:
-                promoted |= await self.promoter.promote(snapshot, topology, candidate)
+        if self.dry_run or not decided.ready:
+            return promoted
+        if self.epoch is not None and await self.epoch.verify() is not None:
+            return promoted
+        for candidate in decided.ready:
+            promoted |= await self.promoter.promote(snapshot, topology, candidate)
         return promoted
 
     async def topology_known(self, service: Service) -> topo.Topology | None:
@@ -393,7 +413,7 @@ class Reconciler:
             service_pause=view.service_pause,
             promotions=promotions,
             in_flight=in_flight or {},
-            problem=self.problems.get(service.name),
+            problem=(self.epoch and self.epoch.lost) or self.problems.get(service.name),
             signals=signals,
         )
 

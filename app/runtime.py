@@ -20,6 +20,7 @@ from app import logs, upkeep
 from app import sandbox as sandboxes
 from app.audit import Audit
 from app.commit_status import CommitStatuses
+from app.epoch import Epoch
 from app.health import Health
 from app.health.poller import Poller
 from app.heroku import HerokuClient
@@ -61,6 +62,7 @@ class Runtime:
     scheduler: Scheduler
     metrics: Metrics  # this process's Prometheus metrics, served at /metrics
     live: Live  # tells dashboards in every process what changed
+    epoch: Epoch  # notices when Redis lost Cascade's data; `POST /recover` confirms it
     health: Health  # the signals' views (GitHub, alerts, incidents, URLs) and their readers
     poller: Poller  # the fallback feeds' clock
     heroku_secret: SecretStr | None
@@ -102,7 +104,9 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     audit, ledger = Audit(client), Ledger(client)
     health = Health.from_settings(settings, client)
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    promoter = Promoter(heroku, store, ledger, audit, utcnow, owner)
+    epoch = Epoch(client, utcnow, forget=lambda: reconciler.forget_all())
+    await epoch.start()
+    promoter = Promoter(heroku, store, ledger, audit, utcnow, owner, durable=epoch.durable)
     live = Live(client)
     reconciler = Reconciler(
         config=config,
@@ -117,6 +121,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         health=health,
         dry_run=settings.dry_run,
         live=live,
+        epoch=epoch,
     )
     runtime: Runtime
     queue = ReconcileQueue(lambda service: runtime.handle(service))
@@ -137,6 +142,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         scheduler=scheduler,
         metrics=upkeep.metrics(owner, sandbox is not None),
         live=live,
+        epoch=epoch,
         health=health,
         poller=poller,
         heroku_secret=secret,
@@ -149,6 +155,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     queue.start()
     scheduler.start(settings.tick_seconds)
     poller.start()
+    epoch.watch()
     if sandbox is not None:
         await sandbox.start()
     scheduler.tick()  # resume promotions in flight and catch up at once
@@ -166,6 +173,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
 
 async def stop(runtime: Runtime) -> None:
     runtime.scheduler.stop()
+    await runtime.epoch.stop()
     await runtime.poller.stop()
     await upkeep.stop_intake(runtime)
     await runtime.queue.stop(grace=runtime.settings.shutdown_seconds)

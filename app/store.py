@@ -162,6 +162,10 @@ class Store:
         self._heard: dict[str, datetime] = {}  # source -> when this process last noted it
         self._folds: dict[str, int] = {}  # service -> releases this process folded in
 
+    def forget_kept(self) -> None:
+        """Redis lost its data (`app.epoch`): what this process kept of it is void."""
+        self._stages_seen.clear()
+
     def folds(self, service: str) -> int:
         """How many releases this process has folded into the service's stages so far."""
         return self._folds.get(service, 0)

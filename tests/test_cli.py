@@ -263,3 +263,14 @@ def test_an_unreachable_cascade_is_exit_2_with_where_it_looked(run: Run) -> None
 def test_an_until_duration_becomes_a_time() -> None:
     assert cli._until("2026-05-01T18:00:00Z") == "2026-05-01T18:00:00Z"
     assert cli._until("2h").endswith("+00:00")
+
+
+def test_recover_confirms_a_data_loss_with_the_admin_token(run: Run) -> None:
+    with respx.mock(assert_all_called=True) as cascade:
+        confirmed = cascade.post("http://cascade.test/recover").respond(
+            202, json={"detail": "data loss confirmed: promoting again (Redis lost ...)"}
+        )
+        code, out, err = run("recover", url="http://cascade.test", admin_token="admin-sekrit")
+    assert (code, err) == (0, "")
+    assert out == "data loss confirmed: promoting again (Redis lost ...)\n"
+    assert confirmed.calls.last.request.headers["Authorization"] == "Bearer admin-sekrit"

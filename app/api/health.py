@@ -1,9 +1,15 @@
-"""`/healthz` (the process answers) and `/readyz` (Redis reachable, config loaded)."""
+"""`/healthz` (the process answers) and `/readyz` (Redis reachable with Cascade's data, config
+loaded); `POST /recover`, the operator's confirmation after Redis lost that data (`app.epoch`).
+"""
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, status
 from redis.exceptions import RedisError
 
+from app.api.deps import AdminDep, RuntimeDep
+from app.api.pause import REFUSALS
 from app.api.schemas import Accepted, errors
+from app.audit import Event
+from app.epoch import HOW
 
 router = APIRouter(tags=["health"])
 
@@ -14,14 +20,38 @@ async def healthz() -> Accepted:
 
 
 @router.get(
-    "/readyz", response_model=Accepted, responses=errors({503: "starting, or Redis unreachable"})
+    "/readyz",
+    response_model=Accepted,
+    responses=errors({503: "starting, Redis unreachable, or Redis lost Cascade's data"}),
 )
 async def readyz(request: Request) -> Accepted:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise HTTPException(503, "starting: services file or Redis not ready yet")
     try:
-        await runtime.redis.ping()
+        lost = await runtime.epoch.verify()
     except (RedisError, OSError) as error:
         raise HTTPException(503, f"Redis unreachable: {type(error).__name__}") from None
+    if lost is not None:
+        raise HTTPException(503, f"{lost}; {HOW}")
     return Accepted(detail=f"ready: {len(runtime.config.services)} services")
+
+
+@router.post(
+    "/recover",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    dependencies=[AdminDep],
+    responses=REFUSALS,
+)
+async def recover(runtime: RuntimeDep) -> Accepted:
+    """Redis lost Cascade's data and the operator has put back what matters (pauses):
+    promote again, in every process, from what Heroku and Redis say now."""
+    was = runtime.epoch.lost
+    await runtime.epoch.recover()
+    message = f"data loss confirmed: promoting again ({was})" if was else "data marker renewed"
+    await runtime.audit.record(
+        Event(kind="data.recovered", message=message, at=runtime.reconciler.clock())
+    )
+    runtime.scheduler.tick()
+    return Accepted(detail=message)

@@ -75,6 +75,7 @@ class StatusOut(BaseModel):
     dry_run: bool
     paused: PauseOut | None
     services: list[ServiceOut]
+    problem: str | None = None  # Redis lost Cascade's data: nothing is promoted (`app.epoch`)
 
 
 class EventOut(BaseModel):

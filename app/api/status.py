@@ -35,6 +35,7 @@ async def get_status(runtime: RuntimeDep) -> StatusOut:
         dry_run=runtime.settings.dry_run,
         paused=pause_out(paused) if paused and paused.active(now) else None,
         services=services,
+        problem=runtime.epoch.lost,
     )
 
 

@@ -1,0 +1,174 @@
+"""Noticing that Redis lost Cascade's data while it ran: a failover to a lagging replica, a
+crash inside the one-second fsync window, a flush.
+
+A marker (`keys.EPOCH`) is written on a Redis without one, and each process remembers the
+value it found or wrote. Found gone, or changed to a value no operator's recovery wrote
+after it, the data was lost: the process sets `keys.DATA_LOST`, which every process honours,
+and promotes nothing until an operator confirms with `POST /recover` (or `cascade recover`),
+which writes a new marker. What a process keeps in memory is dropped either way.
+"""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError, ResponseError
+
+from app import keys
+
+log = logging.getLogger(__name__)
+
+NEW, RECOVERED = "new", "recovered"  # the marker's kinds: written on an empty Redis, by recover
+CHECK_EVERY = 2.0  # seconds between the watch's looks (and a look before every promotion)
+WAITAOF_TIMEOUT_MS = 2000  # an everysec fsync comes within a second
+HOW = "confirm with POST /recover (admin token) or `cascade recover` once pauses are back"
+
+
+def marker(kind: str, ms: int) -> str:
+    return f"{kind}:{ms}:{secrets.token_hex(8)}"
+
+
+def _parts(value: str) -> tuple[str, int]:
+    kind, ms, _ = [*value.split(":"), "", "", ""][:3]
+    return kind, int(ms) if ms.isdigit() else 0
+
+
+def adopts(known: str, found: str) -> bool:
+    """Whether `found` legitimately replaced `known`: an operator recovered after it was made.
+
+    A lagging replica brings an older marker back, a flush followed by a first start a new
+    one: neither is a recovery newer than the marker this process knew.
+    """
+    kind, ms = _parts(found)
+    return kind == RECOVERED and ms > _parts(known)[1]
+
+
+class Epoch:
+    """The marker this process knows, and whether promoting is stopped for a data loss."""
+
+    def __init__(
+        self,
+        client: "redis.Redis",
+        clock: Callable[[], datetime],
+        forget: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.redis, self.clock, self.forget = client, clock, forget
+        self.known: str | None = None  # the marker found or written by this process
+        self.lost: str | None = None  # why nothing is promoted, while a loss is unconfirmed
+        self._waitaof = True  # until the server says it cannot (old server, no append-only)
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Adopt the marker there is, or write the first one (a first start, or an upgrade)."""
+        value, flag = await self._read()
+        if flag is not None:
+            self.known = value
+            self._stop(flag, drop=False)
+            return
+        if value is None:
+            await self.redis.set(keys.EPOCH, marker(NEW, self._ms()), nx=True)
+            value, _ = await self._read()
+            log.info("data marker written: %s", value)
+        self.known = value
+
+    async def verify(self) -> str | None:
+        """Look once; the problem while promoting is stopped, else None."""
+        value, flag = await self._read()
+        if flag is not None:
+            self._stop(flag, drop=self.lost is None)
+            return self.lost
+        if self.known is not None and value != self.known:
+            if value is not None and adopts(self.known, value):
+                log.warning("data marker recovered by an operator elsewhere: %s", value)
+                self.known, self.lost = value, None
+                self.forget()
+                return None
+            why = (
+                f"Redis lost Cascade's data (the marker {self.known} is"
+                f" {'gone' if value is None else f'now {value}'}): pauses, promotion records"
+                " and histories may be gone, so nothing is promoted"
+            )
+            await self.redis.set(keys.DATA_LOST, why, nx=True)
+            self._stop((await self._read())[1] or why, drop=True)
+            return self.lost
+        if self.known is None:  # started while the loss was unconfirmed: the recovery's
+            self.known = value
+        if self.lost is not None:  # an operator recovered, and the marker is still ours
+            self.lost = None
+        return None
+
+    async def recover(self) -> str:
+        """The operator confirms the loss: a new marker, and promoting resumes everywhere."""
+        found, _ = await self._read()
+        newest = max(self._ms(), *(_parts(v)[1] + 1 for v in (self.known, found) if v))
+        value = marker(RECOVERED, newest)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.EPOCH, value)
+            pipe.delete(keys.DATA_LOST)
+            await pipe.execute()
+        self.known, self.lost = value, None
+        self.forget()
+        log.warning("data loss confirmed by an operator: promoting again (marker %s)", value)
+        return value
+
+    async def durable(self) -> bool:
+        """Wait until what was written is on disk (WAITAOF), where the server can say so.
+
+        False only when the server could and did not in time: a claim not on disk may be
+        lost in a crash and the promotion made twice, so it is not sent.
+        """
+        if not self._waitaof:
+            return True
+        try:
+            local, _ = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                "WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS
+            )
+        except ResponseError as error:  # unknown command, or append-only off: nothing to wait
+            log.info("WAITAOF unavailable, claims are not waited for on disk: %s", error)
+            self._waitaof = False
+            return True
+        return int(local) >= 1
+
+    def watch(self) -> None:
+        """Look every `CHECK_EVERY` seconds, so `/status` and `/readyz` tell without a reconcile."""
+        self._watch = asyncio.create_task(self._watching())
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+
+    async def _watching(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_EVERY)
+            try:
+                await self.verify()
+            except (RedisError, OSError) as error:
+                log.warning("cannot check the data marker: %s", error)
+
+    async def _read(self) -> tuple[str | None, str | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.EPOCH)
+            pipe.get(keys.DATA_LOST)
+            value, flag = await pipe.execute()
+        return _text(value), _text(flag)
+
+    def _stop(self, why: str, *, drop: bool) -> None:
+        if self.lost is None:
+            log.error("%s; %s", why, HOW)
+        self.lost = why
+        if drop:
+            self.forget()
+
+    def _ms(self) -> int:
+        return int(self.clock().timestamp() * 1000)
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

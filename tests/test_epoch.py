@@ -1,0 +1,183 @@
+"""Redis losing Cascade's data while it runs (`app.epoch`): noticed, told, nothing promoted,
+until an operator confirms; on a real Redis, and through a running Cascade."""
+
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as redis
+
+from app import keys
+from app.epoch import NEW, RECOVERED, Epoch, adopts, marker
+from tests.inprocess import ADMIN, Cascade, Start, eventually
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+MS = int(NOW.timestamp() * 1000)
+
+
+class Forgets:
+    """Counts how often an epoch told its process to drop what it keeps in memory."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+async def started(client: "redis.Redis", forget: Forgets | None = None) -> Epoch:
+    epoch = Epoch(client, lambda: NOW, forget or Forgets())
+    await epoch.start()
+    return epoch
+
+
+@pytest.mark.parametrize(
+    ("found", "expected"),
+    [
+        (marker(RECOVERED, MS + 1), True),
+        (marker(RECOVERED, MS), False),
+        (marker(RECOVERED, MS - 60_000), False),
+        (marker(NEW, MS + 60_000), False),
+        ("garbage", False),
+    ],
+    ids=["newer-recovery", "same-time", "older-recovery-from-a-lagging-replica", "new", "garbage"],
+)
+def test_only_a_newer_recovery_replaces_a_known_marker(found: str, expected: bool) -> None:
+    assert adopts(marker(NEW, MS), found) is expected
+
+
+async def test_a_first_start_writes_one_marker_every_process_adopts(
+    redis_client: "redis.Redis",
+) -> None:
+    first, second = await started(redis_client), await started(redis_client)
+    assert first.known is not None
+    assert first.known.startswith(f"{NEW}:")
+    assert second.known == first.known
+    assert await first.verify() is None
+    assert await second.verify() is None
+
+
+async def test_a_flush_is_noticed_told_to_every_process_and_caches_dropped(
+    redis_client: "redis.Redis",
+) -> None:
+    forgot, other_forgot = Forgets(), Forgets()
+    epoch, other = await started(redis_client, forgot), await started(redis_client, other_forgot)
+    await redis_client.flushall()
+
+    problem = await epoch.verify()
+    assert problem is not None
+    assert "Redis lost Cascade's data" in problem
+    assert forgot.count == 1
+    assert await redis_client.get(keys.DATA_LOST) is not None
+    assert await other.verify() == problem  # the flag, not its own look, tells it
+    assert other_forgot.count == 1
+    assert await epoch.verify() == problem  # stays stopped, and forgets only once
+    assert forgot.count == 1
+
+
+async def test_a_flush_then_a_fresh_start_elsewhere_is_still_a_loss(
+    redis_client: "redis.Redis",
+) -> None:
+    epoch = await started(redis_client)
+    await redis_client.flushall()
+    fresh = await started(redis_client)  # finds nothing: writes a marker of its own
+    assert fresh.known != epoch.known
+    assert await epoch.verify() is not None
+    assert await fresh.verify() is not None  # the flag stops it too
+
+
+async def test_a_lagging_replica_bringing_an_older_marker_back_is_a_loss(
+    redis_client: "redis.Redis",
+) -> None:
+    older = marker(RECOVERED, MS - 60_000)
+    await redis_client.set(keys.EPOCH, older)
+    epoch = await started(redis_client)
+    await epoch.recover()
+    await redis_client.set(keys.EPOCH, older)
+    assert await epoch.verify() is not None
+
+
+async def test_recover_resumes_every_process_and_they_forget_what_they_kept(
+    redis_client: "redis.Redis",
+) -> None:
+    forgot, other_forgot = Forgets(), Forgets()
+    epoch, other = await started(redis_client, forgot), await started(redis_client, other_forgot)
+    await redis_client.flushall()
+    assert await epoch.verify() is not None
+    late = await started(redis_client)  # started while the loss is unconfirmed
+    assert late.lost is not None
+
+    value = await epoch.recover()
+    assert epoch.lost is None
+    assert forgot.count == 2
+    assert await redis_client.get(keys.DATA_LOST) is None
+    assert await other.verify() is None  # adopts the recovery, never having seen the loss
+    assert other.known == value
+    assert other_forgot.count == 1
+    assert await late.verify() is None
+    assert late.known == value
+    await redis_client.delete(keys.EPOCH)  # and a loss after the recovery is noticed again
+    assert await other.verify() is not None
+
+
+async def test_a_claim_waits_for_the_append_only_file(redis_client: "redis.Redis") -> None:
+    epoch = await started(redis_client)  # the test server runs appendonly yes, fsync everysec
+    await redis_client.set("cascade:{api}:promotion:api-st:c", "claimed")
+    assert await epoch.durable() is True
+
+
+# through a running Cascade ------------------------------------------------------------------
+
+
+async def promoted_to(cascade: Cascade, commit: str) -> bool:
+    assert cascade.runtime.sandbox is not None
+    return any(p.source.slug.commit == commit for p in cascade.runtime.sandbox.world.promotions)
+
+
+async def test_a_running_cascade_stops_promoting_on_a_loss_until_recovered(
+    start_cascade: Start, redis_client: "redis.Redis"
+) -> None:
+    cascade = await start_cascade(min_age="0s")
+    assert cascade.runtime.sandbox is not None
+    await cascade.runtime.sandbox.deploy("api-qa", "a" * 40)
+    await eventually(lambda: promoted_to(cascade, "a" * 40), "a first promotion")
+    await cascade.settle()
+
+    await redis_client.flushall()  # e.g. a failover to a replica that lagged
+    ready = await cascade.client.get("/readyz")
+    assert ready.status_code == 503
+    assert "Redis lost Cascade's data" in ready.json()["detail"]
+    assert "POST /recover" in ready.json()["detail"]
+    status = await cascade.status()
+    assert status["problem"] is not None
+    assert all(s["problem"] == status["problem"] for s in status["services"])
+
+    commit = "b" * 40
+    await cascade.runtime.sandbox.deploy("api-qa", commit)
+    await eventually(lambda: _runs(cascade, "api-qa", commit), "the deploy to be known")
+    await cascade.settle()
+    assert not await promoted_to(cascade, commit)
+
+    refused = await cascade.client.post("/recover")
+    assert refused.status_code == 401
+    recovered = await cascade.client.post("/recover", headers=ADMIN)
+    assert recovered.status_code == 202, recovered.text
+    assert (await cascade.client.get("/readyz")).status_code == 200
+    await eventually(lambda: promoted_to(cascade, commit), "the promotion after recovery")
+    status = await cascade.status()
+    assert status["problem"] is None
+    events = await cascade.events(limit=1000)
+    assert any(e["kind"] == "data.recovered" for e in events)
+
+
+async def test_another_process_honours_the_loss_one_noticed(start_cascade: Start) -> None:
+    noticing, other = await start_cascade(min_age="0s"), await start_cascade(min_age="0s")
+    await noticing.runtime.redis.delete(keys.EPOCH)
+    assert (await noticing.client.get("/readyz")).status_code == 503
+    assert (await other.client.get("/readyz")).status_code == 503
+    assert (await other.status())["problem"] is not None
+    assert (await noticing.client.post("/recover", headers=ADMIN)).status_code == 202
+    assert (await other.client.get("/readyz")).status_code == 200
+
+
+async def _runs(cascade: Cascade, app: str, commit: str) -> bool:
+    return await cascade.stage_commit("api", app) == commit
