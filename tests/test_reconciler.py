@@ -1,7 +1,7 @@
 """The reconciler against the sandbox platform (in-process) and a real Redis, time injected."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +71,7 @@ async def make_world(
         stages: tuple[str, ...] = STAGES,
         resync_seconds: float = 3600,
         freezes: tuple[Freeze, ...] = (),
+        durable: Callable[[], Awaitable[bool]] | None = None,
     ) -> World:
         service = Service(name="api", pipeline="api", stages=stages, min_age=timedelta(minutes=30))
         config = ServicesConfig(path=Path("test.toml"), services=(service,), freezes=freezes)
@@ -99,7 +100,7 @@ async def make_world(
             ledger=ledger,
             locks=Locks(redis_client),
             audit=audit,
-            promoter=Promoter(heroku, store, ledger, audit, clock, "test"),
+            promoter=Promoter(heroku, store, ledger, audit, clock, "test", durable=durable),
             clock=clock,
             resync_seconds=resync_seconds,
             health=Health.from_settings(Settings(_env_file=None), redis_client),
