@@ -63,25 +63,30 @@ class Epoch:
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Adopt the marker there is, or write the first one (a first start, or an upgrade)."""
-        value, flag = await self._read()
-        if flag is not None:
-            self.known = value
-            self._stop(flag, drop=False)
-            return
-        if value is None:
-            await self.redis.set(keys.EPOCH, marker(NEW, self._ms()), nx=True)
-            value, _ = await self._read()
-            log.info("data marker written: %s", value)
-        self.known = value
+        """Adopt the marker there is, or write the first one (a first start, or an upgrade).
+
+        With Redis unreachable, the first look that reaches it does so instead.
+        """
+        try:
+            await self._look(drop=False)  # nothing is kept in memory yet
+        except (RedisError, OSError) as error:
+            log.warning("cannot read the data marker yet: %s", error)
 
     async def verify(self) -> str | None:
         """Look once; the problem while promoting is stopped, else None."""
+        return await self._look(drop=True)
+
+    async def _look(self, *, drop: bool) -> str | None:
         value, flag = await self._read()
         if flag is not None:
-            self._stop(flag, drop=self.lost is None)
+            if self.known is None:  # the recovery's marker will be adopted
+                self.known = value
+            self._stop(flag, drop=drop and self.lost is None)
             return self.lost
-        if self.known is not None and value != self.known:
+        if self.known is None:
+            self.known, self.lost = value or await self._first(), None
+            return None
+        if value != self.known:
             if value is not None and adopts(self.known, value):
                 log.warning("data marker recovered by an operator elsewhere: %s", value)
                 self.known, self.lost = value, None
@@ -93,13 +98,17 @@ class Epoch:
                 " and histories may be gone, so nothing is promoted"
             )
             await self.redis.set(keys.DATA_LOST, why, nx=True)
-            self._stop((await self._read())[1] or why, drop=True)
+            self._stop((await self._read())[1] or why, drop=drop)
             return self.lost
-        if self.known is None:  # started while the loss was unconfirmed: the recovery's
-            self.known = value
-        if self.lost is not None:  # an operator recovered, and the marker is still ours
-            self.lost = None
+        self.lost = None  # the flag is gone and the marker is still ours: an operator recovered
         return None
+
+    async def _first(self) -> str | None:
+        """Write the marker on a Redis without one; of several processes, the first wins."""
+        await self.redis.set(keys.EPOCH, marker(NEW, self._ms()), nx=True)
+        value, _ = await self._read()
+        log.info("data marker written: %s", value)
+        return value
 
     async def recover(self) -> str:
         """The operator confirms the loss: a new marker, and promoting resumes everywhere."""

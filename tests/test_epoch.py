@@ -59,6 +59,20 @@ async def test_a_first_start_writes_one_marker_every_process_adopts(
     assert await second.verify() is None
 
 
+async def test_a_redis_unreachable_at_start_is_looked_at_later(
+    redis_client: "redis.Redis",
+) -> None:
+    away = connect("redis://127.0.0.1:1/0")
+    unreached = Epoch(away, lambda: NOW)
+    await unreached.start()  # Cascade starts, and says it is not ready, as before
+    assert unreached.known is None
+    await away.aclose()
+    later = Epoch(redis_client, lambda: NOW)  # never started: its first look writes it
+    assert await later.verify() is None
+    assert later.known is not None
+    assert await redis_client.get(keys.EPOCH) == later.known
+
+
 async def test_a_flush_is_noticed_told_to_every_process_and_caches_dropped(
     redis_client: "redis.Redis",
 ) -> None:
