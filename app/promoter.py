@@ -21,7 +21,7 @@ from typing import Any
 from app import logs
 from app.audit import Audit, Event
 from app.durations import short
-from app.heroku import HerokuClient, HerokuError, OutcomeUnknown, PromotionRefused
+from app.heroku import HerokuClient, HerokuError, NotFound, OutcomeUnknown, PromotionRefused
 from app.ledger import Ledger
 from app.models import (
     Candidate,
@@ -210,6 +210,12 @@ class Promoter:
         if record.promotion_id is not None:
             try:
                 targets = await self.heroku.promotion_targets(record.promotion_id)
+            except NotFound:
+                # The pipeline was re-created (or the sandbox restarted): nothing to follow,
+                # and an unsettled record would hold its target for ever.
+                why = f"Heroku no longer knows promotion {record.promotion_id}"
+                await self._settle(record, PromotionState.FAILED, why)
+                return
             except HerokuError as error:
                 log.warning("cannot follow promotion %s: %s", record.promotion_id, error)
                 return

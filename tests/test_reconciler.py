@@ -466,3 +466,38 @@ async def test_a_timed_pause_ends_by_cascades_clock_not_redis(make_world) -> Non
     await world.reconciler.reconcile("api")
     (promotion,) = world.sandbox.world.promotions
     assert promotion.targets[0].app.name == "api-st"
+
+
+async def test_a_promotion_the_re_created_pipeline_never_had_does_not_hold_its_target(
+    make_world,
+) -> None:  # type: ignore[no-untyped-def]
+    """Cascade stopped while a promotion was on its way (its record unsettled), and the
+    pipeline came back with new ids: Heroku answers 404 for that promotion, so it is failed,
+    and the target, which takes one promotion at a time, takes the next commit."""
+    old = await make_world(resync_seconds=0.001)
+    await old.reconciler.reconcile("api")
+    await old.sandbox.deploy("api-qa", A)
+    await old.settle()
+    old.sandbox.copy_seconds = 3600  # the promotion never finishes in the old world
+    old.clock.now += timedelta(minutes=31)
+    await asyncio.sleep(0.01)
+    await old.reconciler.reconcile("api")
+    (unsettled,) = await old.reconciler.ledger.unsettled("api")
+    assert unsettled.promotion_id is not None
+
+    new = await make_world(resync_seconds=0.001)  # a restarted Cascade, on the same Redis
+    new.clock.now = old.clock.now
+    b = "b" * 40
+    await new.sandbox.deploy("api-qa", b)
+    await new.settle()
+    await asyncio.sleep(0.01)
+    await new.reconciler.reconcile("api")
+    new.clock.now += timedelta(minutes=31)
+    await asyncio.sleep(0.01)
+    await new.reconciler.reconcile("api")
+
+    first = new.sandbox.world.promotions[0]  # (then on to api-prod: B is old enough there too)
+    assert (first.source.slug.commit, first.targets[0].app.name) == (b, "api-st")
+    failed = [e for e in await new.reconciler.audit.read("api", 100) if e["commit"] == A]
+    assert [e["kind"] for e in failed][:1] == ["promotion.failed"]
+    assert "Heroku no longer knows promotion" in failed[0]["message"]
