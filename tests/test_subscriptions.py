@@ -172,6 +172,9 @@ async def test_an_unannounced_release_checks_that_apps_subscription_only(
     with caplog.at_level(logging.INFO, logger="app.subscriptions"):
         await resync(subscribing, "api")  # finds the release no webhook brought
         await eventually(lambda: recreated(subscribing, "api-st"), "our subscription back")
+        # the check logs once the subscription is back: a moment after what `recreated` sees
+        line = "webhook subscription of app=api-st checked"
+        await eventually(lambda: as_async(line in caplog.text), "the check's log line")
     assert checked == ["api-st"]
     made = {k: v - before.get(k, 0) for k, v in runtime.heroku.calls.items()}
     assert made["GET /apps/{app}/webhooks"] == 1
