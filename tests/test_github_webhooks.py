@@ -10,6 +10,7 @@ import copy
 import hashlib
 import hmac
 import json
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -413,3 +414,62 @@ async def test_a_delivery_of_the_wrong_shape_is_422(
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith(f"not a GitHub {event} event: {where}")
     assert await github_keys(redis_client) == []
+
+
+# GitHub's other content type ------------------------------------------------------------------
+
+
+def form_encoded(payload: Json) -> bytes:
+    """GitHub's `application/x-www-form-urlencoded` delivery: the JSON in a `payload` field."""
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+async def deliver_form(
+    cascade: Cascade, event: str, body: bytes, secret: str = SECRET
+) -> httpx.Response:
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": hashlib.sha1(body).hexdigest(),
+        "X-Hub-Signature-256": signature(body, secret),  # over the raw form body, as GitHub signs
+    }
+    return await cascade.client.post("/webhooks/github", content=body, headers=headers)
+
+
+async def test_a_form_encoded_delivery_is_read_like_json(
+    cascade: Cascade, enqueued: Enqueued, redis_client: "redis.Redis"
+) -> None:
+    body = form_encoded(sample("status-payload.json"))
+    answered_ = answer(await deliver_form(cascade, "status", body), "accepted")
+    assert answered_["detail"] == "default success on 6113728"
+    assert enqueued == ["api"]
+    assert list(await redis_client.hgetall(keys.github_checks(REPO, HEAD))) == ["status:default"]
+
+
+async def test_a_form_encoded_ping_is_answered(cascade: Cascade) -> None:
+    body = form_encoded(sample("ping-payload.json"))
+    answered_ = answer(await deliver_form(cascade, "ping", body), "accepted", 200)
+    assert answered_["detail"] == "pong: Anything added dilutes everything else."
+
+
+async def test_a_form_encoded_delivery_is_signed_over_its_raw_body(
+    cascade: Cascade, redis_client: "redis.Redis"
+) -> None:
+    payload = sample("status-payload.json")
+    body = form_encoded(payload)
+    # signed over the JSON inside, not over the bytes sent: refused
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-GitHub-Event": "status",
+        "X-GitHub-Delivery": "form-1",
+        "X-Hub-Signature-256": signature(json.dumps(payload).encode()),
+    }
+    response = await cascade.client.post("/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 401, response.text
+    assert await github_keys(redis_client) == []
+
+
+async def test_a_form_without_a_payload_field_is_400(cascade: Cascade) -> None:
+    response = await deliver_form(cascade, "status", b"other=1")
+    assert response.status_code == 400, response.text
+    assert "payload" in response.json()["detail"]

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import urllib.parse
 from typing import Any
 
 from fastapi import HTTPException, Request, status
@@ -90,6 +91,28 @@ def parse_json(body: bytes) -> Any:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, "body is not valid JSON: nested too deeply"
         ) from None
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def json_of_form(body: bytes, content_type: str | None) -> bytes:
+    """The JSON a delivery carries: the body itself, or, for a form (GitHub's default content
+    type), its `payload` field. Call it after the signature is checked over the raw body."""
+    if (content_type or "").split(";")[0].strip().lower() != FORM:
+        return body
+    try:
+        fields = urllib.parse.parse_qs(body.decode("ascii"), strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"body is not a valid form: {error}"
+        ) from None
+    payload = fields.get("payload")
+    if not payload or len(payload) != 1:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "a form-encoded delivery needs one `payload` field"
+        )
+    return payload[0].encode()
 
 
 def _compare(expected: str, given: str | None, header: str) -> None:

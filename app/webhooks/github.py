@@ -4,6 +4,8 @@ A push to a service's branch proves its commits are on it (and orders its heads)
 push or a deleted branch voids what was known of the repository. Statuses and completed
 check suites matter to services with `require_checks`. Only the services of the delivery's
 repository (and branch) are reconciled. A repeated `X-GitHub-Delivery` changes nothing.
+Either content type GitHub offers is read: JSON, or a form whose `payload` field is the JSON
+(the signature is over the raw body in both).
 """
 
 from collections.abc import Awaitable, Callable
@@ -19,7 +21,13 @@ from app.durations import short
 from app.runtime import Runtime
 from app.services import Service
 from app.signals.github import OWN_CONTEXT, CheckReport, Push
-from app.webhooks.auth import parse_json, read_body, require_secret, verify_hex_hmac
+from app.webhooks.auth import (
+    json_of_form,
+    parse_json,
+    read_body,
+    require_secret,
+    verify_hex_hmac,
+)
 from app.webhooks.intake import (
     REFUSALS,
     WebhookAnswer,
@@ -247,6 +255,7 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     body = await read_body(request)
     secret = require_secret(runtime.settings.github_webhook_secret, SECRET_SETTING)
     verify_hex_hmac(secret, body, request.headers.get(SIGNATURE), SIGNATURE)
+    body = json_of_form(body, request.headers.get("content-type"))  # signed as sent, read as JSON
     event, delivery = request.headers.get(EVENT), request.headers.get(DELIVERY)
     now = datetime.now(UTC)
     meaning = EVENTS.get(event or "")
