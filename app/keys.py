@@ -195,6 +195,7 @@ STATUS_FEED_TTL = timedelta(days=1)
 # alerts gate (Librato and Alertmanager webhooks, Librato's alert status API) -------------
 
 ALERTS_FIRING = f"{PREFIX}:{{alerts}}:firing"  # hash: "<source>:<id>" -> JSON of a firing alert
+ALERTS_ENDED = f"{PREFIX}:{{alerts}}:ended"  # hash: "<source>:<id>" -> "<episode end>|<expiry>"
 ALERTS_MAX = 10_000  # firing alerts kept; past it new ones are refused and every gate is unknown
 ALERTMANAGER_TTL = timedelta(hours=24)  # refreshed by each repeat (repeat_interval, default 4h)
 LIBRATO_TTL = timedelta(days=10)  # Librato clears a triggered alert itself after 10 days

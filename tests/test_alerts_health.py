@@ -3,7 +3,7 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -105,6 +105,68 @@ async def test_record_keeps_firing_and_forgets_cleared(
     assert cleared.cleared == (web,)
     assert (await health.gather(WEB_SVC, NOW)) == AlertsView(())
     assert (await health.gather(API_SVC, NOW)).firing == (api, RATE)  # type: ignore[union-attr]
+
+
+def ended(alert: Alert, until: datetime) -> Alert:
+    """`alert` as a resolved notification carries it: its episode's start and end."""
+    return replace(alert, until=until)
+
+
+async def test_a_late_resolve_of_an_earlier_episode_keeps_the_alert_firing(
+    health: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    """Alertmanager HA pairs and retries: episode 1's "resolved" arrives after episode 2 fired."""
+    await heard(redis_client)
+    first = latency("api", "f-api", NOW)
+    second = latency("api", "f-api", NOW + timedelta(minutes=20))
+    await health.record([first], [], NOW)
+    await health.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
+    assert (await health.record([second], [], NOW)).fired == (second,)
+    resolve = ended(first, NOW + timedelta(minutes=10))
+    late = await health.record([], [resolve], NOW)
+    assert (late.cleared, late.outdated, late.changed) == ((), (resolve,), False)
+    assert (await health.gather(API_SVC, NOW)) == AlertsView((second,))
+
+
+async def test_a_late_firing_of_a_resolved_episode_stays_resolved(
+    health: AlertsHealth, redis_client: "redis.Redis", clock: Clock
+) -> None:
+    await heard(redis_client)
+    first = latency("api", "f-api", NOW)
+    await health.record([first], [], NOW)
+    await health.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
+    late = await health.record([first], [], NOW)  # the other HA peer, or a retry
+    assert (late.fired, late.outdated) == ((), (first,))
+    assert (await health.gather(API_SVC, NOW)) == AlertsView(())
+    again = latency("api", "f-api", NOW + timedelta(minutes=11))  # a new episode fires
+    assert (await health.record([again], [], NOW)).fired == (again,)
+    assert await redis_client.hkeys(keys.ALERTS_ENDED) == [first.key]
+    clock.now = NOW + keys.ALERTMANAGER_TTL + timedelta(seconds=1)
+    await health.refresh([API_SVC])  # the ended marks last as long as an alert kept
+    assert await redis_client.hkeys(keys.ALERTS_ENDED) == []
+
+
+async def test_a_late_librato_clear_keeps_a_newer_trigger(
+    health: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    """Librato's clear carries its trigger_time: one older than the firing alert's is late."""
+    await heard(redis_client, LIBRATO)
+    old = replace(RATE, since=NOW - timedelta(hours=1))
+    await health.record([RATE], [], NOW)
+    late = await health.record([], [old], NOW)
+    assert late.cleared == ()
+    assert (await health.gather(API_SVC, NOW)) == AlertsView((RATE,))
+    assert (await health.record([], [RATE], NOW)).cleared == (RATE,)  # its own clear clears
+
+
+async def test_a_clear_without_times_clears_by_arrival(
+    health: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    await heard(redis_client)
+    api = latency("api", "f-api")
+    await health.record([api], [], NOW)
+    cleared = await health.record([], [replace(api, since=None)], NOW)
+    assert [a.key for a in cleared.cleared] == [api.key]
 
 
 async def test_an_alertmanager_alert_expires_unless_repeated(

@@ -214,6 +214,27 @@ async def test_each_alert_carries_its_own_status(cascade: Cascade) -> None:
     assert await firing_keys(cascade) == ["alertmanager:a1bc48475b20e73d"]
 
 
+async def test_a_late_resolve_does_not_open_the_gate_on_an_alert_firing_again(
+    cascade: Cascade,
+) -> None:
+    """Episode 1 fires and resolves, episode 2 fires; the HA peer's copy of episode 1's
+    "resolved" comes last. Ordered by the alerts' own times, the gate stays closed."""
+    accepted(await to_alertmanager(cascade, alertmanager_firing()))
+    resolved = alertmanager_resolved()
+    accepted(await to_alertmanager(cascade, resolved))
+    again = alertmanager_firing()
+    for alert in again["alerts"]:
+        alert["startsAt"] = "2020-02-06T01:00:00Z"
+    accepted(await to_alertmanager(cascade, again))
+    body = accepted(await to_alertmanager(cascade, resolved))
+    assert body["detail"].startswith("0 firing, 2 resolved"), body
+    assert await firing_keys(cascade) == [
+        "alertmanager:a1bc48475b20e73d",
+        "alertmanager:c2ea85182f28cbd9",
+    ]
+    assert "2 out of order" in body["detail"]
+
+
 # refusals ----------------------------------------------------------------------------------
 
 

@@ -45,6 +45,49 @@ NO_ALERTMANAGER = (
 )
 _SHOWN = 5  # alerts named in one event
 LIBRATO_KEY = f"{LIBRATO}:"
+# One delivery's alerts, applied atomically in the order of their own times, not of arrival.
+# KEYS: the firing hash, the ended hash. ARGV: now, the ended marks' lifetime (seconds), then
+# per alert: "fire" or "clear", its key, its episode (epoch seconds, "" if unknown), its JSON.
+# A fire of an episode no later than the last one ended, or older than the one firing, is
+# out of order (-1); so is a clear of an episode older than the one firing. Otherwise a fire
+# answers HSET's 1/0 and a clear HDEL's 1/0, and a clear marks its episode as ended.
+_RECORD = """
+local now, life = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function start_of(key)
+  local kept = redis.call('HGET', KEYS[1], key)
+  if not kept then return nil end
+  local ok, data = pcall(cjson.decode, kept)
+  if ok and type(data) == 'table' and type(data.start) == 'number' then return data.start end
+  return nil
+end
+local function ended_at(key)
+  local mark = redis.call('HGET', KEYS[2], key)
+  if not mark then return nil end
+  local at, expires = string.match(mark, '^([^|]+)|(.+)$')
+  if at == nil or tonumber(expires) == nil or tonumber(expires) <= now then return nil end
+  return tonumber(at)
+end
+local out = {}
+for i = 3, #ARGV, 4 do
+  local op, key, episode, value = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local start, result = start_of(key), -1
+  if op == 'fire' then
+    local ended = ended_at(key)
+    local late = episode and ((ended and episode <= ended) or (start and episode < start))
+    if not late then result = redis.call('HSET', KEYS[1], key, value) end
+  else
+    if not (episode and start and start > episode) then
+      result = redis.call('HDEL', KEYS[1], key)
+    end
+    local ended = ended_at(key)
+    if episode and (not ended or episode > ended) then
+      redis.call('HSET', KEYS[2], key, string.format('%.6f|%.6f', episode, now + life))
+    end
+  end
+  out[#out + 1] = result
+end
+return out
+"""
 
 
 def utcnow() -> datetime:
@@ -80,6 +123,7 @@ class Recorded:
     fired: tuple[Alert, ...] = ()  # firing now, not before
     cleared: tuple[Alert, ...] = ()  # firing before, not now
     refused: tuple[Alert, ...] = ()  # not kept: the view is full
+    outdated: tuple[Alert, ...] = ()  # older than what is known of the alert: ignored
 
     @property
     def changed(self) -> bool:
@@ -89,6 +133,7 @@ class Recorded:
         parts = [(f"firing: {_names(self.fired)}", self.fired)]
         parts += [(f"cleared: {_names(self.cleared)}", self.cleared)]
         parts += [(f"refused (the view is full): {_names(self.refused)}", self.refused)]
+        parts += [(f"out of order, ignored: {_names(self.outdated)}", self.outdated)]
         return "; ".join(text for text, alerts in parts if alerts) or "no change"
 
 
@@ -104,6 +149,7 @@ class AlertsHealth:
         self.redis, self.librato, self.retry, self.clock = client, librato, retry, clock
         self.stale_after = stale_after
         self._polling: asyncio.Task[bool] | None = None
+        self._record = client.register_script(_RECORD)
 
     @classmethod
     def from_settings(cls, settings: Settings, client: "redis.Redis") -> "AlertsHealth":
@@ -126,25 +172,28 @@ class AlertsHealth:
     async def record(
         self, firing: Sequence[Alert], cleared: Sequence[Alert], now: datetime
     ) -> Recorded:
-        """Keep `firing` (a repeat refreshes its expiry), forget `cleared`; what changed."""
-        fields = {a.key: _dump(a, now, now, polled=False) for a in firing}
+        """Keep `firing` (a repeat refreshes its expiry), forget `cleared`, each unless a report
+        of a later episode of the same alert came first; what changed."""
+        fields = {a.key: a for a in firing}
         refused: list[Alert] = []
         if fields and await self.redis.hlen(keys.ALERTS_FIRING) + len(fields) > keys.ALERTS_MAX:
             refused = await self._make_room(firing, now)
             for alert in refused:
                 fields.pop(alert.key, None)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for alert in cleared:
-                pipe.hdel(keys.ALERTS_FIRING, alert.key)
-            for key, value in fields.items():
-                pipe.hset(keys.ALERTS_FIRING, key, value)
-            results = await pipe.execute()
-        gone = [a for a, n in zip(cleared, results, strict=False) if n]
-        added = {k for k, n in zip(fields, results[len(cleared) :], strict=True) if n}
+        reports = [("clear", a) for a in cleared] + [("fire", a) for a in fields.values()]
+        if not reports:
+            return Recorded(refused=tuple(refused))
+        argv: list[str | float] = [now.timestamp(), keys.ALERTMANAGER_TTL.total_seconds()]
+        for op, alert in reports:
+            episode = alert.episode.timestamp() if alert.episode else ""
+            argv += [op, alert.key, episode, _dump(alert, now, now, polled=False)]
+        results = await self._record(keys=[keys.ALERTS_FIRING, keys.ALERTS_ENDED], args=argv)
+        done = list(zip(reports, (int(r) for r in results), strict=True))
         return Recorded(
-            fired=tuple(a for a in firing if a.key in added),
-            cleared=tuple(gone),
+            fired=tuple(a for (op, a), n in done if op == "fire" and n == 1),
+            cleared=tuple(a for (op, a), n in done if op == "clear" and n == 1),
             refused=tuple(refused),
+            outdated=tuple(a for _, a in [r for r, n in done if n < 0]),
         )
 
     async def _make_room(self, firing: Sequence[Alert], now: datetime) -> list[Alert]:
@@ -205,6 +254,7 @@ class AlertsHealth:
         now = self.clock()
         before = await self._state(now)
         await self._forget(before.expired)
+        await self._forget_ended(now)
         changed = list(before.expired.values())
         reopened = False
         needed = any(parse_entry(t).plain for s in services for t in s.alerts)
@@ -333,9 +383,24 @@ class AlertsHealth:
             heard=frozenset(s for s, at in zip((LIBRATO, ALERTMANAGER), heard, strict=True) if at),
         )
 
+    async def _forget_ended(self, now: datetime) -> None:
+        """Drop the ended marks past their lifetime: a report that late is not ordered."""
+        marks = await self.redis.hgetall(keys.ALERTS_ENDED)
+        old = [k for k, v in marks.items() if _mark_expired(str(v), now)]
+        if old:
+            await self.redis.hdel(keys.ALERTS_ENDED, *old)
+
     async def _forget(self, alerts: dict[str, Alert]) -> None:
         if alerts:
             await self.redis.hdel(keys.ALERTS_FIRING, *alerts)
+
+
+def _mark_expired(mark: str, now: datetime) -> bool:
+    _, _, expires = mark.partition("|")
+    try:
+        return float(expires) <= now.timestamp()
+    except ValueError:
+        return True
 
 
 def _full() -> str:
@@ -364,6 +429,7 @@ def _dump(alert: Alert, now: datetime, recorded: datetime, *, polled: bool = Tru
             "id": alert.id,
             "labels": dict(alert.labels),
             "since": alert.since.isoformat() if alert.since else None,
+            "start": alert.since.timestamp() if alert.since else None,  # read by _RECORD
             "url": alert.url,
             "expires": (now + _ttl(alert.source)).timestamp(),
             "recorded": recorded.timestamp(),

@@ -34,6 +34,13 @@ class Alert:
     labels: Mapping[str, str] = field(default_factory=dict)  # Alertmanager only
     since: datetime | None = None  # Librato trigger_time, Alertmanager startsAt
     url: str | None = None  # Librato runbook_url, Alertmanager generatorURL
+    until: datetime | None = None  # a resolved Alertmanager alert's endsAt
+
+    @property
+    def episode(self) -> datetime | None:
+        """The latest moment of the episode this report speaks of: what orders reports of one
+        alert that arrive out of order (HA pairs, retries). None: only arrival orders it."""
+        return self.until or self.since
 
     @property
     def key(self) -> str:

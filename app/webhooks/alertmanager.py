@@ -1,7 +1,8 @@
 """Prometheus Alertmanager webhooks (version 4): token → alerts → the alerts view → 202.
 
 One notification carries a group's alerts, each with its own status: a firing one is
-kept by its `fingerprint` (each repeat refreshes it), a resolved one is forgotten. Only
+kept by its `fingerprint` (each repeat refreshes it), a resolved one is forgotten, in the
+order of the alerts' own times (`startsAt`, `endsAt`), not of arrival. Only
 the services with an entry matching one of its alerts (by `alertname`, and the labels an
 entry names) are reconciled.
 """
@@ -29,6 +30,7 @@ class _Alert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     starts_at: AwareDatetime | None = Field(None, alias="startsAt")  # RFC 3339, with a zone
+    ends_at: AwareDatetime | None = Field(None, alias="endsAt")
     generator_url: str | None = Field(None, alias="generatorURL")
     fingerprint: str | None = None  # absent before Alertmanager 0.19: derived from the labels
 
@@ -59,6 +61,7 @@ def parse(raw: object) -> AlertmanagerPayload:
 
 def to_alert(alert: _Alert) -> Alert:
     starts = alert.starts_at if alert.starts_at and alert.starts_at > EPOCH else None
+    ends = alert.ends_at if alert.ends_at and alert.ends_at > EPOCH else None
     return Alert(
         source=ALERTMANAGER,
         name=alert.labels["alertname"],
@@ -66,6 +69,7 @@ def to_alert(alert: _Alert) -> Alert:
         labels=alert.labels,
         since=starts,
         url=alert.generator_url or None,
+        until=ends if alert.status == "resolved" else None,  # a firing one's is a guess
     )
 
 
@@ -93,8 +97,8 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     payload = parse(raw)
     firing = [to_alert(a) for a in payload.alerts if a.status == "firing"]
     resolved = [to_alert(a) for a in payload.alerts if a.status == "resolved"]
-    services = await alerts.take(runtime, SENDER, firing, resolved, now)
-    detail = f"{len(firing)} firing, {len(resolved)} resolved"
+    services, recorded = await alerts.take(runtime, SENDER, firing, resolved, now)
+    detail = f"{len(firing)} firing, {len(resolved)} resolved" + alerts.outdated(recorded)
     if payload.truncated:  # max_alerts cut the list: those alerts are not known here
         detail += f", {payload.truncated} left out (set max_alerts: 0 for Cascade)"
     return WebhookAnswer(status="accepted", detail=detail, services=services)

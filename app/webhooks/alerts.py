@@ -10,6 +10,7 @@ from datetime import datetime
 from fastapi import HTTPException, status
 
 from app.audit import Event
+from app.health.alerts import Recorded
 from app.runtime import Runtime
 from app.signals.alerts import Alert, matching
 from app.webhooks.intake import reconcile
@@ -17,14 +18,20 @@ from app.webhooks.intake import reconcile
 
 async def take(
     runtime: Runtime, sender: str, firing: Sequence[Alert], gone: Sequence[Alert], now: datetime
-) -> list[str]:
-    """Record `firing` and `gone` alerts; the services reconciled."""
+) -> tuple[list[str], Recorded]:
+    """Record `firing` and `gone` alerts; the services reconciled, and what changed."""
     concerned = [s.name for s in runtime.config.services if matching(s.alerts, [*firing, *gone])]
     recorded = await runtime.health.alerts.record(firing, gone, now)
-    if recorded.changed or recorded.refused:
+    if recorded.changed or recorded.refused or recorded.outdated:
         event = Event("signal.alerts", recorded.summary(), now, details={"source": sender})
         await runtime.audit.record(event, tuple(concerned))
     services = reconcile(runtime, concerned)
     if recorded.refused:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, recorded.summary())
-    return services
+    return services, recorded
+
+
+def outdated(recorded: Recorded) -> str:
+    """The part of a webhook's answer about reports older than what is known."""
+    count = len(recorded.outdated)
+    return f", {count} out of order (an earlier episode): ignored" if count else ""

@@ -99,6 +99,6 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
         return WebhookAnswer(status="accepted", detail=message, services=[])
     cleared = bool(payload.clear)
     firing, gone = ((), (alert,)) if cleared else ((alert,), ())
-    services = await alerts.take(runtime, SENDER, firing, gone, now)
-    detail = f"{describe(alert)} {'cleared' if cleared else 'firing'}"
+    services, recorded = await alerts.take(runtime, SENDER, firing, gone, now)
+    detail = f"{describe(alert)} {'cleared' if cleared else 'firing'}" + alerts.outdated(recorded)
     return WebhookAnswer(status="accepted", detail=detail, services=services)
