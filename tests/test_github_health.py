@@ -344,15 +344,13 @@ async def on_and_ahead(health: GitHubHealth) -> None:
     await health.record_push(push(SOURCE, TARGET, SOURCE))
 
 
-async def test_recorded_checks_answer_without_a_call(
-    health: GitHubHealth, peer: GitHubPeer
-) -> None:
+async def test_recorded_checks_join_githubs_answer(health: GitHubHealth, peer: GitHubPeer) -> None:
     await on_and_ahead(health)
     await health.record_check(report("status:ci/build", "success"))
     await health.record_check(report("suite:7", "success", name="github-actions"))
     found = await facts(health, svc=CHECKED)
     assert found == GitHubFacts(True, Relation.AHEAD, Checks(ChecksState.SUCCESS))
-    assert peer.calls == []
+    assert len(peer.calls) == 2  # GitHub's statuses and suites of the commit: the whole truth
 
     await health.record_check(report("suite:8", "timed_out", name="github-actions"))
     found = await facts(health, svc=CHECKED)
@@ -406,6 +404,87 @@ async def test_checks_fall_back_to_the_api(health: GitHubHealth, peer: GitHubPee
     later = await facts(health, NOW + timedelta(seconds=POLL), svc=CHECKED)
     assert later.checks == Checks(ChecksState.SUCCESS)
     assert later.recheck_at is None
+
+
+def suite(number: int, app: str, conclusion: str | None, at: datetime = NOW, runs: int = 1) -> Json:
+    """A check suite as GitHub's REST API lists it."""
+    return {
+        "id": number,
+        "status": "completed" if conclusion else "in_progress",
+        "conclusion": conclusion,
+        "app": {"slug": app},
+        "latest_check_runs_count": runs,
+        "updated_at": at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def test_a_green_suite_reported_by_webhook_does_not_hide_one_still_running(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    """Repository webhooks bring a check suite only when it completes: the first green one
+    says nothing of the others, so GitHub is asked for every suite of the commit."""
+    await on_and_ahead(health)
+    await health.record_check(report("suite:7", "success", name="github-actions"))
+    peer.suites[SOURCE] = [suite(7, "github-actions", "success"), suite(9, "circleci", None)]
+    found = await facts(health, svc=CHECKED)
+    assert found.checks == Checks(ChecksState.PENDING, pending=("circleci",))
+
+
+async def test_checks_are_read_again_after_each_webhook_on_the_commit(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    await on_and_ahead(health)
+    peer.statuses[SOURCE] = [
+        {"context": "ci", "state": "success", "updated_at": "2026-05-01T11:00:00Z"}
+    ]
+    assert (await facts(health, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
+    assert len(peer.calls) == 2
+    later = NOW + timedelta(hours=5)
+    assert (await facts(health, later, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
+    assert len(peer.calls) == 2  # green and nothing said since: cached, however long
+
+    peer.suites[SOURCE] = [suite(3, "circleci", "failure", NOW)]
+    await health.record_check(report("suite:3", "failure", NOW, name="circleci"))
+    found = await facts(health, later, svc=CHECKED)
+    assert found.checks == Checks(ChecksState.FAILURE, failing=("circleci",))
+    assert len(peer.calls) == 4  # the webhook concerned the commit: GitHub asked again
+    await health.record_check(report("suite:3", "failure", NOW, name="circleci"))  # a repeat
+    assert (await facts(health, later, svc=CHECKED)).checks == found.checks
+    assert len(peer.calls) == 4
+
+
+async def test_a_webhook_newer_than_the_apis_answer_wins(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    """GitHub's API may lag behind the delivery that made Cascade ask it."""
+    await on_and_ahead(health)
+    peer.suites[SOURCE] = [suite(3, "circleci", "success", NOW)]
+    await health.record_check(report("suite:3", "failure", NOW + timedelta(minutes=1), "circleci"))
+    found = await facts(health, svc=CHECKED)
+    assert found.checks == Checks(ChecksState.FAILURE, failing=("circleci",))
+
+
+async def test_more_checks_than_one_page_are_unknown(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    await on_and_ahead(health)
+    peer.suites[SOURCE] = [suite(n, f"app-{n}", "success") for n in range(101)]
+    found = await facts(health, svc=CHECKED)
+    assert found.checks is None
+    assert found.problem is not None
+    assert "101 check suites" in found.problem
+
+
+async def test_webhook_reports_alone_do_not_open_when_github_is_unreachable(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    await on_and_ahead(health)
+    await health.record_check(report("suite:7", "success", name="github-actions"))
+    peer.down = True
+    found = await facts(health, svc=CHECKED)
+    assert found.checks is None
+    assert found.problem is not None
+    assert "unreachable" in found.problem
 
 
 async def test_no_checks_at_all(health: GitHubHealth, peer: GitHubPeer) -> None:

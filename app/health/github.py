@@ -9,6 +9,7 @@ a wrong `repo` or token needs a person, and asking spends the hourly rate limit)
 """
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,16 @@ class _Read(Generic[T]):
     recheck_at: datetime | None = None
 
 
+@dataclass
+class _Polled:
+    """GitHub's answer on a commit's checks, as reports by key, and what it is good for."""
+
+    until: datetime  # read again after this, unless green
+    heard: str  # the digest of the webhook reports on the commit when GitHub was asked
+    reports: dict[str, str]  # key -> "<ms>|<state>|<name>", as webhook reports are kept
+    final: bool = False  # green with what webhooks said: kept until a webhook says more
+
+
 @dataclass(frozen=True)
 class _Branch:
     """Where a repository's branch stands in Redis, read once per gather."""
@@ -89,7 +100,7 @@ class GitHubHealth:
         self.redis, self.github = client, github
         self.retry, self.poll = timedelta(seconds=retry_seconds), timedelta(seconds=poll_seconds)
         self._failures: dict[Hashable, tuple[datetime, str]] = {}
-        self._polled: dict[Hashable, tuple[datetime, Checks]] = {}  # checks read from the API
+        self._polled: dict[Hashable, tuple[datetime, _Polled]] = {}  # checks read from the API
         self._latest = client.register_script(_LATEST)
         self._pushed = client.register_script(_PUSHED)
         self._generations: dict[str, int] = {}  # repo -> its generation as last seen here
@@ -144,9 +155,9 @@ class GitHubHealth:
             self._generations[repo] = generation = answer
 
     async def record_check(self, report: CheckReport) -> bool:
-        """Keep the report unless a newer one of its key is there; True when kept."""
-        at = round(report.at.timestamp() * 1000)
-        value = f"{at:015d}|{report.state}|{report.name}"
+        """Keep the report unless a newer one of its key is there; True when kept (the next
+        gather asks GitHub again about the commit)."""
+        value = _value(report)
         ttl = int(keys.GITHUB_CHECKS_TTL.total_seconds())
         key = keys.github_checks(report.repo, report.sha)
         return bool(await self._latest(keys=[key], args=[report.key, value, ttl]))
@@ -286,29 +297,39 @@ class GitHubHealth:
         return False
 
     async def _checks(self, repo: str, sha: str, now: datetime, fetch: bool) -> _Read[Checks]:
-        """The webhooks' reports on `sha`; when there are none, GitHub's status and suites."""
+        """Every status and check suite GitHub knows on `sha`, with what webhooks said since.
+
+        GitHub's answer is kept while nothing can change it: no webhook reported on the
+        commit since it was read, and it was green (else it is read again after `poll`:
+        without webhooks nothing says when pending checks end). A webhook on the commit
+        makes the next gather ask again: repository webhooks bring a suite only once it
+        completes, so one green suite says nothing of the others.
+        """
         recorded = await self.redis.hgetall(keys.github_checks(repo, sha))
-        if recorded:
-            return _Read(_fold_recorded({_text(k): _text(v) for k, v in recorded.items()}))
+        reports = {_text(k): _text(v) for k, v in recorded.items()}
+        heard = _digest(reports)
         where = (repo.lower(), sha)
-        polled = self._polled.get(where)
-        if polled is None or (polled[0] <= now and fetch):
+        polled = self._polled.get(where, (now, None))[1]
+        current = polled is not None and polled.heard == heard
+        if polled is None or (fetch and not (current and (polled.final or polled.until > now))):
             read = await self._call(
                 ("checks", *where), now, fetch, lambda: self._read_checks(repo, sha)
             )
             if read.value is None:
-                return read
-            polled = (now + self.poll, read.value)
-            _remember(self._polled, where, polled, now)
-        until, checks = polled
-        # Without webhooks nothing says when they change: read them again after a while.
-        return _Read(checks, None, None if checks.state is ChecksState.SUCCESS else until)
+                return _Read(None, read.problem, read.recheck_at)
+            polled = _Polled(now + self.poll, heard, read.value)
+            _remember(self._polled, where, (polled.until, polled), now)
+        elif not current:
+            return _Read(None, "the checks changed since GitHub was last asked")
+        checks = _fold_latest(polled.reports, reports)
+        polled.final = checks.state is ChecksState.SUCCESS
+        return _Read(checks, None, None if polled.final else polled.until)
 
-    async def _read_checks(self, repo: str, sha: str) -> Checks:
+    async def _read_checks(self, repo: str, sha: str) -> dict[str, str]:
         statuses, suites = await asyncio.gather(
             self.github.statuses(repo, sha), self.github.check_suites(repo, sha)
         )
-        return fold(statuses, suites)
+        return {r.key: _value(r) for r in (*statuses, *suites)}
 
     async def _call(
         self,
@@ -346,6 +367,27 @@ def _facts(on: _Read[bool], relation: _Read[Relation], checks: _Read[Checks]) ->
     problem = next((r.problem for r in reads if r.value is None and r.problem), None)
     recheck_at = min((r.recheck_at for r in reads if r.recheck_at is not None), default=None)
     return GitHubFacts(on.value, relation.value, checks.value, problem, recheck_at)
+
+
+def _value(report: CheckReport) -> str:
+    """A report as kept: `<ms, 15 digits>|<state>|<name>`, so that newer sorts later."""
+    at = max(0, round(report.at.timestamp() * 1000))
+    return f"{at:015d}|{report.state}|{report.name}"
+
+
+def _digest(reports: dict[str, str]) -> str:
+    """What the webhooks reported on a commit, in a few bytes: it changes with any report."""
+    text = "\n".join(f"{k}={v}" for k, v in sorted(reports.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _fold_latest(api: dict[str, str], hooks: dict[str, str]) -> Checks:
+    """GitHub's answer, each report replaced by a webhook's newer one of the same key."""
+    latest = dict(api)
+    for key, value in hooks.items():
+        if key not in latest or value[:15] > latest[key][:15]:
+            latest[key] = value
+    return _fold_recorded(latest)
 
 
 def _fold_recorded(recorded: dict[str, str]) -> Checks:

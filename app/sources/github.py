@@ -13,11 +13,13 @@ from urllib.parse import quote
 
 import httpx
 
-from app.signals.github import Relation
+from app.signals.github import CheckReport, Relation
 
 ACCEPT = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
 DESCRIPTION_MAX = 140  # GitHub refuses a longer status description
+PAGE = 100  # statuses or check suites read per commit: one page, the most GitHub gives
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a report without a time: any webhook's is newer
 NO_COMMON_ANCESTOR = "No common ancestor"  # GitHub's 404 for a compare of unrelated histories
 
 
@@ -117,35 +119,45 @@ class GitHubClient:
                 f"GitHub's compare of {repo} has no known status: {status!r}"
             ) from None
 
-    async def statuses(self, repo: str, sha: str) -> dict[str, str]:
-        """`GET /repos/{repo}/commits/{sha}/status`: each context's latest state."""
+    async def statuses(self, repo: str, sha: str) -> list[CheckReport]:
+        """`GET /repos/{repo}/commits/{sha}/status`: each context's latest state.
+
+        More contexts than one page holds is an error: the ones left out may be failing.
+        """
         path = f"{_repo_path(repo)}/commits/{quote(sha)}/status"
-        body = await self._get(repo, path, {"per_page": "100"})
+        body = await self._get(repo, path, {"per_page": str(PAGE)})
         items = body.get("statuses") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise GitHubError(f"GitHub's combined status of {repo}@{sha[:7]} has no statuses list")
-        return {str(s.get("context")): str(s.get("state")) for s in items if isinstance(s, dict)}
+        _whole(body, len(items), "statuses", repo, sha)
+        return [
+            CheckReport(repo, sha, f"status:{context}", context, str(s.get("state")), _at(s))
+            for s in items
+            if isinstance(s, dict) and (context := str(s.get("context")))
+        ]
 
-    async def check_suites(self, repo: str, sha: str) -> list[tuple[str, str | None]]:
-        """`GET /repos/{repo}/commits/{sha}/check-suites`: (app, conclusion) of each suite.
+    async def check_suites(self, repo: str, sha: str) -> list[CheckReport]:
+        """`GET /repos/{repo}/commits/{sha}/check-suites`: each suite, pending until completed.
 
         A suite with no check run is left out: GitHub makes one for every installed app,
         and it stays queued forever when the app runs no check.
         """
         path = f"{_repo_path(repo)}/commits/{quote(sha)}/check-suites"
-        body = await self._get(repo, path, {"per_page": "100"})
+        body = await self._get(repo, path, {"per_page": str(PAGE)})
         items = body.get("check_suites") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise GitHubError(f"GitHub's check suites of {repo}@{sha[:7]} are not a list")
-        suites: list[tuple[str, str | None]] = []
+        _whole(body, len(items), "check suites", repo, sha)
+        suites: list[CheckReport] = []
         for suite in items:
             if not isinstance(suite, dict) or suite.get("latest_check_runs_count") == 0:
                 continue
             app = suite.get("app")
             app = app if isinstance(app, dict) else {}
             name = str(app.get("slug") or app.get("name") or f"check suite {suite.get('id')}")
-            conclusion = suite.get("conclusion")
-            suites.append((name, str(conclusion) if conclusion else None))
+            state = str(suite.get("conclusion") or suite.get("status") or "pending")
+            key = f"suite:{suite.get('id')}"
+            suites.append(CheckReport(repo, sha, key, name, state, _at(suite)))
         return suites
 
     async def _get(self, repo: str, path: str, params: dict[str, str]) -> Any:
@@ -185,6 +197,25 @@ class GitHubClient:
             fix = "set GITHUB_TOKEN" if self.anonymous else "give GITHUB_TOKEN read access to it"
             return GitHubError(f"GitHub answered 403 for {repo} ({message}): {fix}", code)
         return GitHubError(f"GitHub answered {code} for {repo}: {message}", code)
+
+
+def _whole(body: Any, listed: int, what: str, repo: str, sha: str) -> None:
+    """Refuse a list cut by the page: what was left out might be failing."""
+    total = body.get("total_count") if isinstance(body, dict) else None
+    count = max(total if isinstance(total, int) else 0, listed)
+    if count > PAGE or count > listed:
+        raise GitHubError(
+            f"GitHub lists {count} {what} on {repo}@{sha[:7]}, more than Cascade reads ({PAGE})"
+        )
+
+
+def _at(item: dict[str, Any]) -> datetime:
+    """When GitHub last changed a status or suite."""
+    text = item.get("updated_at") or item.get("created_at")
+    try:
+        return datetime.fromisoformat(str(text)) if text else EPOCH
+    except ValueError:
+        return EPOCH
 
 
 def _repo_path(repo: str) -> str:
