@@ -196,6 +196,7 @@ STATUS_FEED_TTL = timedelta(days=1)
 
 ALERTS_FIRING = f"{PREFIX}:{{alerts}}:firing"  # hash: "<source>:<id>" -> JSON of a firing alert
 ALERTS_ENDED = f"{PREFIX}:{{alerts}}:ended"  # hash: "<source>:<id>" -> "<episode end>|<expiry>"
+ALERTS_TRUNCATED = f"{PREFIX}:{{alerts}}:truncated"  # hash: Alertmanager groupKey -> JSON
 ALERTS_MAX = 10_000  # firing alerts kept; past it new ones are refused and every gate is unknown
 ALERTMANAGER_TTL = timedelta(hours=24)  # refreshed by each repeat (repeat_interval, default 4h)
 LIBRATO_TTL = timedelta(days=10)  # Librato clears a triggered alert itself after 10 days

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     librato_token: SecretStr | None = None
     librato_api_url: str = "https://metrics-api.librato.com"
     status_api_url: str | None = None
+    alertmanager_heartbeat: str | None = Field(
+        None, validation_alias=_env("CASCADE_ALERTMANAGER_HEARTBEAT")
+    )  # the alertname of an always-firing alert (Watchdog) that proves Alertmanager alive
+    alertmanager_heartbeat_max_age: Duration = Field(
+        timedelta(minutes=5), validation_alias=_env("CASCADE_ALERTMANAGER_HEARTBEAT_MAX_AGE")
+    )  # an older last notification of it: Alertmanager is not heard, alerts are unknown
+    silent_source_max_age: Duration = Field(
+        timedelta(hours=24), validation_alias=_env("CASCADE_SILENT_SOURCE_MAX_AGE")
+    )  # a webhook source with no heartbeat: how long its silence still means "nothing fires"
 
     heroku_webhook_secret: SecretStr | None = None
     github_webhook_secret: SecretStr | None = None

@@ -13,6 +13,7 @@ import respx
 
 from app import keys
 from app.health.alerts import NO_ALERTMANAGER, NO_SOURCE, AlertsHealth
+from app.settings import Settings
 from app.signals.alerts import ALERTMANAGER, LIBRATO, Alert, AlertsView
 from app.sources.librato import LibratoClient
 from app.store import Store
@@ -21,6 +22,7 @@ from tests.factories import NOW, service
 
 API = "http://librato.test"
 RETRY = timedelta(seconds=10)
+SILENCE = timedelta(hours=24)  # CASCADE_SILENT_SOURCE_MAX_AGE's default
 API_SVC = service("api", alerts=("api 5xx rate", "APIHighLatency"))
 WEB_SVC = service("web", alerts=('APIHighLatency{job="web"}',))
 BY_ID = service("ids", alerts=("106",))
@@ -60,8 +62,8 @@ async def with_librato(redis_client: "redis.Redis", clock: Clock) -> AsyncIterat
     await librato.aclose()
 
 
-async def heard(client: "redis.Redis", source: str = ALERTMANAGER) -> None:
-    await Store(client).heard(source, NOW)
+async def heard(client: "redis.Redis", source: str = ALERTMANAGER, at: datetime = NOW) -> None:
+    await Store(client).heard(source, at)
 
 
 # the webhook view, without Librato's API -------------------------------------------------
@@ -177,6 +179,7 @@ async def test_an_alertmanager_alert_expires_unless_repeated(
     await health.record([api, web], [], NOW)
     later = NOW + keys.ALERTMANAGER_TTL - timedelta(hours=1)
     await health.record([api], [], later)  # Alertmanager's repeat_interval
+    await heard(redis_client, at=later)
     clock.now = NOW + keys.ALERTMANAGER_TTL + timedelta(seconds=1)
     assert (await health.gather(WEB_SVC, clock.now)) == AlertsView(())
     assert (await health.gather(API_SVC, clock.now)).firing == (api,)  # type: ignore[union-attr]
@@ -200,6 +203,79 @@ async def test_a_full_view_refuses_new_alerts_and_knows_nothing(
     assert "more than 2 alerts are firing" in view.problem
     assert (await health.record([first], [], NOW)).refused == ()  # a repeat still fits
     assert len(await redis_client.hkeys(keys.ALERTS_FIRING)) == 2
+
+
+# freshness: a silent source, a heartbeat, a truncated notification -----------------------
+
+
+async def test_a_silent_alertmanager_is_unknown_after_the_allowed_silence(
+    health: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    """Without a heartbeat, "nothing fires" ages: past the allowed silence it is not known."""
+    await heard(redis_client)
+    assert (await health.gather(API_SVC, NOW + timedelta(hours=23))) == AlertsView(())
+    later = NOW + SILENCE + timedelta(seconds=1)
+    view = await health.gather(API_SVC, later)
+    assert view is not None
+    assert view.problem == (
+        "alertmanager was last heard 1d1s ago, longer than CASCADE_SILENT_SOURCE_MAX_AGE (1d)"
+        " allows: set CASCADE_ALERTMANAGER_HEARTBEAT to an always-firing alert (Watchdog),"
+        " or check its route to Cascade"
+    )
+    assert view.recheck_at == later + RETRY
+
+
+async def test_with_a_heartbeat_alertmanager_is_known_only_while_it_beats(
+    redis_client: "redis.Redis", clock: Clock
+) -> None:
+    health = AlertsHealth(redis_client, None, RETRY, clock, heartbeat="Watchdog")
+    await heard(redis_client)
+    view = await health.gather(API_SVC, NOW)
+    assert view is not None
+    assert view.problem == (
+        'Alertmanager\'s heartbeat "Watchdog" has not been heard: route it to Cascade'
+        " (repeat_interval under 5m)"
+    )
+    watchdog = Alert(ALERTMANAGER, "Watchdog", "f-watchdog", {"alertname": "Watchdog"}, NOW)
+    await health.record([watchdog], [], NOW)
+    assert (await health.gather(API_SVC, NOW + timedelta(minutes=4))) == AlertsView(())
+    stopped = await health.gather(API_SVC, NOW + timedelta(minutes=6))
+    assert stopped is not None
+    assert stopped.problem == (
+        'Alertmanager\'s heartbeat "Watchdog" was last heard 6m ago (it must be under'
+        " 5m old): its notifications are not reaching Cascade"
+    )
+    await health.record([watchdog], [], NOW + timedelta(minutes=6))  # the next repeat
+    assert (await health.gather(API_SVC, NOW + timedelta(minutes=7))) == AlertsView(())
+    # a heartbeat beating proves Alertmanager alive however long nothing else fired
+    await health.record([watchdog], [], NOW + SILENCE * 2)
+    assert (await health.gather(API_SVC, NOW + SILENCE * 2)) == AlertsView(())
+
+
+async def test_a_truncated_notification_is_unknown_for_the_alerts_it_may_hide(
+    health: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    await heard(redis_client)
+    group = {"alertname": "APIHighLatency"}
+    await health.record_truncated('{}:{alertname="APIHighLatency"}', group, 3, NOW)
+    view = await health.gather(API_SVC, NOW)
+    assert view is not None
+    assert view.problem == (
+        "Alertmanager left 3 alerts of the group alertname=APIHighLatency out of a notification"
+        " (max_alerts), and this service's may be among them: set max_alerts: 0 for Cascade"
+    )
+    other = service("other", alerts=("DiskFull", 'APIHighLatency{job="x"}'))
+    assert (await health.gather(service("disk", alerts=("DiskFull",)), NOW)) == AlertsView(())
+    assert (await health.gather(other, NOW)).problem is not None  # type: ignore[union-attr]
+    await health.record_truncated('{}:{alertname="APIHighLatency"}', group, 0, NOW)
+    assert (await health.gather(API_SVC, NOW)) == AlertsView(())
+
+
+def test_a_polled_feed_is_stale_after_three_missed_polls(redis_client: "redis.Redis") -> None:
+    settings = Settings(librato_user="ops", librato_token="t", poll_seconds=120)
+    health = AlertsHealth.from_settings(settings, redis_client)
+    assert health.stale_after == timedelta(minutes=6)
+    assert health.silence_max == timedelta(hours=24)
 
 
 async def test_without_librato_refresh_calls_nobody(health: AlertsHealth) -> None:
@@ -285,7 +361,7 @@ async def test_a_reconcile_polls_a_stale_feed_once_per_retry(
     assert view.recheck_at == later + RETRY
     assert view.problem == (
         "Librato's alert status was last read 6m ago: Librato GET"
-        f" {API}/v1/alerts/status: 503 down for maintenance (it must be under 5m old)"
+        f" {API}/v1/alerts/status: 503 down for maintenance (it must be under 3m old)"
     )
 
     await redis_client.delete(keys.LIBRATO_TRIED)

@@ -7,6 +7,7 @@ JSON body is accepted too. Cascade runs on the sandbox, authenticated by its web
 
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -233,6 +234,27 @@ async def test_a_late_resolve_does_not_open_the_gate_on_an_alert_firing_again(
         "alertmanager:c2ea85182f28cbd9",
     ]
     assert "2 out of order" in body["detail"]
+
+
+async def test_a_truncated_notification_makes_the_group_unknown_until_a_whole_one(
+    cascade: Cascade,
+) -> None:
+    cut = alertmanager_firing()
+    cut |= {"truncatedAlerts": 4, "groupKey": '{}:{alertname="High CPU Temperature"}'}
+    cut["groupLabels"] = {"alertname": "High CPU Temperature"}
+    body = accepted(await to_alertmanager(cascade, cut))
+    assert body["detail"].endswith("4 left out (set max_alerts: 0 for Cascade)")
+    api, _web = cascade.runtime.config.services
+    alerts = cascade.runtime.health.alerts
+    view = await alerts.gather(api, datetime.now(UTC), fetch=False)
+    assert view is not None
+    assert view.problem is not None
+    assert "left 4 alerts of the group alertname=High CPU Temperature out" in view.problem
+
+    accepted(await to_alertmanager(cascade, cut | {"truncatedAlerts": 0}))
+    view = await alerts.gather(api, datetime.now(UTC), fetch=False)
+    assert view is not None
+    assert view.problem is None
 
 
 # refusals ----------------------------------------------------------------------------------

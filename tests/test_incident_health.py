@@ -17,6 +17,7 @@ import respx
 from app import keys
 from app.health.incidents import NO_SOURCE, SOURCE, IncidentsHealth, affected
 from app.services import Service
+from app.settings import Settings
 from app.signals.incidents import Component, Incident, IncidentsView
 from app.sources.statusfeed import StatusFeed
 from tests.conftest import FIXTURES
@@ -104,6 +105,31 @@ async def test_webhooks_only_block_by_what_they_said(
     assert (await health.gather(DATA, T0, fetch=False)) == await health.gather(DATA, T0)
 
 
+async def test_silent_status_webhooks_are_unknown_after_the_allowed_silence(
+    make: Make, redis_client: "redis.Redis"
+) -> None:
+    """Statuspage sends nothing while nothing happens: "no incident" ages like any silence."""
+    health = make(url=None)
+    await redis_client.hset(keys.HEARD, SOURCE, str(T0.timestamp()))
+    assert await view(health, APPS, T0 + timedelta(hours=23)) == IncidentsView(())
+    later = T0 + timedelta(hours=24, seconds=1)
+    found = await view(health, APPS, later)
+    assert found.problem == (
+        "the status webhooks were last heard 1d1s ago, longer than"
+        " CASCADE_SILENT_SOURCE_MAX_AGE (1d) allows: set STATUS_API_URL (it is read every"
+        " poll), or check the status page's webhook to Cascade"
+    )
+    assert found.recheck_at == later + RETRY
+
+
+def test_a_polled_status_page_is_stale_after_three_missed_polls(
+    redis_client: "redis.Redis",
+) -> None:
+    settings = Settings(status_api_url=URL, poll_seconds=120)
+    health = IncidentsHealth.from_settings(settings, redis_client)
+    assert (health.stale_after, health.silence_max) == (timedelta(minutes=6), timedelta(days=1))
+
+
 # the feed: fresh, stale, unreachable, back ---------------------------------------------
 
 
@@ -123,13 +149,13 @@ async def test_fresh_then_stale_with_failures_then_back(make: Make, page: respx.
 
     page.respond(503)
     told = []
-    for minute in range(1, 7):
+    for minute in range(1, 5):
         clock.now = T0 + timedelta(minutes=minute)
         told.append(await health.refresh(SERVICES))
         found = await view(health, APPS, clock.now)
-        assert (found.problem is None) is (minute <= 5), (minute, found)
-    assert told == [[], [], [], [], [], ["apps", "data", "all"]]  # told once, when it went stale
-    assert found.problem == f"the status page ({URL}) was last read 6m ago: HTTP 503"
+        assert (found.problem is None) is (minute <= 3), (minute, found)  # 3 missed polls
+    assert told == [[], [], [], ["apps", "data", "all"]]  # told once, when it went stale
+    assert found.problem == f"the status page ({URL}) was last read 4m ago: HTTP 503"
     assert found.recheck_at == clock.now + RETRY
 
     page.respond(200, json=GREEN)

@@ -25,6 +25,7 @@ from app.signals.alerts import (
     LIBRATO,
     Alert,
     AlertsView,
+    Entry,
     describe,
     matching,
     parse_entry,
@@ -33,11 +34,17 @@ from app.sources.librato import LibratoClient, LibratoError
 from app.tasks import cancel
 
 log = logging.getLogger(__name__)
-STALE_AFTER = timedelta(minutes=5)  # older Librato status: unknown (or twice the poll interval)
+MISSED_POLLS = 3  # a polled source read longer ago than this many poll intervals is stale
+HEARTBEAT_MAX_AGE = timedelta(minutes=5)
+SILENCE_MAX = timedelta(hours=24)  # as long as a firing alert is kept without a repeat
 TOKEN = "?token=<CASCADE_WEBHOOK_TOKEN>"
 NO_SOURCE = (
     "no alert source has reported yet: point Alertmanager at /webhooks/alertmanager or"
     f" Librato at /webhooks/librato (add {TOKEN}), or set LIBRATO_USER and LIBRATO_TOKEN"
+)
+SET_HEARTBEAT = (
+    "set CASCADE_ALERTMANAGER_HEARTBEAT to an always-firing alert (Watchdog),"
+    " or check its route to Cascade"
 )
 NO_ALERTMANAGER = (
     "Alertmanager has not reported yet, and only its alerts can match an entry with labels:"
@@ -105,12 +112,30 @@ class _Kept:
 
 
 @dataclass(frozen=True)
+class _Truncated:
+    """A group whose last notification left `count` alerts out (Alertmanager's max_alerts)."""
+
+    labels: dict[str, str]  # the group's labels: every alert left out carries them
+    count: int
+
+    def may_hide(self, entry: Entry) -> bool:
+        """False only when no alert of this group can match `entry`."""
+        for label, value in self.labels.items():
+            if label == "alertname" and entry.name != value:
+                return False
+            if label != "alertname" and dict(entry.labels).get(label, value) != value:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
 class _State:
     kept: dict[str, _Kept]  # unexpired, by alert key
     expired: dict[str, Alert]
     polled: datetime | None  # the last good read of Librato's status API
     failure: str | None  # why the reads since then failed
-    heard: frozenset[str]  # the alert senders that ever delivered to this Cascade
+    heard: dict[str, datetime]  # the alert senders that ever delivered, and when last
+    truncated: list[_Truncated]  # groups whose last notification left alerts out
 
     def alerts(self) -> list[Alert]:
         return [kept.alert for kept in self.kept.values()]
@@ -144,10 +169,16 @@ class AlertsHealth:
         librato: LibratoClient | None,
         retry: timedelta,
         clock: Callable[[], datetime] = utcnow,
-        stale_after: timedelta = STALE_AFTER,
+        stale_after: timedelta = MISSED_POLLS * timedelta(seconds=60),
+        *,
+        heartbeat: str | None = None,
+        heartbeat_max_age: timedelta = HEARTBEAT_MAX_AGE,
+        silence_max: timedelta = SILENCE_MAX,
     ) -> None:
         self.redis, self.librato, self.retry, self.clock = client, librato, retry, clock
         self.stale_after = stale_after
+        self.heartbeat, self.heartbeat_max_age = heartbeat, heartbeat_max_age
+        self.silence_max = silence_max
         self._polling: asyncio.Task[bool] | None = None
         self._record = client.register_script(_RECORD)
 
@@ -158,8 +189,15 @@ class AlertsHealth:
         if user and token and token.get_secret_value():
             librato = LibratoClient(settings.librato_api_url, user, token.get_secret_value())
         retry = timedelta(seconds=settings.signal_retry_seconds)
-        stale_after = max(STALE_AFTER, timedelta(seconds=2 * settings.poll_seconds))
-        return cls(client, librato, retry, stale_after=stale_after)
+        return cls(
+            client,
+            librato,
+            retry,
+            stale_after=MISSED_POLLS * timedelta(seconds=settings.poll_seconds),
+            heartbeat=settings.alertmanager_heartbeat or None,
+            heartbeat_max_age=settings.alertmanager_heartbeat_max_age,
+            silence_max=settings.silent_source_max_age,
+        )
 
     async def aclose(self) -> None:
         if self._polling is not None:
@@ -195,6 +233,20 @@ class AlertsHealth:
             refused=tuple(refused),
             outdated=tuple(a for _, a in [r for r, n in done if n < 0]),
         )
+
+    async def record_truncated(
+        self, group: str, labels: dict[str, str], count: int, now: datetime
+    ) -> None:
+        """A notification of `group` left `count` alerts out (0: none, forgetting a past one).
+
+        Kept as long as a firing alert: the group's next notification replaces it.
+        """
+        if not count:
+            await self.redis.hdel(keys.ALERTS_TRUNCATED, group)
+            return
+        expires = (now + keys.ALERTMANAGER_TTL).timestamp()
+        value = json.dumps({"labels": labels, "count": count, "expires": expires})
+        await self.redis.hset(keys.ALERTS_TRUNCATED, group, value)
 
     async def _make_room(self, firing: Sequence[Alert], now: datetime) -> list[Alert]:
         """Drop expired alerts; the new ones of `firing` that still do not fit."""
@@ -238,6 +290,8 @@ class AlertsHealth:
             problems.append(NO_SOURCE)
         elif len(plain) < len(entries) and ALERTMANAGER not in state.heard:
             problems.append(NO_ALERTMANAGER)
+        problems += self._silences(state, now)
+        problems += [_left_out(t) for t in state.truncated if any(map(t.may_hide, entries))]
         by_name = [e for e in plain if not e.name.isdigit()]
         unnamed = [a for a in state.alerts() if a.source == LIBRATO and not a.name]
         if by_name and (ids := [f"#{a.id}" for a in unnamed if a not in firing]):
@@ -345,6 +399,43 @@ class AlertsHealth:
             log.warning("Librato alert #%s kept firing, status unread: %s", kept.alert.id, error)
             return False
 
+    def _silences(self, state: _State, now: datetime) -> list[str]:
+        """Why a webhook sender's silence no longer means "nothing fires"."""
+        problems = []
+        if self.heartbeat and ALERTMANAGER in state.heard:
+            problems += self._heartbeat(state, now)
+        for source, at in sorted(state.heard.items()):
+            polled = source == LIBRATO and self.librato is not None  # the feed's age counts
+            beating = source == ALERTMANAGER and self.heartbeat
+            if not polled and not beating and now - at > self.silence_max:
+                problems.append(
+                    f"{source} was last heard {humanize(now - at)} ago, longer than"
+                    f" CASCADE_SILENT_SOURCE_MAX_AGE ({humanize(self.silence_max)}) allows: "
+                    + (SET_HEARTBEAT if source == ALERTMANAGER else "check its route to Cascade")
+                )
+        return problems
+
+    def _heartbeat(self, state: _State, now: datetime) -> list[str]:
+        """Alertmanager's always-firing alert: its last notification must be recent."""
+        beats = [
+            datetime.fromtimestamp(k.recorded, UTC)
+            for k in state.kept.values()
+            if k.alert.source == ALERTMANAGER and k.alert.name == self.heartbeat
+        ]
+        name, limit = f'"{self.heartbeat}"', humanize(self.heartbeat_max_age)
+        if not beats:
+            return [
+                f"Alertmanager's heartbeat {name} has not been heard: route it to Cascade"
+                f" (repeat_interval under {limit})"
+            ]
+        age = now - max(beats)
+        if age <= self.heartbeat_max_age:
+            return []
+        return [
+            f"Alertmanager's heartbeat {name} was last heard {humanize(age)} ago (it must be"
+            f" under {limit} old): its notifications are not reaching Cascade"
+        ]
+
     def _fresh(self, state: _State, now: datetime) -> bool:
         return state.polled is not None and now - state.polled <= self.stale_after
 
@@ -364,7 +455,8 @@ class AlertsHealth:
             pipe.get(keys.LIBRATO_POLLED)
             pipe.get(keys.LIBRATO_FAILURE)
             pipe.hmget(keys.HEARD, [LIBRATO, ALERTMANAGER])
-            raw, polled, failure, heard = await pipe.execute()
+            pipe.hvals(keys.ALERTS_TRUNCATED)
+            raw, polled, failure, heard, truncated = await pipe.execute()
         kept: dict[str, _Kept] = {}
         expired: dict[str, Alert] = {}
         for key, value in raw.items():
@@ -380,7 +472,12 @@ class AlertsHealth:
             expired=expired,
             polled=datetime.fromtimestamp(float(polled), UTC) if polled else None,
             failure=failure,
-            heard=frozenset(s for s, at in zip((LIBRATO, ALERTMANAGER), heard, strict=True) if at),
+            heard={
+                source: datetime.fromtimestamp(float(at), UTC)
+                for source, at in zip((LIBRATO, ALERTMANAGER), heard, strict=True)
+                if at
+            },
+            truncated=[t for v in truncated if (t := _load_truncated(str(v), now)) is not None],
         )
 
     async def _forget_ended(self, now: datetime) -> None:
@@ -393,6 +490,24 @@ class AlertsHealth:
     async def _forget(self, alerts: dict[str, Alert]) -> None:
         if alerts:
             await self.redis.hdel(keys.ALERTS_FIRING, *alerts)
+
+
+def _load_truncated(value: str, now: datetime) -> _Truncated | None:
+    try:
+        data = json.loads(value)
+        if float(data["expires"]) <= now.timestamp():
+            return None
+        return _Truncated({str(k): str(v) for k, v in data["labels"].items()}, int(data["count"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _left_out(truncated: _Truncated) -> str:
+    group = ", ".join(f"{k}={v}" for k, v in sorted(truncated.labels.items())) or "(all)"
+    return (
+        f"Alertmanager left {truncated.count} alerts of the group {group} out of a notification"
+        " (max_alerts), and this service's may be among them: set max_alerts: 0 for Cascade"
+    )
 
 
 def _mark_expired(mark: str, now: datetime) -> bool:

@@ -27,7 +27,9 @@ from app.sources.statusfeed import StatusFeed, StatusFeedError
 log = logging.getLogger(__name__)
 
 SOURCE = "status"  # status webhooks are heard (`Store.heard`) under this name
-STALE_AFTER = timedelta(minutes=5)  # a feed read longer ago than this is unknown
+MISSED_POLLS = 3  # a feed read longer ago than this many poll intervals is unknown
+STALE_AFTER = MISSED_POLLS * timedelta(seconds=60)
+SILENCE_MAX = timedelta(hours=24)
 NO_SOURCE = (
     "no status source: set STATUS_API_URL, or point a Statuspage webhook at"
     " /webhooks/status?token=<CASCADE_WEBHOOK_TOKEN>"
@@ -96,10 +98,12 @@ class IncidentsHealth:
         *,
         retry: timedelta = timedelta(seconds=10),
         stale_after: timedelta = STALE_AFTER,
+        silence_max: timedelta = SILENCE_MAX,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.redis, self.feed = client, feed
         self.retry, self.stale_after, self.clock = retry, stale_after, clock
+        self.silence_max = silence_max
 
     @classmethod
     def from_settings(cls, settings: Settings, client: "redis.Redis") -> "IncidentsHealth":
@@ -108,14 +112,14 @@ class IncidentsHealth:
             client,
             StatusFeed(url) if url else None,
             retry=timedelta(seconds=settings.signal_retry_seconds),
-            # a long CASCADE_POLL_SECONDS must not make every read stale between two polls
-            stale_after=max(STALE_AFTER, timedelta(seconds=2 * settings.poll_seconds)),
+            stale_after=MISSED_POLLS * timedelta(seconds=settings.poll_seconds),
+            silence_max=settings.silent_source_max_age,
         )
 
     @staticmethod
     def send_reads(pipe: Pipeline) -> None:
         """Queue the reads `gather` needs, to ride in another round trip (a reconcile's lock)."""
-        pipe.hexists(keys.HEARD, SOURCE)
+        pipe.hget(keys.HEARD, SOURCE)
         pipe.hvals(keys.STATUS_VIEW)
         pipe.mget(keys.STATUS_FEED, keys.STATUS_FEED_FAILURE)
 
@@ -145,7 +149,8 @@ class IncidentsHealth:
             (e.component for e in entries if e.component),
             feed,
         )
-        problem = self._problem(bool(heard), feed, failure, now)
+        heard_at = datetime.fromtimestamp(float(heard), UTC) if heard else None
+        problem = self._problem(heard_at, feed, failure, now)
         recheck_at = now + self.retry if problem else None
         return IncidentsView(incidents, components, problem, recheck_at)
 
@@ -264,10 +269,19 @@ class IncidentsHealth:
         return at - feed.fetched_at <= self.stale_after
 
     def _problem(
-        self, heard: bool, feed: Feed | None, failure: _Failure | None, now: datetime
+        self, heard: datetime | None, feed: Feed | None, failure: _Failure | None, now: datetime
     ) -> str | None:
         if self.feed is None:
-            return None if heard else NO_SOURCE
+            if heard is None:
+                return NO_SOURCE
+            if now - heard <= self.silence_max:
+                return None
+            return (
+                f"the status webhooks were last heard {humanize(now - heard)} ago, longer than"
+                f" CASCADE_SILENT_SOURCE_MAX_AGE ({humanize(self.silence_max)}) allows: set"
+                " STATUS_API_URL (it is read every poll), or check the status page's webhook"
+                " to Cascade"
+            )
         if feed is not None and self._fresh(feed, now):
             return None
         where = f"the status page ({self.feed.url})"

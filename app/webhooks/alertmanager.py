@@ -4,7 +4,9 @@ One notification carries a group's alerts, each with its own status: a firing on
 kept by its `fingerprint` (each repeat refreshes it), a resolved one is forgotten, in the
 order of the alerts' own times (`startsAt`, `endsAt`), not of arrival. Only
 the services with an entry matching one of its alerts (by `alertname`, and the labels an
-entry names) are reconciled.
+entry names) are reconciled. A notification that `max_alerts` cut (`truncatedAlerts`)
+makes the alerts gate unknown for every entry an alert of its group could match, until
+the group's next whole notification.
 """
 
 import hashlib
@@ -40,7 +42,9 @@ class AlertmanagerPayload(BaseModel):
 
     version: str
     alerts: list[_Alert]
-    truncated: int = Field(0, alias="truncatedAlerts")
+    truncated: int = Field(0, ge=0, alias="truncatedAlerts")
+    group_key: str = Field("", alias="groupKey")
+    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
 
 
 def parse(raw: object) -> AlertmanagerPayload:
@@ -97,8 +101,12 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     payload = parse(raw)
     firing = [to_alert(a) for a in payload.alerts if a.status == "firing"]
     resolved = [to_alert(a) for a in payload.alerts if a.status == "resolved"]
+    group = payload.group_key or _fingerprint(payload.group_labels)
+    await runtime.health.alerts.record_truncated(
+        group, payload.group_labels, payload.truncated, now
+    )  # first: a gate must not open on the part of the list that came
     services, recorded = await alerts.take(runtime, SENDER, firing, resolved, now)
     detail = f"{len(firing)} firing, {len(resolved)} resolved" + alerts.outdated(recorded)
-    if payload.truncated:  # max_alerts cut the list: those alerts are not known here
+    if payload.truncated:  # max_alerts cut the list: unknown for the entries they may match
         detail += f", {payload.truncated} left out (set max_alerts: 0 for Cascade)"
     return WebhookAnswer(status="accepted", detail=detail, services=services)
