@@ -104,6 +104,8 @@ def status(args: argparse.Namespace) -> int:
             print(f"PAUSED   everything: {_pause(body['paused'], now)}")
         if body.get("problem"):
             print(f"PROBLEM  {body['problem']}")
+        for source in body.get("sources", []):
+            print(f"{'STALE' if source['stale'] else 'SOURCE':<8} {source['detail']}")
     for service in [body] if args.service else body["services"]:
         print(f"\n{service['name']} (pipeline {service['pipeline']})")
         if service.get("paused"):

@@ -271,6 +271,35 @@ async def test_a_truncated_notification_is_unknown_for_the_alerts_it_may_hide(
     assert (await health.gather(API_SVC, NOW)) == AlertsView(())
 
 
+async def test_freshness_says_when_each_alert_source_was_last_heard(
+    redis_client: "redis.Redis", clock: Clock
+) -> None:
+    health = AlertsHealth(redis_client, None, RETRY, clock, heartbeat="Watchdog")
+    assert await health.freshness(NOW) == []  # nothing heard, nothing to say
+    await heard(redis_client, at=NOW)
+    watchdog = Alert(ALERTMANAGER, "Watchdog", "f-watchdog", {"alertname": "Watchdog"}, NOW)
+    await health.record([watchdog], [], NOW)
+    later = NOW + timedelta(minutes=3)
+    (fresh,) = await health.freshness(later)
+    assert fresh.describe(later) == (
+        "alerts: last heard 3m ago from alertmanager (heartbeat Watchdog)"
+    )
+    much_later = NOW + timedelta(minutes=7)
+    (stale,) = await health.freshness(much_later)
+    assert stale.stale
+    assert stale.describe(much_later) == (
+        "alerts: last heard 7m ago from alertmanager (heartbeat Watchdog): stale, over 5m: unknown"
+    )
+
+    plain = AlertsHealth(redis_client, None, RETRY, clock)
+    await heard(redis_client, LIBRATO, NOW)
+    lines = [f.describe(much_later) for f in await plain.freshness(much_later)]
+    assert lines == [
+        "alerts: last heard 7m ago from alertmanager (webhook)",
+        "alerts: last heard 7m ago from librato (webhook)",
+    ]
+
+
 def test_a_polled_feed_is_stale_after_three_missed_polls(redis_client: "redis.Redis") -> None:
     settings = Settings(librato_user="ops", librato_token="t", poll_seconds=120)
     health = AlertsHealth.from_settings(settings, redis_client)

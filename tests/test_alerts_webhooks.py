@@ -257,6 +257,20 @@ async def test_a_truncated_notification_makes_the_group_unknown_until_a_whole_on
     assert view.problem is None
 
 
+async def test_status_says_when_each_source_was_last_heard(cascade: Cascade) -> None:
+    assert (await cascade.json("/status"))["sources"] == []
+    accepted(await to_alertmanager(cascade, alertmanager_firing()))
+    (source,) = (await cascade.json("/status"))["sources"]
+    assert (source["signal"], source["source"], source["how"]) == (
+        "alerts",
+        ALERTMANAGER,
+        "webhook",
+    )
+    assert source["stale"] is False
+    assert source["detail"].startswith("alerts: last heard ")
+    assert source["detail"].endswith(" ago from alertmanager (webhook)")
+
+
 # refusals ----------------------------------------------------------------------------------
 
 

@@ -274,3 +274,28 @@ def test_recover_confirms_a_data_loss_with_the_admin_token(run: Run) -> None:
     assert (code, err) == (0, "")
     assert out == "data loss confirmed: promoting again (Redis lost ...)\n"
     assert confirmed.calls.last.request.headers["Authorization"] == "Bearer admin-sekrit"
+
+
+def test_status_names_each_source_and_whether_it_is_stale(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {
+        "sandbox": False,
+        "dry_run": False,
+        "paused": None,
+        "services": [],
+        "sources": [
+            {"stale": False, "detail": "alerts: last heard 3m ago from alertmanager (webhook)"},
+            {
+                "stale": True,
+                "detail": "incidents: last heard 2d ago from status webhooks (webhook)",
+            },
+        ],
+    }
+    monkeypatch.setattr(cli, "_call", lambda *args, **kwargs: body)
+    args = cli._parser().parse_args(["status"])
+    assert cli.status(args) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "SOURCE   alerts: last heard 3m ago from alertmanager (webhook)",
+        "STALE    incidents: last heard 2d ago from status webhooks (webhook)",
+    ]

@@ -70,12 +70,24 @@ class ServiceOut(BaseModel):
     problem: str | None = None
 
 
+class SourceOut(BaseModel):
+    """When a signal source was last heard, and whether that still counts (stale: unknown)."""
+
+    signal: str
+    source: str
+    how: str
+    last_heard: datetime | None
+    stale: bool
+    detail: str  # e.g. "alerts: last heard 3m ago from alertmanager (webhook)"
+
+
 class StatusOut(BaseModel):
     sandbox: bool
     dry_run: bool
     paused: PauseOut | None
     services: list[ServiceOut]
     problem: str | None = None  # Redis lost Cascade's data: nothing is promoted (`app.epoch`)
+    sources: list[SourceOut] = []
 
 
 class EventOut(BaseModel):

@@ -4,6 +4,8 @@ Built from Redis alone (no Platform API call), through the same snapshot and
 plan a reconcile uses, so the status never disagrees with the decision.
 """
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, HTTPException, status
 
 from app.api.deps import RuntimeDep
@@ -13,6 +15,7 @@ from app.api.schemas import (
     PromotionOut,
     ReleaseOut,
     ServiceOut,
+    SourceOut,
     StageOut,
     StatusOut,
     errors,
@@ -36,7 +39,24 @@ async def get_status(runtime: RuntimeDep) -> StatusOut:
         paused=pause_out(paused) if paused and paused.active(now) else None,
         services=services,
         problem=runtime.epoch.lost,
+        sources=await sources(runtime),
     )
+
+
+async def sources(runtime: Runtime) -> list[SourceOut]:
+    """Each signal source's freshness, from Redis alone."""
+    now = datetime.now(UTC)
+    return [
+        SourceOut(
+            signal=f.signal,
+            source=f.source,
+            how=f.how,
+            last_heard=f.last,
+            stale=f.stale,
+            detail=f.describe(now),
+        )
+        for f in await runtime.health.freshness(now)
+    ]
 
 
 @router.get(

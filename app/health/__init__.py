@@ -9,12 +9,13 @@ source's API (`app.sources`) when the view has nothing or has gone stale, and sa
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
+from app import keys
 from app.health.alerts import AlertsHealth
 from app.health.github import GitHubHealth
 from app.health.incidents import IncidentsHealth
@@ -23,6 +24,9 @@ from app.services import Service
 from app.settings import Settings
 from app.signals import Signals
 from app.signals.freeze import FreezeWindow
+from app.signals.freshness import Freshness, judge
+
+_INFORMATIONAL = {"github": "github", "heroku": "releases"}  # source -> the signal it feeds
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,23 @@ class Health:
             self.alerts.refresh(services), self.incidents.refresh(services)
         )
         return sorted({name for names in changed for name in names})
+
+    async def freshness(self, now: datetime) -> list[Freshness]:
+        """Every signal source's freshness, from Redis alone: for `/status` and the dashboard.
+
+        GitHub and Heroku deliveries are shown too; their age never gates (an API backs them).
+        """
+        alerts, incidents, heard = await asyncio.gather(
+            self.alerts.freshness(now),
+            self.incidents.freshness(now),
+            self.alerts.redis.hmget(keys.HEARD, list(_INFORMATIONAL)),
+        )
+        others = [
+            judge(signal, source, "webhook", datetime.fromtimestamp(float(at), UTC), None, now)
+            for (source, signal), at in zip(_INFORMATIONAL.items(), heard, strict=True)
+            if at
+        ]
+        return [*alerts, *incidents, *others]
 
     async def aclose(self) -> None:
         await asyncio.gather(

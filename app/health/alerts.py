@@ -30,10 +30,12 @@ from app.signals.alerts import (
     matching,
     parse_entry,
 )
+from app.signals.freshness import Freshness, judge
 from app.sources.librato import LibratoClient, LibratoError
 from app.tasks import cancel
 
 log = logging.getLogger(__name__)
+ALERTS, WEBHOOK = "alerts", "webhook"  # how freshness names the signal, and a delivery
 MISSED_POLLS = 3  # a polled source read longer ago than this many poll intervals is stale
 HEARTBEAT_MAX_AGE = timedelta(minutes=5)
 SILENCE_MAX = timedelta(hours=24)  # as long as a firing alert is kept without a repeat
@@ -415,20 +417,43 @@ class AlertsHealth:
                 )
         return problems
 
-    def _heartbeat(self, state: _State, now: datetime) -> list[str]:
-        """Alertmanager's always-firing alert: its last notification must be recent."""
+    async def freshness(self, now: datetime) -> list[Freshness]:
+        """When each alert source was last heard, and whether that still counts."""
+        state = await self._state(now)
+        found = []
+        if ALERTMANAGER in state.heard:
+            if self.heartbeat:
+                how, last = f"heartbeat {self.heartbeat}", self._last_beat(state)
+                found.append(judge(ALERTS, ALERTMANAGER, how, last, self.heartbeat_max_age, now))
+            else:
+                last = state.heard[ALERTMANAGER]
+                found.append(judge(ALERTS, ALERTMANAGER, WEBHOOK, last, self.silence_max, now))
+        if self.librato is not None:
+            found.append(judge(ALERTS, LIBRATO, "poll", state.polled, self.stale_after, now))
+        elif LIBRATO in state.heard:
+            last = state.heard[LIBRATO]
+            found.append(judge(ALERTS, LIBRATO, WEBHOOK, last, self.silence_max, now))
+        return found
+
+    def _last_beat(self, state: _State) -> datetime | None:
+        """When Alertmanager last notified its heartbeat alert (a repeat renews `recorded`)."""
         beats = [
             datetime.fromtimestamp(k.recorded, UTC)
             for k in state.kept.values()
             if k.alert.source == ALERTMANAGER and k.alert.name == self.heartbeat
         ]
+        return max(beats, default=None)
+
+    def _heartbeat(self, state: _State, now: datetime) -> list[str]:
+        """Alertmanager's always-firing alert: its last notification must be recent."""
+        beat = self._last_beat(state)
         name, limit = f'"{self.heartbeat}"', humanize(self.heartbeat_max_age)
-        if not beats:
+        if beat is None:
             return [
                 f"Alertmanager's heartbeat {name} has not been heard: route it to Cascade"
                 f" (repeat_interval under {limit})"
             ]
-        age = now - max(beats)
+        age = now - beat
         if age <= self.heartbeat_max_age:
             return []
         return [

@@ -21,12 +21,14 @@ from app import keys
 from app.durations import humanize
 from app.services import Service
 from app.settings import Settings
+from app.signals.freshness import Freshness, judge
 from app.signals.incidents import Component, Feed, Incident, IncidentsView, merge, touches
 from app.sources.statusfeed import StatusFeed, StatusFeedError
 
 log = logging.getLogger(__name__)
 
 SOURCE = "status"  # status webhooks are heard (`Store.heard`) under this name
+SIGNAL = "incidents"
 MISSED_POLLS = 3  # a feed read longer ago than this many poll intervals is unknown
 STALE_AFTER = MISSED_POLLS * timedelta(seconds=60)
 SILENCE_MAX = timedelta(hours=24)
@@ -153,6 +155,20 @@ class IncidentsHealth:
         problem = self._problem(heard_at, feed, failure, now)
         recheck_at = now + self.retry if problem else None
         return IncidentsView(incidents, components, problem, recheck_at)
+
+    async def freshness(self, now: datetime) -> list[Freshness]:
+        """When the status page was last read and the status webhooks last heard."""
+        heard = await self.redis.hget(keys.HEARD, SOURCE)
+        found = []
+        if self.feed is not None:
+            feed, _failure = await self._feed()
+            last = feed.fetched_at if feed else None
+            found.append(judge(SIGNAL, "status page", "poll", last, self.stale_after, now))
+        if heard is not None:
+            at = datetime.fromtimestamp(float(heard), UTC)
+            limit = None if self.feed is not None else self.silence_max  # the feed vouches
+            found.append(judge(SIGNAL, "status webhooks", "webhook", at, limit, now))
+        return found
 
     async def refresh(self, services: Sequence[Service]) -> list[str]:
         """Read STATUS_API_URL once; the services whose gate answer may have changed."""
