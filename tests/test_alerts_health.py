@@ -275,7 +275,10 @@ async def test_freshness_says_when_each_alert_source_was_last_heard(
     redis_client: "redis.Redis", clock: Clock
 ) -> None:
     health = AlertsHealth(redis_client, None, RETRY, clock, heartbeat="Watchdog")
-    assert await health.freshness(NOW) == []  # nothing heard, nothing to say
+    (never,) = await health.freshness(NOW)  # expected, never heard
+    assert never.describe(NOW) == (
+        "alerts: never heard from alertmanager (heartbeat Watchdog): stale, over 5m: unknown"
+    )
     await heard(redis_client, at=NOW)
     watchdog = Alert(ALERTMANAGER, "Watchdog", "f-watchdog", {"alertname": "Watchdog"}, NOW)
     await health.record([watchdog], [], NOW)

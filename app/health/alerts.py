@@ -404,7 +404,7 @@ class AlertsHealth:
     def _silences(self, state: _State, now: datetime) -> list[str]:
         """Why a webhook sender's silence no longer means "nothing fires"."""
         problems = []
-        if self.heartbeat and ALERTMANAGER in state.heard:
+        if self.heartbeat:  # configured: Alertmanager is expected, heard or not
             problems += self._heartbeat(state, now)
         for source, at in sorted(state.heard.items()):
             polled = source == LIBRATO and self.librato is not None  # the feed's age counts
@@ -421,13 +421,12 @@ class AlertsHealth:
         """When each alert source was last heard, and whether that still counts."""
         state = await self._state(now)
         found = []
-        if ALERTMANAGER in state.heard:
-            if self.heartbeat:
-                how, last = f"heartbeat {self.heartbeat}", self._last_beat(state)
-                found.append(judge(ALERTS, ALERTMANAGER, how, last, self.heartbeat_max_age, now))
-            else:
-                last = state.heard[ALERTMANAGER]
-                found.append(judge(ALERTS, ALERTMANAGER, WEBHOOK, last, self.silence_max, now))
+        if self.heartbeat:
+            how, last = f"heartbeat {self.heartbeat}", self._last_beat(state)
+            found.append(judge(ALERTS, ALERTMANAGER, how, last, self.heartbeat_max_age, now))
+        elif ALERTMANAGER in state.heard:
+            last = state.heard[ALERTMANAGER]
+            found.append(judge(ALERTS, ALERTMANAGER, WEBHOOK, last, self.silence_max, now))
         if self.librato is not None:
             found.append(judge(ALERTS, LIBRATO, "poll", state.polled, self.stale_after, now))
         elif LIBRATO in state.heard:
