@@ -12,6 +12,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Debian's Chromium, which Playwright drives in the dashboard's browser test (as root in CI)
 CHROMIUM := /usr/bin/chromium
+# Debian's Prometheus Alertmanager, which the alerts gate's end-to-end test runs on loopback
+ALERTMANAGER := /usr/bin/prometheus-alertmanager
 
 .PHONY: serve test lint reliability upgrade
 
@@ -39,7 +41,11 @@ $(CHROMIUM):
 	$$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core'
 
-test: lint $(CHROMIUM)
+$(ALERTMANAGER):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager'
+
+test: lint $(CHROMIUM) $(ALERTMANAGER)
 	$(BIN)/pytest
 
 # The reliability suite on its own, its figures written to RELIABILITY.md (it runs in `make test` too)
