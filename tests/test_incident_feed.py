@@ -198,6 +198,118 @@ def test_statuspage_summary() -> None:
     assert [(c.name, c.status) for c in read.components] == [("API", "partial_outage")]
 
 
+# The Salesforce Trust API (https://api.status.salesforce.com/v1), where Heroku's CLI looks
+# when status.heroku.com does not answer. No real answer was saved: these are written after
+# the Trust API's public documentation (api.status.salesforce.com/v1/docs: Instance with
+# `key`, `status`, `Incidents`, `Maintenances`; Incident with `IncidentImpacts[{startTime,
+# endTime}]`, `IncidentEvents[{type, message, createdAt}]`, `instanceKeys`, `affectsAll`;
+# Maintenance with `name`, `plannedStartTime`, `plannedEndTime`, `MaintenanceImpacts`,
+# `MaintenanceEvents`). Ids, keys and times are made up.
+TRUST_INCIDENT: dict[str, Any] = {
+    "id": 51234,
+    "message": {"pathType": "core"},
+    "externalId": None,
+    "affectsAll": False,
+    "isCore": True,
+    "additionalInformation": None,
+    "serviceKeys": ["Heroku"],
+    "instanceKeys": ["HEROKU-US"],
+    "IncidentImpacts": [
+        {"id": 1, "type": "performanceDegradation", "severity": "minor",
+         "startTime": "2026-05-01T11:30:00.000Z", "endTime": None},
+    ],
+    "IncidentEvents": [
+        {"id": 7, "type": "investigating", "message": "Elevated router errors",
+         "createdAt": "2026-05-01T11:31:00.000Z"},
+    ],
+    "createdAt": "2026-05-01T11:31:00.000Z",
+    "updatedAt": "2026-05-01T11:40:00.000Z",
+}  # fmt: skip
+
+
+def trust_maintenance(ident: int, name: str, start: str, end: str, **more: Any) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "message": None,
+        "externalId": f"ext-{ident}",
+        "name": name,
+        "affectsAll": False,
+        "isCore": True,
+        "plannedStartTime": start,
+        "plannedEndTime": end,
+        "serviceKeys": ["Heroku"],
+        "instanceKeys": ["HEROKU-EU"],
+        "MaintenanceImpacts": [],
+        "MaintenanceEvents": [],
+        "createdAt": "2026-04-20T09:00:00.000Z",
+        "updatedAt": "2026-04-20T09:00:00.000Z",
+    } | more
+
+
+IN_PROGRESS = trust_maintenance(
+    901, "Database upgrade", "2026-05-01T11:00:00.000Z", "2026-05-01T13:00:00.000Z"
+)
+LATER = trust_maintenance(
+    902, "Router upgrade", "2026-05-02T11:00:00.000Z", "2026-05-02T13:00:00.000Z"
+)
+OVER_EARLY = trust_maintenance(
+    903, "Cache upgrade", "2026-05-01T10:00:00.000Z", "2026-05-01T14:00:00.000Z",
+    MaintenanceEvents=[{"id": 3, "type": "completed", "message": "done",
+                        "createdAt": "2026-05-01T11:15:00.000Z"}],
+)  # fmt: skip
+TRUST_INSTANCE: dict[str, Any] = {
+    "key": "HEROKU-US",
+    "location": "NA",
+    "environment": "production",
+    "releaseVersion": "",
+    "status": "MINOR_INCIDENT_CORE",
+    "isActive": True,
+    "Incidents": [TRUST_INCIDENT],
+    "Maintenances": [IN_PROGRESS, LATER, OVER_EARLY],
+}
+
+
+def test_trust_api_instance_status_incidents_and_maintenances_in_progress() -> None:
+    assert recognise(TRUST_INSTANCE).name == "Salesforce Trust API"
+    read = parse(TRUST_INSTANCE, NOW)
+    assert read.incidents == (
+        Incident(
+            id="trust-incident:51234",
+            name="Elevated router errors",
+            status="investigating",
+            components=("HEROKU-US",),
+            url="https://status.salesforce.com/incidents/51234",
+            updated_at=datetime(2026, 5, 1, 11, 40, tzinfo=UTC),
+        ),
+        Incident(
+            id="trust-maintenance:901",
+            name="Database upgrade",
+            status="in progress",
+            components=("HEROKU-EU",),
+            url="https://status.salesforce.com/maintenances/901",
+            updated_at=datetime(2026, 4, 20, 9, 0, tzinfo=UTC),
+            kind="maintenance",
+        ),
+    )  # the one scheduled for tomorrow and the one completed early are not open
+    assert read.components == (Component("HEROKU-US", "MINOR_INCIDENT_CORE"),)
+
+
+def test_trust_api_lists_active_incidents_maintenances_or_instances() -> None:
+    assert [i.id for i in parse([TRUST_INCIDENT], NOW).incidents] == ["trust-incident:51234"]
+    maintenances = parse([IN_PROGRESS, LATER], NOW)
+    assert [(i.name, i.kind) for i in maintenances.incidents] == [
+        ("Database upgrade", "maintenance")
+    ]
+    green = TRUST_INSTANCE | {"status": "OK", "Incidents": [], "Maintenances": []}
+    assert parse([green], NOW) == Feed(NOW)
+    assert parse([], NOW) == Feed(NOW)  # `/v1/incidents/active` with nothing active
+    ended = copy.deepcopy(TRUST_INCIDENT)
+    ended["IncidentImpacts"][0]["endTime"] = "2026-05-01T11:50:00.000Z"
+    assert parse([ended], NOW).incidents == ()
+    everywhere = TRUST_INCIDENT | {"affectsAll": True}
+    assert parse([everywhere], NOW).incidents[0].components == ()  # touches every service
+
+
 @pytest.mark.parametrize("path", WEBHOOKS, ids=[p.name for p in WEBHOOKS])
 def test_a_webhook_body_is_not_a_feed(path: Any) -> None:
     with pytest.raises(StatusFeedError, match="neither a Heroku v4 current-status nor a"):

@@ -34,7 +34,7 @@ def check(snapshot: Snapshot, pair: Pair) -> GateResult | None:
 def _incident(incident: Incident) -> str:
     where = ", ".join(incident.components) or "every system"
     link = f": {incident.url}" if incident.url else ""
-    return f"incident '{incident.name}' ({incident.status}) on {where}{link}"
+    return f"{incident.kind} '{incident.name}' ({incident.status}) on {where}{link}"
 
 
 def _component(component: Component) -> str:

@@ -14,7 +14,10 @@ from typing import TypeVar
 # Anything else (investigating, identified, monitoring, in_progress, verifying, or a status
 # Cascade does not know) is open: unknown is closed.
 CLOSED_STATUSES = frozenset({"resolved", "postmortem", "completed", "scheduled"})
-OPERATIONAL = frozenset({"operational", "green"})  # Statuspage and Heroku v4 "all is well"
+# "All is well": Statuspage, Heroku v4, and the Salesforce Trust API's instance statuses.
+OPERATIONAL = frozenset(
+    {"operational", "green", "ok", "informational_core", "informational_noncore"}
+)
 
 
 def is_open(status: str) -> bool:
@@ -38,6 +41,7 @@ class Incident:
     url: str | None = None
     updated_at: datetime | None = None
     page_id: str | None = None  # the Statuspage page it is on, when known
+    kind: str = "incident"  # or "maintenance": a maintenance in progress holds promotions too
 
     @property
     def open(self) -> bool:

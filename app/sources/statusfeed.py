@@ -1,8 +1,11 @@
 """The status page reader: one GET of `STATUS_API_URL`, its body recognised by its shape.
 
-A reader per shape: Heroku's v4 `current-status` and a Statuspage `summary.json`. Heroku's
-status may move to the Salesforce Trust API: that would be one more `Reader` in `READERS`.
-Every failure comes back as `StatusFeedError` with a message saying what to check.
+A reader per shape: Heroku's v4 `current-status`, a Statuspage `summary.json`, and the
+Salesforce Trust API (`https://api.status.salesforce.com/v1`, where Heroku's CLI looks when
+status.heroku.com does not answer): an instance's status with its incidents and
+maintenances, or a list of instances, active incidents or maintenances. A maintenance in
+progress counts like an open incident. Every failure comes back as `StatusFeedError` with
+a message saying what to check.
 """
 
 from collections.abc import Callable
@@ -16,6 +19,9 @@ from app.signals.incidents import Component, Feed, Incident
 
 MAX_INCIDENTS = 200  # a page listing more is truncated: enough to keep the gate closed
 Json = dict[str, Any]
+Body = Json | list[Any]
+TRUST_PAGE = "https://status.salesforce.com"
+TRUST_ENDED = frozenset({"completed", "canceled", "cancelled", "resolved"})  # last event types
 
 
 class StatusFeedError(Exception):
@@ -25,8 +31,8 @@ class StatusFeedError(Exception):
 @dataclass(frozen=True)
 class Reader:
     name: str
-    fits: Callable[[Json], bool]  # recognises the shape from the top-level keys
-    read: Callable[[Json, datetime], Feed]
+    fits: Callable[[Body], bool]  # recognises the shape from the top-level keys
+    read: Callable[[Any, datetime], Feed]
 
 
 def read_heroku_v4(body: Json, now: datetime) -> Feed:
@@ -49,8 +55,9 @@ def read_statuspage(body: Json, now: datetime) -> Feed:
         Component(str(c["name"]), str(c["status"]), _time(c.get("updated_at")), page_id)
         for c in body["components"]
     )
-    listed = [*body["incidents"], *(body.get("scheduled_maintenances") or ())][:MAX_INCIDENTS]
-    incidents = tuple(_statuspage_incident(i, page_id) for i in listed)
+    listed = [(i, "incident") for i in body["incidents"]]
+    listed += [(m, "maintenance") for m in body.get("scheduled_maintenances") or ()]
+    incidents = tuple(_statuspage_incident(i, page_id, kind) for i, kind in listed[:MAX_INCIDENTS])
     return Feed(
         now,
         tuple(i for i in incidents if i.open),
@@ -59,27 +66,80 @@ def read_statuspage(body: Json, now: datetime) -> Feed:
     )
 
 
+def read_trust(body: Body, now: datetime) -> Feed:
+    """The Trust API: an instance (`key`, `status`, `Incidents`, `Maintenances`) or a list of
+    instances, incidents (`IncidentImpacts`) or maintenances (`plannedStartTime`).
+
+    An instance not `OK` is a troubled component named by its key; an incident is open
+    while one of its impacts has not ended; a maintenance is open while in progress.
+    """
+    incidents: list[Incident] = []
+    components: list[Component] = []
+    for item in body if isinstance(body, list) else [body]:
+        if _trust_instance(item):
+            key = str(item["key"])
+            components.append(Component(key, str(item["status"])))
+            incidents += [_trust_incident(i, (key,)) for i in item.get("Incidents") or ()]
+            incidents += [
+                _trust_maintenance(m, now, (key,)) for m in item.get("Maintenances") or ()
+            ]
+        elif _trust_maintenance_shape(item):
+            incidents.append(_trust_maintenance(item, now, ()))
+        else:
+            incidents.append(_trust_incident(item, ()))
+    return Feed(
+        now,
+        tuple(i for i in incidents[:MAX_INCIDENTS] if i.open),
+        tuple(c for c in components if c.troubled),
+    )
+
+
+def _trust_instance(item: object) -> bool:
+    return isinstance(item, dict) and "key" in item and "status" in item
+
+
+def _trust_maintenance_shape(item: object) -> bool:
+    return isinstance(item, dict) and ("plannedStartTime" in item or "MaintenanceImpacts" in item)
+
+
+def _trust_shape(body: Body) -> bool:
+    """An instance, or a list of Trust objects (an empty list: nothing active)."""
+    if isinstance(body, dict):
+        return _trust_instance(body) and ("Incidents" in body or "Maintenances" in body)
+    return all(
+        _trust_instance(i) or _trust_maintenance_shape(i)
+        or (isinstance(i, dict) and "IncidentImpacts" in i)
+        for i in body
+    )  # fmt: skip
+
+
 READERS: tuple[Reader, ...] = (
     Reader(
         "Heroku v4 current-status",
-        lambda b: isinstance(b.get("status"), list) and isinstance(b.get("incidents"), list),
+        lambda b: (
+            isinstance(b, dict)
+            and isinstance(b.get("status"), list)
+            and isinstance(b.get("incidents"), list)
+        ),
         read_heroku_v4,
     ),
     Reader(
         "Statuspage summary.json",
         lambda b: (
-            isinstance(b.get("page"), dict)
+            isinstance(b, dict)
+            and isinstance(b.get("page"), dict)
             and isinstance(b.get("components"), list)
             and isinstance(b.get("incidents"), list)
         ),
         read_statuspage,
     ),
+    Reader("Salesforce Trust API", _trust_shape, read_trust),
 )
 
 
 def recognise(body: object) -> Reader:
     """The reader for `body`'s shape; `StatusFeedError` when none fits."""
-    if isinstance(body, dict):
+    if isinstance(body, dict | list):
         for reader in READERS:
             if reader.fits(body):
                 return reader
@@ -90,7 +150,6 @@ def recognise(body: object) -> Reader:
 
 def parse(body: object, now: datetime) -> Feed:
     reader = recognise(body)
-    assert isinstance(body, dict)  # recognise refuses anything else
     try:
         return reader.read(body, now)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -125,7 +184,7 @@ class StatusFeed:
         if response.status_code == 404:
             raise StatusFeedError(
                 "HTTP 404: check STATUS_API_URL (Heroku's v4 feed may have moved to the"
-                " Salesforce Trust API, https://status.salesforce.com/products/Heroku)"
+                " Salesforce Trust API: https://api.status.salesforce.com/v1/instances/<KEY>/status)"
             )
         if response.status_code != 200:
             raise StatusFeedError(f"HTTP {response.status_code}")
@@ -153,7 +212,7 @@ def _heroku_incident(raw: Json) -> Incident:
     )
 
 
-def _statuspage_incident(raw: Json, page_id: str | None) -> Incident:
+def _statuspage_incident(raw: Json, page_id: str | None, kind: str = "incident") -> Incident:
     names = [str(c["name"]) for c in raw.get("components") or ()]
     return Incident(
         id=str(raw["id"]),
@@ -163,7 +222,65 @@ def _statuspage_incident(raw: Json, page_id: str | None) -> Incident:
         url=_text(raw.get("shortlink")),
         updated_at=_time(raw.get("updated_at")),
         page_id=page_id,
+        kind=kind,
     )
+
+
+def _trust_incident(raw: Json, where: tuple[str, ...]) -> Incident:
+    """Open while an impact has not ended (or none is listed: it is in the active list)."""
+    impacts = raw.get("IncidentImpacts") or ()
+    events = sorted(raw.get("IncidentEvents") or (), key=lambda e: str(e.get("createdAt") or ""))
+    latest = events[-1] if events else {}
+    ended = bool(impacts) and all(i.get("endTime") for i in impacts)
+    ident = str(raw["id"])
+    name = next((str(e["message"]) for e in events if isinstance(e.get("message"), str)), None)
+    return Incident(
+        id=f"trust-incident:{ident}",
+        name=name or str(raw.get("externalId") or f"Trust incident #{ident}"),
+        status="resolved" if ended else str(latest.get("type") or "active"),
+        components=_trust_where(raw, where),
+        url=f"{TRUST_PAGE}/incidents/{ident}",
+        updated_at=_time(raw.get("updatedAt")),
+    )
+
+
+def _trust_maintenance(raw: Json, now: datetime, where: tuple[str, ...]) -> Incident:
+    """In progress while an impact runs, or within its planned window; ended by an event."""
+    ident = str(raw["id"])
+    return Incident(
+        id=f"trust-maintenance:{ident}",
+        name=str(raw.get("name") or raw.get("externalId") or f"Trust maintenance #{ident}"),
+        status=_maintenance_status(raw, now),
+        components=_trust_where(raw, where),
+        url=f"{TRUST_PAGE}/maintenances/{ident}",
+        updated_at=_time(raw.get("updatedAt")),
+        kind="maintenance",
+    )
+
+
+def _maintenance_status(raw: Json, now: datetime) -> str:
+    events = sorted(raw.get("MaintenanceEvents") or (), key=lambda e: str(e.get("createdAt") or ""))
+    if events and str(events[-1].get("type", "")).lower() in TRUST_ENDED:
+        return "completed"
+    windows = [(i.get("startTime"), i.get("endTime")) for i in raw.get("MaintenanceImpacts") or ()]
+    windows.append((raw.get("plannedStartTime"), raw.get("plannedEndTime")))
+    running = begun = False
+    for start, end in windows:
+        opened, closed = _time(start), _time(end)
+        if opened is not None and opened <= now:
+            begun = True
+            if closed is None or now < closed:
+                running = True
+    if running:
+        return "in progress"
+    return "completed" if begun else "scheduled"
+
+
+def _trust_where(raw: Json, where: tuple[str, ...]) -> tuple[str, ...]:
+    """The instances it names; none (every service) when it affects all."""
+    if raw.get("affectsAll"):
+        return ()
+    return tuple(dict.fromkeys(str(k) for k in raw.get("instanceKeys") or ())) or where
 
 
 def _text(value: object) -> str | None:
