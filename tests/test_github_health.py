@@ -353,7 +353,7 @@ async def test_recorded_checks_join_githubs_answer(health: GitHubHealth, peer: G
     assert len(peer.calls) == 2  # GitHub's statuses and suites of the commit: the whole truth
 
     await health.record_check(report("suite:8", "timed_out", name="github-actions"))
-    found = await facts(health, svc=CHECKED)
+    found = await facts(health, NOW + timedelta(seconds=RETRY), svc=CHECKED)
     assert found.checks == Checks(ChecksState.FAILURE, failing=("github-actions",))
 
 
@@ -451,6 +451,29 @@ async def test_checks_are_read_again_after_each_webhook_on_the_commit(
     await health.record_check(report("suite:3", "failure", NOW, name="circleci"))  # a repeat
     assert (await facts(health, later, svc=CHECKED)).checks == found.checks
     assert len(peer.calls) == 4
+
+
+async def test_a_burst_of_webhooks_reads_github_at_most_once_per_retry(
+    health: GitHubHealth, peer: GitHubPeer
+) -> None:
+    """Every status change of every context is a delivery: the calls stay bounded by time."""
+    await on_and_ahead(health)
+    peer.suites[SOURCE] = [suite(3, "circleci", None)]
+    found = await facts(health, svc=CHECKED)
+    assert found.checks == Checks(ChecksState.PENDING, pending=("circleci",))
+    assert len(peer.calls) == 2
+    soon = NOW + timedelta(seconds=1)
+    for n, at in enumerate((soon, soon + timedelta(seconds=1))):
+        await health.record_check(report(f"status:lint-{n}", "pending", at, name=f"lint-{n}"))
+        found = await facts(health, at, svc=CHECKED)
+        assert found.checks is None  # changed since GitHub was asked, asked too recently
+        assert found.problem == "the checks changed since GitHub was last asked; asking again soon"
+        assert found.recheck_at == NOW + timedelta(seconds=RETRY)
+    assert len(peer.calls) == 2
+    later = NOW + timedelta(seconds=RETRY)
+    found = await facts(health, later, svc=CHECKED)
+    assert found.checks == Checks(ChecksState.PENDING, pending=("circleci", "lint-0", "lint-1"))
+    assert len(peer.calls) == 4  # one read for the whole burst
 
 
 async def test_a_webhook_newer_than_the_apis_answer_wins(

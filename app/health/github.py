@@ -31,6 +31,7 @@ T = TypeVar("T")
 READ_TIMEOUT = 5.0  # seconds: a reconcile waits on these calls
 MEMORY_MAX = 10_000  # failures and polled checks remembered by this process
 UNREAD = "not read from GitHub yet"
+CHANGED = "the checks changed since GitHub was last asked; asking again soon"
 DEDUP_SECONDS = int(keys.DEDUP_TTL.total_seconds())
 WALK_MAX = 50  # fast-forward pushes followed back to order two commits without a call
 _LATEST = """
@@ -76,6 +77,7 @@ class _Polled:
     until: datetime  # read again after this, unless green
     heard: str  # the digest of the webhook reports on the commit when GitHub was asked
     reports: dict[str, str]  # key -> "<ms>|<state>|<name>", as webhook reports are kept
+    read_at: datetime  # when GitHub was asked
     final: bool = False  # green with what webhooks said: kept until a webhook says more
 
 
@@ -311,16 +313,19 @@ class GitHubHealth:
         where = (repo.lower(), sha)
         polled = self._polled.get(where, (now, None))[1]
         current = polled is not None and polled.heard == heard
+        if polled is not None and not current and fetch and polled.read_at + self.retry > now:
+            # at most one read per commit per retry interval, however many deliveries come
+            return _Read(None, CHANGED, polled.read_at + self.retry)
         if polled is None or (fetch and not (current and (polled.final or polled.until > now))):
             read = await self._call(
                 ("checks", *where), now, fetch, lambda: self._read_checks(repo, sha)
             )
             if read.value is None:
                 return _Read(None, read.problem, read.recheck_at)
-            polled = _Polled(now + self.poll, heard, read.value)
+            polled = _Polled(now + self.poll, heard, read.value, now)
             _remember(self._polled, where, (polled.until, polled), now)
         elif not current:
-            return _Read(None, "the checks changed since GitHub was last asked")
+            return _Read(None, CHANGED)
         checks = _fold_latest(polled.reports, reports)
         polled.final = checks.state is ChecksState.SUCCESS
         return _Read(checks, None, None if polled.final else polled.until)
