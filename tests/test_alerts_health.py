@@ -161,6 +161,16 @@ async def test_a_late_librato_clear_keeps_a_newer_trigger(
     assert (await health.record([], [RATE], NOW)).cleared == (RATE,)  # its own clear clears
 
 
+async def test_a_resolve_ending_before_it_starts_is_read_as_its_start(
+    health: AlertsHealth, redis_client: "redis.Redis"
+) -> None:
+    await heard(redis_client)
+    api = latency("api", "f-api", NOW)
+    await health.record([api], [], NOW)
+    odd = ended(api, NOW - timedelta(days=800))
+    assert [a.key for a in (await health.record([], [odd], NOW)).cleared] == [api.key]
+
+
 async def test_a_clear_without_times_clears_by_arrival(
     health: AlertsHealth, redis_client: "redis.Redis"
 ) -> None:

@@ -39,8 +39,10 @@ class Alert:
     @property
     def episode(self) -> datetime | None:
         """The latest moment of the episode this report speaks of: what orders reports of one
-        alert that arrive out of order (HA pairs, retries). None: only arrival orders it."""
-        return self.until or self.since
+        alert that arrive out of order (HA pairs, retries). None: only arrival orders it.
+        An end before the start (no real sender writes one) counts as the start."""
+        times = [t for t in (self.since, self.until) if t is not None]
+        return max(times) if times else None
 
     @property
     def key(self) -> str:
