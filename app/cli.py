@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from app.durations import humanize, short
 from app.models import pause_scope
 from app.services import ConfigError, load_services, parse_duration
 from app.settings import Settings, get_settings
+from app.signals.freshness import describe
 from app.subscriptions import manual_commands
 
 UNREACHABLE, REFUSED = 2, 1  # exit codes
@@ -105,7 +106,7 @@ def status(args: argparse.Namespace) -> int:
         if body.get("problem"):
             print(f"PROBLEM  {body['problem']}")
         for source in body.get("sources", []):
-            print(f"{'STALE' if source['stale'] else 'SOURCE':<8} {source['detail']}")
+            print(f"{'STALE' if source['stale'] else 'SOURCE':<8} {_source(source, now)}")
     for service in [body] if args.service else body["services"]:
         print(f"\n{service['name']} (pipeline {service['pipeline']})")
         if service.get("paused"):
@@ -264,6 +265,20 @@ def _pause(pause: dict[str, Any], now: datetime) -> str:
         until = datetime.fromisoformat(pause["until"])
         text += f", until {until.isoformat(timespec='minutes')} ({humanize(until - now)} left)"
     return text
+
+
+def _source(source: dict[str, Any], now: datetime) -> str:
+    """`alerts: last heard 3m ago from alertmanager (webhook)`."""
+    last, limit = source.get("last_heard"), source.get("limit_seconds")
+    return describe(
+        source["signal"],
+        source["source"],
+        source["how"],
+        datetime.fromisoformat(last) if last else None,
+        timedelta(seconds=limit) if limit is not None else None,
+        bool(source["stale"]),
+        now,
+    )
 
 
 def _ago(moment: str, now: datetime) -> str:

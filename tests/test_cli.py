@@ -6,6 +6,7 @@ subcommand against a running Cascade and a sandbox platform.
 """
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -279,23 +280,25 @@ def test_recover_confirms_a_data_loss_with_the_admin_token(run: Run) -> None:
 def test_status_names_each_source_and_whether_it_is_stale(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    now = datetime.now(UTC)
     body = {
         "sandbox": False,
         "dry_run": False,
         "paused": None,
         "services": [],
         "sources": [
-            {"stale": False, "detail": "alerts: last heard 3m ago from alertmanager (webhook)"},
-            {
-                "stale": True,
-                "detail": "incidents: last heard 2d ago from status webhooks (webhook)",
-            },
+            {"signal": "alerts", "source": "alertmanager", "how": "webhook", "stale": False,
+             "last_heard": (now - timedelta(minutes=3)).isoformat(),
+             "limit_seconds": 86400.0},
+            {"signal": "incidents", "source": "status webhooks", "how": "webhook", "stale": True,
+             "last_heard": (now - timedelta(days=2)).isoformat(),
+             "limit_seconds": 86400.0},
         ],
-    }
+    }  # fmt: skip
     monkeypatch.setattr(cli, "_call", lambda *args, **kwargs: body)
-    args = cli._parser().parse_args(["status"])
-    assert cli.status(args) == 0
+    assert cli.status(cli._parser().parse_args(["status"])) == 0
     assert capsys.readouterr().out.splitlines() == [
         "SOURCE   alerts: last heard 3m ago from alertmanager (webhook)",
-        "STALE    incidents: last heard 2d ago from status webhooks (webhook)",
+        "STALE    incidents: last heard 2d ago from status webhooks (webhook): stale, over 1d:"
+        " unknown",
     ]

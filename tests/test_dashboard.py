@@ -11,7 +11,7 @@ import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -251,6 +251,16 @@ async def test_sandbox_banner(start: Start) -> None:
     assert "simulated Heroku" in banner
     assert shown.find(class_="banner-paused") == []
     assert shown.find(class_="banner-dry") == []
+
+
+async def test_a_stale_signal_source_has_a_banner_and_fresh_ones_a_line(start: Start) -> None:
+    cascade = await start(alertmanager_heartbeat="Watchdog")  # expected, never heard
+    shown = await page(cascade)
+    banner = shown.one(class_="banner-stale")[2]
+    assert "alerts: never heard from alertmanager (heartbeat Watchdog)" in banner
+    await cascade.runtime.store.heard("github", datetime.now(UTC))
+    lines = (await page(cascade)).one(class_="sources")[2]
+    assert "from github (webhook)" in lines
 
 
 async def test_dry_run_banner(start: Start) -> None:

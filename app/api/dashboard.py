@@ -24,7 +24,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import RuntimeDep
 from app.api.schemas import EventOut, PauseOut, PromotionOut, ServiceOut
-from app.api.status import get_service_status, pause_out, sources
+from app.api.status import get_service_status, pause_out
 from app.durations import humanize, short
 from app.live import EVERYTHING
 from app.runtime import Runtime
@@ -188,7 +188,7 @@ async def _banners(runtime: Runtime) -> dict[str, Any]:
         "sandbox": runtime.sandbox is not None,
         "dry_run": runtime.settings.dry_run,
         "paused": paused,
-        "sources": await sources(runtime),
+        "sources": [(f.stale, f.describe(now)) for f in await runtime.health.freshness(now)],
     }
 
 

@@ -77,8 +77,8 @@ class SourceOut(BaseModel):
     source: str
     how: str
     last_heard: datetime | None
-    stale: bool
-    detail: str  # e.g. "alerts: last heard 3m ago from alertmanager (webhook)"
+    stale: bool  # heard longer ago than `limit_seconds` (or never): its gates are unknown
+    limit_seconds: float | None  # None: its age never makes a gate unknown
 
 
 class StatusOut(BaseModel):

@@ -44,8 +44,8 @@ async def get_status(runtime: RuntimeDep) -> StatusOut:
 
 
 async def sources(runtime: Runtime) -> list[SourceOut]:
-    """Each signal source's freshness, from Redis alone."""
-    now = datetime.now(UTC)
+    """Each signal source's freshness, from Redis alone (absolute times: the answer does not
+    change by itself from one second to the next)."""
     return [
         SourceOut(
             signal=f.signal,
@@ -53,9 +53,9 @@ async def sources(runtime: Runtime) -> list[SourceOut]:
             how=f.how,
             last_heard=f.last,
             stale=f.stale,
-            detail=f.describe(now),
+            limit_seconds=f.limit.total_seconds() if f.limit is not None else None,
         )
-        for f in await runtime.health.freshness(now)
+        for f in await runtime.health.freshness(datetime.now(UTC))
     ]
 
 

@@ -25,13 +25,24 @@ class Freshness:
 
     def describe(self, now: datetime) -> str:
         """`alerts: last heard 3m ago from alertmanager (heartbeat Watchdog)`."""
-        heard = (
-            "never heard" if self.last is None else f"last heard {humanize(now - self.last)} ago"
-        )
-        line = f"{self.signal}: {heard} from {self.source} ({self.how})"
-        if self.stale and self.limit is not None:
-            line += f": stale, over {humanize(self.limit)}: unknown"
-        return line
+        return describe(self.signal, self.source, self.how, self.last, self.limit, self.stale, now)
+
+
+def describe(
+    signal: str,
+    source: str,
+    how: str,
+    last: datetime | None,
+    limit: timedelta | None,
+    stale: bool,
+    now: datetime,
+) -> str:
+    """One source's line, as `/status`'s clients and the dashboard show it."""
+    heard = "never heard" if last is None else f"last heard {humanize(now - last)} ago"
+    line = f"{signal}: {heard} from {source} ({how})"
+    if stale and limit is not None:
+        line += f": stale, over {humanize(limit)}: unknown"
+    return line
 
 
 def judge(
