@@ -4,7 +4,7 @@ Built from Redis alone (no Platform API call), through the same snapshot and
 plan a reconcile uses, so the status never disagrees with the decision.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, status
 
@@ -39,11 +39,11 @@ async def get_status(runtime: RuntimeDep) -> StatusOut:
         paused=pause_out(paused) if paused and paused.active(now) else None,
         services=services,
         problem=runtime.epoch.lost,
-        sources=await sources(runtime),
+        sources=await sources(runtime, now),
     )
 
 
-async def sources(runtime: Runtime) -> list[SourceOut]:
+async def sources(runtime: Runtime, now: datetime) -> list[SourceOut]:
     """Each signal source's freshness, from Redis alone (absolute times: the answer does not
     change by itself from one second to the next)."""
     return [
@@ -55,7 +55,7 @@ async def sources(runtime: Runtime) -> list[SourceOut]:
             stale=f.stale,
             limit_seconds=f.limit.total_seconds() if f.limit is not None else None,
         )
-        for f in await runtime.health.freshness(datetime.now(UTC))
+        for f in await runtime.health.freshness(now)
     ]
 
 
