@@ -1,0 +1,19 @@
+"""Options of the simulation: `pytest tests/simulation --seed N` replays one seed.
+
+`--seeds N` runs N seeds (from `--first-seed`), `--known-broken` turns on the step kinds of
+every row in `faults.KNOWN_BROKEN` (SIMULATION_KNOWN_BROKEN=1 does too), `--steps` sets the
+steps per seed.
+"""
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("simulation")
+    group.addoption("--seed", type=int, default=None, help="replay one simulation seed")
+    group.addoption("--seeds", type=int, default=None, help="how many simulation seeds")
+    group.addoption("--first-seed", type=int, default=0, help="the first simulation seed")
+    group.addoption("--steps", type=int, default=None, help="simulation steps per seed")
+    group.addoption(
+        "--known-broken", action="store_true", help="simulate the known broken rows too"
+    )

@@ -1,0 +1,202 @@
+"""One Cascade process of the simulation, built from the engine's own parts on the virtual clock.
+
+An `Engine` is what `app.runtime.start` builds, minus what runs by itself in the background
+(APScheduler, the poller, the file watcher, the upkeep): the scheduler is the only thing that
+moves time or work. Its Redis is the session's real Valkey; its Platform API is the sandbox
+behind `ParkingTransport`; its webhook intake and operator routes are the real app's routes
+(`create_app`), served with this engine's runtime. A killed engine is replaced by a fresh one
+(empty process caches, a new owner name), as a restarted dyno is.
+"""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as redis
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from app.audit import Audit
+from app.health import Health
+from app.health.alerts import AlertsHealth
+from app.health.github import GitHubHealth
+from app.health.incidents import IncidentsHealth
+from app.health.urls import UrlProber
+from app.heroku import HerokuClient
+from app.ledger import Ledger
+from app.locks import Locks
+from app.main import create_app
+from app.metrics import Metrics
+from app.promoter import Promoter
+from app.reconciler import Reconciler
+from app.redis_client import connect
+from app.runtime import Runtime
+from app.services import Service, ServicesConfig
+from app.settings import Settings
+from app.sources.github import GitHubClient
+from app.store import Store
+from tests.simulation.platform import Call, ParkingTransport
+from tests.simulation.world import WEBHOOK_SECRET, SimSandbox, VirtualClock
+
+ADMIN_TOKEN = "simulation-admin"
+RESYNC_SECONDS = 300.0
+
+
+@dataclass
+class Wakeups:
+    """The engine's timers (`Scheduler.wake`, the tick): kept for the scheduler to fire."""
+
+    at: dict[str, datetime] = field(default_factory=dict)
+
+    def wake(self, service: str, at: datetime) -> None:
+        self.at[service] = at
+
+    def wake_at(self, service: str) -> datetime | None:
+        return self.at.get(service)
+
+
+@dataclass
+class Queue:
+    """The engine's reconcile queue as the webhooks and routes see it: what they asked for."""
+
+    wanted: set[str] = field(default_factory=set)
+
+    def enqueue(self, service: str) -> None:
+        self.wanted.add(service)
+
+
+@cache
+def settings() -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=SecretStr("redis://unused"),
+        admin_token=SecretStr(ADMIN_TOKEN),
+        heroku_webhook_secret=SecretStr(WEBHOOK_SECRET),
+        resync_seconds=RESYNC_SECONDS,
+        config_path=Path("simulation.toml"),
+    )
+
+
+@cache
+def shared_app() -> FastAPI:
+    """The real routes, built once: each request is served with the engine it is sent to."""
+    return create_app(settings())
+
+
+@cache
+def shared_metrics() -> Metrics:
+    return Metrics("simulation", "sandbox")
+
+
+@cache
+def _outside() -> tuple[GitHubClient, UrlProber]:
+    """The signals' HTTP clients, made once: no signal is configured, none is ever called."""
+    s = settings()
+    return GitHubClient(s.github_api_url, None), UrlProber.from_settings(s)
+
+
+def _health(client: "redis.Redis") -> Health:
+    """`Health.from_settings`, on this engine's Redis, with the shared HTTP clients."""
+    github, urls = _outside()
+    s = settings()
+    return Health(
+        github=GitHubHealth(client, github, s.signal_retry_seconds, s.poll_seconds),
+        alerts=AlertsHealth.from_settings(s, client),
+        incidents=IncidentsHealth.from_settings(s, client),
+        urls=urls,
+    )
+
+
+def services(stages: tuple[str, ...], min_age: timedelta) -> ServicesConfig:
+    service = Service(name="sim", pipeline="sim", stages=stages, min_age=min_age)
+    return ServicesConfig(path=Path("simulation.toml"), services=(service,))
+
+
+class Engine:
+    """A Cascade process: its Redis connections, Platform API client and runtime."""
+
+    def __init__(
+        self,
+        name: str,
+        redis_url: str,
+        sandbox: SimSandbox,
+        clock: VirtualClock,
+        config: ServicesConfig,
+        on_park: Callable[[Call], None],
+    ) -> None:
+        self.name = name
+        self.client = connect(redis_url)
+        store = Store(self.client)
+        self.transport = ParkingTransport(sandbox, on_park)
+        heroku = HerokuClient(
+            "http://sandbox.invalid",
+            "simulation",
+            slugs=store,
+            transport=self.transport,
+            sleep=_no_wait,
+            clock=lambda: clock().timestamp(),
+            max_retries=1,
+        )
+        audit, ledger = Audit(self.client), Ledger(self.client)
+        health = _health(self.client)
+        promoter = Promoter(heroku, store, ledger, audit, clock, name)
+        reconciler = Reconciler(
+            config=config,
+            heroku=heroku,
+            store=store,
+            ledger=ledger,
+            locks=Locks(self.client),
+            audit=audit,
+            promoter=promoter,
+            clock=clock,
+            resync_seconds=RESYNC_SECONDS,
+            health=health,
+        )
+        self.queue, self.wakeups = Queue(), Wakeups()
+        self.runtime = Runtime(
+            settings=settings(),
+            config=config,
+            redis=self.client,
+            store=store,
+            audit=audit,
+            ledger=ledger,
+            heroku=heroku,
+            reconciler=reconciler,
+            queue=self.queue,  # type: ignore[arg-type]
+            scheduler=self.wakeups,  # type: ignore[arg-type]
+            metrics=shared_metrics(),
+            live=None,  # type: ignore[arg-type]
+            health=health,
+            poller=None,  # type: ignore[arg-type]
+            heroku_secret=SecretStr(WEBHOOK_SECRET),
+        )
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request to this process's routes (webhook intake, pause, retry)."""
+        app = shared_app()
+        app.state.runtime = self.runtime
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cascade") as client:
+            headers = kwargs.pop("headers", {})
+            if not path.startswith("/webhooks"):
+                headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+            return await client.request(method, path, headers=headers, **kwargs)
+
+    def busy(self) -> bool:
+        """Whether a Redis command of this process is on the wire."""
+        pool = self.client.connection_pool
+        return bool(getattr(pool, "_in_use_connections", ()))
+
+    async def close(self) -> None:
+        await self.runtime.heroku.aclose()  # the health's HTTP clients are shared: kept
+        await self.client.aclose()
+
+
+async def _no_wait(_: float) -> None:
+    """The client's backoff and pacing: virtual, so they cost no real time."""
+    await asyncio.sleep(0)

@@ -1,0 +1,128 @@
+"""Cascade's promise, checked after every step from the world's own record of what Heroku did.
+
+Never from Cascade's records: a Redis that lost data would vouch for itself. Each check gets
+one promotion Cascade asked for (`Asked`, recorded by the sandbox as the POST arrived) and
+the decision's moment. The decision of a POST is made between the engine's last parked call
+before its re-read and the re-read itself (nothing else runs between two park points), so
+the step at which the re-read was sent is when the decision was made.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from app.sandbox.world import Release, ReleaseStatus
+from tests.simulation.world import Asked, Truth, newer
+
+
+@dataclass
+class Pause:
+    """A pause the operator set through Cascade's `POST /pause`, as the simulation knows it."""
+
+    set_step: int
+    until: datetime | None
+    lifted_step: int | None = None
+
+    def in_force(self, step: int, at: datetime) -> bool:
+        lifted = self.lifted_step is not None and self.lifted_step <= step
+        return self.set_step < step and not lifted and (self.until is None or at < self.until)
+
+
+@dataclass
+class Judge:
+    """Checks each promotion as Heroku receives it, and each release Cascade made as it lands."""
+
+    truth: Truth
+    min_age: timedelta
+    times: dict[int, datetime] = field(default_factory=dict)  # virtual time at each step
+    pauses: list[Pause] = field(default_factory=list)
+    # Age from when the commit started to run (its release succeeded), by the one true
+    # clock; not strict: from its release's creation as Heroku stamps it (row 9 is about
+    # ages taken from Heroku's stamps, so only a run with its kinds on is strict).
+    strict_age: bool = True
+
+    def decided_at(self, asked: Asked) -> int | None:
+        """The step of the decision: when its engine sent the re-read before this POST."""
+        op = asked.op
+        if op is None:
+            return None
+        rereads = [step for step, call in op.issued if call.is_reread and step <= asked.step]
+        return rereads[-1] if rereads else None
+
+    def promotion(self, asked: Asked) -> list[str]:
+        """Every broken promise of one POST, in words; empty when it keeps them all."""
+        broken = self._once(asked) + self._forwards(asked)
+        decided = self.decided_at(asked)
+        if decided is not None:
+            broken += self._seen(asked, decided) + self._gates(asked, decided)
+        return broken
+
+    def _once(self, asked: Asked) -> list[str]:
+        """At most once: again only after it failed and an operator asked for a retry."""
+        earlier = [
+            a
+            for a in self.truth.asked
+            if a is not asked and (a.target, a.commit) == (asked.target, asked.commit)
+        ]
+        for before in earlier:
+            failed = before.release.status is ReleaseStatus.FAILED
+            retried = self.truth.retried.get(asked.target, -1) > before.step
+            if not (failed and retried):
+                return [
+                    f"at most once: {asked.commit[:8]} promoted to {asked.target} again"
+                    f" (first at step {before.step}, {before.release.status})"
+                ]
+        return []
+
+    def _forwards(self, asked: Asked) -> list[str]:
+        replaced = asked.replaced
+        if replaced is not None and newer(self.truth, replaced.slug.commit, asked.commit):
+            return [
+                f"never backwards: {asked.target} ran {replaced.slug.commit[:8]}, newer than"
+                f" {asked.commit[:8]} which Cascade promoted over it"
+            ]
+        return []
+
+    def _seen(self, asked: Asked, decided: int) -> list[str]:
+        """Never over a release the decision did not see."""
+        replaced = asked.replaced
+        if replaced is None:
+            return []
+        since = self.truth.current_since.get(replaced.id, 0)
+        known = self.truth.revealed.get(replaced.id)
+        if since > decided or known is None or known > decided:
+            return [
+                f"never over an unseen release: {asked.target} v{replaced.version}"
+                f" ({replaced.slug.commit[:8]}, current since step {since}, known to Cascade"
+                f" {'never' if known is None else f'at step {known}'}) replaced by a POST"
+                f" decided at step {decided}"
+            ]
+        return []
+
+    def _gates(self, asked: Asked, decided: int) -> list[str]:
+        at = self.times[decided]
+        broken = [
+            f"gate: promoted while paused (set at step {p.set_step}, decided at step {decided})"
+            for p in self.pauses
+            if p.in_force(decided, at)
+        ]
+        arrivals = self.truth.arrived if self.strict_age else self.truth.stamped
+        arrived = arrivals.get((asked.source, asked.commit))
+        if arrived is None or at - arrived < self.min_age:
+            age = "never ran there" if arrived is None else f"had run {at - arrived}"
+            broken.append(
+                f"gate: {asked.commit[:8]} promoted from {asked.source} before min_age"
+                f" {self.min_age} ({age} at decision step {decided})"
+            )
+        return broken
+
+    def landing(self, release: Release, replaced: Release | None) -> list[str]:
+        """A release a Cascade promotion made became current: not over a newer commit."""
+        ours = any(a.release is release for a in self.truth.asked)
+        if not ours or replaced is None:
+            return []
+        if newer(self.truth, replaced.slug.commit, release.slug.commit):
+            return [
+                f"never backwards: Cascade's promotion of {release.slug.commit[:8]} landed on"
+                f" {release.app.name} over newer {replaced.slug.commit[:8]}"
+            ]
+        return []

@@ -1,0 +1,620 @@
+"""The seeded scheduler: one `random.Random(seed)` picks every step, so a seed replays exactly.
+
+Engines (Cascade processes on one Redis), the sandbox world and the virtual clock are built
+per seed on a clean Redis database. Only one engine coroutine runs at a time: each step does
+one thing (start a reconcile, let one parked Platform API call go on, deliver one webhook,
+change the world, inject one fault, move the clock) and then waits until every engine is
+parked again or done (`settle`). After every step the invariants judge what Heroku was asked
+to do. Then faults stop, gates open, a new commit is deployed, and every stage must run it
+within `CONVERGE_WITHIN` of virtual time (no wedge).
+"""
+
+import asyncio
+import contextvars
+import logging
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as redis
+
+from app import keys
+from app.redis_client import connect
+from app.sandbox.world import App, Release, ReleaseStatus
+from tests.simulation.engine import Engine, services
+from tests.simulation.faults import MODES, WEIGHTS, Enabled
+from tests.simulation.invariants import Judge, Pause
+from tests.simulation.platform import OPERATION, Call
+from tests.simulation.world import SimSandbox, VirtualClock, Webhook, pipeline_spec
+
+SERVICE = "sim"
+MIN_AGE = timedelta(minutes=10)
+LATE = timedelta(minutes=15)  # a late webhook arrives this long after its event
+CONVERGE_WITHIN = timedelta(hours=3)
+QUIET_TICK = timedelta(minutes=2)
+HISTORY_BEFORE_ONBOARDING = 60  # releases on the first stage before Cascade starts
+
+
+@dataclass
+class Op:
+    """One engine coroutine the scheduler started (a reconcile through the worker step)."""
+
+    number: int
+    engine: Engine
+    started: int
+    task: "asyncio.Task[None] | None" = None
+    issued: list[tuple[int, Call]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Result:
+    seed: int
+    steps: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    modes: tuple[str, ...] = ()
+    promotions: int = 0
+    violations: list[str] = field(default_factory=list)
+    converged_after: timedelta | None = None
+    trace: list[str] = field(default_factory=list)
+
+    def report(self, lines: int = 400) -> str:
+        head = f"seed {self.seed}: {len(self.violations)} violation(s), modes {self.modes or '-'}"
+        shown = self.trace[-lines:]
+        return "\n".join([head, *self.violations, "trace:", *shown])
+
+
+class Simulation:
+    def __init__(
+        self, seed: int, redis_url: str, enabled: Enabled, steps: int = 60, engines: int = 3
+    ) -> None:
+        self.seed, self.redis_url, self.enabled = seed, redis_url, enabled
+        self.rng = random.Random(seed)
+        self.steps, self.engine_count = steps, engines
+        self.clock = VirtualClock()
+        self.result = Result(seed)
+        self.modes = tuple(m for m in MODES if m in enabled.kinds and self.rng.random() < 0.5)
+        self.result.modes = self.modes
+        self.redis_skew = (
+            timedelta(minutes=self.rng.randint(2, 8))
+            if "clock_skew" in self.modes
+            else timedelta(0)
+        )
+        heroku_skew = (
+            -timedelta(minutes=self.rng.randint(2, 8))
+            if "clock_skew" in self.modes
+            else timedelta(0)
+        )
+        self.sandbox = SimSandbox(pipeline_spec(3), self.clock, self.rng, skew=lambda: heroku_skew)
+        self.sandbox.copy_window = "copy_window" in self.modes
+        self.config = services(tuple(a.name for a in self.sandbox.apps), MIN_AGE)
+        self.judge = Judge(self.sandbox.truth, MIN_AGE, strict_age="clock_skew" in enabled.kinds)
+        self.parked: list[Call] = []
+        self.ops: list[Op] = []
+        self.engines: list[Engine] = []
+        self.late: dict[int, Any] = {}  # webhook number -> when it may arrive
+        self.snapshot: list[tuple[str, int, bytes]] = []
+        self.checked = 0
+        self.numbered = 0
+        self.faulty = True
+        self.redis: redis.Redis = connect(redis_url)
+
+    # building ------------------------------------------------------------
+
+    def _engine(self, name: str) -> Engine:
+        return Engine(
+            name, self.redis_url, self.sandbox, self.clock, self.config, self.parked.append
+        )
+
+    async def run(self) -> Result:
+        logging.disable(logging.WARNING)  # a seed's story is its trace
+        try:
+            await self.redis.flushdb()
+            if "long_history" in self.modes:
+                self._long_history()
+            self.engines = [self._engine(f"e{i}") for i in range(self.engine_count)]
+            for step in range(self.steps):
+                await self.step(step)
+                if self.result.violations:
+                    return self.result
+            await self.quiet()
+            return self.result
+        finally:
+            await self.close()
+            logging.disable(logging.NOTSET)
+
+    async def close(self) -> None:
+        for op in list(self.ops):
+            await self._cancel(op)
+        for engine in self.engines:
+            await engine.close()
+        await self.redis.aclose()
+
+    def _long_history(self) -> None:
+        """The first stage released many commits before Cascade was set up (its history)."""
+        dev, *rest = self.sandbox.apps
+        for i in range(HISTORY_BEFORE_ONBOARDING):
+            self.clock.advance(timedelta(minutes=5))
+            release = self.sandbox.deploy_commit(dev, self.sandbox.new_commit())
+            self.sandbox.finish(release)
+            if i in (HISTORY_BEFORE_ONBOARDING // 3, HISTORY_BEFORE_ONBOARDING // 2):
+                for source, target in zip([dev, *rest], rest, strict=False):
+                    made = self.sandbox.manual_promotion(source, target)
+                    if made is not None:
+                        self._land(made)
+        self.sandbox.webhooks.held.clear()
+        self.clock.advance(timedelta(hours=1))
+
+    def _land(self, release: Release) -> None:
+        if release in self.sandbox.copying:
+            self.sandbox.copied(release)
+        self.sandbox.finish(release)
+
+    # one step ------------------------------------------------------------
+
+    async def step(self, number: int) -> None:
+        self.sandbox.step = number
+        self.judge.times[self.sandbox.step] = self.clock()
+        kind = self._draw()
+        said = await getattr(self, f"_{kind}")()
+        self.result.steps += 1
+        self.result.kinds[kind] += 1
+        await self.settle()
+        self._note(number, f"{kind}: {said}")
+        self._check(number)
+
+    def _note(self, number: int, text: str) -> None:
+        self.result.trace.append(f"{number:5d} {self.clock().strftime('%d %H:%M:%S')} {text}")
+
+    def _draw(self) -> str:
+        kinds = [k for k, w in WEIGHTS.items() if w and k in self.enabled.kinds and self._can(k)]
+        weights = [WEIGHTS[k] for k in kinds]
+        return self.rng.choices(kinds, weights)[0]
+
+    def _can(self, kind: str) -> bool:
+        parked = bool(self._releasable())
+        if kind in ("release_call", "http_429", "http_5xx", "http_5xx_after", "stall", "kill"):
+            return parked
+        if kind in ("deliver_webhook", "duplicate_webhook", "reorder_webhooks"):
+            return bool(self._deliverable())
+        if kind in ("lose_webhook", "late_webhook"):
+            return bool(self.sandbox.webhooks.held)
+        if kind == "finish_release":
+            return bool(self._finishable())
+        if kind == "reconcile":
+            return bool(self._idle_engines())
+        return True
+
+    def _check(self, number: int) -> None:
+        asked = self.sandbox.truth.asked
+        for made in asked[self.checked :]:
+            for broken in self.judge.promotion(made):
+                self._violation(number, broken)
+        self.checked = len(asked)
+        self.result.promotions = len(asked)
+
+    def _violation(self, number: int, text: str) -> None:
+        self.result.violations.append(f"step {number}: {text}")
+        self._note(number, f"VIOLATION {text}")
+
+    async def settle(self) -> None:
+        """Wait until every engine coroutine is parked or done: none runs, none reads Redis."""
+        loop = asyncio.get_running_loop()
+        quiet = 0
+        while quiet < 3:
+            await asyncio.sleep(0)
+            busy = any(e.busy() for e in self.engines) or len(loop._ready) > 0  # type: ignore[attr-defined]
+            quiet = 0 if busy else quiet + 1
+        for op in [op for op in self.ops if op.task is not None and op.task.done()]:
+            self.ops.remove(op)
+            if not op.task.cancelled() and op.task.exception() is not None:
+                op.error = repr(op.task.exception())
+                self._note(
+                    self.sandbox.step, f"  op#{op.number} on {op.engine.name} failed: {op.error}"
+                )
+
+    # engine work -----------------------------------------------------------
+
+    def _idle_engines(self) -> list[Engine]:
+        running = {op.engine for op in self.ops}
+        return [e for e in self.engines if e not in running]
+
+    def _start(self, engine: Engine) -> Op:
+        self.numbered += 1
+        op = Op(self.numbered, engine, self.sandbox.step)
+        context = contextvars.copy_context()
+        context.run(OPERATION.set, op)
+        engine.queue.wanted.discard(SERVICE)
+        op.task = asyncio.get_running_loop().create_task(
+            engine.runtime.handle(SERVICE), context=context
+        )
+        self.ops.append(op)
+        return op
+
+    async def _reconcile(self) -> str:
+        engine = self.rng.choice(self._idle_engines())
+        op = self._start(engine)
+        return f"op#{op.number} reconcile on {engine.name}"
+
+    def _releasable(self) -> list[Call]:
+        live = {id(op) for op in self.ops}
+        self.parked[:] = [c for c in self.parked if not c.answer.done() and id(c.op) in live]
+        return self.parked
+
+    def _pick_call(self) -> Call:
+        calls = self._releasable()
+        return calls[0] if self.rng.random() < 0.5 else self.rng.choice(calls)
+
+    async def _answer(self, how: str) -> str:
+        call = self._pick_call()
+        call.answer.set_result(how)
+        self.parked.remove(call)
+        return f"{call.describe()} of op#{call.op.number} on {call.op.engine.name}: {how}"
+
+    async def _release_call(self) -> str:
+        return await self._answer("ok")
+
+    async def _http_429(self) -> str:
+        return await self._answer("429")
+
+    async def _http_5xx(self) -> str:
+        return await self._answer("503")
+
+    async def _http_5xx_after(self) -> str:
+        return await self._answer("503-after")
+
+    async def _kill(self) -> str:
+        """A process dies mid-step; a fresh one (empty caches) takes its place."""
+        victim = self._pick_call().op.engine
+        for op in [op for op in self.ops if op.engine is victim]:
+            await self._cancel(op)
+        index = self.engines.index(victim)
+        await victim.close()
+        self.engines[index] = self._engine(f"{victim.name}'")
+        return f"killed {victim.name}, started {self.engines[index].name}"
+
+    async def _cancel(self, op: Op) -> None:
+        if op.task is not None and not op.task.done():
+            op.task.cancel()
+            await asyncio.wait({op.task})
+        if op in self.ops:
+            self.ops.remove(op)
+
+    async def _stall(self) -> str:
+        """The process holding the lock stalls past it: its lock expires under it."""
+        call = self._pick_call()
+        await self.redis.delete(keys.lock(SERVICE))
+        who = f"op#{call.op.number} on {call.op.engine.name}"
+        return f"{who} stalled at {call.describe()}: its lock expired"
+
+    # webhooks --------------------------------------------------------------
+
+    def _deliverable(self) -> list[Webhook]:
+        now = self.clock()
+        return [w for w in self.sandbox.webhooks.held if self.late.get(w.number, now) <= now]
+
+    async def _deliver(self, webhook: Webhook, keep: bool = False) -> str:
+        engine = self.rng.choice(self.engines)
+        body, headers = self.sandbox.webhooks.body(webhook)
+        response = await engine.request("POST", "/webhooks/heroku", content=body, headers=headers)
+        answer = response.json() if response.status_code < 500 else {}
+        if response.status_code == 202 and answer.get("status") in ("accepted", "duplicate"):
+            if webhook.status == str(ReleaseStatus.SUCCEEDED):
+                self.sandbox.reveal([webhook.release])
+            if not keep:
+                self.sandbox.webhooks.held.remove(webhook)
+        elif response.status_code < 500 and not keep:  # refused for good: Heroku gives up
+            self.sandbox.webhooks.held.remove(webhook)
+        return (
+            f"{webhook.describe()} to {engine.name}: {response.status_code} {answer.get('status')}"
+        )
+
+    async def _deliver_webhook(self) -> str:
+        return await self._deliver(self._deliverable()[0])
+
+    async def _reorder_webhooks(self) -> str:
+        return await self._deliver(self.rng.choice(self._deliverable()))
+
+    async def _duplicate_webhook(self) -> str:
+        return await self._deliver(self.rng.choice(self._deliverable()), keep=True)
+
+    async def _lose_webhook(self) -> str:
+        webhook = self.rng.choice(self.sandbox.webhooks.held)
+        self.sandbox.webhooks.held.remove(webhook)
+        return f"{webhook.describe()} lost"
+
+    async def _late_webhook(self) -> str:
+        webhook = self.rng.choice(self.sandbox.webhooks.held)
+        self.late[webhook.number] = self.clock() + LATE
+        return f"{webhook.describe()} held back {LATE}"
+
+    # the world ---------------------------------------------------------------
+
+    def _app(self, first: bool = False) -> App:
+        apps = self.sandbox.apps
+        return apps[0] if first else self.rng.choice(apps[1:])
+
+    def _finishable(self) -> list[Release]:
+        return list(self.sandbox.unfinished)
+
+    async def _finish_release(self) -> str:
+        release = self.rng.choice(self._finishable())
+        if release in self.sandbox.copying:
+            self.sandbox.copied(release)
+            what = f"{release.app.name} v{release.version} {release.slug.commit[:8]}"
+            return f"slug copied: {what} created"
+        replaced = self.sandbox.finish(release)
+        for broken in self.judge.landing(release, replaced):
+            self._violation(self.sandbox.step, broken)
+        return f"{release.app.name} v{release.version} {release.slug.commit[:8]} {release.status}"
+
+    async def _deploy(self) -> str:
+        release = self.sandbox.deploy_commit(self._app(first=True), self.sandbox.new_commit())
+        return f"deploy {release.slug.commit[:8]} on {release.app.name} v{release.version}"
+
+    async def _failed_release(self) -> str:
+        app = self._app(first=self.rng.random() < 0.7)
+        release = self.sandbox.deploy_commit(app, self.sandbox.new_commit(), succeed=False)
+        return f"deploy {release.slug.commit[:8]} on {app.name} v{release.version} (will fail)"
+
+    async def _hotfix(self) -> str:
+        release = self.sandbox.deploy_commit(self._app(), self.sandbox.new_commit())
+        return f"hotfix {release.slug.commit[:8]} on {release.app.name} v{release.version}"
+
+    async def _manual_promotion(self) -> str:
+        apps = self.sandbox.apps
+        i = self.rng.randrange(len(apps) - 1)
+        release = self.sandbox.manual_promotion(apps[i], apps[i + 1])
+        what = release.slug.commit[:8] if release else "nothing"
+        return f"operator promotes {what} from {apps[i].name} to {apps[i + 1].name}"
+
+    async def _rollback(self) -> str:
+        app = self.rng.choice(self.sandbox.apps)
+        ran = sorted(
+            self.sandbox.truth.ran.get(app.name, set())
+            - {app.current.slug.commit if app.current else ""}
+        )
+        if not ran:
+            return f"nothing to roll back to on {app.name}"
+        commit = self.rng.choice(ran)
+        self.sandbox.deploy_commit(app, commit)
+        return f"rollback of {app.name} to {commit[:8]}"
+
+    async def _recreate_pipeline(self) -> str:
+        self.sandbox.recreate_pipeline()
+        return "pipeline deleted and re-created (new pipeline id)"
+
+    async def _failed_promotion(self) -> str:
+        self.sandbox.faults.fail_promotions += 1
+        return "the next promotion's release will fail"
+
+    # operator --------------------------------------------------------------
+
+    async def _pause(self, until: Any = None) -> str:
+        engine = self.rng.choice(self.engines)
+        body = {
+            "reason": "simulated",
+            "service": SERVICE,
+            "until": until.isoformat() if until else None,
+        }
+        response = await engine.request("POST", "/pause", json=body)
+        if response.status_code == 201:
+            for pause in self.judge.pauses:
+                if pause.lifted_step is None:
+                    pause.lifted_step = self.sandbox.step  # a new pause replaces the old
+            self.judge.pauses.append(Pause(self.sandbox.step, until))
+            if until is not None:  # expires by Redis's clock, which runs `redis_skew` ahead
+                left = until - self.clock() - self.redis_skew
+                await self.redis.pexpire(
+                    keys.pause(SERVICE), max(1, int(left.total_seconds() * 1000))
+                )
+        how = f"until {until:%H:%M:%S}" if until else "indefinite"
+        return f"pause ({how}) via {engine.name}: {response.status_code}"
+
+    async def _timed_pause(self) -> str:
+        return await self._pause(self.clock() + timedelta(minutes=self.rng.randint(1, 30)))
+
+    async def _unpause(self) -> str:
+        engine = self.rng.choice(self.engines)
+        response = await engine.request("DELETE", "/pause", params={"service": SERVICE})
+        if response.status_code == 204:
+            for pause in self.judge.pauses:
+                if pause.lifted_step is None:
+                    pause.lifted_step = self.sandbox.step
+        return f"unpause via {engine.name}: {response.status_code}"
+
+    async def _retry(self, target: str | None = None) -> str:
+        engine = self.rng.choice(self.engines)
+        target = target or self._app().name
+        response = await engine.request("POST", "/retry", json={"service": SERVICE, "to": target})
+        if response.status_code == 202:
+            self.sandbox.truth.retried[target] = self.sandbox.step
+        return f"POST /retry to {target} via {engine.name}: {response.status_code}"
+
+    # time and Redis ------------------------------------------------------------
+
+    async def _advance(self, by: timedelta | None = None) -> str:
+        by = by or timedelta(seconds=self.rng.choice((1, 5, 30, 60, 120, 300, 600)))
+        self.clock.advance(by)
+        await self._age_keys(by)
+        self._fire_timers()
+        if "redis_rewind" in self.enabled.kinds and self.rng.random() < 0.3:
+            await self._take_snapshot()
+        return f"clock +{by}"
+
+    async def _time_jump(self) -> str:
+        return await self._advance(timedelta(days=31))
+
+    async def _age_keys(self, by: timedelta) -> None:
+        """Redis's clock moves with the virtual one: keys with an expiry get closer to it.
+
+        Locks are left alone: a live holder renews its own; one that stalls is `_stall`.
+        """
+        names = [k async for k in self.redis.scan_iter(count=1000) if not k.endswith(":lock")]
+        if not names:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.pttl(name)
+            ttls = await pipe.execute()
+        gone = int(by.total_seconds() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, ttl in zip(names, ttls, strict=True):
+                if ttl > 0:
+                    if ttl <= gone:
+                        pipe.delete(name)
+                    else:
+                        pipe.pexpire(name, ttl - gone)
+            await pipe.execute()
+
+    async def _take_snapshot(self) -> None:
+        """What a replica that lags would hold if it took over now."""
+        names = [k async for k in self.redis.scan_iter(count=1000)]
+        dumper = redis.Redis(connection_pool=redis.ConnectionPool.from_url(self.redis_url))
+        try:
+            async with dumper.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.dump(name)
+                    pipe.pttl(name)
+                answers = await pipe.execute()
+        finally:
+            await dumper.aclose()
+        self.snapshot = [
+            (name, int(answers[2 * i + 1]), answers[2 * i])
+            for i, name in enumerate(names)
+            if answers[2 * i] is not None
+        ]
+
+    async def _redis_flush(self) -> str:
+        await self.redis.flushdb()
+        return "Redis lost everything (FLUSHDB)"
+
+    async def _redis_rewind(self) -> str:
+        raw = redis.Redis(connection_pool=redis.ConnectionPool.from_url(self.redis_url))
+        try:
+            await raw.flushdb()
+            async with raw.pipeline(transaction=False) as pipe:
+                for name, ttl, value in self.snapshot:
+                    pipe.restore(name, max(ttl, 0), value, replace=True)
+                await pipe.execute()
+        finally:
+            await raw.aclose()
+        return f"Redis failed over to a replica that lagged ({len(self.snapshot)} keys)"
+
+    # no wedge ------------------------------------------------------------------
+
+    async def quiet(self) -> None:
+        """Faults stop, gates open: a new commit must reach every stage in bounded time."""
+        self.faulty = False
+        start, step = self.clock(), self.steps
+        self.late.clear()
+        await self._unpause_quietly(step)
+        newest = self.sandbox.new_commit()
+        dev = self.sandbox.apps[0]
+        self.sandbox.deploy_commit(dev, newest)
+        failing_after = "failed_release" in self.enabled.kinds
+        retried: set[str] = set()
+        while self.clock() - start <= CONVERGE_WITHIN:
+            step += 1
+            self.sandbox.step = step
+            self.judge.times[step] = self.clock()
+            await self._drain(step)
+            if failing_after and dev.current is not None and dev.current.slug.commit == newest:
+                failing_after = False  # a release that fails after it: the source's last release
+                self.sandbox.deploy_commit(dev, self.sandbox.new_commit(), succeed=False)
+                self._note(step, "quiet: a deploy on the first stage fails after the new commit")
+            for asked in self.sandbox.truth.asked:
+                if (
+                    asked.commit == newest
+                    and asked.release.status is ReleaseStatus.FAILED
+                    and asked.target not in retried
+                ):
+                    retried.add(asked.target)
+                    self._note(step, await self._retry(asked.target))
+            if self._converged(newest):
+                self.result.converged_after = self.clock() - start
+                self._note(step, f"converged after {self.result.converged_after}")
+                return
+            if self.result.violations:
+                return
+            await self._quiet_reconciles(step)
+            await self._drain(step)
+            by = self._until_next_wake()
+            self._note(step, f"quiet: clock +{by}")
+            self.clock.advance(by)
+            await self._age_keys(by)
+            self._fire_timers()
+        state = ", ".join(
+            f"{a.name}={a.current.slug.commit[:8] if a.current else None}"
+            for a in self.sandbox.apps
+        )
+        self._violation(
+            step, f"no wedge: {newest[:8]} not on every stage after {CONVERGE_WITHIN} ({state})"
+        )
+
+    async def _quiet_reconciles(self, step: int) -> None:
+        """What the engines' queues and timers ask for; else one engine's tick, in turn."""
+        busy = {op.engine for op in self.ops}
+        wanted = [e for e in self.engines if SERVICE in e.queue.wanted and e not in busy]
+        if not wanted and not busy:
+            wanted = [self.engines[step % len(self.engines)]]
+        for engine in wanted:  # one after the other: each sees the last one's work
+            op = self._start(engine)
+            self._note(step, f"quiet: op#{op.number} reconcile on {engine.name}")
+            await self.settle()
+            await self._drain(step)
+
+    def _until_next_wake(self) -> timedelta:
+        """Time to the engines' next timer (a gate opening, a promotion to follow), at most
+        `QUIET_TICK`: the tick that every process runs anyway."""
+        now = self.clock()
+        wakes = [at - now for e in self.engines if (at := e.wakeups.at.get(SERVICE)) and at > now]
+        by = max(timedelta(seconds=1), min([*wakes, QUIET_TICK]))
+        return timedelta(seconds=math.ceil(by.total_seconds()))  # Heroku stamps whole seconds
+
+    def _fire_timers(self) -> None:
+        for engine in self.engines:  # timers due fire: they only enqueue
+            at = engine.wakeups.at.get(SERVICE)
+            if at is not None and at <= self.clock():
+                engine.wakeups.at.pop(SERVICE)
+                engine.queue.enqueue(SERVICE)
+
+    async def _unpause_quietly(self, step: int) -> None:
+        self.sandbox.step = step
+        self._note(step, "quiet: faults stop, " + await self._unpause())
+
+    async def _drain(self, step: int) -> None:
+        """Deliver every webhook, let every call through, end every release, until none is left."""
+        for _ in range(200):
+            if self._deliverable():
+                self._note(step, "quiet: " + await self._deliver(self._deliverable()[0]))
+            elif self._releasable():
+                call = self._releasable()[0]
+                call.answer.set_result("ok")
+                self.parked.remove(call)
+                self._note(step, f"quiet: {call.describe()} of op#{call.op.number}: ok")
+            elif self._finishable():
+                self._note(step, "quiet: " + await self._finish_release())
+            else:
+                return
+            await self.settle()
+            self._check(step)
+
+    def _converged(self, newest: str) -> bool:
+        truth, apps = self.sandbox.truth, self.sandbox.apps
+        for i, app in enumerate(apps):
+            current = app.current.slug.commit if app.current else None
+            if current == newest:
+                continue
+            left_alone = any(
+                apps[j].current is not None
+                and apps[j].current.slug.commit != newest
+                and apps[j].current.slug.commit not in truth.ran.get(apps[j - 1].name, set())
+                for j in range(1, i + 1)
+            )
+            if not left_alone:
+                return False
+        return True

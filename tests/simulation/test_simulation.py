@@ -1,0 +1,49 @@
+"""The deterministic simulation's entry points: many seeds in `make test`, one with `--seed`.
+
+A failing seed prints the seed and its trace; `pytest tests/simulation --seed N` replays it
+exactly. The default run leaves out the step kinds of `faults.KNOWN_BROKEN`.
+"""
+
+import os
+
+import pytest
+
+from tests.figures import Figure, record
+from tests.simulation.faults import Enabled, known_broken_from_env
+from tests.simulation.run import Totals, run_seeds, simulation_url
+
+pytestmark = pytest.mark.reliability
+
+SEEDS = int(os.environ.get("SIMULATION_SEEDS", "400"))  # `make test`: about a minute
+STEPS = 60
+
+
+def option(request: pytest.FixtureRequest, name: str) -> object:
+    try:
+        return request.config.getoption(name)
+    except ValueError:  # the suite run from the top: tests/simulation/conftest.py not initial
+        return None
+
+
+async def test_seeds_keep_the_promise(redis_url: str, request: pytest.FixtureRequest) -> None:
+    known_broken = bool(option(request, "--known-broken")) or known_broken_from_env()
+    enabled = Enabled.default(known_broken)
+    one = option(request, "--seed")
+    first = int(option(request, "--first-seed") or 0)
+    count = int(option(request, "--seeds") or SEEDS)
+    steps = int(option(request, "--steps") or STEPS)
+    seeds = [int(one)] if one is not None else list(range(first, first + count))
+    totals = Totals()
+    failed = await run_seeds(simulation_url(redis_url), seeds, enabled, steps, totals)
+    record(
+        Figure(
+            area="simulation",
+            check="seeded simulation of the promotion lifecycle (tests/simulation)",
+            cases=totals.seeds,
+            faults=sum(totals.faults.values()),
+            promotions=totals.promotions,
+            duplicates=totals.duplicates,
+            note=totals.summary(),
+        )
+    )
+    assert failed is None, failed.report()

@@ -1,0 +1,278 @@
+"""The simulated Heroku of the simulation: the sandbox's `World` on a virtual clock, recorded.
+
+`SimSandbox` is the sandbox (`app.sandbox.Sandbox`, served by its Platform API app) with
+three changes that let a seeded scheduler drive it: time is the virtual clock, releases end
+and webhooks leave only when the scheduler says so (nothing runs in the background), and a
+promotion's slug copy can take a while (the target has no new release meanwhile, as on real
+Heroku). It also keeps the truth the invariants judge by: the order in which commits were
+made, which commits ran on which app, every promotion Cascade asked for and what the target
+ran when it did, and when each release became known to Cascade.
+"""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from app.sandbox import IN_PROCESS_WEBHOOK_URL, Sandbox
+from app.sandbox.hooks import WebhookSender, _Delivery
+from app.sandbox.views import promotion_json
+from app.sandbox.world import App, Json, Release, ReleaseStatus, SandboxPipeline
+
+WEBHOOK_SECRET = "simulation-secret"
+START = datetime.fromisoformat("2030-01-01T00:00:00+00:00")  # ahead of any real clock
+
+
+class VirtualClock:
+    """The one clock of a simulated run: it moves only when the scheduler advances it."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
+
+
+@dataclass
+class Webhook:
+    """One captured webhook delivery: the scheduler delivers, delays, repeats or loses it."""
+
+    delivery: _Delivery
+    release: Release
+    status: str  # the release's status when it was announced
+    number: int
+
+    def describe(self) -> str:
+        r = self.release
+        return f"webhook#{self.number} {r.app.name} v{r.version} {self.status}"
+
+
+@dataclass
+class Asked:
+    """A promotion Cascade asked Heroku for, with what the target ran when Heroku got it."""
+
+    step: int
+    at: datetime
+    source: str
+    target: str
+    commit: str
+    replaced: Release | None  # the target's current release when the POST arrived
+    release: Release  # the release the promotion makes on the target
+    op: object | None  # the scheduler's operation that sent it (decision bounds)
+
+
+@dataclass
+class Truth:
+    """What Heroku really did, kept by the world as it happens (never read from Cascade)."""
+
+    order: dict[str, int] = field(default_factory=dict)  # commit -> when it was made
+    ran: dict[str, set[str]] = field(default_factory=dict)  # app -> commits that ran there
+    arrived: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (app, commit)
+    # ... and the creation time of the release that first ran it there, as Heroku stamps it
+    stamped: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    current_since: dict[str, int] = field(default_factory=dict)  # release id -> step
+    revealed: dict[str, int] = field(default_factory=dict)  # release id -> step Cascade knew
+    asked: list[Asked] = field(default_factory=list)
+    retried: dict[str, int] = field(default_factory=dict)  # target -> step of the last /retry
+
+
+class Outbox(WebhookSender):
+    """The sandbox's webhook sender, holding every delivery for the scheduler to hand out."""
+
+    def __init__(self, url: str, secret: str) -> None:
+        super().__init__(url, secret, transport=None, retry_delays=())
+        self.held: list[Webhook] = []
+        self._numbered = 0
+
+    def announce(self, action: str, release: Release, now: datetime) -> None:
+        super().announce(action, release, now)
+        while not self._outbox.empty():
+            self._numbered += 1
+            delivery = self._outbox.get_nowait()
+            self.held.append(Webhook(delivery, release, str(release.status), self._numbered))
+
+    def body(self, webhook: Webhook) -> tuple[bytes, dict[str, str]]:
+        """The signed request Heroku would send (`WebhookSender._post`'s, without sending)."""
+        import json
+
+        from app.sandbox.hooks import sign
+
+        d = webhook.delivery
+        metadata = {
+            "attempt": {"id": f"attempt-{webhook.number}"},
+            "delivery": {"id": d.id},
+            "event": {"id": d.event["id"], "include": "api:release"},
+            "webhook": {"id": d.webhook_id},
+        }
+        body = json.dumps({**d.event, "webhook_metadata": metadata}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Heroku-Webhook-Hmac-SHA256": sign(d.secret, body),
+        }
+        return body, headers
+
+
+class SimSandbox(Sandbox):
+    """The sandbox on the virtual clock, driven step by step, recording the truth."""
+
+    def __init__(
+        self,
+        pipeline: SandboxPipeline,
+        clock: VirtualClock,
+        rng: random.Random,
+        *,
+        skew: Callable[[], timedelta] = lambda: timedelta(0),
+    ) -> None:
+        self.clock, self.rng, self.skew = clock, rng, skew
+        self.truth = Truth()
+        self.step = 0
+        self.copy_window = False  # promotions' target releases appear only when copied
+        self.copying: list[Release] = []  # promotion target releases not yet on their app
+        self.unfinished: dict[Release, bool] = {}  # pending release -> will it succeed
+        self.operation: Callable[[], object | None] = lambda: None  # who is calling
+        super().__init__(
+            (pipeline,), webhook_url=IN_PROCESS_WEBHOOK_URL, webhook_secret=WEBHOOK_SECRET
+        )
+        self.webhooks = Outbox(IN_PROCESS_WEBHOOK_URL, WEBHOOK_SECRET)
+        self.rate.tokens = self.rate.size = 10**9  # the rate pool is a fault of its own
+        first = self.new_commit()
+        for app in self.apps:
+            app.releases[0].slug.commit = first  # seeded, so a seed replays exactly
+            self._became_current(app.releases[0])
+
+    # clock and commits ---------------------------------------------------
+
+    def _now(self) -> datetime:  # type: ignore[override]
+        return self.clock() + self.skew()
+
+    @property
+    def apps(self) -> list[App]:
+        return self.world.pipelines[0].apps
+
+    def new_commit(self) -> str:
+        commit = f"{len(self.truth.order):04d}" + "".join(
+            self.rng.choice("0123456789abcdef") for _ in range(36)
+        )
+        self.truth.order[commit] = len(self.truth.order)
+        return commit
+
+    # releases --------------------------------------------------------------
+
+    def _release_started(self, release: Release, *, succeed: bool) -> None:
+        if release.target is not None and self.copy_window and release in release.app.releases:
+            release.app.releases.remove(release)  # no release on the target while copying
+            self.copying.append(release)
+            self.unfinished[release] = succeed
+            return
+        self.webhooks.announce("create", release, self._now())
+        self.unfinished[release] = succeed
+
+    def copied(self, release: Release) -> None:
+        """The slug copy is done: the target's release exists now, pending."""
+        self.copying.remove(release)
+        app = release.app
+        release.version = app.releases[-1].version + 1
+        release.created_at = release.updated_at = self._now()
+        app.releases.append(release)
+        self.webhooks.announce("create", release, self._now())
+
+    def finish(self, release: Release) -> Release | None:
+        """End a pending release as decided when it started; the release it replaced."""
+        succeed = self.unfinished.pop(release)
+        before = release.app.current
+        self.world.finish(release, succeeded=succeed, now=self._now())
+        self.webhooks.announce("update", release, self._now())
+        if succeed and release.app.current is release:
+            self._became_current(release)
+            return before
+        return None
+
+    def _became_current(self, release: Release) -> None:
+        app, commit = release.app.name, release.slug.commit
+        self.truth.ran.setdefault(app, set()).add(commit)
+        self.truth.arrived.setdefault((app, commit), self.clock())
+        self.truth.stamped.setdefault((app, commit), release.created_at)
+        self.truth.current_since[release.id] = self.step
+
+    # the operator's and the developers' hands --------------------------------
+
+    def deploy_commit(self, app: App, commit: str, *, succeed: bool = True) -> Release:
+        release = self.world.deploy(app, commit, self._now())
+        self._release_started(release, succeed=succeed)
+        return release
+
+    def manual_promotion(self, source: App, target: App) -> Release | None:
+        """`heroku pipelines:promote` by a person: not Cascade's."""
+        if source.current is None:
+            return None
+        body = {
+            "pipeline": {"id": source.pipeline.id},
+            "source": {"app": {"id": source.id}, "release": {"id": source.current.id}},
+            "targets": [{"app": {"id": target.id}}],
+        }
+        promotion = self.world.promote(body, self._now())
+        release = promotion.targets[0].release
+        self._release_started(release, succeed=True)
+        return release
+
+    def promote(self, body: object) -> Json:
+        """Cascade's `POST /pipeline-promotions`: recorded with what the target ran."""
+        before = {app.name: app.current for app in self.apps}
+        answer = super().promote(body)
+        promotion = self.world.promotions[-1]
+        for target in promotion.targets:
+            self.truth.asked.append(
+                Asked(
+                    step=self.step,
+                    at=self.clock(),
+                    source=promotion.source.app.name,
+                    target=target.app.name,
+                    commit=promotion.source.slug.commit,
+                    replaced=before[target.app.name],
+                    release=target.release,
+                    op=self.operation(),
+                )
+            )
+        return answer or promotion_json(promotion)
+
+    def reveal(self, releases: list[Release]) -> None:
+        """Cascade was told of these releases (a webhook taken in, a read answered)."""
+        for release in releases:
+            if release.status is ReleaseStatus.SUCCEEDED:
+                self.truth.revealed.setdefault(release.id, self.step)
+
+    def recreate_pipeline(self) -> None:
+        """The pipeline deleted and made again with the same apps: new pipeline id."""
+        from app.sandbox.world import new_id
+
+        pipeline = self.world.pipelines[0]
+        pipeline.id = new_id()
+        for app in pipeline.apps:
+            app.coupling_id = new_id()
+
+
+def releases_named(sandbox: SimSandbox, app_name: str) -> list[Release]:
+    return next(a for a in sandbox.apps if a.name == app_name).releases
+
+
+def newer(truth: Truth, a: str, b: str) -> bool:
+    """Whether commit `a` was made after commit `b` (the world made both)."""
+    return truth.order.get(a, -1) > truth.order.get(b, -1)
+
+
+def pipeline_spec(stages: int) -> SandboxPipeline:
+    names = ("dev", "stg", "prod", "prod2")[:stages]
+    kinds = ("development", "staging", "production", "production")
+    return SandboxPipeline(
+        "sim", tuple((f"sim-{n}", k) for n, k in zip(names, kinds, strict=False))
+    )
+
+
+def is_pending(release: Release) -> bool:
+    return release.status is ReleaseStatus.PENDING
+
+
+AGE_SLACK = timedelta(0)
