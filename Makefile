@@ -15,7 +15,7 @@ CHROMIUM := /usr/bin/chromium
 # Debian's Prometheus Alertmanager, which the alerts gate's end-to-end test runs on loopback
 ALERTMANAGER := /usr/bin/prometheus-alertmanager
 
-.PHONY: serve test lint reliability upgrade
+.PHONY: serve test lint reliability upgrade soak
 
 $(UV): scripts/uv-requirements.txt
 	$(PYTHON) -m venv $(UV_HOME)
@@ -51,6 +51,14 @@ test: lint $(CHROMIUM) $(ALERTMANAGER)
 # The reliability suite on its own, its figures written to RELIABILITY.md (it runs in `make test` too)
 reliability: $(STAMP)
 	CASCADE_FLOOD_DELIVERIES=$${CASCADE_FLOOD_DELIVERIES:-100000} $(BIN)/python scripts/reliability.py
+
+# The deterministic simulation (tests/simulation) over as many seeds as asked, with its own
+# Valkey; prints seeds and steps simulated, faults by kind, promotions, invariant violations
+# and convergence p50/p99 in virtual time. KNOWN_BROKEN=1 turns on the known broken rows' kinds.
+SEEDS ?= 10000
+soak: $(STAMP)
+	$(BIN)/python -m tests.simulation.run --seeds $(SEEDS) --keep-going \
+		$$([ -n "$(KNOWN_BROKEN)" ] && echo --known-broken)
 
 # The benchmarks (about 12 minutes; not part of `make test`), their figures written to
 # BENCHMARKS.md. Installs Debian's wrk when missing (py-spy, the `bench` extra, is in .venv).

@@ -27,6 +27,10 @@ KNOWN_BROKEN: dict[int, str] = {
     8: "lose nothing: Redis losing data (flush, lagging replica) is not detected; Cascade"
     " promotes again what its lost records had promoted",
     9: "clocks: a timed pause expires by Redis's clock, ages use Heroku's clock unclamped",
+    10: "gates: found by this simulation. A reconcile reads the pauses with its lock, then waits"
+    " on the Platform API (resync, history, follow); a pause set meanwhile is not in the"
+    " snapshot its plan decides on (the view read with the lock is reused), so it promotes"
+    " after the pause was set",
 }
 
 # Which step kinds provoke which row: left out of a default run while the row is listed.
@@ -40,7 +44,12 @@ ROW_KINDS: dict[int, tuple[str, ...]] = {
     7: ("recreate_pipeline",),
     8: ("redis_flush", "redis_rewind"),
     9: ("clock_skew",),
+    10: ("pause_mid_reconcile",),
 }
+
+# What else a row needs to show (kinds of other rows), when a run asks for that row only.
+ROW_NEEDS: dict[int, tuple[str, ...]] = {5: ("rollback", "failed_promotion")}
+FOCUS = 5  # a run asking for rows draws their kinds this much more often
 
 # Every kind, with its weight when the scheduler draws the next step.
 WEIGHTS: dict[str, int] = {
@@ -78,6 +87,7 @@ WEIGHTS: dict[str, int] = {
     "recreate_pipeline": 1,
     "clock_skew": 0,  # a mode drawn per seed, not a step
     "long_history": 0,  # a mode drawn per seed, not a step
+    "pause_mid_reconcile": 0,  # a way of judging (see `Judge.pause_from_start`), not a step
 }
 MODES = ("copy_window", "clock_skew", "long_history")
 
@@ -87,17 +97,22 @@ class Enabled:
     """The step kinds a run may take."""
 
     kinds: frozenset[str]
+    focus: frozenset[str] = frozenset()  # drawn `FOCUS` times as often; modes always on
 
     @classmethod
     def default(cls, known_broken: bool = False, only: tuple[int, ...] = ()) -> "Enabled":
         """Everything but the known broken rows' kinds; all with `known_broken`; with `only`,
         the safe kinds plus those of the rows named."""
         off = {k for row in KNOWN_BROKEN for k in ROW_KINDS.get(row, ())}
+        focus = {k for row in only for k in ROW_KINDS.get(row, ())}
         if known_broken:
             off = set()
         elif only:
-            off -= {k for row in only for k in ROW_KINDS.get(row, ())}
-        return cls(frozenset(k for k in WEIGHTS if k not in off))
+            off -= focus | {k for row in only for k in ROW_NEEDS.get(row, ())}
+        return cls(frozenset(k for k in WEIGHTS if k not in off), frozenset(focus))
+
+    def weight(self, kind: str) -> int:
+        return WEIGHTS[kind] * (FOCUS if kind in self.focus else 1)
 
     def row_of(self, kind: str) -> int | None:
         return next((row for row, kinds in ROW_KINDS.items() if kind in kinds), None)

@@ -39,6 +39,9 @@ class Judge:
     # clock; not strict: from its release's creation as Heroku stamps it (row 9 is about
     # ages taken from Heroku's stamps, so only a run with its kinds on is strict).
     strict_age: bool = True
+    # A pause counts from the decision (strict), or only when it was in force already when
+    # the reconcile that decided started (row 10: the pause read with the lock is reused).
+    pause_from_start: bool = False
 
     def decided_at(self, asked: Asked) -> int | None:
         """The step of the decision: when its engine sent the re-read before this POST."""
@@ -100,10 +103,12 @@ class Judge:
 
     def _gates(self, asked: Asked, decided: int) -> list[str]:
         at = self.times[decided]
+        started = asked.op.started if asked.op is not None else decided
         broken = [
             f"gate: promoted while paused (set at step {p.set_step}, decided at step {decided})"
             for p in self.pauses
             if p.in_force(decided, at)
+            and (not self.pause_from_start or p.in_force(started, self.times[started]))
         ]
         arrivals = self.truth.arrived if self.strict_age else self.truth.stamped
         arrived = arrivals.get((asked.source, asked.commit))

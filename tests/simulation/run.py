@@ -68,8 +68,11 @@ class Totals:
             f" p99 {self.percentile(0.99)} (virtual), {time.monotonic() - self.started:.0f} s"
         )
 
+    def kinds(self) -> str:
+        return ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "none"
+
     def text(self) -> str:
-        faults = ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items()))
+        faults = self.kinds()
         failing = ", ".join(map(str, self.failing[:20])) or "none"
         return f"{self.summary()}\nfaults injected by kind: {faults}\nfailing seeds: {failing}"
 

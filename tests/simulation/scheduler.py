@@ -76,7 +76,11 @@ class Simulation:
         self.steps, self.engine_count = steps, engines
         self.clock = VirtualClock()
         self.result = Result(seed)
-        self.modes = tuple(m for m in MODES if m in enabled.kinds and self.rng.random() < 0.5)
+        self.modes = tuple(
+            m
+            for m in MODES
+            if m in enabled.kinds and (self.rng.random() < 0.5 or m in enabled.focus)
+        )
         self.result.modes = self.modes
         self.redis_skew = (
             timedelta(minutes=self.rng.randint(2, 8))
@@ -92,6 +96,7 @@ class Simulation:
         self.sandbox.copy_window = "copy_window" in self.modes
         self.config = services(tuple(a.name for a in self.sandbox.apps), MIN_AGE)
         self.judge = Judge(self.sandbox.truth, MIN_AGE, strict_age="clock_skew" in enabled.kinds)
+        self.judge.pause_from_start = "pause_mid_reconcile" not in enabled.kinds
         self.parked: list[Call] = []
         self.ops: list[Op] = []
         self.engines: list[Engine] = []
@@ -171,7 +176,7 @@ class Simulation:
 
     def _draw(self) -> str:
         kinds = [k for k, w in WEIGHTS.items() if w and k in self.enabled.kinds and self._can(k)]
-        weights = [WEIGHTS[k] for k in kinds]
+        weights = [self.enabled.weight(k) for k in kinds]
         return self.rng.choices(kinds, weights)[0]
 
     def _can(self, kind: str) -> bool:

@@ -43,7 +43,7 @@ async def test_seeds_keep_the_promise(redis_url: str, request: pytest.FixtureReq
             faults=sum(totals.faults.values()),
             promotions=totals.promotions,
             duplicates=totals.duplicates,
-            note=totals.summary(),
+            note=f"{totals.summary()}; faults by kind: {totals.kinds()}",
         )
     )
     assert failed is None, failed.report()
