@@ -48,7 +48,10 @@ ROW_KINDS: dict[int, tuple[str, ...]] = {
 }
 
 # What else a row needs to show (kinds of other rows), when a run asks for that row only.
-ROW_NEEDS: dict[int, tuple[str, ...]] = {5: ("rollback", "failed_promotion")}
+ROW_NEEDS: dict[int, tuple[str, ...]] = {
+    3: ("failed_promotion",),  # a record deleted under a failed promotion: it goes again
+    5: ("rollback", "failed_promotion"),
+}
 FOCUS = 5  # a run asking for rows draws their kinds this much more often
 
 # Every kind, with its weight when the scheduler draws the next step.

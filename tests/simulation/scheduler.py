@@ -101,6 +101,7 @@ class Simulation:
         self.ops: list[Op] = []
         self.engines: list[Engine] = []
         self.late: dict[int, Any] = {}  # webhook number -> when it may arrive
+        self.stalled: dict[tuple[int, int], Any] = {}  # (call, op) -> when its process wakes
         self.snapshot: list[tuple[str, int, bytes]] = []
         self.checked = 0
         self.numbered = 0
@@ -245,9 +246,11 @@ class Simulation:
         return f"op#{op.number} reconcile on {engine.name}"
 
     def _releasable(self) -> list[Call]:
-        live = {id(op) for op in self.ops}
+        live, now = {id(op) for op in self.ops}, self.clock()
         self.parked[:] = [c for c in self.parked if not c.answer.done() and id(c.op) in live]
-        return self.parked
+        if not self.faulty:
+            return self.parked
+        return [c for c in self.parked if self.stalled.get((c.number, id(c.op)), now) <= now]
 
     def _pick_call(self) -> Call:
         calls = self._releasable()
@@ -289,9 +292,13 @@ class Simulation:
             self.ops.remove(op)
 
     async def _stall(self) -> str:
-        """The process holding the lock stalls past it: its lock expires under it."""
+        """The process holding the lock stalls past it: its lock expires under it, and it
+        wakes only minutes later (virtual), whatever else happens meanwhile."""
         call = self._pick_call()
         await self.redis.delete(keys.lock(SERVICE))
+        self.stalled[call.number, id(call.op)] = self.clock() + timedelta(
+            minutes=self.rng.choice((1, 5, 15))
+        )
         who = f"op#{call.op.number} on {call.op.engine.name}"
         return f"{who} stalled at {call.describe()}: its lock expired"
 
@@ -343,7 +350,9 @@ class Simulation:
         return apps[0] if first else self.rng.choice(apps[1:])
 
     def _finishable(self) -> list[Release]:
-        return list(self.sandbox.unfinished)
+        """Pending releases, and slug copies whose time has come (on the virtual clock)."""
+        now, copied_at = self.clock(), self.sandbox.copied_at
+        return [r for r in self.sandbox.unfinished if copied_at.get(r, now) <= now]
 
     async def _finish_release(self) -> str:
         release = self.rng.choice(self._finishable())
@@ -367,7 +376,11 @@ class Simulation:
 
     async def _hotfix(self) -> str:
         release = self.sandbox.deploy_commit(self._app(), self.sandbox.new_commit())
-        return f"hotfix {release.slug.commit[:8]} on {release.app.name} v{release.version}"
+        said = f"hotfix {release.slug.commit[:8]} on {release.app.name} v{release.version}"
+        if self.rng.random() < 0.5:  # no release phase: it runs at once, webhooks on their way
+            self.sandbox.finish(release)
+            said += " (released at once)"
+        return said
 
     async def _manual_promotion(self) -> str:
         apps = self.sandbox.apps
@@ -516,6 +529,8 @@ class Simulation:
         self.faulty = False
         start, step = self.clock(), self.steps
         self.late.clear()
+        # A promotion that fails in the quiet phase, which the operator retries, is row 6's.
+        self.sandbox.faults.fail_promotions = int("failed_release" in self.enabled.kinds)
         await self._unpause_quietly(step)
         newest = self.sandbox.new_commit()
         dev = self.sandbox.apps[0]

@@ -131,6 +131,7 @@ class SimSandbox(Sandbox):
         self.step = 0
         self.copy_window = False  # promotions' target releases appear only when copied
         self.copying: list[Release] = []  # promotion target releases not yet on their app
+        self.copied_at: dict[Release, datetime] = {}  # ... and when their copy is done
         self.unfinished: dict[Release, bool] = {}  # pending release -> will it succeed
         self.operation: Callable[[], object | None] = lambda: None  # who is calling
         super().__init__(
@@ -165,6 +166,8 @@ class SimSandbox(Sandbox):
         if release.target is not None and self.copy_window and release in release.app.releases:
             release.app.releases.remove(release)  # no release on the target while copying
             self.copying.append(release)
+            took = timedelta(seconds=self.rng.choice((5, 60, 300, 900, 1800)))
+            self.copied_at[release] = self.clock() + took
             self.unfinished[release] = succeed
             return
         self.webhooks.announce("create", release, self._now())
