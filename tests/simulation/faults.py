@@ -107,11 +107,11 @@ class Enabled:
         """Everything but the known broken rows' kinds; all with `known_broken`; with `only`,
         the safe kinds plus those of the rows named."""
         off = {k for row in KNOWN_BROKEN for k in ROW_KINDS.get(row, ())}
-        focus = {k for row in only for k in ROW_KINDS.get(row, ())}
+        focus = {k for row in only for k in (*ROW_KINDS.get(row, ()), *ROW_NEEDS.get(row, ()))}
         if known_broken:
             off = set()
         elif only:
-            off -= focus | {k for row in only for k in ROW_NEEDS.get(row, ())}
+            off -= focus
         return cls(frozenset(k for k in WEIGHTS if k not in off), frozenset(focus))
 
     def weight(self, kind: str) -> int:

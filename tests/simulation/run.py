@@ -39,6 +39,7 @@ class Totals:
     failing: list[int] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     last: Result | None = None
+    promises: dict[str, list[int]] = field(default_factory=dict)  # promise broken -> seeds
 
     def add(self, result: Result) -> None:
         self.seeds += 1
@@ -53,6 +54,11 @@ class Totals:
             self.converged.append(result.converged_after.total_seconds())
         if result.violations:
             self.failing.append(result.seed)
+        for violation in result.violations:
+            promise = violation.split(": ", 2)[1] if violation.count(": ") >= 2 else violation
+            seeds = self.promises.setdefault(promise, [])
+            if result.seed not in seeds:
+                seeds.append(result.seed)
 
     def percentile(self, p: float) -> str:
         if not self.converged:
@@ -74,7 +80,14 @@ class Totals:
     def text(self) -> str:
         faults = self.kinds()
         failing = ", ".join(map(str, self.failing[:20])) or "none"
-        return f"{self.summary()}\nfaults injected by kind: {faults}\nfailing seeds: {failing}"
+        broken = "".join(
+            f"\n  {promise}: seeds {', '.join(map(str, seeds[:10]))}"
+            for promise, seeds in sorted(self.promises.items())
+        )
+        return (
+            f"{self.summary()}\nfaults injected by kind: {faults}\nfailing seeds: {failing}"
+            f"\npromises broken:{broken or ' none'}"
+        )
 
 
 async def run_seeds(

@@ -294,7 +294,9 @@ class Simulation:
     async def _stall(self) -> str:
         """The process holding the lock stalls past it: its lock expires under it, and it
         wakes only minutes later (virtual), whatever else happens meanwhile."""
-        call = self._pick_call()
+        calls = self._releasable()
+        rereads = [c for c in calls if c.is_reread]  # most often between claim and POST
+        call = self.rng.choice(rereads if rereads and self.rng.random() < 0.7 else calls)
         await self.redis.delete(keys.lock(SERVICE))
         self.stalled[call.number, id(call.op)] = self.clock() + timedelta(
             minutes=self.rng.choice((1, 5, 15))
