@@ -2,7 +2,8 @@
 
 `--seeds N` runs N seeds (from `--first-seed`), `--known-broken` turns on the step kinds of
 every row in `faults.KNOWN_BROKEN` (SIMULATION_KNOWN_BROKEN=1 does too), `--steps` sets the
-steps per seed.
+steps per seed, `--row R` (repeatable) the safe kinds plus row R's, drawn more often: the
+run that found a row, replayed.
 """
 
 import pytest
@@ -16,4 +17,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--steps", type=int, default=None, help="simulation steps per seed")
     group.addoption(
         "--known-broken", action="store_true", help="simulate the known broken rows too"
+    )
+    group.addoption(
+        "--row", type=int, action="append", default=[], help="a known broken row's kinds only"
     )

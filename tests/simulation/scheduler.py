@@ -31,7 +31,7 @@ from tests.simulation.platform import OPERATION, Call
 from tests.simulation.world import SimSandbox, VirtualClock, Webhook, pipeline_spec
 
 SERVICE = "sim"
-MIN_AGE = timedelta(minutes=10)
+MIN_AGE = timedelta(minutes=3)
 LATE = timedelta(minutes=15)  # a late webhook arrives this long after its event
 CONVERGE_WITHIN = timedelta(hours=3)
 QUIET_TICK = timedelta(minutes=2)
@@ -392,14 +392,15 @@ class Simulation:
         return f"operator promotes {what} from {apps[i].name} to {apps[i + 1].name}"
 
     async def _rollback(self) -> str:
-        app = self.rng.choice(self.sandbox.apps)
-        ran = sorted(
-            self.sandbox.truth.ran.get(app.name, set())
-            - {app.current.slug.commit if app.current else ""}
-        )
-        if not ran:
-            return f"nothing to roll back to on {app.name}"
-        commit = self.rng.choice(ran)
+        """An operator rolls a stage back to a commit it ran before: most often a target."""
+        ran = self.sandbox.truth.ran
+        apps = [a for a in self.sandbox.apps if len(ran.get(a.name, ())) > 1 and a.current]
+        if not apps:
+            return "nothing to roll back to"
+        targets = [a for a in apps if a is not self.sandbox.apps[0]]
+        app = self.rng.choice(targets if targets and self.rng.random() < 0.7 else apps)
+        current = app.current.slug.commit if app.current else ""
+        commit = self.rng.choice(sorted(ran[app.name] - {current}))
         self.sandbox.deploy_commit(app, commit)
         return f"rollback of {app.name} to {commit[:8]}"
 

@@ -29,7 +29,8 @@ def option(request: pytest.FixtureRequest, name: str) -> object:
 
 async def test_seeds_keep_the_promise(redis_url: str, request: pytest.FixtureRequest) -> None:
     known_broken = bool(option(request, "--known-broken")) or known_broken_from_env()
-    enabled = Enabled.default(known_broken)
+    rows = tuple(option(request, "--row") or ())  # type: ignore[call-overload]
+    enabled = Enabled.default(known_broken, rows)
     one = option(request, "--seed")
     first = int(option(request, "--first-seed") or 0)
     count = int(option(request, "--seeds") or SEEDS)
