@@ -51,9 +51,23 @@ class Judge:
         rereads = [step for step, call in op.issued if call.is_reread and step <= asked.step]
         return rereads[-1] if rereads else None
 
+    def reread_answered(self, asked: Asked) -> int:
+        """When the re-read before this POST was answered: what landed on the target after
+        it is a race no check of Cascade's can see (the Platform API has no precondition)."""
+        op = asked.op
+        calls = [c for s, c in op.issued if c.is_reread and s <= asked.step] if op else []
+        answered = calls[-1].answered if calls else None
+        return answered if answered is not None else asked.step
+
     def promotion(self, asked: Asked) -> list[str]:
         """Every broken promise of one POST, in words; empty when it keeps them all."""
-        broken = self._once(asked) + self._forwards(asked)
+        broken = self._once(asked)
+        replaced = asked.replaced
+        if replaced is not None:
+            since = self.truth.current_since.get(replaced.id, 0)
+            if since > self.reread_answered(asked):
+                return broken  # landed between the re-read and the POST: not decidable
+        broken += self._forwards(asked)
         decided = self.decided_at(asked)
         if decided is not None:
             broken += self._seen(asked, decided) + self._gates(asked, decided)
@@ -121,9 +135,13 @@ class Judge:
         return broken
 
     def landing(self, release: Release, replaced: Release | None) -> list[str]:
-        """A release a Cascade promotion made became current: not over a newer commit."""
-        ours = any(a.release is release for a in self.truth.asked)
-        if not ours or replaced is None:
+        """A release a Cascade promotion made became current: not over a newer commit that
+        Cascade put there itself after this POST (two promotions in flight into one target).
+        What the POST replaced was judged with the POST."""
+        mine = next((a for a in self.truth.asked if a.release is release), None)
+        if mine is None or replaced is None or replaced is mine.replaced:
+            return []
+        if not any(a.release is replaced and a.step > mine.step for a in self.truth.asked):
             return []
         if newer(self.truth, replaced.slug.commit, release.slug.commit):
             return [

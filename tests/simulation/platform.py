@@ -29,6 +29,7 @@ class Call:
     op: Any
     step: int
     number: int
+    answered: int | None = None  # the step at which the scheduler let it go on
     answer: "asyncio.Future[str]" = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )

@@ -258,6 +258,7 @@ class Simulation:
 
     async def _answer(self, how: str) -> str:
         call = self._pick_call()
+        call.answered = self.sandbox.step
         call.answer.set_result(how)
         self.parked.remove(call)
         return f"{call.describe()} of op#{call.op.number} on {call.op.engine.name}: {how}"
@@ -616,6 +617,7 @@ class Simulation:
                 self._note(step, "quiet: " + await self._deliver(self._deliverable()[0]))
             elif self._releasable():
                 call = self._releasable()[0]
+                call.answered = step
                 call.answer.set_result("ok")
                 self.parked.remove(call)
                 self._note(step, f"quiet: {call.describe()} of op#{call.op.number}: ok")
