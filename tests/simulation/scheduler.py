@@ -61,7 +61,7 @@ class Result:
     converged_after: timedelta | None = None
     trace: list[str] = field(default_factory=list)
 
-    def report(self, lines: int = 400) -> str:
+    def report(self, lines: int = 2000) -> str:
         head = f"seed {self.seed}: {len(self.violations)} violation(s), modes {self.modes or '-'}"
         shown = self.trace[-lines:]
         return "\n".join([head, *self.violations, "trace:", *shown])
