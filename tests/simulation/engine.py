@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from app.audit import Audit
+from app.epoch import Epoch
 from app.health import Health
 from app.health.alerts import AlertsHealth
 from app.health.github import GitHubHealth
@@ -144,7 +145,10 @@ class Engine:
         )
         audit, ledger = Audit(self.client), Ledger(self.client)
         health = _health(self.client)
-        promoter = Promoter(heroku, store, ledger, audit, clock, name)
+        # Told of a data loss by the marker (`app.epoch`), looked at by each reconcile; its
+        # background watch is not started: only the scheduler moves work.
+        self.epoch = Epoch(self.client, clock, forget=lambda: reconciler.forget_all())
+        promoter = Promoter(heroku, store, ledger, audit, clock, name, durable=self.epoch.durable)
         reconciler = Reconciler(
             config=config,
             heroku=heroku,
@@ -156,6 +160,7 @@ class Engine:
             clock=clock,
             resync_seconds=RESYNC_SECONDS,
             health=health,
+            epoch=self.epoch,
         )
         self.queue, self.wakeups = Queue(), Wakeups()
         self.runtime = Runtime(
@@ -171,10 +176,16 @@ class Engine:
             scheduler=self.wakeups,  # type: ignore[arg-type]
             metrics=shared_metrics(),
             live=None,  # type: ignore[arg-type]
+            epoch=self.epoch,
             health=health,
             poller=None,  # type: ignore[arg-type]
             heroku_secret=SecretStr(WEBHOOK_SECRET),
         )
+
+    async def start(self) -> "Engine":
+        """What `runtime.start` does before serving: adopt or write the data marker."""
+        await self.epoch.start()
+        return self
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A request to this process's routes (webhook intake, pause, retry)."""

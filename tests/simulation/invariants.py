@@ -10,7 +10,7 @@ the step at which the re-read was sent is when the decision was made.
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from app.sandbox.world import Release, ReleaseStatus
+from app.sandbox.world import Release
 from tests.simulation.world import Asked, Truth, newer
 
 
@@ -81,12 +81,12 @@ class Judge:
             if a is not asked and (a.target, a.commit) == (asked.target, asked.commit)
         ]
         for before in earlier:
-            failed = before.release.status is ReleaseStatus.FAILED
+            failed = before.failed
             retried = self.truth.retried.get(asked.target, -1) > before.step
             if not (failed and retried):
                 return [
                     f"at most once: {asked.commit[:8]} promoted to {asked.target} again"
-                    f" (first at step {before.step}, {before.release.status})"
+                    f" (first at step {before.step}, {before.landing.status})"
                 ]
         return []
 

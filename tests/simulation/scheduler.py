@@ -23,7 +23,7 @@ import redis.asyncio as redis
 
 from app import keys
 from app.redis_client import connect
-from app.sandbox.world import App, Release, ReleaseStatus
+from app.sandbox.world import App, PromotionTarget, Release, ReleaseStatus
 from tests.simulation.engine import Engine, services
 from tests.simulation.faults import MODES, WEIGHTS, Enabled
 from tests.simulation.invariants import Judge, Pause
@@ -110,10 +110,11 @@ class Simulation:
 
     # building ------------------------------------------------------------
 
-    def _engine(self, name: str) -> Engine:
-        return Engine(
+    async def _engine(self, name: str) -> Engine:
+        engine = Engine(
             name, self.redis_url, self.sandbox, self.clock, self.config, self.parked.append
         )
+        return await engine.start()
 
     async def run(self) -> Result:
         logging.disable(logging.WARNING)  # a seed's story is its trace
@@ -121,7 +122,7 @@ class Simulation:
             await self.redis.flushdb()
             if "long_history" in self.modes:
                 self._long_history()
-            self.engines = [self._engine(f"e{i}") for i in range(self.engine_count)]
+            self.engines = [await self._engine(f"e{i}") for i in range(self.engine_count)]
             for step in range(self.steps):
                 await self.step(step)
                 if self.result.violations:
@@ -155,8 +156,6 @@ class Simulation:
         self.clock.advance(timedelta(hours=1))
 
     def _land(self, release: Release) -> None:
-        if release in self.sandbox.copying:
-            self.sandbox.copied(release)
         self.sandbox.finish(release)
 
     # one step ------------------------------------------------------------
@@ -282,7 +281,7 @@ class Simulation:
             await self._cancel(op)
         index = self.engines.index(victim)
         await victim.close()
-        self.engines[index] = self._engine(f"{victim.name}'")
+        self.engines[index] = await self._engine(f"{victim.name}'")
         return f"killed {victim.name}, started {self.engines[index].name}"
 
     async def _cancel(self, op: Op) -> None:
@@ -352,21 +351,22 @@ class Simulation:
         apps = self.sandbox.apps
         return apps[0] if first else self.rng.choice(apps[1:])
 
-    def _finishable(self) -> list[Release]:
+    def _finishable(self) -> list[Release | PromotionTarget]:
         """Pending releases, and slug copies whose time has come (on the virtual clock)."""
-        now, copied_at = self.clock(), self.sandbox.copied_at
-        return [r for r in self.sandbox.unfinished if copied_at.get(r, now) <= now]
+        now = self.clock()
+        copies = [t for t in self.sandbox.copying if self.sandbox.copied_at[t] <= now]
+        return [*self.sandbox.unfinished, *copies]
 
     async def _finish_release(self) -> str:
-        release = self.rng.choice(self._finishable())
-        if release in self.sandbox.copying:
-            self.sandbox.copied(release)
+        item = self.rng.choice(self._finishable())
+        if isinstance(item, PromotionTarget):
+            release = self.sandbox.copied(item)
             what = f"{release.app.name} v{release.version} {release.slug.commit[:8]}"
             return f"slug copied: {what} created"
-        replaced = self.sandbox.finish(release)
-        for broken in self.judge.landing(release, replaced):
+        replaced = self.sandbox.finish(item)
+        for broken in self.judge.landing(item, replaced):
             self._violation(self.sandbox.step, broken)
-        return f"{release.app.name} v{release.version} {release.slug.commit[:8]} {release.status}"
+        return f"{item.app.name} v{item.version} {item.slug.commit[:8]} {item.status}"
 
     async def _deploy(self) -> str:
         release = self.sandbox.deploy_commit(self._app(first=True), self.sandbox.new_commit())
@@ -551,11 +551,7 @@ class Simulation:
                 self.sandbox.deploy_commit(dev, self.sandbox.new_commit(), succeed=False)
                 self._note(step, "quiet: a deploy on the first stage fails after the new commit")
             for asked in self.sandbox.truth.asked:
-                if (
-                    asked.commit == newest
-                    and asked.release.status is ReleaseStatus.FAILED
-                    and asked.target not in retried
-                ):
+                if asked.commit == newest and asked.failed and asked.target not in retried:
                     retried.add(asked.target)
                     self._note(step, await self._retry(asked.target))
             if self._converged(newest):
@@ -609,6 +605,12 @@ class Simulation:
     async def _unpause_quietly(self, step: int) -> None:
         self.sandbox.step = step
         self._note(step, "quiet: faults stop, " + await self._unpause())
+        # The operator confirms a data loss Cascade stopped for (`POST /recover`), if any.
+        lost = [e.name for e in self.engines if e.epoch.lost]
+        if lost:
+            response = await self.engines[0].request("POST", "/recover")
+            said = f"{', '.join(lost)} stopped for a data loss; POST /recover"
+            self._note(step, f"quiet: {said}: {response.status_code}")
 
     async def _drain(self, step: int) -> None:
         """Deliver every webhook, let every call through, end every release, until none is left."""

@@ -17,7 +17,14 @@ from datetime import datetime, timedelta
 from app.sandbox import IN_PROCESS_WEBHOOK_URL, Sandbox
 from app.sandbox.hooks import WebhookSender, _Delivery
 from app.sandbox.views import promotion_json
-from app.sandbox.world import App, Json, Release, ReleaseStatus, SandboxPipeline
+from app.sandbox.world import (
+    App,
+    Json,
+    PromotionTarget,
+    Release,
+    ReleaseStatus,
+    SandboxPipeline,
+)
 
 WEBHOOK_SECRET = "simulation-secret"
 START = datetime.fromisoformat("2030-01-01T00:00:00+00:00")  # ahead of any real clock
@@ -60,8 +67,16 @@ class Asked:
     target: str
     commit: str
     replaced: Release | None  # the target's current release when the POST arrived
-    release: Release  # the release the promotion makes on the target
+    landing: PromotionTarget  # its release appears on the target when the slug is copied
     op: object | None  # the scheduler's operation that sent it (decision bounds)
+
+    @property
+    def release(self) -> Release | None:
+        return self.landing.release
+
+    @property
+    def failed(self) -> bool:
+        return self.landing.status == str(ReleaseStatus.FAILED)
 
 
 @dataclass
@@ -130,8 +145,9 @@ class SimSandbox(Sandbox):
         self.truth = Truth()
         self.step = 0
         self.copy_window = False  # promotions' target releases appear only when copied
-        self.copying: list[Release] = []  # promotion target releases not yet on their app
-        self.copied_at: dict[Release, datetime] = {}  # ... and when their copy is done
+        self.copying: list[PromotionTarget] = []  # promotions whose slug is being copied
+        self.copied_at: dict[PromotionTarget, datetime] = {}  # ... when each copy is done
+        self.copy_succeeds: dict[PromotionTarget, bool] = {}
         self.unfinished: dict[Release, bool] = {}  # pending release -> will it succeed
         self.operation: Callable[[], object | None] = lambda: None  # who is calling
         super().__init__(
@@ -163,24 +179,26 @@ class SimSandbox(Sandbox):
     # releases --------------------------------------------------------------
 
     def _release_started(self, release: Release, *, succeed: bool) -> None:
-        if release.target is not None and self.copy_window and release in release.app.releases:
-            release.app.releases.remove(release)  # no release on the target while copying
-            self.copying.append(release)
-            took = timedelta(seconds=self.rng.choice((5, 60, 300, 900, 1800)))
-            self.copied_at[release] = self.clock() + took
-            self.unfinished[release] = succeed
-            return
         self.webhooks.announce("create", release, self._now())
         self.unfinished[release] = succeed
 
-    def copied(self, release: Release) -> None:
+    async def _copy_later(self, target: PromotionTarget, *, succeed: bool) -> None:
+        """The sandbox's slug copy, on the scheduler's time: it lands when the scheduler says
+        (`copied`) with the copy window on, else at once."""
+        if not self.copy_window:
+            self._release_started(self.world.land(target, self._now()), succeed=succeed)
+            return
+        self.copying.append(target)
+        self.copy_succeeds[target] = succeed
+        took = timedelta(seconds=self.rng.choice((5, 60, 300, 900, 1800)))
+        self.copied_at[target] = self.clock() + took
+
+    def copied(self, target: PromotionTarget) -> Release:
         """The slug copy is done: the target's release exists now, pending."""
-        self.copying.remove(release)
-        app = release.app
-        release.version = app.releases[-1].version + 1
-        release.created_at = release.updated_at = self._now()
-        app.releases.append(release)
-        self.webhooks.announce("create", release, self._now())
+        self.copying.remove(target)
+        release = self.world.land(target, self._now())
+        self._release_started(release, succeed=self.copy_succeeds.pop(target))
+        return release
 
     def finish(self, release: Release) -> Release | None:
         """End a pending release as decided when it started; the release it replaced."""
@@ -217,7 +235,7 @@ class SimSandbox(Sandbox):
             "targets": [{"app": {"id": target.id}}],
         }
         promotion = self.world.promote(body, self._now())
-        release = promotion.targets[0].release
+        release = self.world.land(promotion.targets[0], self._now())  # a person waits for it
         self._release_started(release, succeed=True)
         return release
 
@@ -235,7 +253,7 @@ class SimSandbox(Sandbox):
                     target=target.app.name,
                     commit=promotion.source.slug.commit,
                     replaced=before[target.app.name],
-                    release=target.release,
+                    landing=target,
                     op=self.operation(),
                 )
             )
