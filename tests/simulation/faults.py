@@ -23,7 +23,6 @@ KNOWN_BROKEN: dict[int, str] = {
     " promoted again",
     6: "no wedge: a failed release on the source makes the re-read say 'has a newer release'"
     " for ever; after a failed promotion POST /retry never re-promotes",
-    7: "no wedge: the topology is cached for ever; a re-created pipeline 404s every resync",
     8: "lose nothing: Redis losing data (flush, lagging replica) is not detected; Cascade"
     " promotes again what its lost records had promoted",
     9: "clocks: a timed pause expires by Redis's clock, ages use Heroku's clock unclamped",
