@@ -53,6 +53,11 @@ class Wakeups:
     """The engine's timers (`Scheduler.wake`, the tick): kept for the scheduler to fire."""
 
     at: dict[str, datetime] = field(default_factory=dict)
+    enqueue: Callable[[str], None] = lambda service: None
+
+    def tick(self) -> None:
+        """Every service, now (`Scheduler.tick`): the queue is asked for it."""
+        self.enqueue("sim")
 
     def wake(self, service: str, at: datetime) -> None:
         self.at[service] = at
@@ -162,7 +167,8 @@ class Engine:
             health=health,
             epoch=self.epoch,
         )
-        self.queue, self.wakeups = Queue(), Wakeups()
+        self.queue = Queue()
+        self.wakeups = Wakeups(enqueue=self.queue.enqueue)
         self.runtime = Runtime(
             settings=settings(),
             config=config,

@@ -546,6 +546,7 @@ class Simulation:
             self.sandbox.step = step
             self.judge.times[step] = self.clock()
             await self._drain(step)
+            await self._recover(step)
             if failing_after and dev.current is not None and dev.current.slug.commit == newest:
                 failing_after = False  # a release that fails after it: the source's last release
                 self.sandbox.deploy_commit(dev, self.sandbox.new_commit(), succeed=False)
@@ -605,12 +606,16 @@ class Simulation:
     async def _unpause_quietly(self, step: int) -> None:
         self.sandbox.step = step
         self._note(step, "quiet: faults stop, " + await self._unpause())
-        # The operator confirms a data loss Cascade stopped for (`POST /recover`), if any.
-        lost = [e.name for e in self.engines if e.epoch.lost]
-        if lost:
-            response = await self.engines[0].request("POST", "/recover")
-            said = f"{', '.join(lost)} stopped for a data loss; POST /recover"
-            self._note(step, f"quiet: {said}: {response.status_code}")
+
+    async def _recover(self, step: int) -> None:
+        """The operator confirms a data loss Cascade stopped for (`POST /recover`) to each
+        process that says so (its watch tells /readyz): nothing to confirm without a loss."""
+        for engine in self.engines:
+            await engine.epoch.verify()  # what its watch (`Epoch.watch`) would find by now
+            if engine.epoch.lost:
+                response = await engine.request("POST", "/recover")
+                said = f"{engine.name} stopped for a data loss; POST /recover"
+                self._note(step, f"quiet: {said}: {response.status_code}")
 
     async def _drain(self, step: int) -> None:
         """Deliver every webhook, let every call through, end every release, until none is left."""
