@@ -9,6 +9,8 @@ record never expires: it is kept until a newer commit succeeds on its target.
 """
 
 from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
 
 import redis.asyncio as redis
 from pydantic import TypeAdapter
@@ -71,12 +73,60 @@ end
 return 1
 """
 
+# KEYS: the record, the service's pause. ARGV: the record marked sent; Cascade's clock now
+# (epoch seconds); the record as the claimer saw it (then its older stored forms). The last
+# compare-and-set before the POST: only if the record is still the claimer's (0 if not),
+# and the service is not paused (-1), a timed pause judged by its `until` and the `now` given
+# (Redis's clock never decides). A pause whose `until` cannot be read is in force.
+_SEND = """
+local function epoch(stamp)
+  local y, mo, d, h, mi, s, zone = string.match(
+    stamp, '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d%.]+)(.*)$')
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local t = (era * 146097 + doe - 719468) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60
+  t = t + tonumber(s)
+  if zone == 'Z' then return t end
+  local sign, oh, om = string.match(zone, '^([+-])(%d%d):?(%d%d)$')
+  if not sign then return nil end
+  local offset = tonumber(oh) * 3600 + tonumber(om) * 60
+  if sign == '+' then return t - offset end
+  return t + offset
+end
+local current, seen = redis.call('get', KEYS[1]), false
+for i = 3, #ARGV do
+  if current == ARGV[i] then seen = true end
+end
+if not seen then return 0 end
+local paused = redis.call('get', KEYS[2])
+if paused then
+  local ok, pause = pcall(cjson.decode, paused)
+  local ends = ok and type(pause) == 'table' and pause['until']
+  local at = type(ends) == 'string' and epoch(ends) or nil
+  if at == nil or tonumber(ARGV[2]) < at then return -1 end
+end
+redis.call('set', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class Sent(Enum):
+    SENT = 1  # marked sent: the POST may go
+    LOST = 0  # the record is no longer the claimer's: nothing is sent
+    PAUSED = -1  # the service is paused: the claim is left unsent, to be given back
+
 
 class Ledger:
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
         self._claim = client.register_script(_CLAIM)
         self._swap = client.register_script(_SWAP)
+        self._send = client.register_script(_SEND)
 
     async def claim(self, record: PromotionRecord) -> bool:
         """True for the one caller that may promote this commit to this target now.
@@ -119,6 +169,20 @@ class Ledger:
                 args=values,
             )
         )
+
+    async def mark_sent(
+        self, seen: PromotionRecord, sending: PromotionRecord, now: datetime
+    ) -> Sent:
+        """Replace the claimed, unsent record `seen` with `sending` (marked sent), only if it
+        is still `seen` and no pause of the service is in force at `now` (Cascade's clock).
+
+        The global pause lives on another cluster slot: the caller checks it just before."""
+        service = seen.service
+        reply = await self._send(
+            keys=[keys.promotion(service, seen.target, seen.commit), keys.pause(service)],
+            args=[_record.dump_json(sending).decode(), repr(now.timestamp()), *_forms(seen)],
+        )
+        return Sent(int(reply))
 
     async def drop(self, seen: PromotionRecord) -> bool:
         """Forget a record, only if it is still `seen`: the pair is judged afresh."""

@@ -5,9 +5,10 @@ sent just before the POST and saved before the POST's answer is acted on, each
 write a compare-and-set on the record as its writer saw it, so a crash or a stall
 at any step is resumed by `follow`, never repeated: a claim that was never sent is
 taken back and decided afresh, one that may have reached Heroku is followed. The
-POST goes only while the source runs the decision's release and the target still
-runs the one it saw. A promotion that fails, or whose outcome is lost, stays failed
-until a newer commit or an operator (`POST /retry`) clears the way.
+POST goes only while the source runs the decision's release, the target still
+runs the one it saw and no pause is in force (judged again as the record is marked
+sent). A promotion that fails, or whose outcome is lost, stays failed until a newer
+commit or an operator (`POST /retry`) clears the way.
 """
 
 import asyncio
@@ -22,7 +23,7 @@ from app import logs
 from app.audit import Audit, Event
 from app.durations import short
 from app.heroku import HerokuClient, HerokuError, NotFound, OutcomeUnknown, PromotionRefused
-from app.ledger import Ledger
+from app.ledger import Ledger, Sent
 from app.models import (
     Candidate,
     PromotionRecord,
@@ -138,8 +139,26 @@ class Promoter:
             await self.ledger.drop(record)  # only if still ours: a stalled process drops nothing
             log.info("promotion skipped service=%s to=%s: %s", service, target.app, changed)
             return False
-        sending = replace(record, sent=True, updated_at=self.clock())
-        if not await self.ledger.swap(record, sending):  # taken back: this process stalled
+        # The pauses are judged again here, as late as can be: the plan decided on the ones
+        # read with the lock, and an operator may have paused since (the re-read, the claim).
+        # The service's pause is checked in the compare-and-set that marks the record sent;
+        # the global one lives on another cluster slot, so it is read just before it.
+        now = self.clock()
+        sending = replace(record, sent=True, updated_at=now)
+        paused = await self.store.pause(None)
+        if paused is not None and paused.active(now):
+            outcome = Sent.PAUSED
+        else:
+            outcome = await self.ledger.mark_sent(record, sending, now)
+        if outcome is Sent.PAUSED:
+            await self.ledger.drop(record)  # only if still ours: decided afresh, paused
+            log.info(
+                "promotion not sent service=%s to=%s: paused since the decision",
+                service,
+                target.app,
+            )
+            return False
+        if outcome is Sent.LOST:  # taken back: this process stalled
             log.warning(
                 "promotion not sent service=%s to=%s: claim taken back", service, target.app
             )

@@ -1,13 +1,13 @@
 import asyncio
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as redis
 from pydantic import TypeAdapter
 
 from app import keys
-from app.ledger import Ledger
+from app.ledger import Ledger, Sent
 from app.models import PromotionRecord, PromotionState
 from tests.factories import NOW
 
@@ -176,4 +176,79 @@ async def test_a_record_an_older_cascade_wrote_is_still_settled(
     await redis_client.sadd(keys.promotions("api"), key)
     (seen,) = await ledger.unsettled("api")
     assert await ledger.swap(seen, replace(seen, state=PromotionState.SUCCEEDED)) is True
+    assert await ledger.unsettled("api") == []
+
+
+@pytest.mark.parametrize(
+    ("stored", "now", "sent"),
+    [
+        (None, NOW, Sent.SENT),
+        (
+            '{"reason": "hold", "created_at": "2026-01-01T00:00:00Z", "until": null}',
+            NOW,
+            Sent.PAUSED,
+        ),
+        ("not json", NOW, Sent.PAUSED),  # unknown is closed
+        ('{"reason": "hold", "until": "whenever"}', NOW, Sent.PAUSED),
+        # a timed pause by `until` and the clock given, whatever form `until` was stored in
+        (
+            '{"reason": "r", "until": "2030-03-01T12:00:00Z"}',
+            datetime(2030, 3, 1, 11, 59, 59, tzinfo=UTC),
+            Sent.PAUSED,
+        ),
+        (
+            '{"reason": "r", "until": "2030-03-01T12:00:00Z"}',
+            datetime(2030, 3, 1, 12, tzinfo=UTC),
+            Sent.SENT,
+        ),
+        (
+            '{"reason": "r", "until": "2030-03-01T12:00:00.500000Z"}',
+            datetime(2030, 3, 1, 12, 0, 0, 400000, tzinfo=UTC),
+            Sent.PAUSED,
+        ),
+        (
+            '{"reason": "r", "until": "2030-03-01T12:00:00.500000Z"}',
+            datetime(2030, 3, 1, 12, 0, 0, 600000, tzinfo=UTC),
+            Sent.SENT,
+        ),
+        (
+            '{"reason": "r", "until": "2030-03-01T13:00:00+01:00"}',
+            datetime(2030, 3, 1, 11, 59, tzinfo=UTC),
+            Sent.PAUSED,
+        ),
+        (
+            '{"reason": "r", "until": "2030-03-01T13:00:00+01:00"}',
+            datetime(2030, 3, 1, 12, 1, tzinfo=UTC),
+            Sent.SENT,
+        ),
+        (
+            '{"reason": "r", "until": "2024-02-29T19:00:00-05:00"}',
+            datetime(2024, 3, 1, 0, 0, 1, tzinfo=UTC),
+            Sent.SENT,
+        ),
+        (
+            '{"reason": "r", "until": "2024-02-29T19:00:00-05:00"}',
+            datetime(2024, 2, 29, 23, 59, tzinfo=UTC),
+            Sent.PAUSED,
+        ),
+    ],
+)
+async def test_marking_sent_refuses_while_the_service_is_paused(
+    ledger: Ledger, redis_client: "redis.Redis", stored: str | None, now: datetime, sent: Sent
+) -> None:
+    await ledger.claim(record())
+    if stored is not None:
+        await redis_client.set(keys.pause("api"), stored)
+    sending = replace(record(), sent=True)
+    assert await ledger.mark_sent(record(), sending, now) is sent
+    (left,) = await ledger.unsettled("api")
+    assert left == (sending if sent is Sent.SENT else record())
+
+
+async def test_marking_sent_changes_nothing_once_the_record_is_not_the_claimers(
+    ledger: Ledger,
+) -> None:
+    await ledger.claim(record())
+    await ledger.drop(record())
+    assert await ledger.mark_sent(record(), replace(record(), sent=True), NOW) is Sent.LOST
     assert await ledger.unsettled("api") == []

@@ -9,7 +9,7 @@ import redis.asyncio as redis
 
 from app import keys
 from app.heroku import HerokuClient
-from app.models import PairState, PromotionState
+from app.models import PairState, Pause, PromotionState
 from app.plan import plan
 from app.promoter import CLAIM_GRACE
 from app.sandbox.api import ErrorFault
@@ -255,3 +255,40 @@ async def test_a_claim_not_on_disk_in_time_is_given_back_unsent(make_world) -> N
     disk.answer = True  # the next decision claims again, and sends it once
     await world.reconciler.reconcile("api")
     assert posts(world.heroku) == 1
+
+
+@pytest.mark.parametrize(
+    ("scope", "until", "promotes"),
+    [
+        ("api", None, False),  # the service's pause
+        (None, None, False),  # everything paused
+        ("api", timedelta(minutes=10), False),  # a timed pause still in force
+        (None, timedelta(minutes=10), False),
+        ("api", timedelta(0), True),  # one that ended by Cascade's clock holds nothing
+        (None, -timedelta(minutes=1), True),
+    ],
+)
+async def test_a_pause_set_after_the_decision_stops_its_post(  # type: ignore[no-untyped-def]
+    make_world, scope: str | None, until: timedelta | None, promotes: bool
+) -> None:
+    """The plan decided from a snapshot without a pause; the operator paused before the
+    promoter sent anything: nothing is POSTed, and the next reconcile shows the pair held."""
+    world = await make_world(resync_seconds=0.001)
+    await ready(world)
+    await deaf(world)  # A is known and old enough: the plan says promote it
+    service = world.reconciler.config.services[0]
+    topology = await world.reconciler.topology(service)
+    assert topology is not None
+    snapshot = await world.reconciler.observe(service)
+    (candidate,) = [c for c in plan(snapshot).candidates if c.pair.target.app == "api-st"]
+    assert candidate.state is PairState.READY
+    now = world.clock.now
+    await world.reconciler.store.set_pause(
+        Pause("hold", created_at=now, until=None if until is None else now + until, service=scope)
+    )
+    sent = await world.reconciler.promoter.promote(snapshot, topology, candidate)
+    assert sent is promotes
+    assert posts(world.heroku) == (1 if promotes else 0)
+    if not promotes:
+        assert await world.reconciler.ledger.unsettled("api") == []
+        assert await state_of_st(world) in (PairState.BLOCKED, PairState.WAITING)

@@ -26,10 +26,6 @@ KNOWN_BROKEN: dict[int, str] = {
     8: "lose nothing: Redis losing data (flush, lagging replica) is not detected; Cascade"
     " promotes again what its lost records had promoted",
     9: "clocks: a timed pause expires by Redis's clock, ages use Heroku's clock unclamped",
-    10: "gates: found by this simulation. A reconcile reads the pauses with its lock, then waits"
-    " on the Platform API (resync, history, follow); a pause set meanwhile is not in the"
-    " snapshot its plan decides on (the view read with the lock is reused), so it promotes"
-    " after the pause was set",
 }
 
 # Which step kinds provoke which row: left out of a default run while the row is listed.
