@@ -139,6 +139,14 @@ async def test_an_accepted_release_is_reconciled_at_once(cascade: Cascade) -> No
     await eventually(gate_event, "a gate.changed event for the new commit")
 
 
+async def test_an_accepted_release_marks_heroku_heard(cascade: Cascade) -> None:
+    assert (await cascade.status())["sources"] == []  # refused and ignored ones do not (below)
+    answer(await deliver(cascade, mercury()), "accepted")
+    (source,) = (await cascade.status())["sources"]
+    assert (source["signal"], source["source"], source["how"]) == ("releases", "heroku", "webhook")
+    assert source["last_heard"] is not None
+
+
 # repeats -------------------------------------------------------------------------------
 
 

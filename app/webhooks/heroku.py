@@ -5,7 +5,7 @@ Repeats are recognised by delivery id and by (app, version, status). Every deliv
 counted by outcome (`/metrics`) and logged with its delivery id, service and commit.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -112,7 +112,6 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     body = await read_body(request)
     secret = require_secret(runtime.heroku_secret, "HEROKU_WEBHOOK_SECRET")
     verify_base64_hmac(secret, body, request.headers.get(SIGNATURE), SIGNATURE)
-    await runtime.store.heard(SENDER, datetime.now(UTC))
     try:
         payload = parse(body)
     except ValidationError as error:
@@ -127,6 +126,8 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     )
     if service is None:
         return WebhookAnswer(status="ignored", detail=f"{release.app} is in no configured service")
+    # Heard only from a release of a service: a delivery Cascade ignores or refuses changes nothing
+    await runtime.store.heard(SENDER, runtime.reconciler.clock())
     ids = [f"{release.app}:v{release.version}:{release.status}"]
     if payload.webhook_metadata is not None:
         ids.append(payload.webhook_metadata.delivery.id)
