@@ -11,8 +11,8 @@ stopping makes the gate unknown. The latencies (fire â†’ gate closed, resolve â†
 are printed, never asserted on.
 """
 
+import os
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -57,40 +57,26 @@ def documented_config(cascade_url: str) -> str:
     return re.sub(r"repeat_interval: 1m\b", "repeat_interval: 2s", config)
 
 
-class Alertmanager:
-    """A real Alertmanager on a free loopback port; `post` plays Prometheus."""
+class Alertmanager(Process):
+    """A real Alertmanager on a free loopback port, run as a `harness.Process`; `post` plays
+    Prometheus."""
 
-    def __init__(self, tmp: Path, cascade_url: str) -> None:
-        self.port = harness.free_port()
-        self.config = tmp / "alertmanager.yml"
-        self.config.write_text(documented_config(cascade_url))
-        self.log = tmp / "alertmanager.log"
-        self.argv = [
+    @classmethod
+    def configured(cls, tmp: Path, cascade_url: str) -> "Alertmanager":
+        config = tmp / "alertmanager.yml"
+        config.write_text(documented_config(cascade_url))
+        port = harness.free_port()
+        argv = [
             str(ALERTMANAGER),
-            f"--config.file={self.config}",
+            f"--config.file={config}",
             f"--storage.path={tmp / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",  # no gossip: nothing listens or reaches beyond loopback
             "--log.level=debug",
         ]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT)
-        harness.wait_for(self._ready, 30, "Alertmanager to be ready")
-
-    def _ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"alertmanager exited:\n{self.log.read_text(errors='replace')}")
-        try:
-            return httpx.get(self.url + "/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return cls(
+            "alertmanager", argv, dict(os.environ), port, tmp / "alertmanager.log", "/-/ready"
+        )
 
     def post(self, labels: dict[str, str], starts: datetime, ends_in: timedelta) -> None:
         """Send an alert as Prometheus does: since `starts` (when the rule began to fire),
@@ -99,16 +85,6 @@ class Alertmanager:
         alert = {"labels": labels, "startsAt": _rfc3339(starts), "endsAt": _rfc3339(ends)}
         response = httpx.post(self.url + "/api/v2/alerts", json=[alert], timeout=5)
         assert response.status_code == 200, response.text
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -147,7 +123,7 @@ def alertmanager_factory(tmp_path: Path) -> Iterator[Callable[[str], Alertmanage
     made: list[Alertmanager] = []
 
     def make(cascade_url: str) -> Alertmanager:
-        alertmanager = Alertmanager(tmp_path, cascade_url)
+        alertmanager = Alertmanager.configured(tmp_path, cascade_url)
         made.append(alertmanager)
         alertmanager.start()
         return alertmanager
