@@ -141,20 +141,27 @@ class WebhookSender:
         )
 
     async def _post(self, client: httpx.AsyncClient, delivery: _Delivery) -> int:
-        metadata = {
-            "attempt": {"id": new_id()},
-            "delivery": {"id": delivery.id},
-            "event": {"id": delivery.event["id"], "include": "api:release"},
-            "webhook": {"id": delivery.webhook_id},
-        }
-        body = json.dumps({**delivery.event, "webhook_metadata": metadata}).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Heroku-Webhook-Hmac-SHA256": sign(delivery.secret, body),
-            "User-Agent": "Heroku-Webhooks (Cascade sandbox)",
-        }
+        body, headers = signed(delivery, new_id())
         response = await client.post(delivery.url, content=body, headers=headers)
         return response.status_code
+
+
+def signed(delivery: _Delivery, attempt_id: str) -> tuple[bytes, dict[str, str]]:
+    """One attempt of `delivery` as Heroku sends it: the event with its webhook_metadata,
+    signed with the subscription's secret."""
+    metadata = {
+        "attempt": {"id": attempt_id},
+        "delivery": {"id": delivery.id},
+        "event": {"id": delivery.event["id"], "include": "api:release"},
+        "webhook": {"id": delivery.webhook_id},
+    }
+    body = json.dumps({**delivery.event, "webhook_metadata": metadata}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Heroku-Webhook-Hmac-SHA256": sign(delivery.secret, body),
+        "User-Agent": "Heroku-Webhooks (Cascade sandbox)",
+    }
+    return body, headers
 
 
 def _delivery(event: Json, hook: AppWebhook) -> _Delivery:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.sandbox import IN_PROCESS_WEBHOOK_URL, Sandbox
-from app.sandbox.hooks import WebhookSender, _Delivery
+from app.sandbox.hooks import WebhookSender, _Delivery, signed
 from app.sandbox.views import promotion_json
 from app.sandbox.world import (
     App,
@@ -111,23 +111,7 @@ class Outbox(WebhookSender):
 
     def body(self, webhook: Webhook) -> tuple[bytes, dict[str, str]]:
         """The signed request Heroku would send (`WebhookSender._post`'s, without sending)."""
-        import json
-
-        from app.sandbox.hooks import sign
-
-        d = webhook.delivery
-        metadata = {
-            "attempt": {"id": f"attempt-{webhook.number}"},
-            "delivery": {"id": d.id},
-            "event": {"id": d.event["id"], "include": "api:release"},
-            "webhook": {"id": d.webhook_id},
-        }
-        body = json.dumps({**d.event, "webhook_metadata": metadata}).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Heroku-Webhook-Hmac-SHA256": sign(d.secret, body),
-        }
-        return body, headers
+        return signed(webhook.delivery, f"attempt-{webhook.number}")
 
 
 class SimSandbox(Sandbox):
