@@ -258,13 +258,9 @@ class Promoter:
 
     async def _fold(self, service: str, topology: Topology, latest: list[Release]) -> None:
         # Each stage is its own key: fold them side by side, not one round trip after another.
-        now = self.clock()  # Cascade's clock bounds each arrival, not Heroku's
+        now = self.clock()  # a commit arrives when Cascade learns it runs, by Cascade's clock
         await asyncio.gather(
-            *(
-                self.store.put_release(service, r, now=now)
-                for r in latest
-                if r.app in topology.app_ids
-            )
+            *(self.store.put_release(service, r, now) for r in latest if r.app in topology.app_ids)
         )
 
     async def _settle(self, record: PromotionRecord, state: PromotionState, why: str) -> None:

@@ -424,7 +424,7 @@ class Reconciler:
         for release in releases + await self._running(name, topology, releases):
             if release.app not in topology.stages:
                 continue
-            if (await self.store.put_release(name, release, now=now)).changed:
+            if (await self.store.put_release(name, release, now)).changed:
                 changed.append(release.app)
         return changed
 
@@ -475,11 +475,13 @@ class Reconciler:
                 self._histories.add((name, app))
                 continue
             releases = await self.heroku.releases(app, HISTORY_DEPTH)
-            first: dict[str, datetime] = {}
-            for release in reversed(releases):
-                if release.status is ReleaseStatus.SUCCEEDED and release.commit:
-                    # never later than now by Cascade's clock, which decides ages
-                    first.setdefault(release.commit, min(release.created_at, self.clock()))
+            # Arrived now, by Cascade's clock, which alone decides ages: how long each ran
+            # before Cascade looked is unknown (`created_at` is Heroku's clock, and when the
+            # release started), so a commit running at onboarding waits `min_age` once.
+            now = self.clock()
+            first = {
+                r.commit: now for r in releases if r.status is ReleaseStatus.SUCCEEDED and r.commit
+            }
             await self.store.add_history(name, app, first, order.positions(releases))
             self._histories.add((name, app))
 

@@ -17,7 +17,7 @@ from redis.asyncio.client import Pipeline
 from app import keys
 from app.models import Pause, Release, ReleaseStatus, StageView
 from app.order import position
-from app.view import arrival, fold_release
+from app.view import fold_release
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -213,10 +213,9 @@ class Store:
         self,
         service: str,
         release: Release,
-        received_at: datetime | None = None,
+        seen_at: datetime,
         *,
         sighting: tuple[str, Sequence[str]] | None = None,
-        now: datetime | None = None,
     ) -> Folded:
         """Fold `release` into its stage, note its commit's arrival and position (`app.order`),
         cache the slug's commit.
@@ -224,16 +223,17 @@ class Store:
         `sighting` (sender, delivery ids) marks the delivery seen in the same atomic step, so
         it is never marked seen without being stored. One round trip, a compare-and-set
         script on the stage, when the stage is as this process last saw it; else the script
-        answers with the stage as it is, and the release is folded onto that. `now`
-        (Cascade's clock) bounds the commit's arrival: Heroku's clock may run ahead of ours.
+        answers with the stage as it is, and the release is folded onto that.
+
+        A succeeded release's commit counts as arrived at `seen_at`, when Cascade learned it
+        runs, by Cascade's clock: never Heroku's `created_at`, which is another clock and
+        marks when the release started, not when it began to run (issue 15, row 9).
         """
         key = keys.stage(service, release.app)
         sender, ids = sighting or ("", ())
         seen = [keys.seen(service, sender, i) for i in ids]
         commit = release.commit if release.status is ReleaseStatus.SUCCEEDED else None
-        at = arrival(release, received_at) if commit else None
-        if at is not None and now is not None:
-            at = min(at, now)
+        at = seen_at if commit else None
         # The slug's commit is cached by the same script (it never changes: no CAS).
         cached = (release.slug_id, release.commit) if release.slug_id and release.commit else None
         slug = [keys.slug(cached[0])] if cached else []

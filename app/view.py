@@ -1,10 +1,6 @@
 """Pure folds of news into the view Cascade keeps of each stage."""
 
-from datetime import datetime, timedelta
-
 from app.models import Release, ReleaseStatus, StageView
-
-MAX_WEBHOOK_LAG = timedelta(minutes=10)
 
 
 def fold_release(view: StageView, release: Release) -> StageView:
@@ -22,15 +18,3 @@ def fold_release(view: StageView, release: Release) -> StageView:
     elif pending is not None and pending.version == release.version:
         pending = None  # failed or expired: the stage keeps running what it ran
     return StageView(view.app, current, pending)
-
-
-def arrival(release: Release, received_at: datetime | None) -> datetime:
-    """When a commit counts as arrived, for the age gate only: never for which commit is
-    newer (`app.order` decides that from release versions).
-
-    A webhook's own timestamps are clamped to when it was received: one from
-    the future, or replayed long after the fact, cannot open an age gate early.
-    """
-    if received_at is None:
-        return release.created_at
-    return min(max(release.created_at, received_at - MAX_WEBHOOK_LAG), received_at)

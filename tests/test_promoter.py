@@ -25,6 +25,7 @@ async def ready(world: World) -> None:
     await world.sandbox.deploy("api-qa", A)
     await world.settle()
     await asyncio.sleep(0.01)
+    await world.reconciler.reconcile("api")  # A is seen running, by Cascade's clock
     world.clock.now += timedelta(hours=1)
 
 

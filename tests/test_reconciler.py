@@ -189,6 +189,8 @@ async def test_a_freeze_window_holds_a_ready_commit_and_its_end_wakes_the_reconc
     await world.reconciler.reconcile("api")
     await world.sandbox.deploy("api-qa", A)
     await world.settle()
+    await asyncio.sleep(0.01)
+    await world.reconciler.reconcile("api")  # A is seen running
     world.clock.now = start + timedelta(minutes=45)  # the age gate is open, the freeze is not
     await asyncio.sleep(0.01)
     outcome = await world.reconciler.reconcile("api")
@@ -233,7 +235,7 @@ async def test_a_release_folded_here_takes_the_lock_at_once(  # type: ignore[no-
 ) -> None:
     world = await make_world()
     await settle(world)
-    await world.reconciler.store.put_release("api", release("api-qa", 100, A))
+    await world.reconciler.store.put_release("api", release("api-qa", 100, A), world.clock())
     async with Locks(redis_client).hold("api"):
         busy = await world.reconciler.reconcile("api")
     assert busy.plan is None  # it went for the lock (held elsewhere) without looking first
@@ -248,7 +250,9 @@ async def test_the_status_page_is_read_in_the_round_trip_that_takes_the_lock(  #
 ) -> None:
     world = await make_world()
     await settle(world)
-    await world.reconciler.store.put_release("api", release("api-qa", 100, A))  # a pair moves
+    await world.reconciler.store.put_release(
+        "api", release("api-qa", 100, A), world.clock()
+    )  # a pair moves
     incidents = world.reconciler.health.incidents
     given: list[object] = []
     read_itself = incidents.gather
@@ -274,7 +278,7 @@ async def test_what_unsettles_a_service_elsewhere_is_found_and_taken_the_locked_
     if news == "gate state to clear":
         await redis_client.hset(keys.gates("api"), "api-st", "gone|waiting|age=closed")
     else:
-        await Store(redis_client).put_release("api", release("api-qa", 100, A))
+        await Store(redis_client).put_release("api", release("api-qa", 100, A), world.clock())
     async with Locks(redis_client).hold("api"):
         busy = await world.reconciler.reconcile("api")
     assert busy.plan is None  # it looked, found something to do, and went for the lock
@@ -361,7 +365,7 @@ async def test_a_rollback_to_a_commit_trimmed_from_the_history_is_not_promoted(
     for i in range(keys.HISTORY_MAXLEN):
         at = between + timedelta(microseconds=i + 1)
         filler = release("api-qa", 1, f"c{i:039x}", created_at=at)
-        await world.reconciler.store.put_release("api", filler)
+        await world.reconciler.store.put_release("api", filler, at)
     await world.sandbox.rollback("api-qa", 2)  # qa runs OLD again
 
     blocked = staging_candidate(await until_promotable(world))
@@ -478,6 +482,8 @@ async def test_a_promotion_the_re_created_pipeline_never_had_does_not_hold_its_t
     await old.reconciler.reconcile("api")
     await old.sandbox.deploy("api-qa", A)
     await old.settle()
+    await asyncio.sleep(0.01)
+    await old.reconciler.reconcile("api")  # A is seen running
     old.sandbox.copy_seconds = 3600  # the promotion never finishes in the old world
     old.clock.now += timedelta(minutes=31)
     await asyncio.sleep(0.01)

@@ -20,30 +20,35 @@ def store(redis_client: "redis.Redis") -> Store:
 
 async def test_put_release_folds_and_reports_a_change(store: Store) -> None:
     first = release(APP, 1, "A")
-    assert (await store.put_release("api", first)).changed is True
-    assert (await store.put_release("api", first)).changed is False
+    assert (await store.put_release("api", first, NOW)).changed is True
+    assert (await store.put_release("api", first, NOW)).changed is False
     assert await store.stages("api", [APP]) == (StageView(APP, first),)
 
 
 async def test_put_release_marks_the_sighting_with_the_fold(store: Store) -> None:
     first = release(APP, 1, "A")
-    assert await store.put_release("api", first, sighting=("heroku", ["d1", "v1"])) == (True, True)
+    assert await store.put_release("api", first, NOW, sighting=("heroku", ["d1", "v1"])) == (
+        True,
+        True,
+    )
     # A retry of the same delivery: nothing new, and seen.
-    assert await store.put_release("api", first, sighting=("heroku", ["d1", "v1"])) == (
+    assert await store.put_release("api", first, NOW, sighting=("heroku", ["d1", "v1"])) == (
         False,
         False,
     )
     # Another delivery id for the same release is seen by its other mark.
-    assert (await store.put_release("api", first, sighting=("heroku", ["d2", "v1"]))).first is False
-    assert (await store.put_release("api", first, sighting=("heroku", ["d3"]))).first is True
+    assert (
+        await store.put_release("api", first, NOW, sighting=("heroku", ["d2", "v1"]))
+    ).first is False
+    assert (await store.put_release("api", first, NOW, sighting=("heroku", ["d3"]))).first is True
 
 
 async def test_put_release_survives_redis_forgetting_its_scripts(
     store: Store, redis_client: "redis.Redis"
 ) -> None:
-    await store.put_release("api", release(APP, 1, "A"))
+    await store.put_release("api", release(APP, 1, "A"), NOW)
     await redis_client.script_flush()  # as after a Redis restart
-    assert (await store.put_release("api", release(APP, 2, "B"))).changed is True
+    assert (await store.put_release("api", release(APP, 2, "B"), NOW)).changed is True
     assert (await store.history("api", {APP: ["B"]})).arrived != {APP: {}}
 
 
@@ -56,38 +61,43 @@ async def test_put_release_folds_again_when_the_stage_changed_meanwhile(
     async def raced(key: str) -> Any:
         raw = await get(key)
         monkeypatch.setattr(redis_client, "get", get)
-        await Store(redis_client).put_release("api", newer)  # lands between read and write
+        await Store(redis_client).put_release("api", newer, NOW)  # lands between read and write
         return raw
 
     monkeypatch.setattr(redis_client, "get", raced)
-    assert (await store.put_release("api", release(APP, 1, "A"))).changed is False
+    assert (await store.put_release("api", release(APP, 1, "A"), NOW)).changed is False
     assert await store.stages("api", [APP]) == (StageView(APP, newer),)
 
 
 async def test_put_release_folds_pending_then_succeeded(store: Store) -> None:
-    await store.put_release("api", release(APP, 1, "A"))
-    assert (await store.put_release("api", release(APP, 2, "B", ReleaseStatus.PENDING))).changed
-    assert (await store.put_release("api", release(APP, 2, "B"))).changed
+    await store.put_release("api", release(APP, 1, "A"), NOW)
+    assert (
+        await store.put_release("api", release(APP, 2, "B", ReleaseStatus.PENDING), NOW)
+    ).changed
+    assert (await store.put_release("api", release(APP, 2, "B"), NOW)).changed
     assert await store.stages("api", [APP]) == (StageView(APP, release(APP, 2, "B")),)
 
 
 async def test_history_keeps_the_first_arrival(store: Store) -> None:
     arrived = NOW - timedelta(hours=2)
-    await store.put_release("api", release(APP, 1, "A", created_at=arrived))
+    await store.put_release("api", release(APP, 1, "A"), arrived)
     config_change = release(APP, 2, "A", created_at=NOW - timedelta(minutes=1))
-    assert (await store.put_release("api", config_change)).changed is True
+    assert (await store.put_release("api", config_change, NOW)).changed is True
     assert (await store.history("api", {APP: ["A"]})).arrived == {APP: {"A": arrived}}
 
 
-async def test_history_uses_the_clamped_arrival(store: Store) -> None:
-    late = release(APP, 1, "A", created_at=NOW - timedelta(days=1))
-    await store.put_release("api", late, received_at=NOW)
+@pytest.mark.parametrize("heroku_says", [NOW - timedelta(days=1), NOW + timedelta(days=1)])
+async def test_a_commit_arrives_when_cascade_learns_it_runs(
+    store: Store, heroku_says: datetime
+) -> None:
+    # Heroku's created_at is another clock, and when the release started: never an age.
+    await store.put_release("api", release(APP, 1, "A", created_at=heroku_says), NOW)
     history = (await store.history("api", {APP: ["A"]})).arrived
-    assert history[APP]["A"] == NOW - timedelta(minutes=10)
+    assert history[APP]["A"] == NOW
 
 
 async def test_pending_release_adds_no_history(store: Store) -> None:
-    await store.put_release("api", release(APP, 1, "A", ReleaseStatus.PENDING))
+    await store.put_release("api", release(APP, 1, "A", ReleaseStatus.PENDING), NOW)
     assert await store.history("api", {APP: ["A"]}) == ({APP: {}}, {APP: {}})
 
 
@@ -116,28 +126,29 @@ async def test_history_reads_the_wanted_commits_and_the_newest(store: Store) -> 
 
 async def test_a_late_webhook_does_not_change_the_order_of_commits(store: Store) -> None:
     # B (v3) is heard at once; A (v2, the older release) half an hour late.
-    await store.put_release("api", release(APP, 3, "B", created_at=NOW), received_at=NOW)
+    await store.put_release("api", release(APP, 3, "B", created_at=NOW), NOW)
     late = release(APP, 2, "A", created_at=NOW - timedelta(minutes=1))
-    await store.put_release("api", late, received_at=NOW + timedelta(minutes=30))
+    await store.put_release("api", late, NOW + timedelta(minutes=30))
     history = await store.history("api", {APP: ["A", "B"]})
     assert history.arrived[APP]["A"] > history.arrived[APP]["B"]  # heard later, for age
     assert history.positions[APP] == {"A": 2, "B": 3}  # yet older in the app's releases
 
 
 async def test_a_commit_keeps_its_lowest_position(store: Store) -> None:
-    await store.put_release("api", release(APP, 5, "A"))
-    await store.put_release("api", release(APP, 6, "B"))
-    await store.put_release("api", replace(release(APP, 7, "A"), rollback_of=5))
-    await store.put_release("api", release(APP, 8, "B"))  # a config-var release
+    heard = NOW - timedelta(hours=1)
+    await store.put_release("api", release(APP, 5, "A"), heard)
+    await store.put_release("api", release(APP, 6, "B"), NOW)
+    await store.put_release("api", replace(release(APP, 7, "A"), rollback_of=5), NOW)
+    await store.put_release("api", release(APP, 8, "B"), NOW)  # a config-var release
     await store.add_history("api", APP, {"A": NOW, "B": NOW}, {"A": 2, "B": 9})
     history = await store.history("api", {APP: ["A", "B"]})
     assert history.positions[APP] == {"A": 2, "B": 6}
-    assert history.arrived[APP]["A"] == NOW - timedelta(hours=1)  # the first arrival stays
+    assert history.arrived[APP]["A"] == heard  # the first arrival stays
 
 
 async def test_a_rollback_places_its_commit_where_it_ran_before(store: Store) -> None:
-    await store.put_release("api", release(APP, 60, "NEW"))
-    await store.put_release("api", replace(release(APP, 61, "OLD"), rollback_of=3))
+    await store.put_release("api", release(APP, 60, "NEW"), NOW)
+    await store.put_release("api", replace(release(APP, 61, "OLD"), rollback_of=3), NOW)
     history = await store.history("api", {APP: ["OLD", "NEW"]})
     assert history.positions[APP] == {"OLD": 3, "NEW": 60}
     assert (await store.stages("api", [APP]))[0].commit == "OLD"
@@ -227,7 +238,7 @@ async def test_gate_states_roundtrip(store: Store) -> None:
 
 async def test_view_reads_stages_and_both_pauses_at_once(store: Store) -> None:
     first = release(APP, 1, "A")
-    await store.put_release("api", first)
+    await store.put_release("api", first, NOW)
     everything, api = pause("freeze"), pause("db", svc="api")
     await store.set_pause(everything)
     await store.set_pause(api)
@@ -246,9 +257,9 @@ async def test_topology_roundtrip(store: Store) -> None:
 async def test_put_release_folds_onto_a_stage_another_process_changed(
     store: Store, redis_client: "redis.Redis"
 ) -> None:
-    await store.put_release("api", release(APP, 1, "A"))  # this process now knows v1
-    await Store(redis_client).put_release("api", release(APP, 3, "C"))  # another process
-    folded = await store.put_release("api", release(APP, 2, "B"))  # older than what is there
+    await store.put_release("api", release(APP, 1, "A"), NOW)  # this process now knows v1
+    await Store(redis_client).put_release("api", release(APP, 3, "C"), NOW)  # another process
+    folded = await store.put_release("api", release(APP, 2, "B"), NOW)  # older than what is there
     assert folded.changed is False
     assert await store.stages("api", [APP]) == (StageView(APP, release(APP, 3, "C")),)
 

@@ -1,10 +1,8 @@
-from datetime import datetime, timedelta
-
 import pytest
 
 from app.models import Release, ReleaseStatus, StageView
-from app.view import MAX_WEBHOOK_LAG, arrival, fold_release
-from tests.factories import NOW, release
+from app.view import fold_release
+from tests.factories import release
 
 APP = "api-qa"
 
@@ -61,19 +59,3 @@ def test_fold_release(before: StageView, news: Release, after: StageView) -> Non
 def test_repeated_news_is_a_no_op(before: StageView, news: Release) -> None:
     once = fold_release(before, news)
     assert fold_release(once, news) == once
-
-
-@pytest.mark.parametrize(
-    ("created_at", "received_at", "expected"),
-    [
-        (NOW + timedelta(minutes=5), NOW, NOW),
-        (NOW - timedelta(hours=1), NOW, NOW - MAX_WEBHOOK_LAG),
-        (NOW - timedelta(minutes=2), NOW, NOW - timedelta(minutes=2)),
-        (NOW - MAX_WEBHOOK_LAG, NOW, NOW - MAX_WEBHOOK_LAG),
-        (NOW + timedelta(minutes=5), None, NOW + timedelta(minutes=5)),
-    ],
-    ids=["future-clamped", "far-past-clamped", "normal-kept", "at-max-lag", "not-received"],
-)
-def test_arrival(created_at: datetime, received_at: datetime | None, expected: datetime) -> None:
-    news = release(APP, 1, "c1", created_at=created_at)
-    assert arrival(news, received_at) == expected

@@ -134,7 +134,7 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     # Stored and marked seen in one atomic step: a retry after Redis failed is taken in again
     # rather than dropped as a duplicate (folding a release twice is harmless).
     folded = await runtime.store.put_release(
-        service.name, release, received_at=runtime.reconciler.clock(), sighting=(SENDER, ids)
+        service.name, release, runtime.reconciler.clock(), sighting=(SENDER, ids)
     )
     if not folded.first:
         return WebhookAnswer(status="duplicate", detail="already seen", service=service.name)

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from app.view import MAX_WEBHOOK_LAG
 from tests.e2e import harness
 from tests.e2e.conftest import (
     THREE_STAGES,
@@ -251,15 +250,14 @@ def test_webhook_timestamps_far_off_cannot_open_the_age_gate_early(cluster_facto
             faults=len(judged),
             promotions=len(promotions),
             five_xx=answers.five_xx,
-            note=f"arrival clamped to [received - {MAX_WEBHOOK_LAG.seconds // 60} min, received]",
+            note="a commit arrives when Cascade receives it, by Cascade's clock",
         )
     )
     assert promotions == []
     assert [(j.state, j.age) for j in judged] == [("waiting", "closed")] * 2
     past, future = judged
     hour = timedelta(hours=1)
-    # Dated two days back: counted from at most MAX_WEBHOOK_LAG before it arrived.
-    assert past.opens_at >= past.sent_at + hour - MAX_WEBHOOK_LAG
-    # Dated ten years ahead: counted from its arrival, neither early nor postponed for years.
-    assert future.sent_at + hour <= future.opens_at <= future.answered_at + hour
+    # Dated two days back or ten years ahead: counted from its arrival, by Cascade's clock.
+    for dated in (past, future):
+        assert dated.sent_at + hour <= dated.opens_at <= dated.answered_at + hour
     assert answers.five_xx == 0

@@ -10,7 +10,7 @@ an entry once its fix is merged: its kinds then run in every `make test`.
 import os
 from dataclasses import dataclass
 
-# Rows 1-6, 8 and 9 have fixes merged, each shown by an example test that failed before it.
+# Rows 1-6 and 8 have fixes merged, each shown by an example test that failed before it.
 # Their kinds stay off by default because, all on together, the simulation still breaks the
 # promise (300 seeds x 60 steps on be08374: 109 violations in 20+ seeds, "no wedge" in most,
 # "never backwards" in seed 116; each row's kinds alone, 8 seeds: rows 1, 3-6 and 8 clean).
@@ -32,9 +32,6 @@ KNOWN_BROKEN: dict[int, str] = {
     " /retry is never promoted again after a data loss and a failed deploy on the source",
     8: "lose nothing (fixed: the data marker, POST /recover, WAITAOF after a claim); on with"
     " the others, part of the combined run's wedges",
-    9: "clocks: Heroku's clock running behind Cascade's still makes a release look older than"
-    " it is (an arrival trusts created_at within 10 minutes of receipt, and created_at is when"
-    " the release started, not when it began to run), so min_age can open early: every seed",
 }
 
 # Which step kinds provoke which row: left out of a default run while the row is listed.

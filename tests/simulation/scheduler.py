@@ -14,9 +14,10 @@ import contextvars
 import logging
 import math
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as redis
@@ -428,13 +429,20 @@ class Simulation:
                 if pause.lifted_step is None:
                     pause.lifted_step = self.sandbox.step  # a new pause replaces the old
             self.judge.pauses.append(Pause(self.sandbox.step, until))
-            if until is not None:  # expires by Redis's clock, which runs `redis_skew` ahead
-                left = until - self.clock() - self.redis_skew
-                await self.redis.pexpire(
-                    keys.pause(SERVICE), max(1, int(left.total_seconds() * 1000))
-                )
+            if self.redis_skew:
+                await self._skew_expiry(keys.pause(SERVICE))
         how = f"until {until:%H:%M:%S}" if until else "indefinite"
         return f"pause ({how}) via {engine.name}: {response.status_code}"
+
+    async def _skew_expiry(self, key: str) -> None:
+        """The expiry the process asked for, as a Redis whose clock runs `redis_skew` ahead of
+        the virtual one would keep it: the real server measured it from the real clock."""
+        left_ms = await self.redis.pttl(key)
+        if left_ms < 0:
+            return
+        asked = datetime.fromtimestamp(time.time() + left_ms / 1000, UTC)  # its PXAT
+        left = asked - self.clock() - self.redis_skew
+        await self.redis.pexpire(key, max(1, int(left.total_seconds() * 1000)))
 
     async def _timed_pause(self) -> str:
         return await self._pause(self.clock() + timedelta(minutes=self.rng.randint(1, 30)))
