@@ -54,6 +54,16 @@ def history_loaded(service: str, app: str) -> str:
     return f"{_service(service)}:order-loaded:{app}"
 
 
+def looked_up(service: str, app: str) -> str:
+    """Hash: commit -> its position in the app's release order, found by reading further back
+    than `positions` reaches ("0": not among the releases read). Kept apart from `positions`,
+    whose trim would drop these old commits again at once."""
+    return f"{_service(service)}:looked-up:{app}"
+
+
+LOOKED_UP_TTL = timedelta(days=30)  # positions never change: only what a re-read costs
+
+
 def promotion(service: str, target: str, commit: str) -> str:
     return f"{_service(service)}:promotion:{target}:{commit}"
 

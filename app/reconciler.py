@@ -44,6 +44,7 @@ from app.store import Histories, ServiceView, Store
 
 log = logging.getLogger(__name__)
 HISTORY_DEPTH = 50  # releases read once per source app to learn which commits ran there
+LOOK_BACK = 5000  # releases read, once, for a target's commit older than the history
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,10 @@ class Reconciler:
             view=None if stale else view,
             prefetched=read.signals if read else None,
         )
+        if await self._look_further_back(name, snapshot):
+            snapshot, audited = await self._read(
+                service, topology, fetch=True, view=view if not stale else None
+            )
         decided = plan(snapshot)
         # The decision's audit entries are written while the promotions go out: the POST
         # waits for nothing else, and a promotion's own entry comes after its POST.
@@ -484,6 +489,34 @@ class Reconciler:
             }
             await self.store.add_history(name, app, first, order.positions(releases))
             self._histories.add((name, app))
+
+    async def _look_further_back(self, name: str, snapshot: Snapshot) -> bool:
+        """A target's commit that is not in its source's history may have run there before
+        the history reaches (it holds the newest `HISTORY_MAXLEN` commits, from the last
+        `HISTORY_DEPTH` releases at first): read `LOOK_BACK` releases, once per commit, so an
+        old commit is placed in the order instead of taken for a hotfix. True when a place
+        was learnt."""
+        unplaced: dict[str, set[str]] = {}
+        for source, target in pairwise(snapshot.stages):
+            known = snapshot.positions.get(source.app)
+            commit = target.commit
+            if known and commit and source.commit != commit and commit not in known:
+                unplaced.setdefault(source.app, set()).add(commit)
+        learnt = False
+        for app, commits in unplaced.items():
+            wanted = sorted(commits - await self.store.looked_up(name, app, sorted(commits)))
+            if not wanted:
+                continue
+            try:
+                releases = await self.heroku.releases(app, LOOK_BACK)
+            except HerokuError as error:
+                log.warning("cannot read further back in %s service=%s: %s", app, name, error)
+                continue
+            placed = order.positions(releases)
+            found = {c: placed.get(c, 0) for c in wanted}
+            await self.store.add_looked_up(name, app, found)
+            learnt |= any(found.values())
+        return learnt
 
     async def _learn_history_or_log(self, name: str, topology: topo.Topology) -> None:
         try:

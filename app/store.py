@@ -25,34 +25,40 @@ _stage = TypeAdapter(StageView)
 _pause = TypeAdapter(Pause)
 
 
-# Drops the commits that arrived first from a history (KEYS[h]) past `keep`, and from its
-# positions (KEYS[o]) with them: a commit is in both or in neither.
+# Drops the commits that stand first in an app's release order (KEYS[o], the oldest) past
+# `keep` from its positions, and from its history (KEYS[h]) with them: a commit is in both or
+# in neither.
 _TRIM = """
 local function trim(h, o, keep)
-  local over = redis.call('zcard', KEYS[h]) - tonumber(keep)
+  local over = redis.call('zcard', KEYS[o]) - tonumber(keep)
   if over > 0 then
-    local gone = redis.call('zrange', KEYS[h], 0, over - 1)
+    local gone = redis.call('zrange', KEYS[o], 0, over - 1)
     for i = 1, #gone, 1000 do
-      redis.call('zrem', KEYS[o], unpack(gone, i, math.min(i + 999, #gone)))
+      redis.call('zrem', KEYS[h], unpack(gone, i, math.min(i + 999, #gone)))
     end
-    redis.call('zremrangebyrank', KEYS[h], 0, over - 1)
+    redis.call('zremrangebyrank', KEYS[o], 0, over - 1)
   end
 end
 """
 
-# KEYS: per app, its history and its positions. ARGV: per app, how many commits, then each.
-# Per app: the newest arrival (commit, score), the highest position (commit, score), then
-# each commit's arrival and position.
+# KEYS: per app, its history, its positions and its looked-up positions. ARGV: per app, how
+# many commits, then each. Per app: the newest arrival (commit, score), the highest position
+# (commit, score), then each commit's arrival and position (else the looked-up one).
 _HISTORY = """
 local out, at = {}, 1
-for k = 1, #KEYS, 2 do
+for k = 1, #KEYS, 3 do
   local arrived = redis.call('zrange', KEYS[k], -1, -1, 'WITHSCORES')
   local placed = redis.call('zrange', KEYS[k + 1], -1, -1, 'WITHSCORES')
   local row = {arrived[1] or false, arrived[2] or false, placed[1] or false, placed[2] or false}
   for _ = 1, tonumber(ARGV[at]) do
     at = at + 1
     row[#row + 1] = redis.call('zscore', KEYS[k], ARGV[at])
-    row[#row + 1] = redis.call('zscore', KEYS[k + 1], ARGV[at])
+    local place = redis.call('zscore', KEYS[k + 1], ARGV[at])
+    if not place then
+      local found = redis.call('hget', KEYS[k + 2], ARGV[at])
+      if found and found ~= '0' then place = found end
+    end
+    row[#row + 1] = place
   end
   at = at + 1
   out[#out + 1] = row
@@ -295,7 +301,11 @@ class Store:
         names: list[str] = []
         for app, commits in asked.items():
             args += [len(commits), *commits]
-            names += [keys.history(service, app), keys.positions(service, app)]
+            names += [
+                keys.history(service, app),
+                keys.positions(service, app),
+                keys.looked_up(service, app),
+            ]
         rows = await self._history(keys=names, args=args)
         for (app, commits), row in zip(asked.items(), rows, strict=True):
             newest, newest_at, highest, highest_at, *scores = row
@@ -317,7 +327,7 @@ class Store:
         positions: Mapping[str, int],
     ) -> None:
         """Note commits that ran on `app`: when each first arrived (the first noted wins), its
-        position (the lowest wins); only the commits that arrived last are kept. Marks the
+        position (the lowest wins); only the newest commits in its release order are kept. Marks the
         app's history loaded."""
         args: list[str | float | int] = [keys.HISTORY_MAXLEN]
         for commit, at in entries.items():
@@ -330,6 +340,19 @@ class Store:
             ],
             args=args,
         )
+
+    async def looked_up(self, service: str, app: str, commits: Sequence[str]) -> set[str]:
+        """Which of `commits` were looked up further back in `app`'s releases already."""
+        found = await self.redis.hmget(keys.looked_up(service, app), list(commits))
+        return {c for c, at in zip(commits, found, strict=True) if at is not None}
+
+    async def add_looked_up(self, service: str, app: str, found: Mapping[str, int]) -> None:
+        """Note where each commit stands in `app`'s releases, 0 for among none of them."""
+        key = keys.looked_up(service, app)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, items=[x for place in found.items() for x in place])
+            pipe.expire(key, keys.LOOKED_UP_TTL)
+            await pipe.execute()
 
     async def history_loaded(self, service: str, apps: Sequence[str]) -> list[bool]:
         raw = await self.redis.mget([keys.history_loaded(service, app) for app in apps])
@@ -447,6 +470,7 @@ class Store:
                     keys.stage(service, app),
                     keys.history(service, app),
                     keys.positions(service, app),
+                    keys.looked_up(service, app),
                     keys.history_loaded(service, app),
                 )
             )

@@ -348,6 +348,28 @@ async def test_a_rollback_to_a_commit_before_the_history_read_at_onboarding_is_n
     assert "backwards" in blocked.reason
 
 
+async def test_a_target_running_a_commit_older_than_the_history_is_promoted_over(
+    make_world,
+) -> None:  # type: ignore[no-untyped-def]
+    """Not taken for a hotfix: the source's releases are read further back, once, and find
+    it there (issue 15, row 2: it was left alone for ever)."""
+    world = await make_world(PAIR, resync_seconds=0.001)
+    await world.sandbox.deploy("api-qa", OLD)  # v2
+    await world.sandbox.deploy("api-st", OLD)
+    for i in range(HISTORY_DEPTH - 1):  # OLD is older than the releases read at onboarding
+        await world.sandbox.deploy("api-qa", f"c{i:039x}")
+    await world.sandbox.deploy("api-qa", NEW)
+    await world.settle()
+    await world.reconciler.reconcile("api")
+    reads = world.heroku.calls["GET /apps/{app}/releases"]
+
+    ready = staging_candidate(await until_promotable(world))
+    await world.reconciler.reconcile("api")
+
+    assert (ready.commit, ready.state) == (NEW, PairState.READY)
+    assert world.heroku.calls["GET /apps/{app}/releases"] == reads  # read back once, not again
+
+
 async def test_a_rollback_to_a_commit_trimmed_from_the_history_is_not_promoted(
     make_world,
 ) -> None:  # type: ignore[no-untyped-def]

@@ -269,3 +269,11 @@ def test_what_a_process_keeps_is_bounded_and_the_oldest_go_first() -> None:
     for i in range(5):
         assert kept.keep(f"k{i}", i) == i
     assert list(kept.items()) == [("k2", 2), ("k3", 3), ("k4", 4)]
+
+
+async def test_a_looked_up_position_counts_where_the_history_has_none(store: Store) -> None:
+    await store.add_history("api", APP, {"NEW": NOW}, {"NEW": 90})
+    await store.add_looked_up("api", APP, {"OLD": 3, "HOTFIX": 0})
+    history = await store.history("api", {APP: ["OLD", "HOTFIX", "NEW"]})
+    assert history.positions[APP] == {"OLD": 3, "NEW": 90}  # 0: among none of its releases
+    assert await store.looked_up("api", APP, ["OLD", "HOTFIX", "ELSE"]) == {"OLD", "HOTFIX"}

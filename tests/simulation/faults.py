@@ -10,7 +10,7 @@ an entry once its fix is merged: its kinds then run in every `make test`.
 import os
 from dataclasses import dataclass
 
-# Rows 1-6 and 8 have fixes merged, each shown by an example test that failed before it.
+# Rows 1, 3-6 and 8 have fixes merged, each shown by an example test that failed before it.
 # Their kinds stay off by default because, all on together, the simulation still breaks the
 # promise (300 seeds x 60 steps on be08374: 109 violations in 20+ seeds, "no wedge" in most,
 # "never backwards" in seed 116; each row's kinds alone, 8 seeds: rows 1, 3-6 and 8 clean).
@@ -18,9 +18,6 @@ from dataclasses import dataclass
 KNOWN_BROKEN: dict[int, str] = {
     1: "never over a hotfix (fixed: the re-read checks the target's release the decision saw);"
     " on with the others, part of the combined run's wedges",
-    2: "never backwards (fixed: order from Git ancestry, else the source's release order);"
-    " still a wedge: a target running a commit older than the source's loaded history is"
-    " taken for a hotfix and left alone for ever (--row 2, seed 7)",
     3: "at most once (fixed: every record write a compare-and-set on its token); not found by"
     " the simulation before the fix either",
     4: "never backwards (fixed: one unsettled promotion per target, the sandbox's copy"

@@ -583,6 +583,17 @@ class Simulation:
         self._violation(
             step, f"no wedge: {newest[:8]} not on every stage after {CONVERGE_WITHIN} ({state})"
         )
+        self._note(step, "Cascade says: " + await self._said())
+
+    async def _said(self) -> str:
+        """What one process's `/status` says of each pair: why it waits, for the trace."""
+        response = await self.engines[0].request("GET", f"/status/{SERVICE}")
+        if response.status_code != 200:
+            return f"/status {response.status_code}"
+        return "; ".join(
+            f"{p['commit'][:8]} to {p['to']}: {p['state']}: {p['reason']}"
+            for p in response.json()["promotions"]
+        )
 
     async def _quiet_reconciles(self, step: int) -> None:
         """What the engines' queues and timers ask for; else one engine's tick, in turn."""
