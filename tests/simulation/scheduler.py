@@ -460,7 +460,7 @@ class Simulation:
         engine = self.rng.choice(self.engines)
         target = target or self._app().name
         response = await engine.request("POST", "/retry", json={"service": SERVICE, "to": target})
-        if response.status_code == 202:
+        if response.status_code == 202 and response.json()["detail"].startswith("cleared"):
             self.sandbox.truth.retried[target] = self.sandbox.step
         return f"POST /retry to {target} via {engine.name}: {response.status_code}"
 
@@ -559,10 +559,10 @@ class Simulation:
                 failing_after = False  # a release that fails after it: the source's last release
                 self.sandbox.deploy_commit(dev, self.sandbox.new_commit(), succeed=False)
                 self._note(step, "quiet: a deploy on the first stage fails after the new commit")
-            for asked in self.sandbox.truth.asked:
-                if asked.commit == newest and asked.failed and asked.target not in retried:
-                    retried.add(asked.target)
-                    self._note(step, await self._retry(asked.target))
+            for target in await self._failed_into(newest):  # as an operator reads /status
+                if target not in retried:
+                    retried.add(target)
+                    self._note(step, "quiet: " + await self._retry(target))
             if self._converged(newest):
                 self.result.converged_after = self.clock() - start
                 self._note(step, f"converged after {self.result.converged_after}")
@@ -584,6 +584,17 @@ class Simulation:
             step, f"no wedge: {newest[:8]} not on every stage after {CONVERGE_WITHIN} ({state})"
         )
         self._note(step, "Cascade says: " + await self._said())
+
+    async def _failed_into(self, commit: str) -> list[str]:
+        """The targets `/status` says a promotion of `commit` failed into."""
+        response = await self.engines[0].request("GET", f"/status/{SERVICE}")
+        if response.status_code != 200:
+            return []
+        return [
+            p["to"]
+            for p in response.json()["promotions"]
+            if p["commit"] == commit and p["state"] == "failed"
+        ]
 
     async def _said(self) -> str:
         """What one process's `/status` says of each pair: why it waits, for the trace."""
