@@ -23,7 +23,15 @@ from app.models import (
     Snapshot,
 )
 
-FOLLOW_EVERY = timedelta(seconds=2)  # look again this soon while a promotion is in flight
+FOLLOW_FIRST = timedelta(seconds=2)  # how soon a promotion just sent is looked at again
+FOLLOW_AT_MOST = timedelta(seconds=30)  # and how long it is ever left, however long it takes
+
+
+def follow_at(now: datetime, claimed_at: datetime) -> datetime:
+    """When to look at a promotion in flight again: soon at first, then a tenth of its age
+    (a slug copy can take many minutes: every 2 s for all of them was 900 calls an hour)."""
+    return now + min(max((now - claimed_at) / 10, FOLLOW_FIRST), FOLLOW_AT_MOST)
+
 
 # Bound once: Python 3.11 looks `GateState.OPEN` up through `EnumType.__getattr__`, ten
 # times the cost of a global, and the plan compares states for every pair of every service.
@@ -41,7 +49,7 @@ def plan(snapshot: Snapshot, gates: Sequence[Gate] = GATES) -> Plan:
         if found_one is not None:
             found.append(found_one)
     candidates = tuple(found)
-    return Plan(snapshot.service.name, candidates, _wake_at(snapshot.now, candidates))
+    return Plan(snapshot.service.name, candidates, _wake_at(snapshot, candidates))
 
 
 def _ask_once(snapshot: Snapshot, pairs: Sequence[Pair], gates: Sequence[Gate]) -> list[Gate]:
@@ -148,15 +156,23 @@ def _judge(pair: Pair, commit: str, results: tuple[GateResult, ...]) -> Candidat
     return Candidate(pair, commit, WAITING, results, "; ".join(reasons), max(opening))
 
 
-def _wake_at(now: datetime, candidates: Sequence[Candidate]) -> datetime | None:
+def _wake_at(snapshot: Snapshot, candidates: Sequence[Candidate]) -> datetime | None:
     """The earliest moment something may change without outside news.
 
     A candidate's own `opens_at` is the latest of its closed gates': counted among theirs.
     """
-    soonest = now + FOLLOW_EVERY if any(c.state is PROMOTING for c in candidates) else None
+    now = snapshot.now
+    soonest = _follow_at(snapshot) if any(c.state is PROMOTING for c in candidates) else None
     for c in candidates:  # a running minimum, no lists: this runs for every pair
         for r in c.gates:
             for moment in (r.opens_at, r.recheck_at):
                 if moment is not None and moment > now and (soonest is None or moment < soonest):
                     soonest = moment
     return soonest
+
+
+def _follow_at(snapshot: Snapshot) -> datetime:
+    """When to look again at the promotions in flight (the youngest decides)."""
+    records = [*snapshot.promotions.values(), *snapshot.in_flight.values()]
+    unsettled = [r.claimed_at for r in records if not r.state.settled]
+    return follow_at(snapshot.now, max(unsettled, default=snapshot.now))

@@ -36,7 +36,7 @@ from app.models import (
     ReleaseStatus,
     Snapshot,
 )
-from app.plan import FOLLOW_EVERY, plan
+from app.plan import FOLLOW_FIRST, plan
 from app.promoter import Promoter
 from app.services import Service, ServicesConfig
 from app.signals import Signals
@@ -268,7 +268,7 @@ class Reconciler:
         )
         wake_at = decided.wake_at
         if promoted:
-            follow_at = snapshot.now + FOLLOW_EVERY
+            follow_at = snapshot.now + FOLLOW_FIRST
             wake_at = min(wake_at, follow_at) if wake_at else follow_at
         settled = not decided.candidates and not view.in_flight and not stale
         return Outcome(decided, wake_at, False, _shown(snapshot, decided), settled)

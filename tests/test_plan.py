@@ -15,7 +15,7 @@ from app.models import (
     Snapshot,
     StageView,
 )
-from app.plan import FOLLOW_EVERY, candidate, plan
+from app.plan import FOLLOW_FIRST, candidate, follow_at, plan
 from app.signals import Signals
 from app.signals.github import GitHubFacts, Relation
 from tests.factories import NOW, pause, release, snapshot, stage
@@ -195,7 +195,22 @@ def test_record_in_flight_is_followed(state: PromotionState) -> None:
     result = plan(snap("A", "O", promotions={(ST, "A"): record(state)}))
     (only,) = result.candidates
     assert only.state is PairState.PROMOTING
-    assert result.wake_at == NOW + FOLLOW_EVERY
+    assert result.wake_at == NOW + timedelta(seconds=6)  # claimed a minute ago: a tenth
+
+
+@pytest.mark.parametrize(
+    ("age", "wait"),
+    [
+        (timedelta(0), FOLLOW_FIRST),
+        (timedelta(minutes=2), timedelta(seconds=12)),
+        (timedelta(hours=1), timedelta(seconds=30)),
+    ],
+    ids=["just-sent", "a-tenth-of-its-age", "at-most-30s"],
+)
+def test_a_promotion_in_flight_is_followed_less_often_as_it_ages(
+    age: timedelta, wait: timedelta
+) -> None:
+    assert follow_at(NOW, NOW - age) == NOW + wait
 
 
 def test_succeeded_record_with_target_on_another_commit_is_not_followed() -> None:
@@ -204,7 +219,7 @@ def test_succeeded_record_with_target_on_another_commit_is_not_followed() -> Non
     (only,) = result.candidates
     assert only.state is PairState.BLOCKED
     assert "only once" in only.reason
-    assert result.wake_at != NOW + FOLLOW_EVERY
+    assert result.wake_at is None
 
 
 def test_several_commits_in_flight_give_one_ready_candidate_per_pair() -> None:
@@ -246,4 +261,4 @@ def test_another_commit_in_flight_into_the_target_holds_the_pair_and_follows_it(
     (only,) = result.candidates
     assert (only.commit, only.state) == ("B", PairState.PROMOTING)
     assert "waiting for the promotion of A to api-st" in only.reason
-    assert result.wake_at == NOW + FOLLOW_EVERY
+    assert result.wake_at == NOW + timedelta(seconds=6)
