@@ -174,7 +174,7 @@ class SimSandbox(Sandbox):
             return
         self.copying.append(target)
         self.copy_succeeds[target] = succeed
-        took = timedelta(seconds=self.rng.choice((5, 60, 300, 900, 1800)))
+        took = timedelta(seconds=self.rng.choice((5, 30, 60, 300)))
         self.copied_at[target] = self.clock() + took
 
     def copied(self, target: PromotionTarget) -> Release:
