@@ -11,7 +11,7 @@ The lowest version seen only goes down as more releases are seen, whatever their
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from app.durations import short
 from app.models import Release, ReleaseStatus
@@ -51,6 +51,7 @@ def held(
     target_commit: str,
     relation: Relation | None,
     known: Mapping[str, int] | None,
+    upstream: Sequence[tuple[str, Mapping[str, int]]] = (),
 ) -> str | None:
     """Why moving `commit` (run by `source`) over `target_commit` (run by `target`) is not
     shown to go forwards; None when it is.
@@ -58,7 +59,11 @@ def held(
     GitHub saying the source's commit contains the target's settles it. Otherwise the target's
     commit must have run in the source (else it is a hotfix or a direct deploy, left alone),
     must not contain the source's commit (GitHub: behind), and must stand before it in the
-    source's release order (`known`: commit -> position, from `positions`).
+    release order (`known`: commit -> position, from `positions`) of the first stage that ran
+    both: `upstream` (app, positions), from the pipeline's first stage down to the source's
+    predecessor, then the source. Commits enter the pipeline at its first stage, in the
+    order they were built; an old commit promoted by hand into a later stage would look
+    newest by that stage's releases alone.
     """
     if relation is Relation.AHEAD:
         return None
@@ -76,12 +81,11 @@ def held(
     )
     if relation is Relation.BEHIND:
         return f"{backwards} (Git ancestry)"
-    source_at = known.get(commit)
-    if source_at is None or source_at == target_at:
-        return (
-            f"the order of {short(commit)} and {short(target_commit)} in {source}'s releases"
-            " is not known: blocked until it is"
-        )
-    if source_at < target_at:
-        return f"{backwards} (v{source_at} and v{target_at} of {source})"
-    return None
+    for app, places in (*upstream, (source, known)):
+        at, other_at = places.get(commit), places.get(target_commit)
+        if at is not None and other_at is not None and at != other_at:
+            return f"{backwards} (v{at} and v{other_at} of {app})" if at < other_at else None
+    return (
+        f"the order of {short(commit)} and {short(target_commit)} in {source}'s releases"
+        " is not known: blocked until it is"
+    )

@@ -135,8 +135,12 @@ def _held(
         return BLOCKED, f"no succeeded release known on {target.app}"
     facts = snapshot.signals.github.get((commit, target_commit))
     relation = facts.relation if facts is not None else None
-    known = snapshot.positions.get(source.app)
-    reason = order.held(source.app, target.app, commit, target_commit, relation, known)
+    positions = snapshot.positions
+    known = positions.get(source.app)
+    upstream = [
+        (s.app, positions[s.app]) for s in snapshot.stages[: pair.index] if s.app in positions
+    ]
+    reason = order.held(source.app, target.app, commit, target_commit, relation, known, upstream)
     return None if reason is None else (BLOCKED, reason)
 
 

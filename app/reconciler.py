@@ -374,11 +374,13 @@ class Reconciler:
             for source, target in pairwise(view.stages)
             if source.commit and source.commit != target.commit
         ]
+        # Each pair's two commits in its source and every stage before it (`order.held`).
         wanted: dict[str, list[str]] = {}
+        index = {stage.app: i for i, stage in enumerate(view.stages)}
         for source, target in moving:
-            wanted.setdefault(source.app, []).extend(
-                c for c in (source.commit, target.commit) if c is not None
-            )
+            both = [c for c in (source.commit, target.commit) if c is not None]
+            for stage in view.stages[: index[source.app] + 1]:
+                wanted.setdefault(stage.app, []).extend(both)
         if not moving:  # no gate will be asked: nothing more to read
             return self._snapshot(service, now, view, None, {}, Signals()), view.gate_states
         histories, promotions, unsettled, signals = await asyncio.gather(

@@ -129,3 +129,25 @@ def test_a_rollback_webhook_says_which_release_it_brought_back() -> None:
     payload = parse(json.dumps(sample).encode())
     assert payload is not None
     assert to_release(payload).rollback_of is None
+
+
+@pytest.mark.parametrize(
+    ("upstream", "blocked_by"),
+    [
+        ([("api-dev", {"A": 5, "B": 9})], "backwards (v5 and v9 of api-dev)"),
+        ([("api-dev", {"A": 9, "B": 5})], None),
+        ([("api-dev", {"B": 5})], None),  # not both there: the source's order decides
+        ([("api-dev", {"A": 5}), ("api-qa0", {"A": 2, "B": 1})], None),
+    ],
+    ids=["older-upstream", "newer-upstream", "upstream-ran-one", "the-first-that-ran-both"],
+)
+def test_the_first_stage_that_ran_both_commits_orders_them(
+    upstream: list[tuple[str, dict[str, int]]], blocked_by: str | None
+) -> None:
+    # api-qa ran B (v2) and then A, promoted there by hand (v3): by api-qa alone, A is newer.
+    known = {"B": 2, "A": 3}
+    reason = held("api-qa", "api-st", "A", "B", None, known, upstream)
+    assert (reason is None) == (blocked_by is None)
+    if blocked_by is not None:
+        assert reason is not None
+        assert blocked_by in reason
