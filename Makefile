@@ -52,13 +52,15 @@ test: lint $(CHROMIUM) $(ALERTMANAGER)
 reliability: $(STAMP)
 	CASCADE_FLOOD_DELIVERIES=$${CASCADE_FLOOD_DELIVERIES:-100000} $(BIN)/python scripts/reliability.py
 
-# The deterministic simulation (tests/simulation) over as many seeds as asked, with its own
-# Valkey; prints seeds and steps simulated, faults by kind, promotions, invariant violations
-# and convergence p50/p99 in virtual time. KNOWN_BROKEN=1 turns on the known broken rows' kinds.
-SEEDS ?= 10000
+# The deterministic simulation (tests/simulation) over as many seeds as asked, one process a
+# CPU, with its own Valkey; prints seeds and steps simulated, faults by kind, promotions,
+# invariant violations and convergence p50/p99 in virtual time, and writes them to
+# RELIABILITY.md's soak section. FIRST=N starts at seed N (a soak taken up where one stopped).
+SEEDS ?= 100000
+FIRST ?= 0
 soak: $(STAMP)
-	$(BIN)/python -m tests.simulation.run --seeds $(SEEDS) --keep-going \
-		$$([ -n "$(KNOWN_BROKEN)" ] && echo --known-broken)
+	$(BIN)/python -m tests.simulation.run --seeds $(SEEDS) --first-seed $(FIRST) --keep-going \
+		--record RELIABILITY.md
 
 # The benchmarks (about 12 minutes; not part of `make test`), their figures written to
 # BENCHMARKS.md. Installs Debian's wrk when missing (py-spy, the `bench` extra, is in .venv).

@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.simulation.run import SOAK_TITLE, section  # noqa: E402
+
 COLUMNS = ("cases", "faults", "promotions", "duplicates", "five_xx", "secrets")
 HEADERS = (
     "cases tried",
@@ -44,7 +47,9 @@ def main() -> int:
             if figures.exists()
             else []
         )
-    (ROOT / "RELIABILITY.md").write_text(render(rows, result.returncode, seconds))
+    path = ROOT / "RELIABILITY.md"
+    soak = _section(path.read_text(), SOAK_TITLE) if path.exists() else ""
+    path.write_text(render(rows, result.returncode, seconds) + soak)
     print(f"RELIABILITY.md written: {len(rows)} checks, pytest exit {result.returncode}")
     return result.returncode
 
@@ -74,7 +79,24 @@ def render(rows: list[dict[str, object]], exit_code: int, seconds: float) -> str
         lines.append(f"| {row['area']} | {row['check']} | {cells} | {row.get('note', '')} |")
     cells = " | ".join(f"**{totals[c]}**" for c in COLUMNS)
     lines.append(f"| **total** | {len(rows)} checks | {cells} | |")
+    for row in rows:
+        if row.get("area") == "simulation" and row.get("details"):
+            how = (
+                "`tests/simulation` in `make test`: three Cascade processes on one Valkey, the"
+                " sandbox world and a virtual clock, driven by a seeded scheduler through"
+                " interleavings and faults; the invariants are checked after every step."
+            )
+            lines += ["", section("The simulation", row["details"], how).rstrip()]
     return "\n".join(lines) + "\n"
+
+
+def _section(text: str, title: str) -> str:
+    """The section of that title in `text` (to the next one), with its heading; else ""."""
+    _, found, rest = text.partition(f"\n## {title}\n")
+    if not found:
+        return ""
+    end = rest.find("\n## ")
+    return f"\n## {title}\n" + (rest[:end] if end >= 0 else rest).rstrip() + "\n"
 
 
 if __name__ == "__main__":

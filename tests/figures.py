@@ -8,7 +8,8 @@ test run they go nowhere.
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Figure:
     five_xx: int = 0  # 5xx answers seen (must be 0, unless the test provokes a documented 503)
     secrets: int = 0  # secrets found where they must not be (must be 0)
     note: str = ""
+    details: dict[str, Any] = field(default_factory=dict)  # a section of its own, if any
 
 
 def record(figure: Figure) -> None:

@@ -2,8 +2,8 @@
 
 `--seeds N` runs N seeds (from `--first-seed`), `--known-broken` turns on the step kinds of
 every row in `faults.KNOWN_BROKEN` (SIMULATION_KNOWN_BROKEN=1 does too), `--steps` sets the
-steps per seed, `--row R` (repeatable) the safe kinds plus row R's, drawn more often: the
-run that found a row, replayed.
+steps per seed, `--jobs` the processes they run in, `--row R` (repeatable) the safe kinds
+plus row R's, drawn more often: the run that found a row, replayed.
 """
 
 import pytest
@@ -15,6 +15,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seeds", type=int, default=None, help="how many simulation seeds")
     group.addoption("--first-seed", type=int, default=0, help="the first simulation seed")
     group.addoption("--steps", type=int, default=None, help="simulation steps per seed")
+    group.addoption("--jobs", type=int, default=None, help="processes (default: one a CPU)")
     group.addoption(
         "--known-broken", action="store_true", help="simulate the known broken rows too"
     )

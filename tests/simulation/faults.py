@@ -10,26 +10,9 @@ an entry once its fix is merged: its kinds then run in every `make test`.
 import os
 from dataclasses import dataclass
 
-# Rows 1, 3-6 and 8 have fixes merged, each shown by an example test that failed before it.
-# Their kinds stay off by default because, all on together, the simulation still breaks the
-# promise (300 seeds x 60 steps on be08374: 109 violations in 20+ seeds, "no wedge" in most,
-# "never backwards" in seed 116; each row's kinds alone, 8 seeds: rows 1, 3-6 and 8 clean).
-# Replay: python -m tests.simulation.run --known-broken --first-seed 1 --seeds 1 --trace
-KNOWN_BROKEN: dict[int, str] = {
-    1: "never over a hotfix (fixed: the re-read checks the target's release the decision saw);"
-    " on with the others, part of the combined run's wedges",
-    3: "at most once (fixed: every record write a compare-and-set on its token); not found by"
-    " the simulation before the fix either",
-    4: "never backwards (fixed: one unsettled promotion per target, the sandbox's copy"
-    " window); on with the others, part of the combined run's wedges",
-    5: "at most once (fixed: settled records no longer expire); not found by the simulation"
-    " before the fix either",
-    6: "no wedge (fixed: what runs is the newest succeeded release; /retry re-promotes); still"
-    " a wedge with the others on: seed 1, a failed promotion into sim-stg retried with POST"
-    " /retry is never promoted again after a data loss and a failed deploy on the source",
-    8: "lose nothing (fixed: the data marker, POST /recover, WAITAOF after a claim); on with"
-    " the others, part of the combined run's wedges",
-}
+# Empty: every row of issue 15 (and row 10, found by the simulation) is fixed, each with an
+# example test that failed before its fix, and every kind runs in every `make test`.
+KNOWN_BROKEN: dict[int, str] = {}
 
 # Which step kinds provoke which row: left out of a default run while the row is listed.
 ROW_KINDS: dict[int, tuple[str, ...]] = {

@@ -11,7 +11,7 @@ import pytest
 
 from tests.figures import Figure, record
 from tests.simulation.faults import Enabled, known_broken_from_env
-from tests.simulation.run import Totals, run_seeds, simulation_url
+from tests.simulation.run import default_jobs, run_parallel, simulation_url
 from tests.simulation.scheduler import Simulation
 
 pytestmark = pytest.mark.reliability
@@ -27,7 +27,7 @@ def option(request: pytest.FixtureRequest, name: str) -> object:
         return None
 
 
-async def test_seeds_keep_the_promise(redis_url: str, request: pytest.FixtureRequest) -> None:
+def test_seeds_keep_the_promise(redis_url: str, request: pytest.FixtureRequest) -> None:
     known_broken = bool(option(request, "--known-broken")) or known_broken_from_env()
     rows = tuple(option(request, "--row") or ())  # type: ignore[call-overload]
     enabled = Enabled.default(known_broken, rows)
@@ -36,8 +36,8 @@ async def test_seeds_keep_the_promise(redis_url: str, request: pytest.FixtureReq
     count = int(option(request, "--seeds") or SEEDS)
     steps = int(option(request, "--steps") or STEPS)
     seeds = [int(one)] if one is not None else list(range(first, first + count))
-    totals = Totals()
-    failed = await run_seeds(simulation_url(redis_url), seeds, enabled, steps, totals)
+    jobs = int(option(request, "--jobs") or default_jobs())
+    totals, failed = run_parallel(redis_url, seeds, enabled, steps, jobs)
     record(
         Figure(
             area="simulation",
@@ -47,6 +47,7 @@ async def test_seeds_keep_the_promise(redis_url: str, request: pytest.FixtureReq
             promotions=totals.promotions,
             duplicates=totals.duplicates,
             note=f"{totals.summary()}; faults by kind: {totals.kinds()}",
+            details=totals.details(jobs),
         )
     )
     assert failed is None, failed.report()
