@@ -16,7 +16,7 @@ from tests.simulation.scheduler import Simulation
 
 pytestmark = pytest.mark.reliability
 
-SEEDS = int(os.environ.get("SIMULATION_SEEDS", "300"))  # `make test`: about two minutes
+SEEDS = int(os.environ.get("SIMULATION_SEEDS", "200"))  # `make test`: about two minutes
 STEPS = 60
 
 
