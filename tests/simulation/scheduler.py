@@ -390,11 +390,12 @@ class Simulation:
 
     async def _failed_release(self) -> str:
         app = self._app(first=self.rng.random() < 0.7)
-        release = self.sandbox.deploy_commit(app, self.sandbox.new_commit(), succeed=False)
+        release = self.sandbox.deploy_commit(app, self.sandbox.new_commit(app), succeed=False)
         return f"deploy {release.slug.commit[:8]} on {app.name} v{release.version} (will fail)"
 
     async def _hotfix(self) -> str:
-        release = self.sandbox.deploy_commit(self._app(), self.sandbox.new_commit())
+        app = self._app()
+        release = self.sandbox.deploy_commit(app, self.sandbox.new_commit(app))
         said = f"hotfix {release.slug.commit[:8]} on {release.app.name} v{release.version}"
         if self.rng.random() < 0.5:  # no release phase: it runs at once, webhooks on their way
             self.sandbox.finish(release)

@@ -84,6 +84,10 @@ class Truth:
     """What Heroku really did, kept by the world as it happens (never read from Cascade)."""
 
     order: dict[str, int] = field(default_factory=dict)  # commit -> when it was made
+    # Git: commit -> its parent. The main line is made on the first stage; a commit made on
+    # another stage (a hotfix) is a child of what that stage ran, off the main line.
+    parents: dict[str, str | None] = field(default_factory=dict)
+    tip: str | None = None  # the main line's newest commit
     ran: dict[str, set[str]] = field(default_factory=dict)  # app -> commits that ran there
     arrived: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (app, commit)
     # ... and the creation time of the release that first ran it there, as Heroku stamps it
@@ -153,11 +157,17 @@ class SimSandbox(Sandbox):
     def apps(self) -> list[App]:
         return self.world.pipelines[0].apps
 
-    def new_commit(self) -> str:
-        commit = f"{len(self.truth.order):04d}" + "".join(
+    def new_commit(self, on: App | None = None) -> str:
+        """A new commit: on the main line, or a child of what `on` (a later stage) runs."""
+        truth = self.truth
+        commit = f"{len(truth.order):04d}" + "".join(
             self.rng.choice("0123456789abcdef") for _ in range(36)
         )
-        self.truth.order[commit] = len(self.truth.order)
+        truth.order[commit] = len(truth.order)
+        if on is None or on is self.apps[0]:
+            truth.parents[commit], truth.tip = truth.tip, commit
+        else:
+            truth.parents[commit] = on.current.slug.commit if on.current else truth.tip
         return commit
 
     # releases --------------------------------------------------------------
@@ -264,8 +274,13 @@ def releases_named(sandbox: SimSandbox, app_name: str) -> list[Release]:
 
 
 def newer(truth: Truth, a: str, b: str) -> bool:
-    """Whether commit `a` was made after commit `b` (the world made both)."""
-    return truth.order.get(a, -1) > truth.order.get(b, -1)
+    """Whether commit `b` is a strict ancestor of commit `a` (Git's "a contains b")."""
+    parent = truth.parents.get(a)
+    while parent is not None:
+        if parent == b:
+            return True
+        parent = truth.parents.get(parent)
+    return False
 
 
 def pipeline_spec(stages: int) -> SandboxPipeline:
