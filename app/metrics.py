@@ -19,6 +19,7 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 
@@ -45,6 +46,9 @@ class Metrics:
     """Every metric of the process, on a registry of its own (one per running app)."""
 
     def __init__(self, owner: str, platform: str) -> None:
+        # No `_created` series beside each counter and histogram: they doubled a scrape and
+        # only restate the process start. prometheus_client reads this switch at scrape time.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
         self.registry = CollectorRegistry()
         reg = self.registry
         ProcessCollector(registry=reg)

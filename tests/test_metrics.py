@@ -145,6 +145,15 @@ async def test_every_process_exposes_its_identity(cascade: Cascade) -> None:
     assert ":" in dict(info)["process"]  # host:pid, to tell dynos apart
 
 
+async def test_no_created_series_beside_the_counters(cascade: Cascade) -> None:
+    """A `_created` series per counter and histogram doubled what a scrape carries."""
+    await cascade.client.post("/webhooks/heroku", content=b"{}")  # a refused delivery counts
+    response = await cascade.client.get("/metrics")
+    assert "cascade_webhooks_total" in response.text
+    created = [line for line in response.text.splitlines() if "_created" in line]
+    assert created == []
+
+
 # the gate gauge, from plans ------------------------------------------------------------
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
