@@ -77,16 +77,18 @@ def fields(**values: object) -> dict[str, Any]:
 class Redactor:
     """The guard every line passes: known secret values and credential shapes become [redacted]."""
 
+    # Each shape is (what names the credential)(its value): only the value is replaced.
     _PATTERNS = (
-        (re.compile(r"(?i:\b(bearer\s+)[^\s\"',;]+)"), rf"\1{REDACTED}"),
-        (re.compile(r"(://[^:/@\s]*:)[^@/\s]+@"), rf"\1{REDACTED}@"),
-        (
-            re.compile(r"(?i:\b((?:token|secret|password|api_key|apikey)=)[^\s&\"',;]+)"),
-            rf"\1{REDACTED}",
-        ),
+        re.compile(r"(?i:\b(bearer\s+)([^\s\"',;]+))"),
+        re.compile(r"(://[^:/@\s]*:)([^@/\s]+)(?=@)"),
+        re.compile(r"(?i:\b((?:token|secret|password|api_key|apikey)=)([^\s&\"',;]+))"),
     )
+    # A value that is no credential: one already redacted, or a hint's placeholder such as
+    # `<CASCADE_WEBHOOK_TOKEN>`, with closing punctuation after it. Kept as it is, so a hint
+    # reads the same however often it passes the guard, and `(?token=[redacted]).` keeps `).`.
+    _KEPT = re.compile(rf"(?:{re.escape(REDACTED)}|<[A-Za-z][\w-]{{0,63}}>)[)\]}}.!?:]*")
 
-    _ANY = re.compile("|".join(f"(?:{p.pattern})" for p, _ in _PATTERNS))
+    _ANY = re.compile("|".join(f"(?:{p.pattern})" for p in _PATTERNS))
 
     def __init__(self) -> None:
         self._secrets: list[str] = []
@@ -111,9 +113,15 @@ class Redactor:
             return text
         if self._ANY.search(text) is None:  # most lines: one search instead of three subs
             return text
-        for pattern, replacement in self._PATTERNS:
-            text = pattern.sub(replacement, text)
+        for pattern in self._PATTERNS:
+            text = pattern.sub(self._value, text)
         return text
+
+    @classmethod
+    def _value(cls, match: re.Match[str]) -> str:
+        if cls._KEPT.fullmatch(match[2]):
+            return match[0]
+        return match[1] + REDACTED
 
     def deep(self, value: Any) -> Any:
         if isinstance(value, str):

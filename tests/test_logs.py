@@ -97,12 +97,42 @@ REDACTIONS = [
     pytest.param("caf\u00e9 \u017fecret=xyz", "caf\u00e9 \u017fecret=[redacted]", id="long-s"),
 ]
 
+# Cascade's own hints (and lines already redacted once) name where a credential goes,
+# never one: each passes the guard unchanged, however often.
+HINTS = [
+    pytest.param("add ?token=[redacted] to the URL", id="redacted-query"),
+    pytest.param("the URL (with ?token=[redacted]).", id="redacted-query-in-brackets"),
+    pytest.param("sent Bearer [redacted]); retry", id="redacted-bearer-in-brackets"),
+    pytest.param("add ?token=<CASCADE_WEBHOOK_TOKEN> to the URL", id="placeholder-query"),
+    pytest.param("or send Authorization: Bearer <it>.", id="placeholder-bearer"),
+    pytest.param("rediss://h:[redacted]@host", id="redacted-url-password"),
+]
+
 
 @pytest.mark.parametrize(("text", "expected"), REDACTIONS)
 def test_the_guard_redacts(text: str, expected: str) -> None:
     guard = Redactor()
     guard.add("s3cret-value", "tiny", None)  # too short a value is not a secret worth a blank
     assert guard(text) == expected
+
+
+@pytest.mark.parametrize("text", HINTS)
+def test_the_guard_leaves_hints_and_redacted_values_alone(text: str) -> None:
+    guard = Redactor()
+    assert guard(text) == text
+    assert guard(guard(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("?token=[redacted]abc", "?token=[redacted]", id="redacted-then-more"),
+        pytest.param("?token=<a>b", "?token=[redacted]", id="placeholder-then-more"),
+        pytest.param("Bearer <it>x.y", "Bearer [redacted]", id="bearer-placeholder-then-more"),
+    ],
+)
+def test_a_value_that_only_starts_like_a_hint_is_redacted(text: str, expected: str) -> None:
+    assert Redactor()(text) == expected
 
 
 def test_a_request_that_logged_its_own_line_gets_no_access_line() -> None:
