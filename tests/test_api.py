@@ -344,6 +344,16 @@ async def test_retry_of_what_is_no_target_is_404(cascade: Cascade, body: Json) -
     assert await observed(cascade) == before
 
 
+async def test_retry_of_no_target_names_the_target_stages(cascade: Cascade) -> None:
+    response = await cascade.client.post(
+        "/retry", json={"service": "api", "to": "api-qa"}, headers=ADMIN
+    )
+    assert response.status_code == 404, response.text
+    detail = response.json()["detail"]
+    assert "'api-qa' is not a target stage of api" in detail
+    assert "api-st, api-prod" in detail
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -77,8 +77,12 @@ async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
     if service is None:
         raise HTTPException(404, "name the service")
     snapshot = await runtime.reconciler.observe(service)
-    if body.to not in [stage.app for stage in snapshot.stages[1:]]:
-        raise HTTPException(404, f"{body.to!r} is not a target stage of {service.name}")
+    targets = [stage.app for stage in snapshot.stages[1:]]
+    if body.to not in targets:
+        named = ", ".join(targets) or "none"
+        raise HTTPException(
+            404, f"{body.to!r} is not a target stage of {service.name}; its targets: {named}"
+        )
     failed = [
         record
         for (target, _commit), record in snapshot.promotions.items()
