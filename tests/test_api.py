@@ -174,6 +174,44 @@ async def test_refused_pause(cascade: Cascade, body: Json, status_code: int) -> 
     assert await observed(cascade) == before
 
 
+@pytest.mark.parametrize(
+    ("until", "length"),
+    [
+        pytest.param("30m", timedelta(minutes=30), id="minutes"),
+        pytest.param("2h", timedelta(hours=2), id="hours"),
+        pytest.param("1d", timedelta(days=1), id="days"),
+        pytest.param("1h30m", timedelta(minutes=90), id="hours-and-minutes"),
+    ],
+)
+async def test_until_may_be_a_duration_from_the_servers_clock(
+    cascade: Cascade, until: str, length: timedelta
+) -> None:
+    response = await cascade.client.post(
+        "/pause", json={"reason": "x", "until": until, "service": "api"}, headers=ADMIN
+    )
+    assert response.status_code == 201, response.text
+    pause = response.json()
+    counted = datetime.fromisoformat(pause["until"]) - datetime.fromisoformat(pause["created_at"])
+    assert counted == length
+    assert (await cascade.json("/status/api"))["paused"] == pause
+
+
+@pytest.mark.parametrize(
+    "until", ["tomorrow", "2 hours", "-1h", "2026-13-01T00:00:00Z", "", "99999999d"]
+)
+async def test_a_bad_until_names_the_accepted_forms(cascade: Cascade, until: str) -> None:
+    before = await observed(cascade)
+    response = await cascade.client.post(
+        "/pause", json={"reason": "x", "until": until}, headers=ADMIN
+    )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    assert "RFC 3339" in detail
+    assert "2h" in detail
+    assert await observed(cascade) == before
+
+
 async def test_until_in_the_past_is_named(cascade: Cascade) -> None:
     response = await cascade.client.post(
         "/pause", json={"reason": "x", "until": in_future(seconds=-5)}, headers=ADMIN

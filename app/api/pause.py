@@ -1,17 +1,25 @@
 """`POST /pause`, `DELETE /pause` and `POST /retry`: the operator's hands on the wheel."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from app.api.deps import AdminDep, RuntimeDep
-from app.api.schemas import NOT_JSON, Accepted, PauseIn, PauseOut, RetryIn, errors
+from app.api.schemas import (
+    NOT_JSON,
+    UNTIL_FORMS,
+    Accepted,
+    PauseIn,
+    PauseOut,
+    RetryIn,
+    errors,
+)
 from app.api.status import pause_out
 from app.audit import Event
 from app.models import Pause, PromotionRecord, PromotionState, pause_scope
 from app.runtime import Runtime
-from app.services import Service
+from app.services import Service, parse_duration
 
 router = APIRouter(tags=["pause"], dependencies=[AdminDep])
 REFUSALS = errors({401: "missing or wrong admin token", 403: "CASCADE_ADMIN_TOKEN is not set"})
@@ -23,19 +31,18 @@ NO_SERVICE = "no service of that name"
     status_code=status.HTTP_201_CREATED,
     response_model=PauseOut,
     responses=REFUSALS
-    | errors({400: NOT_JSON, 404: NO_SERVICE, 422: "a field is missing or wrong; until is past"}),
+    | errors(
+        {
+            400: NOT_JSON,
+            404: NO_SERVICE,
+            422: "a field is missing or wrong; until is neither a time nor a duration, or past",
+        }
+    ),
 )
 async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
     now = runtime.reconciler.clock()  # the clock the allow gate reads `until` with
     _known(runtime, body.service)
-    until = body.until
-    if until is not None:
-        if until.tzinfo is None:
-            raise HTTPException(
-                422, "until needs a time zone (RFC 3339, e.g. 2026-05-01T17:00:00Z)"
-            )
-        if until <= now:
-            raise HTTPException(422, f"until {until.isoformat()} is in the past")
+    until = None if body.until is None else _until(body.until, now)
     pause = Pause(reason=body.reason, created_at=now, by=body.by, until=until, service=body.service)
     await runtime.store.set_pause(pause)
     scope = pause_scope(pause.service)
@@ -98,6 +105,28 @@ async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
     runtime.queue.enqueue(service.name)
     detail = "cleared a failed promotion" if cleared else "nothing had failed; re-evaluating"
     return Accepted(detail=detail)
+
+
+def _until(value: str, now: datetime) -> datetime:
+    """`until` as sent: an RFC 3339 time, or a duration (as `cascade pause --until` takes)
+    counted from `now`, the server's clock, so a sender's wrong clock cannot shorten it."""
+    try:
+        length: timedelta | None = parse_duration(value)
+    except ValueError:
+        length = None
+    try:
+        until = now + length if length is not None else datetime.fromisoformat(value)
+    except OverflowError:
+        raise HTTPException(422, f"until {value!r} is too far ahead; send {UNTIL_FORMS}") from None
+    except ValueError:
+        raise HTTPException(
+            422, f"until {value!r} is neither a time nor a duration; send {UNTIL_FORMS}"
+        ) from None
+    if until.tzinfo is None:
+        raise HTTPException(422, f"until {value!r} needs a time zone; send {UNTIL_FORMS}")
+    if until <= now:
+        raise HTTPException(422, f"until {until.isoformat()} is in the past")
+    return until
 
 
 def _known(runtime: Runtime, service: str | None) -> Service | None:

@@ -5,11 +5,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+UNTIL_FORMS = "an RFC 3339 time (2026-05-01T18:00:00Z) or a duration from now (30m, 2h, 1d)"
+
 
 class PauseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=500)
-    until: datetime | None = None
+    # A string, read by the route: a duration counts from the server's clock, not the sender's.
+    until: str | None = Field(
+        None,
+        description=f"when the pause ends by itself: {UNTIL_FORMS}; none: until lifted",
+        examples=["2h", "2026-05-01T18:00:00Z"],
+        max_length=100,
+    )
     service: str | None = None
     by: str | None = Field(None, max_length=200)
 
