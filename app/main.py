@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from app import runtime as runtimes
 from app.api import ROUTERS as API_ROUTERS
+from app.api.errors import invalid_request
 from app.logs import RequestIds, configure_logging, secret_values
 from app.services import ConfigError
 from app.settings import Settings, get_settings
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (*WEBHOOK_ROUTERS, *API_ROUTERS):
         app.include_router(router)
     app.add_exception_handler(RedisError, redis_unavailable)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestIds)
     configure_logging()  # now, so that uvicorn's own first lines are formatted too

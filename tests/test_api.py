@@ -212,6 +212,75 @@ async def test_a_bad_until_names_the_accepted_forms(cascade: Cascade, until: str
     assert await observed(cascade) == before
 
 
+async def test_an_unknown_key_is_named_with_the_accepted_ones(cascade: Cascade) -> None:
+    before = await observed(cascade)
+    for path, body, expected in [
+        (
+            "/pause",
+            {"reasn": "x"},
+            'The body has an unknown key "reasn"; the accepted keys are reason, until,'
+            " service, by.",
+        ),
+        (
+            "/retry",
+            {"service": "api", "to": "api-st", "x": 1, "y": 2},
+            'The body has unknown keys "x", "y"; the accepted keys are service, to.',
+        ),
+    ]:
+        response = await cascade.client.post(path, json=body, headers=ADMIN)
+        assert response.status_code == 422, response.text
+        assert response.json() == {"detail": expected}
+    assert await observed(cascade) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "expected"),
+    [
+        pytest.param("POST", "/pause", {"json": {}}, 'Field "reason" is required.', id="missing"),
+        pytest.param(
+            "POST",
+            "/pause",
+            {"json": {"reason": "", "by": "b" * 201}},
+            'Field "reason" should have at least 1 character.'
+            ' Field "by" should have at most 200 characters.',
+            id="two-problems",
+        ),
+        pytest.param(
+            "POST",
+            "/pause",
+            {"json": {"reason": "x", "until": 7200}},
+            'Field "until" should be a valid string.',
+            id="wrong-type",
+        ),
+        pytest.param(
+            "POST",
+            "/pause",
+            {"content": b"{nope", "headers": {"content-type": "application/json"}},
+            "The body is not JSON: expecting property name enclosed in double quotes"
+            " (at character 1).",
+            id="not-json",
+        ),
+        pytest.param(
+            "POST", "/retry", {"json": [1]}, "The body should be a JSON object.", id="not-object"
+        ),
+        pytest.param(
+            "GET",
+            "/events",
+            {"params": {"limit": 0}},
+            'Query parameter "limit" should be greater than or equal to 1.',
+            id="query-range",
+        ),
+    ],
+)
+async def test_a_bad_request_reads_as_one_sentence_per_problem(
+    cascade: Cascade, method: str, path: str, kwargs: Json, expected: str
+) -> None:
+    headers = {**ADMIN, **kwargs.pop("headers", {})}
+    response = await cascade.client.request(method, path, headers=headers, **kwargs)
+    assert response.status_code == 422, response.text
+    assert response.json() == {"detail": expected}
+
+
 async def test_until_in_the_past_is_named(cascade: Cascade) -> None:
     response = await cascade.client.post(
         "/pause", json={"reason": "x", "until": in_future(seconds=-5)}, headers=ADMIN
@@ -475,6 +544,10 @@ async def test_openapi_lists_the_spec_paths(cascade: Cascade) -> None:
     missing = [path for path in SPEC_PATHS if path not in paths]
     assert missing == []
     assert set(paths["/pause"]) >= {"post", "delete"}
+    # A refused request is documented as it is answered: {"detail": "sentences"}.
+    schemas = (await cascade.json("/openapi.json"))["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert schemas["ErrorOut"]["properties"]["detail"] == {"title": "Detail", "type": "string"}
     assert (await cascade.client.get("/docs")).status_code == 200
 
 

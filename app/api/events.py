@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from app.api.deps import RuntimeDep
-from app.api.schemas import EventsOut, errors
+from app.api.schemas import INVALID, EventsOut, errors
 
 router = APIRouter(tags=["events"])
 
@@ -14,7 +14,7 @@ router = APIRouter(tags=["events"])
     "/events",
     response_model=EventsOut,
     response_model_by_alias=True,
-    responses=errors({404: "no service of that name"}),
+    responses=errors({404: "no service of that name", 422: INVALID}),
 )
 async def events(
     runtime: RuntimeDep,

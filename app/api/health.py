@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 
 from app.api.deps import AdminDep, RuntimeDep
 from app.api.pause import REFUSALS
-from app.api.schemas import Accepted, errors
+from app.api.schemas import INVALID, Accepted, errors
 from app.audit import Event
 from app.epoch import HOW
 
@@ -42,7 +42,7 @@ async def readyz(request: Request) -> Accepted:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     dependencies=[AdminDep],
-    responses=REFUSALS,
+    responses=REFUSALS | errors({422: INVALID}),
 )
 async def recover(runtime: RuntimeDep) -> Accepted:
     """Redis lost Cascade's data and the operator has put back what matters (pauses):

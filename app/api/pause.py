@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from app.api.deps import AdminDep, RuntimeDep
 from app.api.schemas import (
+    INVALID,
     NOT_JSON,
     UNTIL_FORMS,
     Accepted,
@@ -56,7 +57,7 @@ async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
 @router.delete(
     "/pause",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=REFUSALS | errors({404: NO_SERVICE}),
+    responses=REFUSALS | errors({404: NO_SERVICE, 422: INVALID}),
 )
 async def lift_pause(
     runtime: RuntimeDep, service: Annotated[str | None, Query()] = None

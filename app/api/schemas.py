@@ -1,15 +1,35 @@
 """The HTTP API's shapes (SPEC.md), as pydantic models so `/docs` documents them."""
 
+import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 UNTIL_FORMS = "an RFC 3339 time (2026-05-01T18:00:00Z) or a duration from now (30m, 2h, 1d)"
 
 
-class PauseIn(BaseModel):
+class Body(BaseModel):
+    """A request body. A misspelt key is refused by name, with the keys that are accepted,
+    before any other check: `{"reasn": ...}` is one problem, not an unknown and a missing."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        unknown = (
+            [key for key in data if key not in cls.model_fields] if isinstance(data, dict) else []
+        )
+        if unknown:
+            named = ", ".join(json.dumps(str(key)[:50]) for key in unknown[:10])
+            which = f"an unknown key {named}" if len(unknown) == 1 else f"unknown keys {named}"
+            accepted = ", ".join(cls.model_fields)
+            raise ValueError(f"the body has {which}; the accepted keys are {accepted}")
+        return data
+
+
+class PauseIn(Body):
     reason: str = Field(min_length=1, max_length=500)
     # A string, read by the route: a duration counts from the server's clock, not the sender's.
     until: str | None = Field(
@@ -30,8 +50,7 @@ class PauseOut(BaseModel):
     created_at: datetime
 
 
-class RetryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RetryIn(Body):
     service: str
     to: str
 
@@ -119,9 +138,9 @@ class Accepted(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """Every refusal: a sentence that says what was wrong (a list of them for a bad body)."""
+    """Every refusal: what was wrong, in sentences (one a problem for a bad request)."""
 
-    detail: str | list[Any]
+    detail: str
 
 
 def errors(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
@@ -130,3 +149,4 @@ def errors(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
 
 
 NOT_JSON = "the body is not JSON"
+INVALID = "the request is not valid: the detail says what to change, one sentence a problem"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from app.api.deps import RuntimeDep
 from app.api.schemas import (
+    INVALID,
     GateOut,
     PauseOut,
     PromotionOut,
@@ -63,7 +64,7 @@ async def sources(runtime: Runtime, now: datetime) -> list[SourceOut]:
     "/status/{service}",
     response_model=ServiceOut,
     response_model_by_alias=True,
-    responses=errors({404: "no service of that name"}),
+    responses=errors({404: "no service of that name", 422: INVALID}),
 )
 async def get_service_status(service: str, runtime: RuntimeDep) -> ServiceOut:
     found = runtime.config.get(service)
