@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from app import runtime as runtimes
 from app.api import ROUTERS as API_ROUTERS
+from app.api.docs import ASSETS, swagger_assets
 from app.api.errors import invalid_request
 from app.logs import RequestIds, configure_logging, secret_values
 from app.services import ConfigError
@@ -59,10 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Continuous promotion for Heroku Pipelines",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # `app.api.docs` serves it, with no CDN
+        swagger_ui_oauth2_redirect_url=None,
     )
     # Webhooks first: routes are matched in order, and deliveries are most of the traffic.
     for router in (*WEBHOOK_ROUTERS, *API_ROUTERS):
         app.include_router(router)
+    app.mount(ASSETS, swagger_assets(), name="swagger-ui")
     app.add_exception_handler(RedisError, redis_unavailable)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(BodyLimit)

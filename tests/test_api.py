@@ -6,6 +6,7 @@ ASGI. Asynchronous effects are awaited by polling with a bound, never by sleepin
 """
 
 import gc
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -549,6 +550,25 @@ async def test_openapi_lists_the_spec_paths(cascade: Cascade) -> None:
     assert "HTTPValidationError" not in schemas
     assert schemas["ErrorOut"]["properties"]["detail"] == {"title": "Detail", "type": "string"}
     assert (await cascade.client.get("/docs")).status_code == 200
+
+
+async def test_docs_load_swagger_ui_from_cascade_itself(cascade: Cascade) -> None:
+    """No CDN: the page works on a machine with no network."""
+    page = await cascade.client.get("/docs")
+    assert page.status_code == 200
+    assert "://" not in page.text
+    assets = re.findall(r'(?:href|src)="([^"]*)"', page.text)
+    assert len(assets) == 3  # the style, the favicon, the script
+    assert "/openapi.json" in re.findall(r"url: '([^']*)'", page.text)
+    types = {}
+    for url in assets:
+        assert url.startswith("/"), url
+        assert not url.startswith("//"), url
+        answer = await cascade.client.get(url)
+        assert answer.status_code == 200, url
+        assert len(answer.content) > 500, url
+        types[url.rsplit(".", 1)[-1]] = answer.headers["content-type"].split(";")[0]
+    assert types == {"css": "text/css", "png": "image/png", "js": "text/javascript"}
 
 
 # promotion through the sandbox -----------------------------------------------------------

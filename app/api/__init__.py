@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api import dashboard, events, health, metrics, pause, reload, status
+from app.api import dashboard, docs, events, health, metrics, pause, reload, status
 
 ROUTERS: tuple[APIRouter, ...] = (
     status.router,
@@ -12,4 +12,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     dashboard.router,
     metrics.router,
     reload.router,
+    docs.router,
 )
