@@ -132,9 +132,22 @@ def pause(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
+    """Say what was lifted, and which service pauses still hold (read from /status first)."""
+    before = _call("GET", "/status")
+    paused = {s["name"]: s["paused"] for s in before["services"] if s.get("paused")}
+    was = paused.pop(args.service, None) if args.service else before.get("paused")
     params = {"service": args.service} if args.service else None
     _call("DELETE", "/pause", params=params, write=True)
-    print(f"resumed {pause_scope(args.service)}")
+    which = f"the pause of service {args.service}" if args.service else "the global pause"
+    if was:
+        print(f"lifted {which}: {_pause(was, datetime.now(UTC))}")
+    elif args.service:
+        print(f"service {args.service} was not paused: nothing to resume")
+    else:
+        print("there was no global pause: nothing to resume")
+    if paused and not args.service:
+        names = ", ".join(sorted(paused))
+        print(f"still paused: {names} (cascade resume --service NAME lifts one)")
     return 0
 
 

@@ -302,3 +302,65 @@ def test_status_names_each_source_and_whether_it_is_stale(
         "STALE    incidents: last heard 2d ago from status webhooks (webhook): stale, over 1d:"
         " unknown",
     ]
+
+
+# resume says what it lifted ---------------------------------------------------------------
+
+PAUSED = {"reason": "incident 7", "by": "ana", "until": None, "service": None}
+
+
+def _status(everything: bool, services: dict[str, bool]) -> dict[str, Any]:
+    return {
+        "paused": PAUSED if everything else None,
+        "services": [
+            {"name": name, "paused": {**PAUSED, "service": name} if held else None}
+            for name, held in services.items()
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "before", "expected"),
+    [
+        (
+            [],
+            _status(True, {"api": True, "web": False, "db": True}),
+            [
+                "lifted the global pause: incident 7 (by ana)",
+                "still paused: api, db (cascade resume --service NAME lifts one)",
+            ],
+        ),
+        ([], _status(True, {"api": False}), ["lifted the global pause: incident 7 (by ana)"]),
+        ([], _status(False, {"api": False}), ["there was no global pause: nothing to resume"]),
+        (
+            [],
+            _status(False, {"api": True}),
+            [
+                "there was no global pause: nothing to resume",
+                "still paused: api (cascade resume --service NAME lifts one)",
+            ],
+        ),
+        (
+            ["--service", "api"],
+            _status(True, {"api": True}),
+            ["lifted the pause of service api: incident 7 (by ana)"],
+        ),
+        (
+            ["--service", "api"],
+            _status(False, {"api": False}),
+            ["service api was not paused: nothing to resume"],
+        ),
+    ],
+    ids=["global-some-remain", "global", "nothing", "only-services", "service", "service-not"],
+)
+def test_resume_says_exactly_what_it_lifted(
+    run: Run, argv: list[str], before: dict[str, Any], expected: list[str]
+) -> None:
+    with respx.mock(assert_all_called=True) as cascade:
+        cascade.get("http://cascade.test/status").respond(200, json=before)
+        lifted = cascade.delete("http://cascade.test/pause").respond(204)
+        code, out, err = run("resume", *argv, url="http://cascade.test", admin_token="t")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == expected
+    service = argv[1] if argv else None
+    assert lifted.calls.last.request.url.params.get("service") == service

@@ -114,8 +114,11 @@ def test_pause_resume_and_events(running: tuple[Cluster, harness.Process]) -> No
     assert one.stdout.strip() == "paused service api: migration"
     assert "  PAUSED: migration" in cascade("status", **env).stdout
 
-    assert cascade("resume", "--service", "api", **env).stdout.strip() == "resumed service api"
-    assert cascade("resume", **env).stdout.strip() == "resumed everything"
+    lifted = cascade("resume", "--service", "api", **env).stdout.strip()
+    assert lifted == "lifted the pause of service api: migration"
+    assert cascade("resume", **env).stdout.startswith("lifted the global pause: incident 42")
+    again = cascade("resume", **env).stdout.strip()
+    assert again == "there was no global pause: nothing to resume"
     assert status_of(process)["paused"] is None
 
     events = cascade("events", "--limit", "4", **env)
