@@ -9,6 +9,8 @@ services file and tries every configured peer.
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -41,10 +43,25 @@ class ClientError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # here, so a closed pipe is caught below rather than at exit
     except ClientError as error:
         print(f"cascade: {error}", file=sys.stderr)
         return error.code
+    except BrokenPipeError:
+        return _reader_gone()
+    return code
+
+
+def _reader_gone() -> int:
+    """The reader of our output left (`cascade events | head`): stop quietly, as git does.
+
+    stdout is pointed at /dev/null so the interpreter's own flush at exit cannot fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ test); Redis is the session's real server. `tests/e2e/test_cli.py` runs every
 subcommand against a running Cascade and a sandbox platform.
 """
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -364,3 +366,31 @@ def test_resume_says_exactly_what_it_lifted(
     assert out.splitlines() == expected
     service = argv[1] if argv else None
     assert lifted.calls.last.request.url.params.get("service") == service
+
+
+# a reader that leaves early ---------------------------------------------------------------
+
+EVENTS_FOREVER = """
+import sys
+from app import cli
+event = {"at": "2026-05-01T12:00:00+00:00", "kind": "pause.set", "service": "api",
+         "message": "x" * 200}
+cli._call = lambda *args, **kwargs: {"events": [event] * 5000}  # about 1 MB: more than a pipe
+sys.exit(cli.main(["events"]))
+"""
+
+
+def test_a_reader_that_leaves_early_ends_it_quietly() -> None:
+    """`cascade events | head`: no BrokenPipeError traceback, the exit code of SIGPIPE."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", EVENTS_FOREVER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert process.stdout is not None
+    assert process.stdout.read(100)  # it has started writing, and blocks on the full pipe
+    process.stdout.close()
+    _out, err = process.communicate(timeout=30)
+    assert err.decode() == ""
+    assert process.returncode == 141
