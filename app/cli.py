@@ -141,8 +141,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def pause(args: argparse.Namespace) -> int:
-    until = _until(args.until) if args.until else None
-    body = {"reason": args.reason, "service": args.service, "until": until, "by": args.by}
+    body = {"reason": args.reason, "service": args.service, "until": args.until, "by": args.by}
     made = _call("POST", "/pause", json=body, write=True)
     print(f"paused {pause_scope(made['service'])}: {_pause(made, datetime.now(UTC))}")
     return 0
@@ -316,11 +315,19 @@ def _ago(moment: str, now: datetime) -> str:
 
 
 def _until(value: str) -> str:
-    """An RFC 3339 time as given, or a duration from now (`2h`)."""
+    """An RFC 3339 time as given, or a duration from now (`2h`); anything else is a usage error."""
     try:
         return (datetime.now(UTC) + parse_duration(value)).isoformat()
     except ValueError:
-        return value
+        pass
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is neither an RFC 3339 time (2026-05-01T18:00:00Z)"
+            " nor a duration (2h, 30m, 1d, 1h30m)"
+        ) from None
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -340,7 +347,9 @@ def _parser() -> argparse.ArgumentParser:
     hold = commands.add_parser("pause", help="stop promotions (all, or one service)")
     hold.add_argument("--service")
     hold.add_argument("--reason", required=True)
-    hold.add_argument("--until", help="RFC 3339 time or a duration such as 2h")
+    hold.add_argument(
+        "--until", type=_until, help="an RFC 3339 time, or a duration such as 2h, 30m, 1d"
+    )
     hold.add_argument("--by", help="who is pausing (shown with the pause)")
     hold.set_defaults(run=pause)
 

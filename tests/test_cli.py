@@ -268,6 +268,23 @@ def test_an_until_duration_becomes_a_time() -> None:
     assert cli._until("2h").endswith("+00:00")
 
 
+@pytest.mark.parametrize("until", ["tomorrow", "", "2h later", "2026-13-01T00:00Z"])
+def test_an_until_that_is_neither_a_time_nor_a_duration_is_a_usage_error(
+    run: Run, capsys: pytest.CaptureFixture[str], until: str
+) -> None:
+    """Nothing is sent: the error names the forms accepted, and exits 2 as usage errors do."""
+    with respx.mock(assert_all_called=False) as cascade:
+        sent = cascade.post("http://cascade.test/pause").respond(201)
+        with pytest.raises(SystemExit) as exited:
+            run("pause", "--reason", "r", "--until", until, url="http://cascade.test")
+    assert exited.value.code == 2
+    assert not sent.called
+    err = capsys.readouterr().err
+    assert f"argument --until: {until!r} is neither an RFC 3339 time" in err
+    assert "nor a duration (2h, 30m, 1d, 1h30m)" in err
+    assert "too short" not in err
+
+
 def test_recover_confirms_a_data_loss_with_the_admin_token(run: Run) -> None:
     with respx.mock(assert_all_called=True) as cascade:
         confirmed = cascade.post("http://cascade.test/recover").respond(
