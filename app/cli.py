@@ -27,6 +27,10 @@ from app.settings import Settings, get_settings
 from app.signals.freshness import describe
 from app.subscriptions import manual_commands
 
+DESCRIPTION = """\
+Run Cascade (serve), or talk to a running one: status, pause, resume, retry, events and
+recover use CASCADE_URL (default: http://localhost:8000), and writes send
+CASCADE_ADMIN_TOKEN. check validates the services file and tries every configured peer."""
 UNREACHABLE, REFUSED = 2, 1  # exit codes
 TIMEOUT_SECONDS = 10.0
 GRACEFUL_SHUTDOWN_SECONDS = 10  # open streams may not eat Heroku's 30 s after SIGTERM
@@ -331,22 +335,24 @@ def _until(value: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cascade", description=__doc__)
+    parser = argparse.ArgumentParser(prog="cascade", description=DESCRIPTION)
     commands = parser.add_subparsers(required=True, metavar="command")
 
     run = commands.add_parser("serve", help="run Cascade")
-    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
     run.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
     run.set_defaults(run=serve)
 
     show = commands.add_parser("status", help="what runs where, and why anything waits")
-    show.add_argument("service", nargs="?")
+    show.add_argument("service", nargs="?", help="one service in detail (default: all)")
     show.add_argument("--json", action="store_true", help="the raw JSON of GET /status")
     show.set_defaults(run=status)
 
     hold = commands.add_parser("pause", help="stop promotions (all, or one service)")
-    hold.add_argument("--service")
-    hold.add_argument("--reason", required=True)
+    hold.add_argument("--service", help="pause this service only (default: everything)")
+    hold.add_argument("--reason", required=True, help="why (shown with the pause)")
     hold.add_argument(
         "--until", type=_until, help="an RFC 3339 time, or a duration such as 2h, 30m, 1d"
     )
@@ -354,17 +360,17 @@ def _parser() -> argparse.ArgumentParser:
     hold.set_defaults(run=pause)
 
     go = commands.add_parser("resume", help="lift a pause")
-    go.add_argument("--service")
+    go.add_argument("--service", help="lift this service's pause (default: the global one)")
     go.set_defaults(run=resume)
 
     again = commands.add_parser("retry", help="clear a failed promotion into a stage")
-    again.add_argument("service")
+    again.add_argument("service", help="the service whose promotion failed")
     again.add_argument("to", help="the target app")
     again.set_defaults(run=retry)
 
     log = commands.add_parser("events", help="the audit trail, newest first")
-    log.add_argument("--service")
-    log.add_argument("--limit", type=int, default=50)
+    log.add_argument("--service", help="this service's events only")
+    log.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
     log.add_argument("--json", action="store_true", help="the raw JSON of GET /events")
     log.set_defaults(run=events)
 

@@ -5,6 +5,7 @@ test); Redis is the session's real server. `tests/e2e/test_cli.py` runs every
 subcommand against a running Cascade and a sandbox platform.
 """
 
+import argparse
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -411,3 +412,26 @@ def test_a_reader_that_leaves_early_ends_it_quietly() -> None:
     _out, err = process.communicate(timeout=30)
     assert err.decode() == ""
     assert process.returncode == 141
+
+
+# help ---------------------------------------------------------------------------------
+
+
+def _parsers() -> list[tuple[str, argparse.ArgumentParser]]:
+    parser = cli._parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [("cascade", parser), *commands.choices.items()]
+
+
+@pytest.mark.parametrize(("name", "parser"), _parsers(), ids=[name for name, _ in _parsers()])
+def test_help_speaks_to_users_and_explains_every_option(
+    name: str, parser: argparse.ArgumentParser
+) -> None:
+    text = parser.format_help()
+    assert "app." not in text  # no internal module
+    unexplained = [
+        action.dest
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    assert unexplained == []
