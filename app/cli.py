@@ -29,7 +29,7 @@ from app.subscriptions import manual_commands
 
 DESCRIPTION = """\
 Run Cascade (serve), or talk to a running one: status, pause, resume, retry, events and
-recover use CASCADE_URL (default: http://localhost:8000), and writes send
+recover use CASCADE_URL (default: http://localhost:$PORT, or port 8000), and writes send
 CASCADE_ADMIN_TOKEN. check validates the services file and tries every configured peer."""
 UNREACHABLE, REFUSED = 2, 1  # exit codes
 TIMEOUT_SECONDS = 10.0
@@ -205,7 +205,7 @@ def events(args: argparse.Namespace) -> int:
 def _call(method: str, path: str, *, write: bool = False, **kwargs: Any) -> Any:
     """One request to the running Cascade; a refusal becomes a `ClientError` that says why."""
     settings = get_settings()
-    url = settings.url.rstrip("/")
+    url = settings.client_url.rstrip("/")
     headers = {}
     if write and settings.admin_token is not None:
         headers["Authorization"] = f"Bearer {settings.admin_token.get_secret_value()}"

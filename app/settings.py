@@ -65,7 +65,9 @@ class Settings(BaseSettings):
         10.0, gt=0, validation_alias=_env("CASCADE_SIGNAL_RETRY_SECONDS")
     )  # how soon a signal that could not be read, or a URL that did not answer 200, is retried
     dry_run: bool = Field(False, validation_alias=_env("CASCADE_DRY_RUN"))
-    url: str = Field("http://localhost:8000", validation_alias=_env("CASCADE_URL"))
+    url: str | None = Field(
+        None, validation_alias=_env("CASCADE_URL")
+    )  # where the client commands find Cascade; unset: `client_url`, on this machine
     public_url: str | None = Field(None, validation_alias=_env("CASCADE_PUBLIC_URL"))
     reload_seconds: float = Field(
         5.0, ge=0, validation_alias=_env("CASCADE_RELOAD_SECONDS")
@@ -86,6 +88,11 @@ class Settings(BaseSettings):
     slack_blocked_after: Duration = Field(
         timedelta(hours=1), validation_alias=_env("CASCADE_SLACK_BLOCKED_AFTER")
     )  # tell Slack once when a commit has been blocked this long
+
+    @property
+    def client_url(self) -> str:
+        """CASCADE_URL, else the port `cascade serve` listens on here (PORT, else 8000)."""
+        return self.url or f"http://localhost:{self.port}"
 
     @property
     def sandbox(self) -> bool:

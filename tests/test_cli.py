@@ -435,3 +435,24 @@ def test_help_speaks_to_users_and_explains_every_option(
         if not isinstance(action, argparse._SubParsersAction) and not action.help
     ]
     assert unexplained == []
+
+
+# where the client looks --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, "http://localhost:8000"),
+        ({"port": 8123}, "http://localhost:8123"),  # where `cascade serve` listens with PORT
+        ({"port": 8123, "url": "http://cascade.test"}, "http://cascade.test"),
+    ],
+    ids=["default", "port", "cascade-url"],
+)
+def test_the_client_finds_cascade_on_port_unless_cascade_url_says(
+    run: Run, settings: dict[str, Any], expected: str
+) -> None:
+    with respx.mock(assert_all_called=True) as cascade:
+        cascade.get(f"{expected}/events").respond(200, json={"events": []})
+        code, out, _err = run("events", **settings)
+    assert (code, out) == (0, "no events yet\n")
