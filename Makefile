@@ -28,7 +28,7 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 	touch $(STAMP)
 
 serve: $(STAMP)
-	CASCADE_CONFIG=$${CASCADE_CONFIG:-examples/demo.toml} $(BIN)/cascade serve
+	CASCADE_CONFIG=$${CASCADE_CONFIG:-examples/demo.toml} exec $(BIN)/cascade serve
 
 lint: $(STAMP)
 	$(UV) lock --check --python $(PYTHON)

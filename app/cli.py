@@ -8,12 +8,14 @@ services file and tries every configured peer.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -76,15 +78,28 @@ def serve(args: argparse.Namespace) -> int:
         print(f"cascade: cannot start: {error}", file=sys.stderr)
         return UNREACHABLE
     port = args.port or settings.port
-    uvicorn.run(
-        "app.main:app",
-        host=args.host,
-        port=port,
-        proxy_headers=True,
-        log_config=None,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _asked_to_stop)  # uvicorn calls it again once it has shut down
+    with contextlib.suppress(_Stopped):  # a stop asked for is a success: no make "Error 130"
+        uvicorn.run(
+            "app.main:app",
+            host=args.host,
+            port=port,
+            proxy_headers=True,
+            log_config=None,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
     return 0
+
+
+class _Stopped(BaseException):
+    """Ctrl-C or SIGTERM reached `cascade serve`; like KeyboardInterrupt, no `except Exception`
+    stops it on its way out (before uvicorn listens for signals, or after it has shut down)."""
+
+
+def _asked_to_stop(signum: int, frame: FrameType | None) -> None:
+    """uvicorn puts this handler back after its graceful shutdown and raises the signal again."""
+    raise _Stopped
 
 
 def check(args: argparse.Namespace) -> int:
