@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from redis.exceptions import RedisError
 
-from app import topology
+from app import admin_token, topology
 from app.heroku import HerokuClient, HerokuError
 from app.redis_client import connect
 from app.services import ConfigError, Service, ServicesConfig, load_services
@@ -222,7 +222,11 @@ async def _urls(config: ServicesConfig, http: httpx.AsyncClient) -> list[Finding
 def _secrets(settings: Settings) -> list[Finding]:
     """What is set, never its value; unset ones are notes: Cascade runs without them."""
     found = []
-    if settings.admin_token is None:
+    if settings.admin_token is None and settings.sandbox:
+        where = admin_token.path(settings.data_dir)
+        text = f"CASCADE_ADMIN_TOKEN not set: the sandbox keeps one in {where} for this machine"
+        found.append(Finding(NOTE, "admin token", text))
+    elif settings.admin_token is None:
         text = "CASCADE_ADMIN_TOKEN not set: pause, resume and retry answer 403"
         found.append(Finding(NOTE, "admin token", text))
     if settings.heroku_api_key is not None and settings.heroku_webhook_secret is None:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from app import checks
+from app import admin_token, checks
 from app.durations import humanize, short
 from app.models import pause_scope
 from app.services import ConfigError, load_services, parse_duration
@@ -221,9 +221,10 @@ def _call(method: str, path: str, *, write: bool = False, **kwargs: Any) -> Any:
     """One request to the running Cascade; a refusal becomes a `ClientError` that says why."""
     settings = get_settings()
     url = settings.client_url.rstrip("/")
+    token = settings.admin_token or admin_token.for_client(url, settings.data_dir)
     headers = {}
-    if write and settings.admin_token is not None:
-        headers["Authorization"] = f"Bearer {settings.admin_token.get_secret_value()}"
+    if write and token is not None:
+        headers["Authorization"] = f"Bearer {token.get_secret_value()}"
     try:
         response = httpx.request(
             method, url + path, headers=headers, timeout=TIMEOUT_SECONDS, **kwargs
@@ -239,7 +240,7 @@ def _call(method: str, path: str, *, write: bool = False, **kwargs: Any) -> Any:
             UNREACHABLE,
         ) from None
     if response.status_code >= 400:
-        raise ClientError(_refusal(response, url, write and settings.admin_token is not None))
+        raise ClientError(_refusal(response, url, write and token is not None))
     try:
         return response.json() if response.content else None
     except ValueError:

@@ -16,7 +16,7 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from app import logs, upkeep
+from app import admin_token, logs, upkeep
 from app import sandbox as sandboxes
 from app.audit import Audit
 from app.commit_status import CommitStatuses
@@ -89,6 +89,7 @@ class Runtime:
 
 async def start(settings: Settings, app: FastAPI) -> Runtime:
     config = load_services(settings.config_path)
+    settings = _with_sandbox_admin_token(settings)
     embedded = None
     if settings.redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
@@ -189,6 +190,21 @@ async def stop(runtime: Runtime) -> None:
     if runtime.embedded is not None:
         await asyncio.to_thread(runtime.embedded.stop)
     log.info("cascade stopped")
+
+
+def _with_sandbox_admin_token(settings: Settings) -> Settings:
+    """The sandbox is a playground: without CASCADE_ADMIN_TOKEN it keeps a token of its own
+    in its data directory, for the `cascade` command on this machine. Never elsewhere."""
+    if not settings.sandbox or settings.admin_token is not None:
+        return settings
+    token = admin_token.sandbox_token(settings.data_dir)
+    logs.REDACT.add(token.get_secret_value())
+    log.info(
+        "sandbox: CASCADE_ADMIN_TOKEN not set, so writes need the token kept in %s"
+        " (the cascade command on this machine reads it from there)",
+        admin_token.path(settings.data_dir).resolve(),
+    )
+    return settings.model_copy(update={"admin_token": token})
 
 
 def _platform(

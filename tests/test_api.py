@@ -356,6 +356,9 @@ async def test_writes_without_the_admin_token_are_401(
     assert await observed(cascade) == before
 
 
+NOT_THE_SANDBOX = {"heroku_api_key": "a-platform-token", "heroku_api_url": "http://127.0.0.1:9"}
+
+
 @pytest.mark.parametrize(("method", "path", "kwargs"), WRITES)
 @pytest.mark.parametrize("admin_token", [None, ""], ids=["unset", "empty"])
 async def test_writes_with_no_admin_token_configured_are_403(
@@ -365,7 +368,10 @@ async def test_writes_with_no_admin_token_configured_are_403(
     kwargs: Json,
     admin_token: str | None,
 ) -> None:
-    cascade = await start_cascade(admin_token=admin_token)
+    """Unset: outside the sandbox (a Platform API token set; nothing answers there), as the
+    sandbox keeps a token of its own when none is set (tests/e2e/test_cli.py)."""
+    platform = NOT_THE_SANDBOX if admin_token is None else {}
+    cascade = await start_cascade(admin_token=admin_token, **platform)
     await _pause_everything(cascade)
     before = await observed(cascade)
     for headers in ({}, ADMIN):

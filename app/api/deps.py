@@ -32,7 +32,9 @@ async def require_admin(
     if token is None or not token.get_secret_value():
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            "writes are disabled: set CASCADE_ADMIN_TOKEN to allow them",
+            "writes are disabled: this Cascade runs without an admin token;"
+            " set CASCADE_ADMIN_TOKEN in the server's environment (where Cascade runs)"
+            " and restart it to allow them",
         )
     scheme, _, given = (authorization or "").partition(" ")
     expected = token.get_secret_value().encode()

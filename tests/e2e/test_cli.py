@@ -178,11 +178,20 @@ def test_no_token_at_all_says_to_set_one(running: tuple[Cluster, harness.Process
 
 
 def test_a_cascade_without_writes_says_so(cluster_factory: Callable[..., Cluster]) -> None:
+    """On a real Heroku, no token is made: writes stay disabled, and the refusal says the
+    token belongs in the server's environment (setting it in the client's changes nothing)."""
     cluster = cluster_factory()
-    process = cluster.start_cascade(CASCADE_ADMIN_TOKEN="")
+    process = harness.cascade(cluster.config, cluster.redis_url, cluster.platform, cluster.tmp)
+    del process.env["CASCADE_ADMIN_TOKEN"]
+    cluster.processes.append(process)
+    process.start()
     done = cascade("pause", "--reason", "x", **client_env(process))
     assert done.returncode == 1
     assert f"Cascade at {process.url} refused (403): writes are disabled" in done.stderr
+    assert "set CASCADE_ADMIN_TOKEN in the server's environment (where Cascade runs)" in (
+        done.stderr
+    )
+    assert not (cluster.tmp / "data" / "admin-token").exists()
 
 
 def test_an_unreachable_cascade(tmp_path: Path) -> None:
@@ -319,6 +328,51 @@ def test_make_serve_ends_quietly_on_ctrl_c(tmp_path: Path) -> None:
     make.wait(30)
     assert "cascade stopped" in served.output()
     assert "make: ***" not in served.output()
+
+
+def test_the_sandbox_keeps_an_admin_token_for_the_local_client(
+    tmp_path: Path, cluster_factory: Callable[..., Cluster]
+) -> None:
+    """No CASCADE_ADMIN_TOKEN anywhere: the sandbox makes one, the local client finds it."""
+    cluster = cluster_factory()  # only to stop the servers at the end
+    data = tmp_path / "data"
+    port = harness.free_port()
+    env = {
+        k: v for k, v in harness.base_env().items() if k not in ("REDIS_URL", "PORT")
+    }  # the sandbox, with its own Valkey under `data`
+    env.update(CASCADE_CONFIG=str(harness.ROOT / "examples" / "demo.toml"))
+    env.update(CASCADE_DATA_DIR=str(data), CASCADE_SANDBOX_DEPLOY_SECONDS="0")
+    argv = [*command(), "serve", "--port", str(port)]
+
+    def serve(name: str) -> harness.Process:
+        served = harness.Process(name, argv, env, port, tmp_path / f"{name}.log", "/readyz")
+        cluster.processes.append(served)  # stopped at the end, whatever happens
+        return served.start(timeout=60)
+
+    client = {"CASCADE_URL": f"http://localhost:{port}", "CASCADE_DATA_DIR": str(data)}
+    first = serve("first")
+    token = (data / "admin-token").read_text().strip()
+    assert len(token) >= 32
+    assert (data / "admin-token").stat().st_mode & 0o777 == 0o600
+    done = cascade("pause", "--reason", "playing", cwd=tmp_path, **client)
+    assert done.returncode == 0, done.stderr
+    assert httpx.get(first.url + "/status").json()["paused"]["reason"] == "playing"
+    for path in ("/", "/status", "/events", "/metrics"):
+        assert token not in httpx.get(first.url + path).text
+    first.stop()
+
+    again = serve("again")
+    loopback = {"CASCADE_URL": again.url}
+    assert (data / "admin-token").read_text().strip() == token  # kept across the restart
+    done = cascade("resume", cwd=tmp_path, **client)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("lifted the global pause: playing")
+    elsewhere = cascade("pause", "--reason", "x", cwd=tmp_path, **{**client, **loopback})
+    assert elsewhere.returncode == 0, elsewhere.stderr  # 127.0.0.1 is this machine too
+    again.stop()
+    for served in (first, again):
+        assert "admin-token" in served.output()  # where it is, never what it is
+        assert token not in served.output()
 
 
 def test_serve_refuses_a_bad_services_file(tmp_path: Path) -> None:
