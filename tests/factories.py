@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+import respx
+
 from app.models import Pause, Release, ReleaseStatus, Snapshot, StageView
 from app.services import Service
 
@@ -77,3 +79,10 @@ def pause(
     return Pause(
         reason=reason, created_at=NOW - timedelta(minutes=5), by="ops", until=until, service=svc
     )
+
+
+def refuse_the_platform_token(router: respx.MockRouter) -> None:
+    """The Platform API of NOT_THE_SANDBOX refuses the token at once (a 4xx is not retried:
+    with nothing listening, each reconcile retried with back-off for seconds)."""
+    unauthorized = {"id": "unauthorized", "message": "Invalid credentials provided."}
+    router.route(host="127.0.0.1", port=9).respond(401, json=unauthorized)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
+import respx
 from asgi_lifespan import LifespanManager
 
 from app.main import YOUNG_COLLECTION_EVERY, create_app
 from app.models import Pause, PromotionRecord, PromotionState
+from tests.factories import refuse_the_platform_token
 from tests.inprocess import (
     ADMIN,
     ADMIN_TOKEN,
@@ -363,6 +365,7 @@ NOT_THE_SANDBOX = {"heroku_api_key": "a-platform-token", "heroku_api_url": "http
 @pytest.mark.parametrize("admin_token", [None, ""], ids=["unset", "empty"])
 async def test_writes_with_no_admin_token_configured_are_403(
     start_cascade: Start,
+    respx_mock: respx.MockRouter,
     method: str,
     path: str,
     kwargs: Json,
@@ -371,6 +374,7 @@ async def test_writes_with_no_admin_token_configured_are_403(
     """Unset: outside the sandbox (a Platform API token set; nothing answers there), as the
     sandbox keeps a token of its own when none is set (tests/e2e/test_cli.py)."""
     platform = NOT_THE_SANDBOX if admin_token is None else {}
+    refuse_the_platform_token(respx_mock)
     cascade = await start_cascade(admin_token=admin_token, **platform)
     await _pause_everything(cascade)
     before = await observed(cascade)

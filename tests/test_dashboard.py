@@ -19,12 +19,14 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as redis
+import respx
 import uvicorn
 from fastapi import FastAPI
 
 from app import keys
 from app.live import EVERYTHING, Live
 from app.redis_client import connect
+from tests.factories import refuse_the_platform_token
 from tests.inprocess import ADMIN, Cascade, Start, cascades, eventually, in_future
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,9 +330,12 @@ async def test_pause_form_only_where_writes_are_possible(start: Start) -> None:
     assert options == ["", "api", "web"]
 
 
-async def test_no_pause_form_without_an_admin_token(start: Start) -> None:
-    # outside the sandbox (nothing answers at that Platform API): the sandbox makes a token
+async def test_no_pause_form_without_an_admin_token(
+    start: Start, respx_mock: respx.MockRouter
+) -> None:
+    # outside the sandbox (that Platform API refuses the token): the sandbox makes a token
     platform = {"heroku_api_key": "a-platform-token", "heroku_api_url": "http://127.0.0.1:9"}
+    refuse_the_platform_token(respx_mock)  # at once: no retries with back-off
     shown = await page(await start(admin_token=None, **platform))
     assert shown.find(id="pause-form") == []
     assert "set CASCADE_ADMIN_TOKEN" in shown.by_id("control")[2]

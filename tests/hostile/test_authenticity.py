@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from app.webhooks.auth import MAX_BODY
+from tests.factories import refuse_the_platform_token
 from tests.figures import Figure, record
 from tests.hostile.conftest import SECRETS, Tally, senders
 from tests.hostile.senders import SENDERS, Sender, encode, github_hmac, heroku_hmac
@@ -311,9 +312,12 @@ async def test_every_write_needs_the_admin_token(hostile: Cascade) -> None:
     )
 
 
-async def test_with_no_admin_token_every_write_is_403(start: Start, services_file: Path) -> None:
-    # outside the sandbox (nothing answers at that Platform API): the sandbox makes a token
+async def test_with_no_admin_token_every_write_is_403(
+    start: Start, services_file: Path, respx_mock: respx.MockRouter
+) -> None:
+    # outside the sandbox (that Platform API refuses the token): the sandbox makes a token
     platform = {"heroku_api_key": "a-platform-token", "heroku_api_url": "http://127.0.0.1:9"}
+    refuse_the_platform_token(respx_mock)  # at once: no retries with back-off
     cascade = await start(config_path=services_file, admin_token=None, **SECRETS, **platform)
     before = await state(cascade)
     tried = 0
