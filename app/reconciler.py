@@ -44,7 +44,7 @@ from app.store import Histories, ServiceView, Store
 
 log = logging.getLogger(__name__)
 HISTORY_DEPTH = 50  # releases read once per source app to learn which commits ran there
-LOOK_BACK = 5000  # releases read, once, for a target's commit older than the history
+LOOK_BACK = 1000  # releases read (one page), once, for a target's commit older than the history
 
 
 @dataclass(frozen=True)
