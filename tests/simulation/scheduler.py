@@ -591,25 +591,24 @@ class Simulation:
         )
         self._note(step, "Cascade says: " + await self._said())
 
+    async def _pairs(self) -> tuple[int, list[dict[str, Any]]]:
+        """What one process's `/status` says of each pair, as an operator reads it."""
+        response = await self.engines[0].request("GET", f"/status/{SERVICE}")
+        ok = response.status_code == 200
+        return response.status_code, response.json()["promotions"] if ok else []
+
     async def _failed_into(self, commit: str) -> list[str]:
         """The targets `/status` says a promotion of `commit` failed into."""
-        response = await self.engines[0].request("GET", f"/status/{SERVICE}")
-        if response.status_code != 200:
-            return []
-        return [
-            p["to"]
-            for p in response.json()["promotions"]
-            if p["commit"] == commit and p["state"] == "failed"
-        ]
+        _, pairs = await self._pairs()
+        return [p["to"] for p in pairs if p["commit"] == commit and p["state"] == "failed"]
 
     async def _said(self) -> str:
-        """What one process's `/status` says of each pair: why it waits, for the trace."""
-        response = await self.engines[0].request("GET", f"/status/{SERVICE}")
-        if response.status_code != 200:
-            return f"/status {response.status_code}"
+        """Why each pair waits, by `/status`, for the trace."""
+        status, pairs = await self._pairs()
+        if status != 200:
+            return f"/status {status}"
         return "; ".join(
-            f"{p['commit'][:8]} to {p['to']}: {p['state']}: {p['reason']}"
-            for p in response.json()["promotions"]
+            f"{p['commit'][:8]} to {p['to']}: {p['state']}: {p['reason']}" for p in pairs
         )
 
     async def _quiet_reconciles(self, step: int) -> None:
