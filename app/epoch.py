@@ -6,6 +6,10 @@ value it found or wrote. Found gone, or changed to a value no operator's recover
 after it, the data was lost: the process sets `keys.DATA_LOST`, which every process honours,
 and promotes nothing until an operator confirms with `POST /recover` (or `cascade recover`),
 which writes a new marker. What a process keeps in memory is dropped either way.
+
+A lagging replica keeps the marker, so a count of promotion claims (`keys.CLAIMS`) goes
+with it: each claim adds one, and each process remembers the highest count it saw. Found
+lower, writes this process saw were lost, its claims among them.
 """
 
 import asyncio
@@ -60,6 +64,7 @@ class Epoch:
         self.known: str | None = None  # the marker found or written by this process
         self.lost: str | None = None  # why nothing is promoted, while a loss is unconfirmed
         self.waits_for_disk = True  # until the server says it cannot (old server, no append-only)
+        self.claims = 0  # the highest count of claims seen: a lower one means writes were lost
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -77,59 +82,71 @@ class Epoch:
         return await self._look(drop=True)
 
     async def _look(self, *, drop: bool) -> str | None:
-        value, flag = await self._read()
+        value, flag, claims = await self._read()
         if flag is not None:
             if self.known is None:  # the recovery's marker will be adopted
                 self.known = value
             self._stop(flag, drop=drop and self.lost is None)
             return self.lost
         if self.known is None:
-            self.known, self.lost = value or await self._first(), None
+            self.known, self.lost, self.claims = value or await self._first(), None, claims
             return None
         if value != self.known:
             if value is not None and adopts(self.known, value):
                 log.warning("data marker recovered by an operator elsewhere: %s", value)
-                self.known, self.lost = value, None
+                self.known, self.lost, self.claims = value, None, claims
                 self.forget()
                 return None
-            why = (
-                f"Redis lost Cascade's data (the marker {self.known} is"
-                f" {'gone' if value is None else f'now {value}'}): pauses, promotion records"
-                " and histories may be gone, so nothing is promoted"
+            gone = f"the marker {self.known} is {'gone' if value is None else f'now {value}'}"
+            return await self._lost(gone, drop=drop)
+        if claims < self.claims:  # a replica that lagged took over: the marker is the same
+            return await self._lost(
+                f"its count of promotion claims went back from {self.claims} to {claims}",
+                drop=drop,
             )
-            await self.redis.set(keys.DATA_LOST, why, nx=True)
-            self._stop((await self._read())[1] or why, drop=drop)
-            return self.lost
+        self.claims = claims
         self.lost = None  # the flag is gone and the marker is still ours: an operator recovered
         return None
+
+    async def _lost(self, how: str, *, drop: bool) -> str | None:
+        """Raise the flag every process honours, and stop."""
+        why = (
+            f"Redis lost Cascade's data ({how}): pauses, promotion records and histories"
+            " may be gone, so nothing is promoted"
+        )
+        await self.redis.set(keys.DATA_LOST, why, nx=True)
+        self._stop((await self._read())[1] or why, drop=drop)
+        return self.lost
 
     async def _first(self) -> str | None:
         """Write the marker on a Redis without one; of several processes, the first wins."""
         await self.redis.set(keys.EPOCH, marker(NEW, self._ms()), nx=True)
-        value, _ = await self._read()
+        value, _, _ = await self._read()
         log.info("data marker written: %s", value)
         return value
 
     async def recover(self) -> str:
         """The operator confirms the loss: a new marker, and promoting resumes everywhere."""
-        found, _ = await self._read()
+        found, _, claims = await self._read()
         newest = max(self._ms(), *(_parts(v)[1] + 1 for v in (self.known, found) if v))
         value = marker(RECOVERED, newest)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.EPOCH, value)
             pipe.delete(keys.DATA_LOST)
             await pipe.execute()
-        self.known, self.lost = value, None
+        self.known, self.lost, self.claims = value, None, claims
         self.forget()
         log.warning("data loss confirmed by an operator: promoting again (marker %s)", value)
         return value
 
     async def durable(self) -> bool:
-        """Wait until what was written is on disk (WAITAOF), where the server can say so.
+        """Count the claim just made, then wait until both are on disk (WAITAOF), where the
+        server can say so.
 
         False only when the server could and did not in time: a claim not on disk may be
         lost in a crash and the promotion made twice, so it is not sent.
         """
+        self.claims = max(self.claims, int(await self.redis.incr(keys.CLAIMS)))
         if not self.waits_for_disk:
             return True
         try:
@@ -161,12 +178,13 @@ class Epoch:
             except (RedisError, OSError) as error:
                 log.warning("cannot check the data marker: %s", error)
 
-    async def _read(self) -> tuple[str | None, str | None]:
+    async def _read(self) -> tuple[str | None, str | None, int]:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(keys.EPOCH)
             pipe.get(keys.DATA_LOST)
-            value, flag = await pipe.execute()
-        return _text(value), _text(flag)
+            pipe.get(keys.CLAIMS)
+            value, flag, claims = await pipe.execute()
+        return _text(value), _text(flag), int(claims or 0)
 
     def _stop(self, why: str, *, drop: bool) -> None:
         if self.lost is None:

@@ -222,3 +222,4 @@ PAUSE_KEPT_AFTER = timedelta(days=1)
 # data loss (app/epoch.py) ------------------------------------------------------------------
 EPOCH = f"{PREFIX}:epoch"  # the marker each process remembers: gone or replaced, data was lost
 DATA_LOST = f"{PREFIX}:data-lost"  # why promoting stopped, set by whoever saw the loss first
+CLAIMS = f"{PREFIX}:claims"  # promotion claims made: going back, Redis lost recent writes

@@ -113,6 +113,23 @@ async def test_a_lagging_replica_bringing_an_older_marker_back_is_a_loss(
     assert await epoch.verify() is not None
 
 
+async def test_a_lagging_replica_that_lost_a_claim_is_a_loss(redis_client: "redis.Redis") -> None:
+    """The marker is the same on a replica that lagged: the count of claims is not (the
+    simulation's seed 120 lost a claim that way, and promoted the commit a second time)."""
+    claimer, other = await started(redis_client), await started(redis_client)
+    await redis_client.set("cascade:{api}:promotion:api-st:c", "claimed")
+    assert await claimer.durable() is True
+    assert await other.verify() is None  # it saw the claim counted
+    await redis_client.delete("cascade:{api}:promotion:api-st:c", keys.CLAIMS)  # the replica
+
+    assert await claimer.verify() is not None
+    assert "claims went back from 1 to 0" in (await redis_client.get(keys.DATA_LOST) or "")
+    assert await other.verify() is not None
+    await claimer.recover()  # the operator confirms: the lower count is the count now
+    assert await claimer.verify() is None
+    assert await other.verify() is None
+
+
 async def test_recover_resumes_every_process_and_they_forget_what_they_kept(
     redis_client: "redis.Redis",
 ) -> None:

@@ -74,7 +74,9 @@ class Judge:
         return broken
 
     def _once(self, asked: Asked) -> list[str]:
-        """At most once: again only after it failed and an operator asked for a retry."""
+        """At most once: again only after it failed and an operator asked for a retry, or
+        after a data loss that took its record, which Cascade noticed and an operator
+        confirmed (`POST /recover`: Cascade said promotion records may be gone)."""
         earlier = [
             a
             for a in self.truth.asked
@@ -83,12 +85,19 @@ class Judge:
         for before in earlier:
             failed = before.failed
             retried = self.truth.retried.get(asked.target, -1) > before.step
-            if not (failed and retried):
+            if not (failed and retried) and not self._confirmed_loss(before.step, asked.step):
                 return [
                     f"at most once: {asked.commit[:8]} promoted to {asked.target} again"
                     f" (first at step {before.step}, {before.landing.status})"
                 ]
         return []
+
+    def _confirmed_loss(self, after: int, before: int) -> bool:
+        """Redis lost data after step `after`, and an operator confirmed it before `before`."""
+        return any(
+            after < lost and any(lost <= r < before for r in self.truth.recovered)
+            for lost in self.truth.lost
+        )
 
     def _forwards(self, asked: Asked) -> list[str]:
         replaced = asked.replaced

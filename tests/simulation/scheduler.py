@@ -523,10 +523,12 @@ class Simulation:
         ]
 
     async def _redis_flush(self) -> str:
+        self.sandbox.truth.lost.append(self.sandbox.step)
         await self.redis.flushdb()
         return "Redis lost everything (FLUSHDB)"
 
     async def _redis_rewind(self) -> str:
+        self.sandbox.truth.lost.append(self.sandbox.step)
         raw = redis.Redis(connection_pool=redis.ConnectionPool.from_url(self.redis_url))
         try:
             await raw.flushdb()
@@ -649,6 +651,8 @@ class Simulation:
             await engine.epoch.verify()  # what its watch (`Epoch.watch`) would find by now
             if engine.epoch.lost:
                 response = await engine.request("POST", "/recover")
+                if response.status_code < 300:
+                    self.sandbox.truth.recovered.append(step)
                 said = f"{engine.name} stopped for a data loss; POST /recover"
                 self._note(step, f"quiet: {said}: {response.status_code}")
 

@@ -96,6 +96,8 @@ class Truth:
     revealed: dict[str, int] = field(default_factory=dict)  # release id -> step Cascade knew
     asked: list[Asked] = field(default_factory=list)
     retried: dict[str, int] = field(default_factory=dict)  # target -> step of the last /retry
+    lost: list[int] = field(default_factory=list)  # steps at which Redis lost data
+    recovered: list[int] = field(default_factory=list)  # steps of an operator's POST /recover
 
 
 class Outbox(WebhookSender):
