@@ -40,6 +40,7 @@ from app.plan import FOLLOW_FIRST, plan
 from app.promoter import Promoter
 from app.services import Service, ServicesConfig
 from app.signals import Signals
+from app.signals.github import Relation
 from app.store import Histories, ServiceView, Store
 
 log = logging.getLogger(__name__)
@@ -493,21 +494,39 @@ class Reconciler:
             self._histories.add((name, app))
 
     async def _look_further_back(self, name: str, snapshot: Snapshot) -> bool:
-        """A target's commit that is not in its source's history may have run there before
-        the history reaches (it holds the newest `HISTORY_MAXLEN` commits, from the last
-        `HISTORY_DEPTH` releases at first): read `LOOK_BACK` releases, once per commit, so an
-        old commit is placed in the order instead of taken for a hotfix. True when a place
-        was learnt."""
-        unplaced: dict[str, set[str]] = {}
-        for source, target in pairwise(snapshot.stages):
+        """Read `LOOK_BACK` releases of an app, once per commit, where the history (the newest
+        `HISTORY_MAXLEN` commits, from the last `HISTORY_DEPTH` releases at first) may not
+        reach a commit's first run. True when a place was learnt.
+
+        - A target's commit that is not in its source's history may have run there before
+          it: placed, it is not taken for a hotfix.
+        - A source's commit about to be promoted over an older-looking one may be an old
+          commit deployed again (a `git push`, not Heroku's rollback): its first run there
+          would be older than the history. Looked up in each stage whose order may decide.
+        """
+        wanted: dict[str, dict[str, int | None]] = {}  # app -> commit -> known place
+        for index, (source, target) in enumerate(pairwise(snapshot.stages)):
+            commit, target_commit = source.commit, target.commit
             known = snapshot.positions.get(source.app)
-            commit = target.commit
-            if known and commit and source.commit != commit and commit not in known:
-                unplaced.setdefault(source.app, set()).add(commit)
+            if not commit or not target_commit or commit == target_commit:
+                continue
+            if known and target_commit not in known:  # with the source's: one read for both
+                wanted.setdefault(source.app, {}).update(
+                    {target_commit: None, commit: known.get(commit)}
+                )
+            facts = snapshot.signals.github.get((commit, target_commit))
+            if facts is not None and facts.relation is Relation.AHEAD:
+                continue  # Git settles it
+            for stage in snapshot.stages[: index + 1]:
+                places = snapshot.positions.get(stage.app) or {}
+                at, other_at = places.get(commit), places.get(target_commit)
+                if at is not None and other_at is not None and at > other_at:
+                    wanted.setdefault(stage.app, {})[commit] = at
         learnt = False
-        for app, commits in unplaced.items():
-            wanted = sorted(commits - await self.store.looked_up(name, app, sorted(commits)))
-            if not wanted:
+        for app, commits in wanted.items():
+            done = await self.store.looked_up(name, app, sorted(commits))
+            asked = {c: at for c, at in commits.items() if c not in done}
+            if not asked:
                 continue
             try:
                 releases = await self.heroku.releases(app, LOOK_BACK)
@@ -515,9 +534,9 @@ class Reconciler:
                 log.warning("cannot read further back in %s service=%s: %s", app, name, error)
                 continue
             placed = order.positions(releases)
-            found = {c: placed.get(c, 0) for c in wanted}
+            found = {c: placed.get(c, 0) for c in asked}
             await self.store.add_looked_up(name, app, found)
-            learnt |= any(found.values())
+            learnt |= any(0 < at < (asked[c] or at + 1) for c, at in found.items())
         return learnt
 
     async def _learn_history_or_log(self, name: str, topology: topo.Topology) -> None:

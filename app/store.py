@@ -43,7 +43,7 @@ end
 
 # KEYS: per app, its history, its positions and its looked-up positions. ARGV: per app, how
 # many commits, then each. Per app: the newest arrival (commit, score), the highest position
-# (commit, score), then each commit's arrival and position (else the looked-up one).
+# (commit, score), then each commit's arrival and position (the looked-up one when lower).
 _HISTORY = """
 local out, at = {}, 1
 for k = 1, #KEYS, 3 do
@@ -54,9 +54,9 @@ for k = 1, #KEYS, 3 do
     at = at + 1
     row[#row + 1] = redis.call('zscore', KEYS[k], ARGV[at])
     local place = redis.call('zscore', KEYS[k + 1], ARGV[at])
-    if not place then
-      local found = redis.call('hget', KEYS[k + 2], ARGV[at])
-      if found and found ~= '0' then place = found end
+    local found = redis.call('hget', KEYS[k + 2], ARGV[at])
+    if found and found ~= '0' and (not place or tonumber(found) < tonumber(place)) then
+      place = found
     end
     row[#row + 1] = place
   end

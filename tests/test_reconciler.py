@@ -370,6 +370,31 @@ async def test_a_target_running_a_commit_older_than_the_history_is_promoted_over
     assert world.heroku.calls["GET /apps/{app}/releases"] == reads  # read back once, not again
 
 
+async def test_an_old_commit_deployed_again_past_the_history_is_not_promoted(
+    make_world,
+) -> None:  # type: ignore[no-untyped-def]
+    """A fresh deploy of an old commit (a `git push` of it, not Heroku's rollback) looks
+    newest among the releases read at onboarding when its first run is older than them:
+    the source's releases are read further back before it is promoted (simulation seed 3,
+    `--row 5 --steps 200`: it went backwards)."""
+    world = await make_world(PAIR, resync_seconds=0.001)
+    await world.sandbox.deploy("api-qa", OLD)  # v2
+    await world.sandbox.deploy("api-st", OLD)
+    for i in range(HISTORY_DEPTH):  # OLD's first run is older than the releases read
+        await world.sandbox.deploy("api-qa", f"c{i:039x}")
+    await world.sandbox.deploy("api-qa", NEW)
+    await world.sandbox.deploy("api-st", NEW)
+    await world.sandbox.deploy("api-qa", OLD)  # deployed again: the newest release of qa
+    await world.settle()
+    await world.reconciler.reconcile("api")
+
+    blocked = staging_candidate(await until_promotable(world))
+
+    assert world.running("api-st") == NEW
+    assert (blocked.commit, blocked.state) == (OLD, PairState.BLOCKED)
+    assert "backwards" in blocked.reason
+
+
 async def test_a_rollback_to_a_commit_trimmed_from_the_history_is_not_promoted(
     make_world,
 ) -> None:  # type: ignore[no-untyped-def]
