@@ -133,6 +133,8 @@ def status(args: argparse.Namespace) -> int:
         return 0
     now = datetime.now(UTC)
     if not args.service:
+        if body.get("config_problem"):
+            print(_config_problem(body["config_problem"], now))
         if body.get("sandbox"):
             print("SANDBOX  Cascade runs on a simulated Heroku: nothing real is promoted")
         if body.get("dry_run"):
@@ -314,6 +316,14 @@ def _pause(pause: dict[str, Any], now: datetime) -> str:
         until = datetime.fromisoformat(pause["until"])
         text += f", until {until.isoformat(timespec='minutes')} ({humanize(until - now)} left)"
     return text
+
+
+def _config_problem(problem: dict[str, Any], now: datetime) -> str:
+    """First, so whoever just edited the services file sees their edit did not take."""
+    return (
+        f"CONFIG   services file NOT reloaded ({problem['path']}, {_ago(problem['at'], now)}):"
+        f" {problem['message']}; still running the previous configuration"
+    )
 
 
 def _source(source: dict[str, Any], now: datetime) -> str:

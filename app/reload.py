@@ -11,6 +11,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,16 @@ class Reload:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """The last refused reload of this process: kept so `/status`, the page and `cascade status`
+    show it to whoever edits the file, not only the log (cleared by the next good reload)."""
+
+    message: str  # the loader's message: the file, the service and the field
+    path: str  # the services file that was refused
+    at: datetime  # when it was refused (UTC)
 
 
 def stamp(path: Path) -> Stamp:
@@ -74,6 +85,7 @@ class Reloader:
                 config = await asyncio.to_thread(load_services, path)
             except ConfigError as error:
                 runtime.metrics.reloads.labels("refused").inc()
+                runtime.config_problem = ConfigProblem(str(error), str(path), datetime.now(UTC))
                 count = len(runtime.config.services)
                 log.error(
                     "services file NOT reloaded (%s): %s; still running the previous one"
@@ -85,6 +97,7 @@ class Reloader:
                 return Reload(False, f"{error} (still running the previous file)")
             added, removed, changed = differences(runtime.config, config)
             names = tuple(s.name for s in config.services)
+            runtime.config_problem = None  # a good file again: the last refusal is over
             if config == runtime.config:
                 runtime.metrics.reloads.labels("unchanged").inc()
                 return Reload(True, "unchanged", names)

@@ -34,7 +34,7 @@ from app.queue import ReconcileQueue
 from app.reconciler import Reconciler
 from app.redis_client import connect
 from app.redis_server import EmbeddedRedis
-from app.reload import Reloader, Watcher
+from app.reload import ConfigProblem, Reloader, Watcher
 from app.scheduler import Scheduler
 from app.services import ServicesConfig, load_services
 from app.settings import Settings
@@ -74,6 +74,7 @@ class Runtime:
     commit_statuses: CommitStatuses | None = None  # with GITHUB_TOKEN
     reloader: Reloader | None = None
     watcher: Watcher | None = None  # SIGHUP and the services file's modification time
+    config_problem: ConfigProblem | None = None  # the last reload refused, until one succeeds
 
     async def handle(self, service: str) -> None:
         """The queue's worker step: reconcile, then arrange to look again."""

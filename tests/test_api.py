@@ -53,6 +53,7 @@ async def test_status_shape(cascade: Cascade) -> None:
     assert status["sandbox"] is True
     assert status["dry_run"] is False
     assert status["paused"] is None
+    assert status["config_problem"] is None  # the services file was not refused
     assert [s["name"] for s in status["services"]] == ["api", "web"]
     api, web = status["services"]
     assert api["pipeline"] == "api"

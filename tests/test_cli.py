@@ -324,6 +324,26 @@ def test_status_names_each_source_and_whether_it_is_stale(
     ]
 
 
+def test_status_says_first_that_the_services_file_was_not_reloaded(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)
+    problem = {
+        "message": 'cascade.toml: service "web": unknown field "stagez"',
+        "path": "/srv/cascade.toml",
+        "at": (now - timedelta(minutes=2)).isoformat(),
+    }
+    body = {"sandbox": True, "paused": None, "services": [], "config_problem": problem}
+    monkeypatch.setattr(cli, "_call", lambda *args, **kwargs: body)
+    assert cli.status(cli._parser().parse_args(["status"])) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == (
+        "CONFIG   services file NOT reloaded (/srv/cascade.toml, 2m ago): cascade.toml: service"
+        ' "web": unknown field "stagez"; still running the previous configuration'
+    )
+    assert second.startswith("SANDBOX")
+
+
 # resume says what it lifted ---------------------------------------------------------------
 
 PAUSED = {"reason": "incident 7", "by": "ana", "until": None, "service": None}

@@ -5,11 +5,12 @@ end to end. SIGHUP is exercised on a real process in `tests/e2e/test_production.
 """
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from app.reload import differences, stamp
+from app.reload import ConfigProblem, differences, stamp
 from app.services import Service, ServicesConfig
 from tests.factories import WEB
 from tests.inprocess import ADMIN, Cascade, Start, eventually
@@ -86,6 +87,34 @@ async def test_a_broken_file_is_refused_and_the_old_one_keeps_running(
     assert cascade.runtime.sandbox is not None
     await cascade.runtime.sandbox.deploy("api-qa", A)  # the old configuration still promotes
     await eventually(lambda: promoted(cascade, "api", "api-st", A), "A promoted to api-st", 30)
+
+
+async def test_a_refused_reload_shows_in_status_until_a_good_one(
+    start_cascade: Start, services: Path
+) -> None:
+    cascade = await start_cascade(config_path=services, reload_seconds=0)
+    assert (await cascade.status())["config_problem"] is None
+    write(services, BROKEN)
+    before = datetime.now(UTC)
+    assert (await reload(cascade))[0] == 422
+    problem = (await cascade.status())["config_problem"]
+    assert problem["path"] == str(services)
+    assert '"stagez"' in problem["message"]
+    assert '"web"' in problem["message"]
+    assert before <= datetime.fromisoformat(problem["at"]) <= datetime.now(UTC)
+    found = cascade.runtime.config_problem  # the name the dashboard reads
+    assert isinstance(found, ConfigProblem)
+    assert found.message == problem["message"]
+    write(services, API)  # put back as it was: unchanged, and no longer a problem
+    code, body = await reload(cascade)
+    assert (code, body["detail"]) == (200, "unchanged")
+    assert (await cascade.status())["config_problem"] is None
+    write(services, BROKEN)
+    assert (await reload(cascade))[0] == 422
+    write(services, API + WEB)  # a good new file clears it too
+    assert (await reload(cascade))[0] == 200
+    assert cascade.runtime.config_problem is None
+    assert (await cascade.status())["config_problem"] is None
 
 
 async def test_the_file_is_watched(start_cascade: Start, services: Path) -> None:

@@ -108,6 +108,14 @@ class SourceOut(BaseModel):
     limit_seconds: float | None  # None: its age never makes a gate unknown
 
 
+class ConfigProblemOut(BaseModel):
+    """A services file this process refused to reload (`app.reload.ConfigProblem`)."""
+
+    message: str = Field(description="why: the file, the service and the field, as at startup")
+    path: str = Field(description="the services file that was refused")
+    at: datetime = Field(description="when this process refused it")
+
+
 class StatusOut(BaseModel):
     sandbox: bool
     dry_run: bool
@@ -115,6 +123,14 @@ class StatusOut(BaseModel):
     services: list[ServiceOut]
     problem: str | None = None  # Redis lost Cascade's data: nothing is promoted (`app.epoch`)
     sources: list[SourceOut] = []
+    config_problem: ConfigProblemOut | None = Field(
+        None,
+        description=(
+            "the services file's last reload was refused, so the previous configuration still"
+            " runs; null once a reload succeeds. Per process: each process reloads its own"
+            " copy of the file, so with several dynos the answer is the answering one's"
+        ),
+    )
 
 
 class EventOut(BaseModel):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, status
 from app.api.deps import RuntimeDep
 from app.api.schemas import (
     INVALID,
+    ConfigProblemOut,
     GateOut,
     PauseOut,
     PromotionOut,
@@ -41,7 +42,16 @@ async def get_status(runtime: RuntimeDep) -> StatusOut:
         services=services,
         problem=runtime.epoch.lost,
         sources=await sources(runtime, now),
+        config_problem=config_problem_out(runtime),
     )
+
+
+def config_problem_out(runtime: Runtime) -> ConfigProblemOut | None:
+    """The refused reload this process remembers, if any (see `app.reload.ConfigProblem`)."""
+    found = runtime.config_problem
+    if found is None:
+        return None
+    return ConfigProblemOut(message=found.message, path=found.path, at=found.at)
 
 
 async def sources(runtime: Runtime, now: datetime) -> list[SourceOut]:
