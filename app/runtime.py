@@ -125,6 +125,12 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         live=live,
         epoch=epoch,
     )
+    if settings.public_url_from_heroku:
+        log.info(
+            "CASCADE_PUBLIC_URL is unset: using %s from Heroku's dyno metadata"
+            " (HEROKU_APP_DEFAULT_DOMAIN_NAME)",
+            settings.public_url,
+        )
     runtime: Runtime
     queue = ReconcileQueue(lambda service: runtime.handle(service))
     scheduler = Scheduler(queue.enqueue, lambda: [s.name for s in runtime.config.services])

@@ -3,9 +3,9 @@
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.services import parse_duration
@@ -68,7 +68,12 @@ class Settings(BaseSettings):
     url: str | None = Field(
         None, validation_alias=_env("CASCADE_URL")
     )  # where the client commands find Cascade; unset: `client_url`, on this machine
-    public_url: str | None = Field(None, validation_alias=_env("CASCADE_PUBLIC_URL"))
+    public_url: str | None = Field(
+        None, validation_alias=_env("CASCADE_PUBLIC_URL")
+    )  # unset on Heroku with dyno metadata: https://$HEROKU_APP_DEFAULT_DOMAIN_NAME
+    heroku_app_default_domain_name: str | None = (
+        None  # set by Heroku when the app has `heroku labs:enable runtime-dyno-metadata`
+    )
     reload_seconds: float = Field(
         5.0, ge=0, validation_alias=_env("CASCADE_RELOAD_SECONDS")
     )  # how often the services file's modification time is checked (0: only SIGHUP, /reload)
@@ -88,6 +93,25 @@ class Settings(BaseSettings):
     slack_blocked_after: Duration = Field(
         timedelta(hours=1), validation_alias=_env("CASCADE_SLACK_BLOCKED_AFTER")
     )  # tell Slack once when a commit has been blocked this long
+
+    _public_url_from_heroku: bool = PrivateAttr(False)
+
+    @model_validator(mode="after")
+    def _public_url_from_dyno_metadata(self) -> Self:
+        """New Heroku apps get a random suffix in their domain, so `https://<app
+        name>.herokuapp.com` is wrong for them; Heroku's dyno metadata knows the right one."""
+        if not self.public_url:
+            self.public_url = None
+            domain = (self.heroku_app_default_domain_name or "").strip().strip("/")
+            if domain:
+                self.public_url = f"https://{domain}"
+                self._public_url_from_heroku = True
+        return self
+
+    @property
+    def public_url_from_heroku(self) -> bool:
+        """CASCADE_PUBLIC_URL was unset and came from HEROKU_APP_DEFAULT_DOMAIN_NAME."""
+        return self._public_url_from_heroku
 
     @property
     def client_url(self) -> str:

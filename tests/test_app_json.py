@@ -1,21 +1,27 @@
 """The one-click Heroku deploy: `app.json`, the `Procfile` and what the buildpack installs.
 
-Every variable of SPEC.md's environment table must be named in `app.json` with a
-description, unless Heroku provides it (PORT) or the Redis add-on does (REDIS_URL).
+The README's configuration table is the list of settings: it names exactly the variables
+`app.settings.Settings` reads, and `app.json` names every one of them with a description,
+unless Heroku provides it (PORT, HEROKU_APP_DEFAULT_DOMAIN_NAME) or the Redis add-on does
+(REDIS_URL). SPEC.md's environment table, the external contract, is a part of it.
 """
 
 import json
+import logging
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import AliasChoices
 
 from app.services import load_services
 from app.settings import Settings
+from tests.inprocess import Start
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 SPEC = ROOT.parent / "shared" / "SPEC.md"  # beside the clone, where CI puts it
 # SPEC.md's environment table, for a clone that has no shared/ beside it.
 SPEC_VARIABLES = {
@@ -25,9 +31,15 @@ SPEC_VARIABLES = {
     "CASCADE_WEBHOOK_TOKEN", "CASCADE_ADMIN_TOKEN", "CASCADE_TICK_SECONDS",
     "CASCADE_RESYNC_SECONDS", "CASCADE_DRY_RUN", "CASCADE_URL", "CASCADE_PUBLIC_URL",
 }  # fmt: skip
-PROVIDED = {"PORT": "Heroku sets it", "REDIS_URL": "the heroku-redis add-on sets it"}
+PROVIDED = {
+    "PORT": "Heroku sets it",
+    "REDIS_URL": "the heroku-redis add-on sets it",
+    "HEROKU_APP_DEFAULT_DOMAIN_NAME": "Heroku's dyno metadata sets it",
+}
 SECRETS = ("HEROKU_WEBHOOK_SECRET", "CASCADE_ADMIN_TOKEN", "CASCADE_WEBHOOK_TOKEN")
-NEEDED = ("HEROKU_API_KEY", "CASCADE_PUBLIC_URL", "CASCADE_CONFIG")
+NEEDED = ("HEROKU_API_KEY", "CASCADE_CONFIG")
+# Values app.json sets on purpose where the default differs (a first deploy is a dry run).
+CHOSEN = {"CASCADE_DRY_RUN": "true", "CASCADE_CONFIG": "examples/demo.toml"}
 
 
 @pytest.fixture(scope="module")
@@ -41,28 +53,80 @@ def spec_variables() -> set[str]:
     if not SPEC.exists():
         return SPEC_VARIABLES
     table = SPEC.read_text().split("## Environment", 1)[1].split("\n## ", 1)[0]
-    return {name for row in table.splitlines() for name in re.findall(r"`([A-Z_]+)`", row[:60])}
+    return _first_column(table)
+
+
+def table_variables() -> set[str]:
+    """The names in the README's configuration table: the settings a user may give."""
+    section = README.read_text().split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    return _first_column(table)
+
+
+def _first_column(table: str) -> set[str]:
+    cells = [row.split("|")[1] for row in table.splitlines() if row.startswith("|")]
+    return {name for cell in cells for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+
+
+def settings_variables() -> dict[str, str]:
+    """Each variable `Settings` reads, by name, and the field it fills."""
+    found: dict[str, str] = {}
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        name = alias.choices[0] if isinstance(alias, AliasChoices) else field.upper()
+        found[str(name)] = field
+    return found
 
 
 def test_the_spec_table_is_the_one_this_test_knows() -> None:
     assert spec_variables() == SPEC_VARIABLES
 
 
-def test_every_spec_variable_is_named_with_a_description(app_json: dict[str, Any]) -> None:
+def test_the_configuration_table_is_every_setting_and_only_those() -> None:
+    table, settings = table_variables(), set(settings_variables())
+    assert table - settings == set(), "in the README's table, not read by Settings"
+    assert settings - table == set(), "read by Settings, missing from the README's table"
+    assert spec_variables() <= table
+
+
+def test_app_json_names_every_setting_of_the_table(app_json: dict[str, Any]) -> None:
     env = app_json["env"]
-    for name in sorted(spec_variables()):
-        if name in PROVIDED:
-            assert name not in env, f"{name}: {PROVIDED[name]}"
+    for name in sorted(PROVIDED):
+        assert name not in env, f"{name}: {PROVIDED[name]}"
+    assert set(env) == table_variables() - set(PROVIDED)
+    for name, variable in env.items():
+        assert len(variable["description"]) > 20, name
+
+
+def test_app_json_values_are_the_defaults_but_where_chosen(app_json: dict[str, Any]) -> None:
+    """A value shown in Heroku's form is what Cascade would use anyway, unless chosen here."""
+    fields = settings_variables()
+    for name, variable in app_json["env"].items():
+        if "value" not in variable:
             continue
-        assert name in env, name
-        assert len(env[name]["description"]) > 20, name
-    assert set(env) <= spec_variables() | {f.upper() for f in Settings.model_fields}
+        field = fields[name]
+        given = Settings(_env_file=None, **{field: variable["value"]})  # type: ignore[arg-type]
+        if name in CHOSEN:
+            assert variable["value"] == CHOSEN[name], name
+        else:
+            assert getattr(given, field) == Settings.model_fields[field].default, name
+
+
+def test_a_first_deploy_is_a_dry_run(app_json: dict[str, Any]) -> None:
+    """With a real key, pipelines named like the demo's may exist in the user's account."""
+    env = app_json["env"]
+    assert env["CASCADE_DRY_RUN"]["value"] == "true"
+    assert Settings(_env_file=None, dry_run=env["CASCADE_DRY_RUN"]["value"]).dry_run is True
+    assert "dry run" in env["CASCADE_CONFIG"]["description"]
 
 
 def test_required_variables_and_generated_secrets(app_json: dict[str, Any]) -> None:
     env = app_json["env"]
     for name in NEEDED:
         assert env[name]["required"] is True, name
+    # Without it, Heroku's dyno metadata gives the app's domain (see below).
+    assert env["CASCADE_PUBLIC_URL"]["required"] is False
+    assert "runtime-dyno-metadata" in env["CASCADE_PUBLIC_URL"]["description"]
     for name in SECRETS:
         assert env[name]["generator"] == "secret", name
         assert "value" not in env[name]
@@ -98,3 +162,45 @@ def test_the_buildpack_installs_the_project_and_the_procfile_runs_it(
     match = re.search(r"--timeout-graceful-shutdown (\d+)", web)
     assert match is not None
     assert int(match[1]) + Settings.model_fields["shutdown_seconds"].default < 30
+
+
+# The public URL from Heroku's dyno metadata -----------------------------------------------
+
+DOMAIN = "cascade-1a2b3c4d5e6f.herokuapp.com"  # new apps' domains carry a random suffix
+
+
+def test_without_a_public_url_heroku_s_domain_is_used() -> None:
+    settings = Settings(_env_file=None, heroku_app_default_domain_name=DOMAIN)  # type: ignore[call-arg]
+    assert settings.public_url == f"https://{DOMAIN}"
+    assert settings.public_url_from_heroku
+    assert settings.model_copy(update={"dry_run": True}).public_url_from_heroku
+
+
+@pytest.mark.parametrize("given", [None, ""])
+def test_without_either_there_is_no_public_url(given: str | None) -> None:
+    settings = Settings(_env_file=None, public_url=given)  # type: ignore[call-arg]
+    assert settings.public_url is None
+    assert not settings.public_url_from_heroku
+
+
+def test_a_public_url_that_is_set_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASCADE_PUBLIC_URL", "https://cascade.acme.test")
+    monkeypatch.setenv("HEROKU_APP_DEFAULT_DOMAIN_NAME", DOMAIN)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.public_url == "https://cascade.acme.test"
+    assert not settings.public_url_from_heroku
+
+
+async def test_the_log_says_once_where_the_public_url_came_from(
+    start_cascade: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="cascade"):
+        cascade = await start_cascade(heroku_app_default_domain_name=DOMAIN)
+        await cascade.settle()
+    said = [r.getMessage() for r in caplog.records if "dyno metadata" in r.getMessage()]
+    assert said == [
+        f"CASCADE_PUBLIC_URL is unset: using https://{DOMAIN} from Heroku's dyno metadata"
+        " (HEROKU_APP_DEFAULT_DOMAIN_NAME)"
+    ]
+    assert cascade.runtime.subscriptions is not None  # it subscribes the stage apps there
+    assert cascade.runtime.subscriptions.url == f"https://{DOMAIN}/webhooks/heroku"
