@@ -19,6 +19,7 @@ from app.heroku import HerokuClient, HerokuError
 from app.redis_client import connect
 from app.services import ConfigError, Service, ServicesConfig, load_services
 from app.settings import Settings
+from app.subscriptions import endpoint
 
 OK, PROBLEM, NOTE = "✓", "✗", "-"
 TIMEOUT_SECONDS = 10.0
@@ -235,6 +236,15 @@ def _secrets(settings: Settings) -> list[Finding]:
             " so Cascade learns only from the resync"
         )
         found.append(Finding(NOTE, "Heroku webhooks", text))
+    if settings.public_url is not None and not settings.sandbox:
+        url = endpoint(settings.public_url)
+        source = (
+            "HEROKU_APP_DEFAULT_DOMAIN_NAME, Heroku's dyno metadata"
+            if settings.public_url_from_heroku
+            else "CASCADE_PUBLIC_URL"
+        )  # a one-off dyno sees what the web dynos see: step 7 confirms step 5
+        text = f"Cascade keeps the api:release subscriptions at {url} (from {source})"
+        found.append(Finding(NOTE, "public URL", text))
     if settings.slack_webhook_url is not None:
         text = "CASCADE_SLACK_WEBHOOK_URL set (not tried: that would post a message)"
         found.append(Finding(NOTE, "Slack", text))

@@ -154,6 +154,24 @@ def test_without_a_public_url_it_prints_the_webhook_commands(
     ]
     with_url = run("check", **configured(public_url="https://cascade.acme.test"))[1]
     assert "webhooks:add" not in with_url
+    assert lines(with_url)["public URL"] == (
+        "- Cascade keeps the api:release subscriptions at"
+        " https://cascade.acme.test/webhooks/heroku (from CASCADE_PUBLIC_URL)"
+    )
+
+
+def test_check_says_the_public_url_came_from_heroku_s_dyno_metadata(
+    run: Run, peers: respx.MockRouter
+) -> None:
+    """`heroku run cascade check` on a one-off dyno confirms the dyno metadata is on."""
+    peers.get(f"{HEROKU}/pipelines/api").respond(401, json={"id": "unauthorized"})
+    domain = "cascade-1a2b3c4d5e6f.herokuapp.com"
+    out = run("check", **configured(heroku_app_default_domain_name=domain))[1]
+    assert "webhooks:add" not in out
+    assert lines(out)["public URL"] == (
+        f"- Cascade keeps the api:release subscriptions at https://{domain}/webhooks/heroku"
+        " (from HEROKU_APP_DEFAULT_DOMAIN_NAME, Heroku's dyno metadata)"
+    )
 
 
 def test_an_unreachable_heroku_is_one_line(run: Run, peers: respx.MockRouter) -> None:
