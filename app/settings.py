@@ -24,7 +24,7 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
-    """Every variable of SPEC.md's environment table; names are the SPEC's, lower-cased."""
+    """Every variable of the README's configuration table (SPEC.md's, and more); lower-cased."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
