@@ -50,7 +50,8 @@ def positions(service: str, app: str) -> str:
 
 def history_loaded(service: str, app: str) -> str:
     """Set once the app's releases were read for `history` and `positions` (a history loaded
-    before positions were kept is read again, under this newer name)."""
+    before positions were kept is read again, under this newer name): "whole" while they hold
+    every release since the app's first, "1" once one may be missing or was trimmed."""
     return f"{_service(service)}:order-loaded:{app}"
 
 

@@ -490,7 +490,9 @@ class Reconciler:
             first = {
                 r.commit: now for r in releases if r.status is ReleaseStatus.SUCCEEDED and r.commit
             }
-            await self.store.add_history(name, app, first, order.positions(releases))
+            versions = [r.version for r in releases]
+            from_v1 = max(versions, default=0) if min(versions, default=1) == 1 else None
+            await self.store.add_history(name, app, first, order.positions(releases), from_v1)
             self._histories.add((name, app))
 
     async def _look_further_back(self, name: str, snapshot: Snapshot) -> bool:
@@ -503,6 +505,9 @@ class Reconciler:
         - A source's commit about to be promoted over an older-looking one may be an old
           commit deployed again (a `git push`, not Heroku's rollback): its first run there
           would be older than the history. Looked up in each stage whose order may decide.
+
+        Not in an app whose history is whole (read from v1, none missed since): nothing
+        ran there before it, so a promotion there costs no read (`tests/test_economy.py`).
         """
         wanted: dict[str, dict[str, int | None]] = {}  # app -> commit -> known place
         for index, (source, target) in enumerate(pairwise(snapshot.stages)):
@@ -524,9 +529,9 @@ class Reconciler:
                     wanted.setdefault(stage.app, {})[commit] = at
         learnt = False
         for app, commits in wanted.items():
-            done = await self.store.looked_up(name, app, sorted(commits))
+            done, whole = await self.store.looked_up(name, app, sorted(commits))
             asked = {c: at for c, at in commits.items() if c not in done}
-            if not asked:
+            if whole or not asked:
                 continue
             try:
                 releases = await self.heroku.releases(app, LOOK_BACK)

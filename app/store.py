@@ -27,9 +27,13 @@ _pause = TypeAdapter(Pause)
 
 # Drops the commits that stand first in an app's release order (KEYS[o], the oldest) past
 # `keep` from its positions, and from its history (KEYS[h]) with them: a commit is in both or
-# in neither.
+# in neither. A history that held every release (its loaded mark KEYS[m] "whole") no longer
+# does then, nor after a release it missed (`partial`).
 _TRIM = """
-local function trim(h, o, keep)
+local function partial(m)
+  if redis.call('get', KEYS[m]) == 'whole' then redis.call('set', KEYS[m], '1') end
+end
+local function trim(h, o, m, keep)
   local over = redis.call('zcard', KEYS[o]) - tonumber(keep)
   if over > 0 then
     local gone = redis.call('zrange', KEYS[o], 0, over - 1)
@@ -37,6 +41,7 @@ local function trim(h, o, keep)
       redis.call('zrem', KEYS[h], unpack(gone, i, math.min(i + 999, #gone)))
     end
     redis.call('zremrangebyrank', KEYS[o], 0, over - 1)
+    partial(m)
   end
 end
 """
@@ -66,41 +71,52 @@ end
 return out
 """
 
-# KEYS: the history, the positions, the loaded mark. ARGV: the history's length, then
+# KEYS: the history, the positions, the loaded mark, the stage. ARGV: the history's length,
+# the newest version read ("" when the releases read do not reach back to v1), then
 # (commit, arrival, position) for each commit. First arrival wins, the lowest position wins.
+# The history is whole when the releases read reach from v1 to what the stage runs: a
+# release folded in since the read was checked for a gap against that (`_FOLD`).
 _ADD = (
     _TRIM
     + """
-for i = 2, #ARGV, 3 do
+for i = 3, #ARGV, 3 do
   redis.call('zadd', KEYS[1], 'NX', ARGV[i + 1], ARGV[i])
   redis.call('zadd', KEYS[2], 'LT', ARGV[i + 2], ARGV[i])
 end
-trim(1, 2, ARGV[1])
-redis.call('set', KEYS[3], '1')
+local mark = '1'
+if ARGV[2] ~= '' then
+  local stage = redis.call('get', KEYS[4])
+  local runs = stage and cjson.decode(stage).release
+  if not runs or runs == cjson.null or runs.version <= tonumber(ARGV[2]) then mark = 'whole' end
+end
+redis.call('set', KEYS[3], mark)
+trim(1, 2, 3, ARGV[1])
 """
 )
 
-# KEYS: the stage, its history, its positions, the delivery's seen marks, the slug (when its
-# commit is known). ARGV: the stage as read ("" for none), as folded ("" if unchanged), the
-# commit to note in the history ("" for none), its arrival, the history's length, the marks'
-# TTL, how many marks, the slug's commit ("" for none), its TTL, the commit's position.
+# KEYS: the stage, its history, its positions, its history's loaded mark, the delivery's seen
+# marks, the slug (when its commit is known). ARGV: the stage as read ("" for none), as folded
+# ("" if unchanged), the commit to note in the history ("" for none), its arrival, the
+# history's length, the marks' TTL, how many marks, the slug's commit ("" for none), its TTL,
+# the commit's position, "1" when releases before it may be missing from the history.
 # Answers -1 when the stage changed since it was read (nothing written but the slug) with the
 # stage as it is, else 1 when every seen mark is new, 0 when one was there.
 _FOLD = (
     _TRIM
     + """
 local seen = tonumber(ARGV[7])
-if ARGV[8] ~= '' then redis.call('set', KEYS[4 + seen], ARGV[8], 'EX', ARGV[9]) end
+if ARGV[8] ~= '' then redis.call('set', KEYS[5 + seen], ARGV[8], 'EX', ARGV[9]) end
 local current = redis.call('get', KEYS[1]) or ''
 if current ~= ARGV[1] then return {-1, current} end
 if ARGV[2] ~= '' then redis.call('set', KEYS[1], ARGV[2]) end
 if ARGV[3] ~= '' then
   redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[3])
   redis.call('zadd', KEYS[3], 'LT', ARGV[10], ARGV[3])
-  trim(2, 3, ARGV[5])
+  if ARGV[11] ~= '' then partial(4) end
+  trim(2, 3, 4, ARGV[5])
 end
 local first = 1
-for k = 4, 3 + seen do
+for k = 5, 4 + seen do
   if not redis.call('set', KEYS[k], '1', 'NX', 'EX', ARGV[6]) then first = 0 end
 end
 return {first, ''}
@@ -257,6 +273,7 @@ class Store:
                     key,
                     keys.history(service, release.app),
                     keys.positions(service, release.app),
+                    keys.history_loaded(service, release.app),
                     *seen,
                     *slug,
                 ],
@@ -271,6 +288,7 @@ class Store:
                     cached[1] if cached else "",
                     int(keys.SLUG_TTL.total_seconds()),
                     position(release),
+                    "1" if commit and _after_a_gap(before, release) else "",
                 ],
             )
             if cached:
@@ -325,11 +343,13 @@ class Store:
         app: str,
         entries: Mapping[str, datetime],
         positions: Mapping[str, int],
+        from_v1: int | None = None,
     ) -> None:
         """Note commits that ran on `app`: when each first arrived (the first noted wins), its
         position (the lowest wins); only the newest commits in its release order are kept. Marks the
-        app's history loaded."""
-        args: list[str | float | int] = [keys.HISTORY_MAXLEN]
+        app's history loaded, and whole when `from_v1` (the releases read reach back to the app's
+        first) is the newest version read."""
+        args: list[str | float | int] = [keys.HISTORY_MAXLEN, from_v1 or ""]
         for commit, at in entries.items():
             args += [commit, at.timestamp(), positions[commit]]
         await self._add(
@@ -337,14 +357,23 @@ class Store:
                 keys.history(service, app),
                 keys.positions(service, app),
                 keys.history_loaded(service, app),
+                keys.stage(service, app),
             ],
             args=args,
         )
 
-    async def looked_up(self, service: str, app: str, commits: Sequence[str]) -> set[str]:
-        """Which of `commits` were looked up further back in `app`'s releases already."""
-        found = await self.redis.hmget(keys.looked_up(service, app), list(commits))
-        return {c for c, at in zip(commits, found, strict=True) if at is not None}
+    async def looked_up(
+        self, service: str, app: str, commits: Sequence[str]
+    ) -> tuple[set[str], bool]:
+        """Which of `commits` were looked up further back in `app`'s releases already, and
+        whether the app's history is whole (every commit that ran there, at its first place):
+        then there is nothing further back to look up."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.looked_up(service, app), list(commits))
+            pipe.get(keys.history_loaded(service, app))
+            found, mark = await pipe.execute()
+        done = {c for c, at in zip(commits, found, strict=True) if at is not None}
+        return done, _text(mark) == "whole"
 
     async def add_looked_up(self, service: str, app: str, found: Mapping[str, int]) -> None:
         """Note where each commit stands in `app`'s releases, 0 for among none of them."""
@@ -503,6 +532,13 @@ def _pause_key(service: str | None) -> str:
 
 def _moment(score: bytes | str | float) -> datetime:
     return datetime.fromtimestamp(float(score), UTC)
+
+
+def _after_a_gap(before: StageView, release: Release) -> bool:
+    """Whether a succeeded release may come after others the history never saw: not the next
+    version after the one the stage ran (a failed release between counts as a gap)."""
+    runs = before.release
+    return runs is None or release.version > runs.version + 1
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -276,4 +276,42 @@ async def test_a_looked_up_position_counts_where_the_history_has_none(store: Sto
     await store.add_looked_up("api", APP, {"OLD": 3, "HOTFIX": 0})
     history = await store.history("api", {APP: ["OLD", "HOTFIX", "NEW"]})
     assert history.positions[APP] == {"OLD": 3, "NEW": 90}  # 0: among none of its releases
-    assert await store.looked_up("api", APP, ["OLD", "HOTFIX", "ELSE"]) == {"OLD", "HOTFIX"}
+    assert await store.looked_up("api", APP, ["OLD", "HOTFIX", "ELSE"]) == (
+        {"OLD", "HOTFIX"},
+        False,
+    )
+
+
+async def whole(store: Store) -> bool:
+    return (await store.looked_up("api", APP, ["ANY"]))[1]
+
+
+async def test_a_history_read_from_v1_is_whole_until_a_release_is_missed(store: Store) -> None:
+    await store.put_release("api", release(APP, 2, "B"), NOW)
+    await store.add_history("api", APP, {"A": NOW, "B": NOW}, {"A": 1, "B": 2}, from_v1=2)
+    assert await whole(store)
+    await store.put_release("api", release(APP, 3, "C"), NOW)  # the next version: none missed
+    await store.put_release("api", release(APP, 4, "D", ReleaseStatus.PENDING), NOW)
+    assert await whole(store)
+    await store.put_release("api", release(APP, 5, "E"), NOW)  # v4 failed, unseen: a gap
+    assert not await whole(store)
+
+
+async def test_a_history_is_not_whole_when_the_read_does_not_reach_v1(store: Store) -> None:
+    await store.add_history("api", APP, {"A": NOW}, {"A": 40})
+    assert not await whole(store)
+
+
+async def test_a_history_is_not_whole_when_the_stage_moved_on_during_the_read(
+    store: Store,
+) -> None:
+    await store.put_release("api", release(APP, 4, "D"), NOW)  # v3 may hold a commit unread
+    await store.add_history("api", APP, {"A": NOW}, {"A": 1}, from_v1=2)
+    assert not await whole(store)
+
+
+async def test_a_trimmed_history_is_not_whole(store: Store) -> None:
+    everything = [f"c{i}" for i in range(keys.HISTORY_MAXLEN + 1)]
+    places = {c: i + 1 for i, c in enumerate(everything)}
+    await store.add_history("api", APP, dict.fromkeys(everything, NOW), places, from_v1=len(places))
+    assert not await whole(store)  # c0 was dropped: deployed again, it would look newest
