@@ -20,3 +20,20 @@ def humanize(delta: timedelta) -> str:
 def short(commit: str | None) -> str:
     """The short form of a commit, as people read it."""
     return commit[:7] if commit else "(unknown)"
+
+
+SPOKEN_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+
+
+def spoken(delta: timedelta) -> str:
+    """For the page: the two largest adjacent units, spaced (`2h 14m`, never `2h14s`), as
+    people say an age or a wait; a zero second unit is left out (`2h`)."""
+    seconds = max(0, round(delta.total_seconds()))
+    index = next(i for i, (_u, size) in enumerate(SPOKEN_UNITS) if seconds >= size or size == 1)
+    unit, size = SPOKEN_UNITS[index]
+    text = f"{seconds // size}{unit}"
+    if size > 1:
+        smaller, smaller_size = SPOKEN_UNITS[index + 1]
+        rest = seconds % size // smaller_size
+        text += f" {rest}{smaller}" if rest else ""
+    return text
