@@ -22,10 +22,11 @@ from fastapi.templating import Jinja2Templates
 from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from app.api import fleet
 from app.api.deps import RuntimeDep
 from app.api.schemas import EventOut, PauseOut, PromotionOut, ServiceOut
 from app.api.status import get_service_status, pause_out
-from app.durations import humanize, short
+from app.durations import short, spoken
 from app.live import EVERYTHING
 from app.runtime import Runtime
 
@@ -64,6 +65,7 @@ class Card:
 
     service: ServiceOut
     repo: str | None
+    status: fleet.Status
 
     def moving_into(self, app: str) -> PromotionOut | None:
         """The commit on its way into `app`, with what its gates say."""
@@ -73,18 +75,20 @@ class Card:
     def in_flight(self) -> list[PromotionOut]:
         return [p for p in self.service.promotions if p.commit]
 
+    @property
+    def search(self) -> str:
+        """What the page's filter box matches: the name, every app and every commit."""
+        s = self.service
+        words = [s.name, *(x.app for x in s.stages), *(x.commit or "" for x in s.stages)]
+        return " ".join([*words, *(p.commit or "" for p in s.promotions)]).lower()
+
 
 def _ago(moment: datetime | None, now: datetime) -> str:
-    return f"{humanize(now - moment)} ago" if moment else ""
+    return f"{spoken(now - moment)} ago" if moment else ""
 
 
 def _left(moment: datetime | None, now: datetime) -> str:
-    return humanize(moment - now) if moment and moment > now else "now"
-
-
-def _hue(commit: str | None) -> int:
-    """A commit's colour swatch, the same on every stage (decoration: the text says it too)."""
-    return int(commit[:6], 16) % 360 if commit and len(commit) >= 6 else 0
+    return spoken(moment - now) if moment and moment > now else "a moment"  # "opens in …"
 
 
 def _assets_version() -> str:
@@ -95,16 +99,28 @@ def _assets_version() -> str:
 
 
 templates = Jinja2Templates(directory=APP_DIR / "templates")
-templates.env.filters.update(short=short, hue=_hue)
+templates.env.filters.update(short=short, hue=fleet.hue, ending=fleet.ending)
 templates.env.globals.update(
-    ago=_ago, left=_left, STATES=STATES, KINDS=KINDS, ASSETS=_assets_version()
+    ago=_ago,
+    left=_left,
+    STATES=STATES,
+    KINDS=KINDS,
+    ASSETS=_assets_version(),
+    ICONS=fleet.ICONS,
+    LABELS=fleet.LABELS,
+    MOVES=fleet.MOVES,
+    NEEDS_ME=sorted(fleet.NEEDS_ME),
 )
 
 
 @router.get("/", response_class=HTMLResponse, summary="The dashboard")
 async def dashboard(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     context = await _banners(runtime) | await _events(runtime)
-    context["cards"] = [await _card(runtime, s.name) for s in runtime.config.services]
+    everything = context["paused"]
+    cards = [await _card(runtime, s.name, everything) for s in runtime.config.services]
+    context["cards"] = cards
+    context["columns"] = _columns(runtime)
+    context["counts"] = fleet.counts([card.status for card in cards])
     token = runtime.settings.admin_token
     context["admin"] = bool(token and token.get_secret_value())  # a yes or no, never the token
     context["names"] = [s.name for s in runtime.config.services]
@@ -152,13 +168,16 @@ async def _parts(runtime: Runtime, touched: set[str]) -> list[tuple[str, str]]:
     names = [s.name for s in runtime.config.services]
     if EVERYTHING not in touched:
         names = [name for name in names if name in touched]
-    parts = [("banners", _draw("_banners.html", await _banners(runtime)))]
+    banners = await _banners(runtime)
+    parts = [("banners", _draw("_banners.html", banners))]
+    columns = _columns(runtime)
     for name in names:
         try:
-            card = await _card(runtime, name)
+            card = await _card(runtime, name, banners["paused"])
         except HTTPException:  # no longer configured
             continue
-        parts.append((f"service-{name}", _draw("_service.html", {"card": card, "now": _now()})))
+        row = {"card": card, "now": _now(), "columns": columns}
+        parts.append((f"service-{name}", _draw("_row.html", row)))
     parts.append(("events", _draw("_events.html", await _events(runtime))))
     return parts
 
@@ -171,10 +190,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _card(runtime: Runtime, name: str) -> Card:
+async def _card(runtime: Runtime, name: str, everything: PauseOut | None) -> Card:
     service = await get_service_status(name, runtime)
     configured = runtime.config.get(name)
-    return Card(service, configured.repo if configured else None)
+    return Card(service, configured.repo if configured else None, fleet.status(service, everything))
+
+
+def _columns(runtime: Runtime) -> list[str]:
+    """The table's stage headings, from the services file alone: a row drawn on its own (the
+    stream redraws one service) has the same headings as the whole page."""
+    return fleet.columns([s.stages for s in runtime.config.services if s.stages])
 
 
 async def _banners(runtime: Runtime) -> dict[str, Any]:
@@ -189,6 +214,8 @@ async def _banners(runtime: Runtime) -> dict[str, Any]:
         "dry_run": runtime.settings.dry_run,
         "paused": paused,
         "sources": [(f.stale, f.describe(now)) for f in await runtime.health.freshness(now)],
+        # set by app.reload when the last reload of the services file was refused
+        "config_problem": getattr(runtime, "config_problem", None),
     }
 
 

@@ -7,23 +7,25 @@
   const skew = Date.parse(root.dataset.now) - Date.now(); // the server's clock is the truth
   const now = () => Date.now() + skew;
 
-  // As app/durations.py's humanize: the two largest units, "1h12m", "45s".
+  // As app/durations.py's spoken: the two largest adjacent units, "2h 14m", "2h", "45s".
+  const UNITS = [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]];
   function human(ms) {
-    let seconds = Math.max(0, Math.round(ms / 1000));
-    const parts = [];
-    for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]]) {
-      const n = Math.floor(seconds / size);
-      seconds -= n * size;
-      if (n) parts.push(`${n}${unit}`);
+    const seconds = Math.max(0, Math.round(ms / 1000));
+    const index = UNITS.findIndex(([, size]) => seconds >= size || size === 1);
+    const [unit, size] = UNITS[index];
+    let text = `${Math.floor(seconds / size)}${unit}`;
+    if (size > 1) {
+      const [smaller, smallerSize] = UNITS[index + 1];
+      const rest = Math.floor((seconds % size) / smallerSize);
+      if (rest) text += ` ${rest}${smaller}`;
     }
-    if (seconds || !parts.length) parts.push(`${seconds}s`);
-    return parts.slice(0, 2).join("");
+    return text;
   }
 
   function tick() {
     for (const el of document.querySelectorAll("[data-countdown]")) {
       const left = Date.parse(el.getAttribute("datetime")) - now();
-      el.textContent = left > 0 ? human(left) : "now";
+      el.textContent = left > 0 ? human(left) : "a moment";
     }
     for (const el of document.querySelectorAll("[data-ago]")) {
       el.textContent = `${human(now() - Date.parse(el.getAttribute("datetime")))} ago`;
@@ -39,9 +41,69 @@
     const old = document.getElementById(fresh.id);
     if (old) old.replaceWith(fresh);
     else if (fresh.id.startsWith("service-")) document.getElementById("services").append(fresh);
+    if (fresh.classList.contains("fleet-service")) {
+      show(fresh, opened.has(fresh.id));
+      filter();
+    }
     const again = focused && document.getElementById(focused);
     if (again && again !== document.activeElement) again.focus({ preventScroll: true });
     tick();
+  }
+
+  // The fleet table: a click on a row (or Enter on its name) opens the service's detail
+  // under it; the filter hides rows; the summary counts every row, shown or not.
+  const opened = new Set(); // the ids of open services, kept across redraws
+  function show(body, open) {
+    body.classList.toggle("is-open", open);
+    const link = body.querySelector(".opener");
+    if (link) link.setAttribute("aria-expanded", String(open));
+  }
+  document.addEventListener("click", (event) => {
+    const row = event.target.closest(".fleet-row");
+    if (!row) return;
+    event.preventDefault(); // the name's link would jump; no-script pages follow it instead
+    const body = row.parentElement;
+    const open = !opened.has(body.id);
+    if (open) opened.add(body.id);
+    else opened.delete(body.id);
+    show(body, open);
+  });
+
+  const NEEDS_ME = new Set(["blocked", "failed", "paused"]);
+  const filterForm = document.getElementById("filter");
+  const filterText = document.getElementById("filter-text");
+  const filterMine = document.getElementById("filter-mine");
+  function filter() {
+    const bodies = [...document.querySelectorAll("tbody.fleet-service")];
+    if (filterForm) {
+      const words = filterText.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+      let shown = 0;
+      for (const body of bodies) {
+        const search = body.dataset.search || "";
+        const match = words.every((word) => search.includes(word));
+        const keep = match && (!filterMine.checked || NEEDS_ME.has(body.dataset.kind));
+        body.hidden = !keep;
+        shown += keep;
+      }
+      const filtering = words.length || filterMine.checked;
+      document.getElementById("filter-shown").textContent = filtering
+        ? `${shown} of ${bodies.length} shown`
+        : "";
+    }
+    const total = document.querySelector("#summary .total");
+    if (total) total.textContent = `${bodies.length} services`;
+    for (const count of document.querySelectorAll("#summary .count")) {
+      const n = bodies.filter((body) => body.dataset.kind === count.dataset.kind).length;
+      count.querySelector("b").textContent = String(n);
+      count.classList.toggle("is-zero", n === 0);
+    }
+  }
+  if (filterForm) {
+    filterForm.hidden = false;
+    filterForm.addEventListener("submit", (event) => event.preventDefault());
+    filterText.addEventListener("input", filter);
+    filterMine.addEventListener("change", filter);
+    filter(); // a browser may have kept what was typed before a reload
   }
 
   const live = document.getElementById("live");
