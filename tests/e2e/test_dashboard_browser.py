@@ -3,10 +3,12 @@
 Two Cascade processes share one Redis and one sandbox platform: the sandbox's
 webhooks reach the first, which promotes; the browser reads the page of the
 second, so every live change crosses processes. The page is never reloaded
-(a marker on `window` must survive). A screenshot goes to the test's folder and
-to test-output/dashboard.png.
+(a marker on `window` must survive). Screenshots go to the test's folder and to
+test-output/ (dashboard.png; fleet.png, the fleet of 100 services at 1400 by 900,
+is the one docs/fleet.png is copied from).
 """
 
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -48,6 +50,10 @@ stages = ["web-dev", "web-prod"]
 min_age = "0s"
 """
 A, B = "a1" * 20, "b2" * 20
+FLEET = 100  # services, of five stages each
+STAGES = ("dev", "qa", "st", "va", "prod")
+WIDE = {"width": 1400, "height": 900}
+NEEDS_ME = {"blocked", "failed", "paused"}
 AA = 4.5
 # Every element showing text of its own: its colour against the first opaque background
 # behind it, as WCAG 2.1 computes contrast.
@@ -144,14 +150,14 @@ def test_a_promotion_and_a_pause_appear_live_in_the_browser(
     transit = page.locator('.transit[data-to="api-prod"]')
     expect(transit).to_have_attribute("data-commit", A)
     expect(transit.locator(".badge")).to_contain_text("waiting")
-    expect(page.locator("#gate-api-api-prod-age")).to_contain_text("closed")
+    expect(page.locator("#gate-api-api-prod-age")).to_contain_text("opens in")  # calm, not ✕
 
     # a pause posted to the other process: its banner appears here
     until = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     pause(worker, reason="browser test", by="e2e", until=until)
     banner = page.locator(".banner-paused")
     expect(banner).to_contain_text("Everything is paused: browser test — by e2e", timeout=10_000)
-    expect(banner.locator("[data-countdown]")).to_have_text("1h59m", timeout=5_000)
+    expect(banner.locator("[data-countdown]")).to_have_text("1h 59m", timeout=5_000)
 
     # a second commit behind the first: two in flight, each shown where it is
     cluster.deploy("api-qa", B)
@@ -162,7 +168,11 @@ def test_a_promotion_and_a_pause_appear_live_in_the_browser(
     expect(flight).to_contain_text(f"{A[:7]} api-st → api-prod")
     expect(page.locator('.transit[data-to="api-st"]')).to_have_attribute("data-commit", B)
 
-    # each gate's reason shows on focus (from the keyboard) and on hover
+    # a service's detail opens from the keyboard; each gate's reason shows on focus and on hover
+    page.locator("#open-api").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail-api")).to_be_visible()
+    expect(page.locator("#open-api")).to_have_attribute("aria-expanded", "true")
     for _ in range(60):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.classList.contains('chip')"):
@@ -242,3 +252,134 @@ def test_the_page_is_whole_without_javascript(
     expect(page.locator("#live")).to_have_attribute("data-state", "static")
     expect(page.locator("#live")).to_contain_text("reload the page to see changes")
     context.close()
+
+
+def fleet_services() -> str:
+    """100 services of five stages; svc003 holds every commit an hour in each stage."""
+    lines = ['[defaults]\nmin_age = "0s"\n']
+    for n in range(FLEET):
+        name = f"svc{n:03d}"
+        apps = ", ".join(f'"{name}-{stage}"' for stage in STAGES)
+        lines.append(f'[[service]]\nname = "{name}"\npipeline = "{name}"\nstages = [{apps}]\n')
+        if n == 3:
+            lines.append('min_age = "1h"\n')
+    return "\n".join(lines)
+
+
+def expected_kind(service: dict[str, Any], everything: bool) -> str:
+    """A service's status from `/status`, as the page's legend defines it (worst first)."""
+    states = {p["state"] for p in service["promotions"]}
+    if service.get("problem") or "failed" in states:
+        return "failed"
+    if service["paused"] or everything:
+        return "paused"
+    for state, kind in (("blocked", "blocked"), ("promoting", "moving"), ("waiting", "waiting")):
+        if state in states:
+            return kind
+    return "synced"
+
+
+def kinds_from_status(process: harness.Process) -> dict[str, str]:
+    status = harness.get(process, "/status")
+    everything = status["paused"] is not None
+    return {s["name"]: expected_kind(s, everything) for s in status["services"]}
+
+
+KINDS_SHOWN = """() => {
+  const rows = Object.fromEntries([...document.querySelectorAll("tbody.fleet-service")]
+    .map((b) => [b.id.slice("service-".length), b.dataset.kind]));
+  const counts = Object.fromEntries([...document.querySelectorAll("#summary .count")]
+    .map((c) => [c.dataset.kind, Number(c.querySelector("b").textContent)]));
+  return { rows, counts };
+}"""
+
+
+def the_page_agrees_with_status(page: Page, process: harness.Process) -> dict[str, str]:
+    """Each row's status and the summary's counts, once `/status` held still around a look."""
+    for _ in range(100):
+        before = kinds_from_status(process)
+        shown = page.evaluate(KINDS_SHOWN)
+        if before == shown["rows"] == kinds_from_status(process):
+            counts = {kind: list(before.values()).count(kind) for kind in shown["counts"]}
+            assert shown["counts"] == counts
+            return before
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the page never agreed with /status: {shown} vs {before}")
+
+
+def visible_rows(page: Page) -> list[str]:
+    found: list[str] = page.evaluate(
+        "[...document.querySelectorAll('tbody.fleet-service')].filter((b) => !b.hidden)"
+        ".map((b) => b.id.slice('service-'.length))"
+    )
+    return found
+
+
+def test_a_fleet_of_100_services_fits_the_screen_filters_and_stays_live(
+    cluster_factory: Callable[..., Cluster], browser: Browser
+) -> None:
+    cluster = cluster_factory(fleet_services())
+    process = cluster.start_cascade()
+    cluster.wait(lambda: harness.get(process, "/status")["services"][99]["stages"][4]["commit"],
+                 "every stage read")  # fmt: skip
+    pause(process, reason="db migration", by="e2e", service="svc001")
+    cluster.faults(fail_promotions=1)
+    cluster.deploy("svc002-dev", "c3" * 20)
+    cluster.wait(lambda: kinds_from_status(process)["svc002"] == "failed", "a failed promotion")
+    cluster.deploy("svc003-dev", "d4" * 20)
+    cluster.wait(lambda: kinds_from_status(process)["svc003"] == "waiting", "a timed wait")
+
+    page = browser.new_page(viewport=WIDE)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(process.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.evaluate("window.cascadeMarker = 'not reloaded'")
+
+    # the table fits one screen's width, and says what /status says
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDE["width"]
+    expect(page.locator("tbody.fleet-service")).to_have_count(FLEET)
+    kinds = the_page_agrees_with_status(page, process)
+    assert (kinds["svc001"], kinds["svc002"], kinds["svc003"]) == ("paused", "failed", "waiting")
+    expect(page.locator("#summary .total")).to_have_text(f"{FLEET} services")
+    expect(page.locator("#service-svc003 .state")).to_contain_text(re.compile(r"opens in (1h|59m)"))
+
+    # a promotion, seen as it happens, without a reload
+    commit = "e5" * 20
+    cluster.deploy("svc000-dev", commit)
+    last = page.locator(f'#service-svc000 .cell[data-app="svc000-prod"][data-commit="{commit}"]')
+    expect(last).to_have_count(1, timeout=30_000)
+    expect(last).to_contain_text(commit[:7])
+    the_page_agrees_with_status(page, process)
+
+    # the filter: by name, by commit, by stage, and only what needs a person
+    box, mine = page.locator("#filter-text"), page.locator("#filter-mine")
+    box.fill("svc04")
+    assert visible_rows(page) == [f"svc04{n}" for n in range(10)]
+    expect(page.locator("#filter-shown")).to_have_text(f"10 of {FLEET} shown")
+    box.fill(commit[:7])
+    assert visible_rows(page) == ["svc000"]
+    box.fill("svc099-va")
+    assert visible_rows(page) == ["svc099"]
+    box.fill("")
+    mine.focus()
+    page.keyboard.press("Space")  # a real checkbox: the keyboard works it
+    needing = sorted(name for name, kind in kinds_from_status(process).items() if kind in NEEDS_ME)
+    assert needing == ["svc001", "svc002"]
+    assert visible_rows(page) == needing
+    page.keyboard.press("Space")
+    assert len(visible_rows(page)) == FLEET
+
+    # a row opens today's detail, and the colours keep AA contrast
+    page.locator("#service-svc003 .fleet-row .state").click()
+    expect(page.locator("#detail-svc003")).to_be_visible()
+    expect(page.locator("#gate-svc003-svc003-qa-age")).to_contain_text("opens in")
+    _checked, failing = low_contrast(page)
+    assert failing == []
+    page.locator("#service-svc003 .fleet-row .state").click()
+    expect(page.locator("#detail-svc003")).to_be_hidden()
+
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "fleet.png"))  # the screen a person sees first
+    assert page.evaluate("window.cascadeMarker") == "not reloaded"
+    assert errors == []
