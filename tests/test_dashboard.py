@@ -25,6 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app import keys
+from app.api import dashboard
 from app.live import EVERYTHING, Live
 from app.redis_client import connect
 from tests.factories import refuse_the_platform_token
@@ -611,6 +612,23 @@ async def test_the_stream_shows_a_global_pause_from_the_api(start: Start) -> Non
         await cascade.client.delete("/pause", headers=ADMIN)
         lifted = await events.until("banners", "Sandbox")
         assert "Everything is paused" not in lifted
+
+
+async def test_the_stream_shows_a_refused_reload_though_no_feed_announces_it(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard, "QUIET_SECONDS", 0.2)
+    cascade = await start()
+    async with served(cascade.app) as url, stream(url) as events:
+        for _ in range(4):
+            await events.next()
+        problem = SimpleNamespace(message="bad stages", path="/srv/s.toml", at=datetime.now(UTC))
+        cascade.runtime.config_problem = problem  # type: ignore[attr-defined]
+        banner = await events.until("banners", "NOT reloaded", timeout=5)
+        assert "bad stages" in banner
+        cascade.runtime.config_problem = None  # type: ignore[attr-defined]
+        cleared = await events.until("banners", "Sandbox", timeout=5)
+        assert "NOT reloaded" not in cleared
 
 
 # the change feed -----------------------------------------------------------------------

@@ -37,6 +37,9 @@ STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 EVENTS_SHOWN = 15
 BURST_SECONDS = 0.05  # news arriving together is drawn once
 RETRY_MS = 2000  # how soon a page reconnects a lost stream
+# The banners also tell what no feed announces (a refused reload of the services file is
+# this process's news alone): with no news for this long, they are drawn again anyway.
+QUIET_SECONDS = 5.0
 # Text that changes with the clock alone ("3m ago", "12s" left): the page ticks it itself.
 TICKING = re.compile(r"(<time [^>]*data-(?:ago|countdown)>)[^<]*(</time>)")
 STATES = {  # a state is told by an icon and a word, never by colour alone
@@ -119,7 +122,9 @@ async def dashboard(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     everything = context["paused"]
     cards = [await _card(runtime, s.name, everything) for s in runtime.config.services]
     context["cards"] = cards
-    context["columns"] = _columns(runtime)
+    columns = _columns(runtime)
+    widest = max((len(card.service.stages) for card in cards), default=0)
+    context["columns"] = columns + [f"stage {n + 1}" for n in range(len(columns), widest)]
     context["counts"] = fleet.counts([card.status for card in cards])
     token = runtime.settings.admin_token
     context["admin"] = bool(token and token.get_secret_value())  # a yes or no, never the token
@@ -159,7 +164,10 @@ async def _stream(runtime: Runtime) -> AsyncIterator[ServerSentEvent]:
                 if sent.get(part) != settled:
                     sent[part] = settled
                     yield ServerSentEvent(data=html, event="swap")
-            touched = await changes.next()
+            try:
+                touched = await asyncio.wait_for(changes.next(), QUIET_SECONDS)
+            except TimeoutError:
+                touched = set()  # the banners and events only; sent if they changed
             await asyncio.sleep(BURST_SECONDS)
 
 
