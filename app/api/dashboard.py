@@ -1,9 +1,11 @@
 """`GET /`: the dashboard; `GET /dashboard/stream` keeps an open page up to date.
 
 Drawn from the objects `/status` answers with (snapshot → plan → `render`), so
-the page never disagrees with the API. The stream sends a part of the page (an
-element with an id) when its HTML changed; `app.live` says which service may
-have, whichever Cascade process changed it. Without JavaScript the page is whole.
+the page never disagrees with the API: a table of every service (`app.api.fleet`
+says what its row shows), each row opening the service's card. The stream sends a
+part of the page (an element with an id: a banner block, a service's row and card)
+when its HTML changed; `app.live` says which service may have, whichever Cascade
+process changed it. Without JavaScript the page is whole (a row's name links to its card).
 """
 
 import asyncio

@@ -90,11 +90,14 @@
         ? `${shown} of ${bodies.length} shown`
         : "";
     }
-    const total = document.querySelector("#summary .total");
-    if (total) total.textContent = `${bodies.length} services`;
+    // written only when different: the summary is a live region, read out when it changes
+    const write = (el, text) => {
+      if (el && el.textContent !== text) el.textContent = text;
+    };
+    write(document.querySelector("#summary .total"), `${bodies.length} services`);
     for (const count of document.querySelectorAll("#summary .count")) {
       const n = bodies.filter((body) => body.dataset.kind === count.dataset.kind).length;
-      count.querySelector("b").textContent = String(n);
+      write(count.querySelector("b"), String(n));
       count.classList.toggle("is-zero", n === 0);
     }
   }
