@@ -54,6 +54,7 @@ FLEET = 100  # services, of five stages each
 STAGES = ("dev", "qa", "st", "va", "prod")
 WIDE = {"width": 1400, "height": 900}
 NEEDS_ME = {"blocked", "failed", "paused"}
+ALERT_TOKEN = "e2e-alert-token"
 AA = 4.5
 # Every element showing text of its own: its colour against the first opaque background
 # behind it, as WCAG 2.1 computes contrast.
@@ -255,7 +256,8 @@ def test_the_page_is_whole_without_javascript(
 
 
 def fleet_services() -> str:
-    """100 services of five stages; svc003 holds every commit an hour in each stage."""
+    """100 services of five stages; svc003 holds every commit an hour in each stage, svc004
+    moves none while its alert fires."""
     lines = ['[defaults]\nmin_age = "0s"\n']
     for n in range(FLEET):
         name = f"svc{n:03d}"
@@ -263,7 +265,19 @@ def fleet_services() -> str:
         lines.append(f'[[service]]\nname = "{name}"\npipeline = "{name}"\nstages = [{apps}]\n')
         if n == 3:
             lines.append('min_age = "1h"\n')
+        if n == 4:
+            lines.append('alerts = ["HighErrors"]\n')
     return "\n".join(lines)
+
+
+def fire(process: harness.Process, alert: str) -> None:
+    """An Alertmanager notification (version 4) of `alert` firing."""
+    now = datetime.now(UTC).isoformat()
+    firing = {"status": "firing", "labels": {"alertname": alert}, "startsAt": now}
+    body = {"version": "4", "groupKey": alert, "status": "firing", "alerts": [firing]}
+    headers = {"Authorization": f"Bearer {ALERT_TOKEN}"}
+    response = httpx.post(process.url + "/webhooks/alertmanager", json=body, headers=headers)
+    assert response.status_code == 202, response.text
 
 
 def expected_kind(service: dict[str, Any], everything: bool) -> str:
@@ -319,7 +333,7 @@ def test_a_fleet_of_100_services_fits_the_screen_filters_and_stays_live(
     cluster_factory: Callable[..., Cluster], browser: Browser
 ) -> None:
     cluster = cluster_factory(fleet_services())
-    process = cluster.start_cascade()
+    process = cluster.start_cascade(CASCADE_WEBHOOK_TOKEN=ALERT_TOKEN)
     cluster.wait(lambda: harness.get(process, "/status")["services"][99]["stages"][4]["commit"],
                  "every stage read")  # fmt: skip
     pause(process, reason="db migration", by="e2e", service="svc001")
@@ -328,6 +342,9 @@ def test_a_fleet_of_100_services_fits_the_screen_filters_and_stays_live(
     cluster.wait(lambda: kinds_from_status(process)["svc002"] == "failed", "a failed promotion")
     cluster.deploy("svc003-dev", "d4" * 20)
     cluster.wait(lambda: kinds_from_status(process)["svc003"] == "waiting", "a timed wait")
+    fire(process, "HighErrors")
+    cluster.deploy("svc004-dev", "f6" * 20)
+    cluster.wait(lambda: kinds_from_status(process)["svc004"] == "blocked", "a blocked one")
 
     page = browser.new_page(viewport=WIDE)
     errors: list[str] = []
@@ -340,7 +357,10 @@ def test_a_fleet_of_100_services_fits_the_screen_filters_and_stays_live(
     assert page.evaluate("document.documentElement.scrollWidth") <= WIDE["width"]
     expect(page.locator("tbody.fleet-service")).to_have_count(FLEET)
     kinds = the_page_agrees_with_status(page, process)
-    assert (kinds["svc001"], kinds["svc002"], kinds["svc003"]) == ("paused", "failed", "waiting")
+    assert [kinds[f"svc00{n}"] for n in (1, 2, 3, 4)] == ["paused", "failed", "waiting", "blocked"]
+    expect(page.locator("#service-svc004 .state")).to_contain_text(
+        "blocked by alerts into svc004-qa"
+    )
     expect(page.locator("#summary .total")).to_have_text(f"{FLEET} services")
     expect(page.locator("#service-svc003 .state")).to_contain_text(re.compile(r"opens in (1h|59m)"))
 
@@ -365,7 +385,7 @@ def test_a_fleet_of_100_services_fits_the_screen_filters_and_stays_live(
     mine.focus()
     page.keyboard.press("Space")  # a real checkbox: the keyboard works it
     needing = sorted(name for name, kind in kinds_from_status(process).items() if kind in NEEDS_ME)
-    assert needing == ["svc001", "svc002"]
+    assert needing == ["svc001", "svc002", "svc004"]
     assert visible_rows(page) == needing
     page.keyboard.press("Space")
     assert len(visible_rows(page)) == FLEET
@@ -380,6 +400,7 @@ def test_a_fleet_of_100_services_fits_the_screen_filters_and_stays_live(
     expect(page.locator("#detail-svc003")).to_be_hidden()
 
     OUTPUT.mkdir(exist_ok=True)
+    page.mouse.move(0, 0)  # no row lit by the pointer
     page.screenshot(path=str(OUTPUT / "fleet.png"))  # the screen a person sees first
     assert page.evaluate("window.cascadeMarker") == "not reloaded"
     assert errors == []
