@@ -252,6 +252,10 @@ def test_the_page_is_whole_without_javascript(
     expect(page.locator("#control")).to_contain_text("Pausing from this page needs JavaScript")
     expect(page.locator("#live")).to_have_attribute("data-state", "static")
     expect(page.locator("#live")).to_contain_text("reload the page to see changes")
+    expect(page.locator("#detail-api")).to_be_hidden()  # a service's name links to its card
+    page.locator("#open-api").click()
+    expect(page.locator("#detail-api")).to_be_visible()
+    expect(page.locator("#filter")).to_be_hidden()  # the filter needs the script
     context.close()
 
 
