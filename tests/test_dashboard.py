@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -28,6 +27,7 @@ from app import keys
 from app.api import dashboard
 from app.live import EVERYTHING, Live
 from app.redis_client import connect
+from app.reload import ConfigProblem
 from tests.factories import refuse_the_platform_token
 from tests.inprocess import ADMIN, Cascade, Start, cascades, eventually, in_future
 
@@ -336,12 +336,12 @@ async def test_a_refused_reload_of_the_services_file_has_a_red_banner(start: Sta
     cascade = await start()
     assert (await page(cascade)).find(class_="banner-config") == []
     at = datetime.now(UTC) - timedelta(minutes=3)
-    problem = SimpleNamespace(
+    problem = ConfigProblem(
         message="services.toml: service 'api': stages: must be a list.",
         path="/srv/services.toml",
         at=at,
     )
-    cascade.runtime.config_problem = problem  # type: ignore[attr-defined]
+    cascade.runtime.config_problem = problem
     shown = await page(cascade)
     _tag, attrs, banner = shown.one(class_="banner-config")
     assert attrs["role"] == "alert"
@@ -351,7 +351,7 @@ async def test_a_refused_reload_of_the_services_file_has_a_red_banner(start: Sta
     )
     assert "/srv/services.toml" in banner
     assert "refused 3m ago" in banner
-    cascade.runtime.config_problem = None  # type: ignore[attr-defined]
+    cascade.runtime.config_problem = None
     assert (await page(cascade)).find(class_="banner-config") == []
 
 
@@ -622,11 +622,11 @@ async def test_the_stream_shows_a_refused_reload_though_no_feed_announces_it(
     async with served(cascade.app) as url, stream(url) as events:
         for _ in range(4):
             await events.next()
-        problem = SimpleNamespace(message="bad stages", path="/srv/s.toml", at=datetime.now(UTC))
-        cascade.runtime.config_problem = problem  # type: ignore[attr-defined]
+        problem = ConfigProblem(message="bad stages", path="/srv/s.toml", at=datetime.now(UTC))
+        cascade.runtime.config_problem = problem
         banner = await events.until("banners", "NOT reloaded", timeout=5)
         assert "bad stages" in banner
-        cascade.runtime.config_problem = None  # type: ignore[attr-defined]
+        cascade.runtime.config_problem = None
         cleared = await events.until("banners", "Sandbox", timeout=5)
         assert "NOT reloaded" not in cleared
 

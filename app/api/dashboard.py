@@ -224,8 +224,7 @@ async def _banners(runtime: Runtime) -> dict[str, Any]:
         "dry_run": runtime.settings.dry_run,
         "paused": paused,
         "sources": [(f.stale, f.describe(now)) for f in await runtime.health.freshness(now)],
-        # set by app.reload when the last reload of the services file was refused
-        "config_problem": getattr(runtime, "config_problem", None),
+        "config_problem": runtime.config_problem,  # the last reload refused, if so
     }
 
 
