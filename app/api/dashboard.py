@@ -41,7 +41,7 @@ BURST_SECONDS = 0.05  # news arriving together is drawn once
 RETRY_MS = 2000  # how soon a page reconnects a lost stream
 # The banners also tell what no feed announces (a refused reload of the services file is
 # this process's news alone): with no news for this long, they are drawn again anyway.
-QUIET_SECONDS = 5.0
+QUIET_SECONDS = 2.0
 # Text that changes with the clock alone ("3m ago", "12s" left): the page ticks it itself.
 TICKING = re.compile(r"(<time [^>]*data-(?:ago|countdown)>)[^<]*(</time>)")
 STATES = {  # a state is told by an icon and a word, never by colour alone

@@ -261,7 +261,7 @@ def test_the_page_is_whole_without_javascript(
 
 def fleet_services() -> str:
     """100 services of five stages; svc003 holds every commit an hour in each stage, svc004
-    moves none while its alert fires."""
+    moves none while its alert fires."""  # a file the test edits while the page is open
     lines = ['[defaults]\nmin_age = "0s"\n']
     for n in range(FLEET):
         name = f"svc{n:03d}"
@@ -337,7 +337,7 @@ def test_a_fleet_of_100_services_fits_the_screen_filters_and_stays_live(
     cluster_factory: Callable[..., Cluster], browser: Browser
 ) -> None:
     cluster = cluster_factory(fleet_services())
-    process = cluster.start_cascade(CASCADE_WEBHOOK_TOKEN=ALERT_TOKEN)
+    process = cluster.start_cascade(CASCADE_WEBHOOK_TOKEN=ALERT_TOKEN, CASCADE_RELOAD_SECONDS="0.2")
     cluster.wait(lambda: harness.get(process, "/status")["services"][99]["stages"][4]["commit"],
                  "every stage read")  # fmt: skip
     pause(process, reason="db migration", by="e2e", service="svc001")
@@ -406,5 +406,15 @@ def test_a_fleet_of_100_services_fits_the_screen_filters_and_stays_live(
     OUTPUT.mkdir(exist_ok=True)
     page.mouse.move(0, 0)  # no row lit by the pointer
     page.screenshot(path=str(OUTPUT / "fleet.png"))  # the screen a person sees first
+
+    # an edit of the services file that is refused shows at once, and goes when fixed
+    good = cluster.config.read_text()
+    cluster.config.write_text(good.replace('alerts = ["HighErrors"]', 'alerts = "HighErrors"'))
+    banner = page.locator(".banner-config")
+    expect(banner).to_contain_text("The services file was NOT reloaded", timeout=10_000)
+    expect(banner).to_contain_text("Still running the previous configuration.")
+    expect(banner).to_contain_text(str(cluster.config))
+    cluster.config.write_text(good)
+    expect(banner).to_have_count(0, timeout=10_000)
     assert page.evaluate("window.cascadeMarker") == "not reloaded"
     assert errors == []
