@@ -22,7 +22,7 @@ import httpx
 import uvicorn
 
 from app import admin_token, checks
-from app.durations import humanize, short
+from app.durations import short, spoken
 from app.models import pause_scope
 from app.services import ConfigError, load_services, parse_duration
 from app.settings import Settings, get_settings
@@ -302,9 +302,8 @@ def _stage(stage: dict[str, Any], now: datetime) -> tuple[str, str, str, str]:
 
 def _promotion(p: dict[str, Any], now: datetime) -> tuple[str, str, str, str]:
     why = p["reason"]
-    if p.get("opens_at") and p["state"] == "waiting":
-        left = datetime.fromisoformat(p["opens_at"]) - now
-        why += f" (moves on in {humanize(left)})"
+    if p.get("opens_at") and p["state"] == "waiting" and "opens in" not in why:  # said once
+        why += f" (opens in {spoken(datetime.fromisoformat(p['opens_at']) - now)})"
     return short(p["commit"]), f"{p['from']} → {p['to']}", p["state"], why
 
 
@@ -313,8 +312,8 @@ def _pause(pause: dict[str, Any], now: datetime) -> str:
     if pause.get("by"):
         text += f" (by {pause['by']})"
     if pause.get("until"):
-        until = datetime.fromisoformat(pause["until"])
-        text += f", until {until.isoformat(timespec='minutes')} ({humanize(until - now)} left)"
+        until = datetime.fromisoformat(pause["until"]).astimezone(UTC)
+        text += f", until {until:%Y-%m-%dT%H:%MZ}"  # one format, as --until takes it
     return text
 
 
@@ -341,7 +340,7 @@ def _source(source: dict[str, Any], now: datetime) -> str:
 
 
 def _ago(moment: str, now: datetime) -> str:
-    return f"{humanize(now - datetime.fromisoformat(moment))} ago"
+    return f"{spoken(now - datetime.fromisoformat(moment))} ago"
 
 
 def _until(value: str) -> str:

@@ -6,6 +6,7 @@ subcommand against a running Cascade and a sandbox platform.
 """
 
 import argparse
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -360,6 +361,51 @@ def test_status_says_first_that_the_services_file_was_not_reloaded(
         ' "web": unknown field "stagez"; still running the previous configuration'
     )
     assert second.startswith("SANDBOX")
+
+
+def test_status_says_each_time_once_in_one_format(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ages in the two largest adjacent units ("2h ago", never "2h14s ago"); a wait said once;
+    a pause's end in one format, the one --until takes."""
+    now = datetime.now(UTC)
+    release = {
+        "id": "r",
+        "version": 3,
+        "status": "succeeded",
+        "commit": "a1" * 20,
+        "created_at": (now - timedelta(hours=2, seconds=14)).isoformat(),
+    }
+    opens = now + timedelta(seconds=18)
+    waiting = {
+        "from": "api-qa",
+        "to": "api-st",
+        "commit": "a1" * 20,
+        "state": "waiting",
+        "reason": "age: needs 1h in api-qa, opens in 18s",
+        "opens_at": opens.isoformat(),
+        "gates": [],
+    }
+    frozen = {**waiting, "to": "api-prod", "reason": "allow: freeze window"}
+    until = datetime(2030, 5, 1, 18, 0, tzinfo=UTC)
+    pause = {"reason": "incident 7", "by": "ana", "until": until.isoformat(), "service": None}
+    stages = [{"app": "api-qa", "commit": "a1" * 20, "release": release}]
+    api = {
+        "name": "api",
+        "pipeline": "api",
+        "paused": None,
+        "promotions": [waiting, frozen],
+        "stages": stages,
+    }
+    body = {"sandbox": False, "dry_run": False, "paused": pause, "sources": [], "services": [api]}
+    monkeypatch.setattr(cli, "_call", lambda *args, **kwargs: body)
+    assert cli.status(cli._parser().parse_args(["status"])) == 0
+    out = capsys.readouterr().out
+    assert "PAUSED   everything: incident 7 (by ana), until 2030-05-01T18:00Z\n" in out
+    assert out.rstrip("\n").splitlines()[4].endswith("v3       2h ago")
+    lines = out.splitlines()
+    assert lines[-2].endswith("age: needs 1h in api-qa, opens in 18s")  # not "moves on in" too
+    assert re.search(r"allow: freeze window \(opens in 1[78]s\)$", lines[-1])
 
 
 # resume says what it lifted ---------------------------------------------------------------
