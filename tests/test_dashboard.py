@@ -742,3 +742,25 @@ def test_every_text_colour_pair_in_the_stylesheet_meets_aa() -> None:
     assert len(chips) >= 12  # every state's chip, badge, banner and mark was among them
     for surface in surfaces:
         assert contrast(variables["--focus"], surface) >= NON_TEXT
+
+
+def test_each_colour_means_one_thing() -> None:
+    """A status has a colour of its own, and a chip, badge or banner of the same meaning has
+    that colour too: a timed wait is the calm one, never red; only failures are red."""
+    _variables, rules = css_rules()
+    back = {s: colour(d.get("background") or d.get("background-color")) for s, d in rules}
+    kinds = ("moving", "waiting", "blocked", "paused", "failed")
+    own = {kind: back[f".kind-{kind}"] for kind in kinds}
+    assert len(set(own.values())) == len(kinds)
+    same = {
+        ".gate-timed": "waiting", ".badge-waiting": "waiting",
+        ".gate-closed": "blocked", ".gate-unknown": "blocked", ".badge-blocked": "blocked",
+        ".banner-stale": "blocked",
+        ".badge-promoting": "moving",
+        ".banner-paused": "paused",
+        ".badge-failed": "failed", ".banner-config": "failed", ".mark-problem": "failed",
+    }  # fmt: skip
+    for selector, kind in same.items():
+        assert back[selector] == own[kind], f"{selector} is not the colour of {kind}"
+    red = [s for s, colour_ in back.items() if colour_ == own["failed"]]
+    assert set(red) == {".kind-failed", *(s for s, k in same.items() if k == "failed")}
