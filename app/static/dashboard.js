@@ -69,6 +69,19 @@
     show(body, open);
   });
 
+  // Up and down arrows go from a service's name to the next one shown (a hundred rows are
+  // a hundred tab stops otherwise).
+  document.addEventListener("keydown", (event) => {
+    if (!["ArrowDown", "ArrowUp"].includes(event.key)) return;
+    if (!event.target.classList || !event.target.classList.contains("opener")) return;
+    const shown = [...document.querySelectorAll("tbody.fleet-service:not([hidden]) .opener")];
+    const next = shown[shown.indexOf(event.target) + (event.key === "ArrowDown" ? 1 : -1)];
+    if (next) {
+      event.preventDefault();
+      next.focus();
+    }
+  });
+
   const NEEDS_ME = new Set(["blocked", "failed", "paused"]);
   const filterForm = document.getElementById("filter");
   const filterText = document.getElementById("filter-text");

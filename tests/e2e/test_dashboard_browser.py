@@ -391,6 +391,12 @@ def test_a_fleet_of_100_services_fits_the_screen_filters_and_stays_live(
     needing = sorted(name for name, kind in kinds_from_status(process).items() if kind in NEEDS_ME)
     assert needing == ["svc001", "svc002", "svc004"]
     assert visible_rows(page) == needing
+    page.locator("#open-svc001").focus()
+    page.keyboard.press("ArrowDown")  # from one service's name to the next shown
+    expect(page.locator("#open-svc002")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#open-svc004")).to_be_focused()
+    mine.focus()
     page.keyboard.press("Space")
     assert len(visible_rows(page)) == FLEET
 
