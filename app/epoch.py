@@ -128,7 +128,7 @@ class Epoch:
     async def recover(self) -> str:
         """The operator confirms the loss: a new marker, and promoting resumes everywhere."""
         found, _, claims = await self._read()
-        newest = max(self._ms(), *(_parts(v)[1] + 1 for v in (self.known, found) if v))
+        newest = max([self._ms(), *(_parts(v)[1] + 1 for v in (self.known, found) if v)])
         value = marker(RECOVERED, newest)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.EPOCH, value)

@@ -153,6 +153,19 @@ async def test_recover_resumes_every_process_and_they_forget_what_they_kept(
     assert await other.verify() is not None
 
 
+async def test_recover_works_for_a_process_that_never_read_a_marker_of_a_redis_without_one(
+    redis_client: "redis.Redis",
+) -> None:
+    # Started while Redis was unreachable, then Redis came back empty: it answered 500 (max()
+    # of one int) and the operator had no way to resume (simulation, two rounds of faults).
+    epoch = Epoch(redis_client, lambda: NOW)
+    assert epoch.known is None
+    assert await redis_client.get(keys.EPOCH) is None
+    value = await epoch.recover()
+    assert value.startswith(f"{RECOVERED}:")
+    assert await redis_client.get(keys.EPOCH) == value
+
+
 async def test_a_claim_waits_for_the_append_only_file(redis_client: "redis.Redis") -> None:
     epoch = await started(redis_client)  # the test server runs appendonly yes, fsync everysec
     await redis_client.set("cascade:{api}:promotion:api-st:c", "claimed")
