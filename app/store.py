@@ -98,7 +98,8 @@ trim(1, 2, 3, ARGV[1])
 # marks, the slug (when its commit is known). ARGV: the stage as read ("" for none), as folded
 # ("" if unchanged), the commit to note in the history ("" for none), its arrival, the
 # history's length, the marks' TTL, how many marks, the slug's commit ("" for none), its TTL,
-# the commit's position, "1" when releases before it may be missing from the history.
+# the commit's position, "1" when releases before it may be missing from the history. An
+# arrival of 0: the release never ran (a newer one was current), so only its place is noted.
 # Answers -1 when the stage changed since it was read (nothing written but the slug) with the
 # stage as it is, else 1 when every seen mark is new, 0 when one was there.
 _FOLD = (
@@ -110,7 +111,7 @@ local current = redis.call('get', KEYS[1]) or ''
 if current ~= ARGV[1] then return {-1, current} end
 if ARGV[2] ~= '' then redis.call('set', KEYS[1], ARGV[2]) end
 if ARGV[3] ~= '' then
-  redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[3])
+  if ARGV[4] ~= '0' then redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[3]) end
   redis.call('zadd', KEYS[3], 'LT', ARGV[10], ARGV[3])
   if ARGV[11] ~= '' then partial(4) end
   trim(2, 3, 4, ARGV[5])
@@ -249,13 +250,14 @@ class Store:
 
         A succeeded release's commit counts as arrived at `seen_at`, when Cascade learned it
         runs, by Cascade's clock: never Heroku's `created_at`, which is another clock and
-        marks when the release started, not when it began to run (issue 15, row 9).
+        marks when the release started, not when it began to run (issue 15, row 9). Only
+        when it runs: one that succeeds after a newer release became current never ran, and
+        its commit's age starts when a release of it does (simulation, `--rounds 4`, seed 161).
         """
         key = keys.stage(service, release.app)
         sender, ids = sighting or ("", ())
         seen = [keys.seen(service, sender, i) for i in ids]
         commit = release.commit if release.status is ReleaseStatus.SUCCEEDED else None
-        at = seen_at if commit else None
         # The slug's commit is cached by the same script (it never changes: no CAS).
         cached = (release.slug_id, release.commit) if release.slug_id and release.commit else None
         slug = [keys.slug(cached[0])] if cached else []
@@ -281,7 +283,7 @@ class Store:
                     raw,
                     folded,
                     commit or "",
-                    at.timestamp() if at else 0,
+                    seen_at.timestamp() if commit and after.release == release else 0,
                     keys.HISTORY_MAXLEN,
                     int(keys.DEDUP_TTL.total_seconds()),
                     len(seen),
