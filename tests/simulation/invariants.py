@@ -85,17 +85,20 @@ class Judge:
         for before in earlier:
             failed = before.failed
             retried = self.truth.retried.get(asked.target, -1) > before.step
-            if not (failed and retried) and not self._confirmed_loss(before.step, asked.step):
+            if not (failed and retried) and not self._confirmed_loss(before, asked):
                 return [
                     f"at most once: {asked.commit[:8]} promoted to {asked.target} again"
                     f" (first at step {before.step}, {before.landing.status})"
                 ]
         return []
 
-    def _confirmed_loss(self, after: int, before: int) -> bool:
-        """Redis lost data after step `after`, and an operator confirmed it before `before`."""
+    def _confirmed_loss(self, first: Asked, again: Asked) -> bool:
+        """Redis lost data after `first` was asked for, and an operator confirmed the loss
+        before `again` was (in the same step too: seed 118, `--rounds 4`)."""
+        order = {id(a): i for i, a in enumerate(self.truth.asked)}
+        i, j = order[id(first)], order[id(again)]
         return any(
-            after < lost and any(lost <= r < before for r in self.truth.recovered)
+            i < lost[0] and any(lost < r and r[0] <= j for r in self.truth.recovered)
             for lost in self.truth.lost
         )
 

@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.simulation import mutants
 from tests.simulation.faults import Enabled
 from tests.simulation.scheduler import Result, Simulation
 
@@ -129,12 +130,18 @@ class Totals:
 
 
 async def run_seeds(
-    url: str, seeds: list[int], enabled: Enabled, steps: int, totals: Totals, stop: bool = True
+    url: str,
+    seeds: list[int],
+    enabled: Enabled,
+    steps: int,
+    totals: Totals,
+    stop: bool = True,
+    rounds: int = 1,
 ) -> Result | None:
     """Run the seeds; the first failing one's result (all are run when `stop` is False)."""
     first: Result | None = None
     for seed in seeds:
-        result = await Simulation(seed, url, enabled, steps).run()
+        result = await Simulation(seed, url, enabled, steps, rounds=rounds).run()
         totals.add(result)
         if result.violations and first is None:
             first = result
@@ -144,12 +151,19 @@ async def run_seeds(
 
 
 def _job(
-    url: str, seeds: list[int], enabled: Enabled, steps: int, stop: bool
+    url: str,
+    seeds: list[int],
+    enabled: Enabled,
+    steps: int,
+    stop: bool,
+    mutant: int | None,
+    rounds: int,
 ) -> tuple[Totals, Result | None]:
     """One worker process's share of the seeds, on its own database."""
     logging.disable(logging.WARNING)  # a seed's story is its trace
     totals = Totals()
-    failed = asyncio.run(run_seeds(url, seeds, enabled, steps, totals, stop))
+    with mutants.applied(mutant):
+        failed = asyncio.run(run_seeds(url, seeds, enabled, steps, totals, stop, rounds))
     if totals.last is not None and totals.last is not failed:
         totals.last.trace = []  # only a failing seed's trace crosses back
     return totals, failed
@@ -164,13 +178,17 @@ def run_parallel(
     stop: bool = True,
     batch: int | None = None,
     progress: Callable[[Totals], None] = lambda totals: None,
+    mutant: int | None = None,
+    rounds: int = 1,
 ) -> tuple[Totals, Result | None]:
     """The seeds over `jobs` processes: the totals, and the lowest failing seed's result.
 
     Each job takes every `jobs`-th seed of a batch, so a run of N seeds covers the same seeds
     whatever the number of jobs, and a seed replays the same alone (`--seed N`). After each
     batch (`batch` seeds a job; all at once by default) `progress` is told the totals so far:
-    a soak stopped halfway keeps the figures of the batches it finished.
+    a soak stopped halfway keeps the figures of the batches it finished. With `mutant`,
+    row `mutant`'s old defect is put back in every job (`mutants`). Each seed runs
+    `rounds` rounds of faulty steps, each followed by its quiet phase.
     """
     jobs = max(1, min(jobs, JOBS_MAX, len(seeds)))
     size = jobs * batch if batch else len(seeds)
@@ -181,7 +199,14 @@ def run_parallel(
             chunk = seeds[start : start + size]
             shares = [
                 pool.submit(
-                    _job, simulation_url(server_url, i), chunk[i::jobs], enabled, steps, stop
+                    _job,
+                    simulation_url(server_url, i),
+                    chunk[i::jobs],
+                    enabled,
+                    steps,
+                    stop,
+                    mutant,
+                    rounds,
                 )
                 for i in range(jobs)
             ]
@@ -240,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--row", type=int, action="append", default=[], help="only this row's kinds"
     )
+    parser.add_argument(
+        "--mutant", type=int, choices=sorted(mutants.MUTANTS), help="put row N's old defect back"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of faults, each until converged"
+    )
     parser.add_argument("--keep-going", action="store_true")
     parser.add_argument("--trace", action="store_true", help="print the first failing trace")
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="processes (one a CPU)")
@@ -277,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                 not args.keep_going,
                 args.batch,
                 progress,
+                args.mutant,
+                args.rounds,
             )
         finally:
             server.stop()

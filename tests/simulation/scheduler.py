@@ -85,11 +85,18 @@ class Result:
 
 class Simulation:
     def __init__(
-        self, seed: int, redis_url: str, enabled: Enabled, steps: int = 60, engines: int = 3
+        self,
+        seed: int,
+        redis_url: str,
+        enabled: Enabled,
+        steps: int = 60,
+        engines: int = 3,
+        rounds: int = 1,
     ) -> None:
         self.seed, self.redis_url, self.enabled = seed, redis_url, enabled
         self.rng = random.Random(seed)
-        self.steps, self.engine_count = steps, engines
+        self.steps, self.engine_count, self.rounds = steps, engines, rounds
+        self.base = 0  # the first step's number in this round
         self.clock = VirtualClock()
         self.result = Result(seed)
         self.modes = tuple(
@@ -139,11 +146,15 @@ class Simulation:
             if "long_history" in self.modes:
                 self._long_history()
             self.engines = [await self._engine(f"e{i}") for i in range(self.engine_count)]
-            for step in range(self.steps):
-                await self.step(step)
-                if self.result.violations:
+            for _ in range(self.rounds):  # a later round's faults meet settled promotions
+                for step in range(self.base, self.base + self.steps):
+                    await self.step(step)
+                    if self.result.violations:
+                        return self.result
+                await self.quiet()
+                if self.result.violations or self.result.converged_after is None:
                     return self.result
-            await self.quiet()
+                self.faulty = True
             return self.result
         finally:
             await self.close()
@@ -476,9 +487,10 @@ class Simulation:
         engine = self.rng.choice(self.engines)
         target = target or self._app().name
         response = await engine.request("POST", "/retry", json={"service": SERVICE, "to": target})
-        if response.status_code == 202 and response.json()["detail"].startswith("cleared"):
+        detail = str(response.json().get("detail", ""))
+        if response.status_code == 202 and detail.startswith("cleared"):
             self.sandbox.truth.retried[target] = self.sandbox.step
-        return f"POST /retry to {target} via {engine.name}: {response.status_code}"
+        return f"POST /retry to {target} via {engine.name}: {response.status_code} {detail[:60]}"
 
     # time and Redis ------------------------------------------------------------
 
@@ -523,12 +535,12 @@ class Simulation:
         ]
 
     async def _redis_flush(self) -> str:
-        self.sandbox.truth.lost.append(self.sandbox.step)
+        self.sandbox.truth.lost.append(self.sandbox.truth.moment())
         await self.redis.flushdb()
         return "Redis lost everything (FLUSHDB)"
 
     async def _redis_rewind(self) -> str:
-        self.sandbox.truth.lost.append(self.sandbox.step)
+        self.sandbox.truth.lost.append(self.sandbox.truth.moment())
         raw = redis.Redis(connection_pool=redis.ConnectionPool.from_url(self.redis_url))
         try:
             await raw.flushdb()
@@ -545,7 +557,7 @@ class Simulation:
     async def quiet(self) -> None:
         """Faults stop, gates open: a new commit must reach every stage in bounded time."""
         self.faulty = False
-        start, step = self.clock(), self.steps
+        start, step = self.clock(), self.base + self.steps
         self.late.clear()
         # A promotion that fails in the quiet phase, which the operator retries, is row 6's.
         self.sandbox.faults.fail_promotions = int("failed_release" in self.enabled.kinds)
@@ -574,6 +586,7 @@ class Simulation:
             if self._converged(newest):
                 self.result.converged_after = self.clock() - start
                 self._note(step, f"converged after {self.result.converged_after}")
+                self.base = step + 1  # a next round goes on from here
                 return
             if self.result.violations:
                 return
@@ -652,7 +665,7 @@ class Simulation:
             if engine.epoch.lost:
                 response = await engine.request("POST", "/recover")
                 if response.status_code < 300:
-                    self.sandbox.truth.recovered.append(step)
+                    self.sandbox.truth.recovered.append(self.sandbox.truth.moment())
                 said = f"{engine.name} stopped for a data loss; POST /recover"
                 self._note(step, f"quiet: {said}: {response.status_code}")
 

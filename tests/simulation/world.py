@@ -96,8 +96,14 @@ class Truth:
     revealed: dict[str, int] = field(default_factory=dict)  # release id -> step Cascade knew
     asked: list[Asked] = field(default_factory=list)
     retried: dict[str, int] = field(default_factory=dict)  # target -> step of the last /retry
-    lost: list[int] = field(default_factory=list)  # steps at which Redis lost data
-    recovered: list[int] = field(default_factory=list)  # steps of an operator's POST /recover
+    # When Redis lost data, and when an operator confirmed it (POST /recover): how many
+    # promotions had been asked for by then (finer than a step, which holds several), and
+    # how many losses and recoveries came before (`moment`).
+    lost: list[tuple[int, int]] = field(default_factory=list)
+    recovered: list[tuple[int, int]] = field(default_factory=list)
+
+    def moment(self) -> tuple[int, int]:
+        return len(self.asked), len(self.lost) + len(self.recovered)
 
 
 class Outbox(WebhookSender):
