@@ -146,18 +146,26 @@ async def test_every_stage_with_its_commit_release_and_age(start: Start) -> None
     assert all("up to date" in text for _t, _a, text in shown.find(class_="transit"))
 
 
-async def test_a_commit_on_its_way_shows_each_gate_with_its_reason(start: Start) -> None:
+COMMIT = "a1" * 20
+
+
+async def a_commit_waiting(start: Start, commit: str) -> tuple[Cascade, Json]:
+    """A commit on api-qa that waits an hour (min_age) to move on to api-st: its promotion."""
     cascade = await start(min_age="1h")
     assert cascade.runtime.sandbox is not None
-    commit = "a1" * 20
     await cascade.runtime.sandbox.deploy("api-qa", commit)
     (moving,) = await eventually(lambda: promotions(cascade, "api", 1), "a waiting promotion")
+    return cascade, moving
+
+
+async def test_a_commit_on_its_way_shows_each_gate_with_its_reason(start: Start) -> None:
+    cascade, moving = await a_commit_waiting(start, COMMIT)
     assert moving["state"] == "waiting"
     shown = await page(cascade)
     _tag, transit, text = shown.one(class_="transit", data_to="api-st")
-    assert transit["data-commit"] == commit
+    assert transit["data-commit"] == COMMIT
     assert "state-waiting" in transit["class"].split()
-    assert commit[:7] in text
+    assert COMMIT[:7] in text
     badge = shown.one(class_="badge-waiting")[2]
     assert "◷" in badge  # an icon and a word, never colour alone
     assert "waiting" in badge
@@ -186,7 +194,7 @@ async def test_a_commit_on_its_way_shows_each_gate_with_its_reason(start: Start)
     assert countdowns == [datetime.fromisoformat(by_name["age"]["opens_at"])]
     assert datetime.fromisoformat(moving["opens_at"]) in countdowns
     flights = [text for _tag, _attrs, text in shown.find(class_="flight")]
-    assert flights[0] == f"1 commit on the way: {commit[:7]} api-qa → api-st (waiting)"
+    assert flights[0] == f"1 commit on the way: {COMMIT[:7]} api-qa → api-st (waiting)"
     assert flights[1] == "Every stage runs the same commit."
 
 
@@ -298,20 +306,16 @@ async def test_the_fleet_table_has_a_row_a_service_and_a_cell_a_stage(start: Sta
 
 
 async def test_a_timed_wait_is_calm_and_says_when_it_opens(start: Start) -> None:
-    cascade = await start(min_age="1h")
-    assert cascade.runtime.sandbox is not None
-    commit = "a1" * 20
-    await cascade.runtime.sandbox.deploy("api-qa", commit)
-    (moving,) = await eventually(lambda: promotions(cascade, "api", 1), "a waiting promotion")
+    cascade, moving = await a_commit_waiting(start, COMMIT)
     shown = await page(cascade)
     body = shown.by_id("service-api")[1]
     assert body["data-kind"] == "waiting"
-    assert commit in body["data-search"].split()  # the filter finds it by its commit
+    assert COMMIT in body["data-search"].split()  # the filter finds it by its commit
     state = shown.find(class_="state")[0][2]
     assert re.fullmatch(r"◷ waiting opens in (1h|59m \d+s)", state)
     (move,) = [m for m in shown.find(class_="move") if "title" in m[1]]  # not the legend's
     assert move[1]["class"].split() == ["move", "kind-waiting"]  # blue-grey, not red
-    assert move[2].startswith(f"◷ {commit[:7]} →")
+    assert move[2].startswith(f"◷ {COMMIT[:7]} →")
     assert "moving to api-st: waiting" in move[2]
     assert "◷ 1 waiting" in shown.by_id("summary")[2]
     waits = {datetime.fromisoformat(a["datetime"]) for _t, a, _x in shown.find(data_countdown="")}
