@@ -81,9 +81,16 @@ def in_flight(service: str, target: str) -> str:
 
 
 def settled(service: str, target: str) -> str:
-    """Set of the settled promotion record keys into `target`, kept until a newer commit
-    succeeds there (no expiry: an operator's rollback is respected until then)."""
-    return f"{_service(service)}:settled:{target}"
+    """Sorted set of the settled promotion record keys into `target`, in the order they
+    settled: the newest `SETTLED_KEPT` records are kept, the older ones deleted (no expiry:
+    an operator's rollback is respected, and a failed promotion not made again by itself).
+    A plain set under the older name `settled:` retired every older record as soon as a
+    newer commit succeeded, and a target sent back past it met a commit again (simulation
+    seed 39)."""
+    return f"{_service(service)}:settled-in-order:{target}"
+
+
+SETTLED_KEPT = 100  # settled promotion records kept per target: its last 100 commits
 
 
 def lock(service: str) -> str:

@@ -5,7 +5,8 @@ restarts: it is claimed (SET NX) before anything is sent to Heroku, with a token
 its claimer makes, and every later write is a compare-and-set on the record as
 its writer saw it, token included. Promotions into one target are serialised:
 a claim is refused while another record into that target is unsettled. A settled
-record never expires: it is kept until a newer commit succeeds on its target.
+record never expires: each target keeps the records of its last `keys.SETTLED_KEPT`
+commits, however it moves (an operator sending it back to an older commit included).
 """
 
 from collections.abc import Iterable
@@ -37,23 +38,24 @@ redis.call('sadd', KEYS[2], KEYS[1])
 return 1
 """
 
-# KEYS: the record, the unsettled set, the target's in-flight key, the target's settled set.
-# ARGV: the new record ('' drops it); its state; the record as the writer saw it (then the
-# forms a record written before tokens existed was stored in). Of a claimer
-# about to send and a follower taking the unsent claim back, exactly one wins; a writer that
-# stalled finds another holder's record and changes nothing. A record leaving the unsettled
-# state frees its target; one that succeeded retires the target's older settled records
-# (its keys share the service's slot): anything they guarded would now go backwards.
+# KEYS: the record, the unsettled set, the target's in-flight key, the target's settled
+# records in order. ARGV: the new record ('' drops it); its state; how many settled records
+# the target keeps; the record as the writer saw it (then the forms a record written before
+# tokens existed was stored in). Of a claimer about to send and a follower taking the unsent
+# claim back, exactly one wins; a writer that stalled finds another holder's record and
+# changes nothing. A record leaving the unsettled state frees its target; a record that
+# settles goes last in the target's order, and the oldest past the number kept are deleted
+# (their keys share the service's slot).
 _SWAP = """
 local current, seen = redis.call('get', KEYS[1]), false
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   if current == ARGV[i] then seen = true end
 end
 if not seen then return 0 end
 local new, state = ARGV[1], ARGV[2]
 if new == '' then
   redis.call('del', KEYS[1])
-  redis.call('srem', KEYS[4], KEYS[1])
+  redis.call('zrem', KEYS[4], KEYS[1])
 else
   redis.call('set', KEYS[1], new)
 end
@@ -61,14 +63,16 @@ if new == '' or state == 'succeeded' or state == 'failed' then
   redis.call('srem', KEYS[2], KEYS[1])
   if redis.call('get', KEYS[3]) == KEYS[1] then redis.call('del', KEYS[3]) end
 end
-if state == 'succeeded' then
-  for _, older in ipairs(redis.call('smembers', KEYS[4])) do
-    if older ~= KEYS[1] then redis.call('del', older) end
-  end
-  redis.call('del', KEYS[4])
-end
 if new ~= '' and (state == 'succeeded' or state == 'failed') then
-  redis.call('sadd', KEYS[4], KEYS[1])
+  local last = redis.call('zrange', KEYS[4], -1, -1, 'WITHSCORES')
+  redis.call('zadd', KEYS[4], (tonumber(last[2]) or 0) + 1, KEYS[1])
+  local over = redis.call('zcard', KEYS[4]) - tonumber(ARGV[3])
+  if over > 0 then
+    for _, oldest in ipairs(redis.call('zrange', KEYS[4], 0, over - 1)) do
+      redis.call('del', oldest)
+    end
+    redis.call('zremrangebyrank', KEYS[4], 0, over - 1)
+  end
 end
 return 1
 """
@@ -156,6 +160,7 @@ class Ledger:
         values = [
             _record.dump_json(new).decode() if new else "",
             new.state.value if new else "",
+            keys.SETTLED_KEPT,
             *_forms(seen),
         ]
         return bool(

@@ -61,18 +61,34 @@ async def test_a_settled_record_frees_its_target(ledger: Ledger) -> None:
     assert await ledger.claim(record("B")) is True
 
 
-async def test_a_success_retires_the_targets_older_settled_records(
-    ledger: Ledger, redis_client: "redis.Redis"
-) -> None:
+async def test_a_success_keeps_the_targets_older_settled_records(ledger: Ledger) -> None:
+    # The target may be sent back to an older commit: A (failed) must not be made again
+    # then, which deleting its record when B succeeded allowed (simulation seed 39).
     await ledger.claim(record("A"))
     await ledger.swap(record("A"), record("A", PromotionState.FAILED))
     await ledger.claim(record("B"))
     await ledger.swap(record("B"), record("B", PromotionState.SUCCEEDED))
     found = await ledger.find("api", [("api-st", "A"), ("api-st", "B")])
-    assert found == {("api-st", "B"): record("B", PromotionState.SUCCEEDED)}
-    assert await redis_client.smembers(keys.settled("api", "api-st")) == {
-        keys.promotion("api", "api-st", "B")
+    assert found == {
+        ("api-st", "A"): record("A", PromotionState.FAILED),
+        ("api-st", "B"): record("B", PromotionState.SUCCEEDED),
     }
+    assert await ledger.claim(record("A")) is False
+
+
+async def test_a_target_keeps_the_records_of_its_last_commits_only(
+    ledger: Ledger, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "SETTLED_KEPT", 2)
+    for commit in "ABC":
+        await ledger.claim(record(commit))
+        await ledger.swap(record(commit), record(commit, PromotionState.SUCCEEDED))
+    found = await ledger.find("api", [("api-st", c) for c in "ABC"])
+    assert set(found) == {("api-st", "B"), ("api-st", "C")}  # A, the oldest, is gone
+    assert await redis_client.zrange(keys.settled("api", "api-st"), 0, -1) == [
+        keys.promotion("api", "api-st", "B"),
+        keys.promotion("api", "api-st", "C"),
+    ]
 
 
 async def test_a_write_over_a_changed_record_changes_nothing(ledger: Ledger) -> None:

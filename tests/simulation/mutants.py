@@ -23,7 +23,7 @@ async def _plain_drop(self: ledger.Ledger, seen: PromotionRecord) -> bool:
     async with self.redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)
         pipe.srem(keys.promotions(seen.service), key)
-        pipe.srem(keys.settled(seen.service, seen.target), key)
+        pipe.zrem(keys.settled(seen.service, seen.target), key)
         await pipe.execute()
     return True
 
