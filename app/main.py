@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,  # `app.api.docs` serves it, with no CDN
+        redoc_url=None,  # FastAPI's ReDoc page loads its script from a CDN: blank offline
         swagger_ui_oauth2_redirect_url=None,
     )
     # Webhooks first: routes are matched in order, and deliveries are most of the traffic.

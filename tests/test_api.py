@@ -580,6 +580,7 @@ async def test_docs_load_swagger_ui_from_cascade_itself(cascade: Cascade) -> Non
         assert len(answer.content) > 500, url
         types[url.rsplit(".", 1)[-1]] = answer.headers["content-type"].split(";")[0]
     assert types == {"css": "text/css", "png": "image/png", "js": "text/javascript"}
+    assert (await cascade.client.get("/redoc")).status_code == 404  # its script is a CDN's
 
 
 # promotion through the sandbox -----------------------------------------------------------
