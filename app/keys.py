@@ -44,7 +44,8 @@ def history(service: str, app: str) -> str:
 
 def positions(service: str, app: str) -> str:
     """Sorted set: commit -> its position in the app's release order (`app.order`), the lowest
-    seen. Trimmed with `history`: a commit is in both or in neither."""
+    seen. Trimmed with `history`: a commit of the history is in both or in neither (one whose
+    release never ran has a position only)."""
     return f"{_service(service)}:order:{app}"
 
 

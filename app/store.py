@@ -26,9 +26,10 @@ _pause = TypeAdapter(Pause)
 
 
 # Drops the commits that stand first in an app's release order (KEYS[o], the oldest) past
-# `keep` from its positions, and from its history (KEYS[h]) with them: a commit is in both or
-# in neither. A history that held every release (its loaded mark KEYS[m] "whole") no longer
-# does then, nor after a release it missed (`partial`).
+# `keep` from its positions, and from its history (KEYS[h]) with them: a commit of the history
+# is in both or in neither (one whose release never ran has a position only). A history that
+# held every release (its loaded mark KEYS[m] "whole") no longer does then, nor after a
+# release it missed (`partial`).
 _TRIM = """
 local function partial(m)
   if redis.call('get', KEYS[m]) == 'whole' then redis.call('set', KEYS[m], '1') end
