@@ -23,7 +23,7 @@ ROW_KINDS: dict[int, tuple[str, ...]] = {
     5: ("time_jump",),
     6: ("failed_release", "failed_promotion"),
     7: ("recreate_pipeline",),
-    8: ("redis_flush", "redis_rewind"),
+    8: ("redis_flush", "redis_rewind", "recover"),
     9: ("clock_skew",),
     10: ("pause_mid_reconcile",),
 }
@@ -53,6 +53,7 @@ WEIGHTS: dict[str, int] = {
     "unpause": 3,
     "timed_pause": 2,
     "retry": 1,
+    "recover": 3,
     # faults
     "lose_webhook": 2,
     "duplicate_webhook": 2,
@@ -74,6 +75,12 @@ WEIGHTS: dict[str, int] = {
     "pause_mid_reconcile": 0,  # a way of judging (see `Judge.pause_from_start`), not a step
 }
 MODES = ("copy_window", "clock_skew", "long_history")
+# The kinds that move the lifecycle on; every other kind's weight is scaled by the seed's
+# fault rate, drawn from `RATES`. At the full rate a round rarely sees a promotion through
+# (a data loss, a hotfix or a pause closes the pipeline long before); at the lower rates
+# faults land in the middle of promotions: a stall between a claim and its POST.
+WORK = ("reconcile", "release_call", "deliver_webhook", "finish_release", "advance", "deploy")
+RATES = (1.0, 0.3, 0.1)
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,10 @@ class Enabled:
             off -= focus
         return cls(frozenset(k for k in WEIGHTS if k not in off), frozenset(focus))
 
-    def weight(self, kind: str) -> int:
-        return WEIGHTS[kind] * (FOCUS if kind in self.focus else 1)
+    def weight(self, kind: str, rate: float = 1.0) -> float:
+        """How often `kind` is drawn, its weight scaled by the fault rate unless it is work."""
+        scaled = WEIGHTS[kind] * (FOCUS if kind in self.focus else 1)
+        return scaled if kind in WORK else scaled * rate
 
     def row_of(self, kind: str) -> int | None:
         return next((row for row, kinds in ROW_KINDS.items() if kind in kinds), None)

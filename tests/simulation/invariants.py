@@ -20,6 +20,7 @@ class Pause:
 
     set_step: int
     until: datetime | None
+    scope: str | None  # the service paused, or None: every service (the global pause)
     lifted_step: int | None = None
 
     def in_force(self, step: int, at: datetime) -> bool:

@@ -23,10 +23,11 @@ from typing import Any
 import redis.asyncio as redis
 
 from app import keys
+from app.ledger import Ledger
 from app.redis_client import connect
 from app.sandbox.world import App, PromotionTarget, Release, ReleaseStatus
 from tests.simulation.engine import Engine, services
-from tests.simulation.faults import MODES, WEIGHTS, Enabled
+from tests.simulation.faults import MODES, RATES, WEIGHTS, Enabled
 from tests.simulation.invariants import Judge, Pause
 from tests.simulation.platform import OPERATION, Call
 from tests.simulation.world import SimSandbox, VirtualClock, Webhook, pipeline_spec
@@ -72,15 +73,31 @@ class Result:
     steps: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     modes: tuple[str, ...] = ()
+    rate: float = 1.0  # the fault rate drawn for the seed (`faults.RATES`)
     promotions: int = 0
     violations: list[str] = field(default_factory=list)
     converged_after: timedelta | None = None
     trace: list[str] = field(default_factory=list)
 
     def report(self, lines: int = 2000) -> str:
-        head = f"seed {self.seed}: {len(self.violations)} violation(s), modes {self.modes or '-'}"
+        head = (
+            f"seed {self.seed}: {len(self.violations)} violation(s), modes {self.modes or '-'},"
+            f" fault rate {self.rate}"
+        )
         shown = self.trace[-lines:]
         return "\n".join([head, *self.violations, "trace:", *shown])
+
+
+@dataclass(frozen=True)
+class Stall:
+    """When a stalled process wakes: at `until`, or once the sandbox has received more than
+    `sent` promotions (None: only at `until`)."""
+
+    until: datetime
+    sent: int | None = None
+
+    def over(self, now: datetime, sent: int) -> bool:
+        return now >= self.until or (self.sent is not None and sent > self.sent)
 
 
 class Simulation:
@@ -104,7 +121,8 @@ class Simulation:
             for m in MODES
             if m in enabled.kinds and (self.rng.random() < 0.5 or m in enabled.focus)
         )
-        self.result.modes = self.modes
+        self.rate = self.rng.choice(RATES)  # how often faults come, against the work
+        self.result.modes, self.result.rate = self.modes, self.rate
         self.redis_skew = (
             timedelta(minutes=self.rng.randint(2, 8))
             if "clock_skew" in self.modes
@@ -124,12 +142,14 @@ class Simulation:
         self.ops: list[Op] = []
         self.engines: list[Engine] = []
         self.late: dict[int, Any] = {}  # webhook number -> when it may arrive
-        self.stalled: dict[tuple[int, int], Any] = {}  # (call, op) -> when its process wakes
+        self.stalled: dict[tuple[int, int], Stall] = {}  # (call, op) -> when its process wakes
         self.snapshot: list[tuple[str, int, bytes]] = []
         self.checked = 0
         self.numbered = 0
-        self.faulty = True
         self.redis: redis.Redis = connect(redis_url)
+        # Raw bytes, for DUMP. Both clients are also used from inside an engine's coroutine
+        # (`_replicated`), so `settle` counts their commands on the wire as work going on.
+        self.dumper = redis.Redis.from_url(redis_url)  # owns its pool: aclose closes it
 
     # building ------------------------------------------------------------
 
@@ -154,7 +174,6 @@ class Simulation:
                 await self.quiet()
                 if self.result.violations or self.result.converged_after is None:
                     return self.result
-                self.faulty = True
             return self.result
         finally:
             await self.close()
@@ -166,6 +185,7 @@ class Simulation:
         for engine in self.engines:
             await engine.close()
         await self.redis.aclose()
+        await self.dumper.aclose()
 
     def _long_history(self) -> None:
         """The first stage released many commits before Cascade was set up (its history)."""
@@ -203,7 +223,7 @@ class Simulation:
 
     def _draw(self) -> str:
         kinds = [k for k, w in WEIGHTS.items() if w and k in self.enabled.kinds and self._can(k)]
-        weights = [self.enabled.weight(k) for k in kinds]
+        weights = [self.enabled.weight(k, self.rate) for k in kinds]
         return self.rng.choices(kinds, weights)[0]
 
     def _can(self, kind: str) -> bool:
@@ -218,6 +238,11 @@ class Simulation:
             return bool(self._finishable())
         if kind == "reconcile":
             return bool(self._idle_engines())
+        if kind == "recover":  # once Redis lost data since the last confirmation
+            truth = self.sandbox.truth
+            return bool(truth.lost) and (
+                not truth.recovered or truth.recovered[-1] < truth.lost[-1]
+            )
         return True
 
     def _check(self, number: int) -> None:
@@ -238,7 +263,9 @@ class Simulation:
         quiet = 0
         while quiet < 3:
             await asyncio.sleep(0)
-            busy = any(e.busy() for e in self.engines) or len(loop._ready) > 0  # type: ignore[attr-defined]
+            mine = (self.redis, self.dumper)
+            reading = any(getattr(c.connection_pool, "_in_use_connections", ()) for c in mine)
+            busy = any(e.busy() for e in self.engines) or reading or len(loop._ready) > 0  # type: ignore[attr-defined]
             quiet = 0 if busy else quiet + 1
         for op in [op for op in self.ops if op.task is not None and op.task.done()]:
             self.ops.remove(op)
@@ -274,9 +301,14 @@ class Simulation:
     def _releasable(self) -> list[Call]:
         live, now = {id(op) for op in self.ops}, self.clock()
         self.parked[:] = [c for c in self.parked if not c.answer.done() and id(c.op) in live]
-        if not self.faulty:
-            return self.parked
-        return [c for c in self.parked if self.stalled.get((c.number, id(c.op)), now) <= now]
+        # A stalled process stays stalled once faults stop: it wakes into the quiet phase,
+        # where the others promote (seen with `--mutant 3`).
+        asked = len(self.sandbox.truth.asked)
+        return [
+            c
+            for c in self.parked
+            if (stall := self.stalled.get((c.number, id(c.op)))) is None or stall.over(now, asked)
+        ]
 
     def _pick_call(self) -> Call:
         calls = self._releasable()
@@ -320,16 +352,28 @@ class Simulation:
 
     async def _stall(self) -> str:
         """The process holding the lock stalls past it: its lock expires under it, and it
-        wakes only minutes later (virtual), whatever else happens meanwhile."""
+        wakes only minutes later (virtual), whatever else happens meanwhile, or as soon as
+        another process has sent a promotion (the worst moment to wake, as a long GC pause
+        or a frozen VM may make it)."""
         calls = self._releasable()
-        rereads = [c for c in calls if c.is_reread]  # most often between claim and POST
-        call = self.rng.choice(rereads if rereads and self.rng.random() < 0.7 else calls)
+        claiming = await self._claiming()
+        rereads = [c for c in calls if c.is_reread]
+        # Most often between a claim and its POST: the promoter's re-read goes with the claim.
+        between = [c for c in rereads if c.op.engine.name in claiming] or rereads
+        call = self.rng.choice(between if between and self.rng.random() < 0.7 else calls)
         await self.redis.delete(keys.lock(SERVICE))
-        self.stalled[call.number, id(call.op)] = self.clock() + timedelta(
-            minutes=self.rng.choice((1, 5, 15))
+        minutes = self.rng.choice((1, 5, 15, 30))
+        sent = len(self.sandbox.truth.asked) if minutes == 30 else None
+        self.stalled[call.number, id(call.op)] = Stall(
+            self.clock() + timedelta(minutes=minutes), sent
         )
         who = f"op#{call.op.number} on {call.op.engine.name}"
-        return f"{who} stalled at {call.describe()}: its lock expired"
+        until = "until another process sends a promotion" if sent is not None else ""
+        return f"{who} stalled at {call.describe()}: its lock expired {until}".rstrip()
+
+    async def _claiming(self) -> set[str]:
+        """The processes that hold a claim they have not sent yet (a record names its owner)."""
+        return {r.by for r in await Ledger(self.redis).unsettled(SERVICE) if not r.sent}
 
     # webhooks --------------------------------------------------------------
 
@@ -444,22 +488,28 @@ class Simulation:
     # operator --------------------------------------------------------------
 
     async def _pause(self, until: Any = None) -> str:
+        """The operator pauses the service, or every service (the global pause, judged apart
+        from the record's compare-and-set: it lives on another cluster slot)."""
         engine = self.rng.choice(self.engines)
+        scope = self._draw_scope()
         body = {
             "reason": "simulated",
-            "service": SERVICE,
+            "service": scope,
             "until": until.isoformat() if until else None,
         }
         response = await engine.request("POST", "/pause", json=body)
         if response.status_code == 201:
-            for pause in self.judge.pauses:
-                if pause.lifted_step is None:
-                    pause.lifted_step = self.sandbox.step  # a new pause replaces the old
-            self.judge.pauses.append(Pause(self.sandbox.step, until))
+            self._lift(scope)  # a new pause replaces the old one of its scope
+            self.judge.pauses.append(Pause(self.sandbox.step, until, scope))
             if self.redis_skew:
-                await self._skew_expiry(keys.pause(SERVICE))
+                await self._skew_expiry(keys.pause(scope) if scope else keys.GLOBAL_PAUSE)
         how = f"until {until:%H:%M:%S}" if until else "indefinite"
-        return f"pause ({how}) via {engine.name}: {response.status_code}"
+        return f"{_scope(scope)} pause ({how}) via {engine.name}: {response.status_code}"
+
+    def _lift(self, scope: str | None) -> None:
+        for pause in self.judge.pauses:
+            if pause.scope == scope and pause.lifted_step is None:
+                pause.lifted_step = self.sandbox.step
 
     async def _skew_expiry(self, key: str) -> None:
         """The expiry the process asked for, as a Redis whose clock runs `redis_skew` ahead of
@@ -475,13 +525,19 @@ class Simulation:
         return await self._pause(self.clock() + timedelta(minutes=self.rng.randint(1, 30)))
 
     async def _unpause(self) -> str:
+        return await self._lift_pause(self._draw_scope())
+
+    async def _lift_pause(self, scope: str | None) -> str:
         engine = self.rng.choice(self.engines)
-        response = await engine.request("DELETE", "/pause", params={"service": SERVICE})
+        params = {"service": scope} if scope else {}
+        response = await engine.request("DELETE", "/pause", params=params)
         if response.status_code == 204:
-            for pause in self.judge.pauses:
-                if pause.lifted_step is None:
-                    pause.lifted_step = self.sandbox.step
-        return f"unpause via {engine.name}: {response.status_code}"
+            self._lift(scope)
+        return f"{_scope(scope)} unpause via {engine.name}: {response.status_code}"
+
+    def _draw_scope(self) -> str | None:
+        """The service most often, sometimes every service (the global pause)."""
+        return SERVICE if self.rng.random() < 0.7 else None
 
     async def _retry(self, target: str | None = None) -> str:
         engine = self.rng.choice(self.engines)
@@ -519,15 +575,11 @@ class Simulation:
     async def _take_snapshot(self) -> None:
         """What a replica that lags would hold if it took over now."""
         names = [k async for k in self.redis.scan_iter(count=1000)]
-        dumper = redis.Redis(connection_pool=redis.ConnectionPool.from_url(self.redis_url))
-        try:
-            async with dumper.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.dump(name)
-                    pipe.pttl(name)
-                answers = await pipe.execute()
-        finally:
-            await dumper.aclose()
+        async with self.dumper.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.dump(name)
+                pipe.pttl(name)
+            answers = await pipe.execute()
         self.snapshot = [
             (name, int(answers[2 * i + 1]), answers[2 * i])
             for i, name in enumerate(names)
@@ -541,7 +593,7 @@ class Simulation:
 
     async def _redis_rewind(self) -> str:
         self.sandbox.truth.lost.append(self.sandbox.truth.moment())
-        raw = redis.Redis(connection_pool=redis.ConnectionPool.from_url(self.redis_url))
+        raw = redis.Redis.from_url(self.redis_url)
         try:
             await raw.flushdb()
             async with raw.pipeline(transaction=False) as pipe:
@@ -556,7 +608,6 @@ class Simulation:
 
     async def quiet(self) -> None:
         """Faults stop, gates open: a new commit must reach every stage in bounded time."""
-        self.faulty = False
         start, step = self.clock(), self.base + self.steps
         self.late.clear()
         # A promotion that fails in the quiet phase, which the operator retries, is row 6's.
@@ -572,7 +623,7 @@ class Simulation:
             self.sandbox.step = step
             self.judge.times[step] = self.clock()
             await self._drain(step)
-            await self._recover(step)
+            await self._recover_quietly(step)
             if failing_after and dev.current is not None and dev.current.slug.commit == newest:
                 failing_after = False  # a release that fails after it: the source's last release
                 self.sandbox.deploy_commit(dev, self.sandbox.new_commit(), succeed=False)
@@ -655,19 +706,44 @@ class Simulation:
 
     async def _unpause_quietly(self, step: int) -> None:
         self.sandbox.step = step
-        self._note(step, "quiet: faults stop, " + await self._unpause())
+        lifted = [await self._lift_pause(scope) for scope in (SERVICE, None)]
+        self._note(step, "quiet: faults stop, " + ", ".join(lifted))
 
-    async def _recover(self, step: int) -> None:
-        """The operator confirms a data loss Cascade stopped for (`POST /recover`) to each
-        process that says so (its watch tells /readyz): nothing to confirm without a loss."""
+    async def _recover_quietly(self, step: int) -> None:
+        self.sandbox.step = step
+        for said in await self._confirm_loss():
+            self._note(step, f"quiet: {said}")
+
+    async def _recover(self) -> str:
+        """The operator, told of a data loss mid-run, puts the pauses back and confirms it."""
+        return "; ".join(await self._confirm_loss()) or "no process stopped for a data loss"
+
+    async def _confirm_loss(self) -> list[str]:
+        """`POST /recover` to each process that stopped for a data loss (its watch tells
+        /readyz), once the pauses in force are back, as Cascade asks: nothing without a loss."""
+        said: list[str] = []
         for engine in self.engines:
             await engine.epoch.verify()  # what its watch (`Epoch.watch`) would find by now
             if engine.epoch.lost:
+                if not said:
+                    said += await self._restore_pauses(engine)
                 response = await engine.request("POST", "/recover")
                 if response.status_code < 300:
                     self.sandbox.truth.recovered.append(self.sandbox.truth.moment())
-                said = f"{engine.name} stopped for a data loss; POST /recover"
-                self._note(step, f"quiet: {said}: {response.status_code}")
+                said.append(
+                    f"{engine.name} stopped for a data loss; POST /recover: {response.status_code}"
+                )
+        return said
+
+    async def _restore_pauses(self, engine: Engine) -> list[str]:
+        now, said = self.clock(), []
+        for pause in self.judge.pauses:
+            if pause.in_force(self.sandbox.step + 1, now):
+                until = pause.until.isoformat() if pause.until else None
+                body = {"reason": "simulated", "service": pause.scope, "until": until}
+                response = await engine.request("POST", "/pause", json=body)
+                said.append(f"{_scope(pause.scope)} pause set again: {response.status_code}")
+        return said
 
     async def _drain(self, step: int) -> None:
         """Deliver every webhook, let every call through, end every release, until none is left."""
@@ -702,3 +778,7 @@ class Simulation:
             if not left_alone:
                 return False
         return True
+
+
+def _scope(service: str | None) -> str:
+    return f"service {service}" if service else "global"
