@@ -7,9 +7,11 @@ after it, the data was lost: the process sets `keys.DATA_LOST`, which every proc
 and promotes nothing until an operator confirms with `POST /recover` (or `cascade recover`),
 which writes a new marker. What a process keeps in memory is dropped either way.
 
-A lagging replica keeps the marker, so a count of promotion claims (`keys.CLAIMS`) goes
-with it: each claim adds one, and each process remembers the highest count it saw. Found
-lower, writes this process saw were lost, its claims among them.
+A lagging replica keeps the marker, so a count of guarding writes (`keys.CLAIMS`: promotion
+claims and pauses) goes with it: each adds one, and each process remembers the highest count
+it saw. Found lower, writes this process saw were lost. Only the writer may have seen the
+count, so a claim is sent and a pause acknowledged only once a replica has it too, where the
+server has replicas (`Epoch.durable`).
 """
 
 import asyncio
@@ -18,6 +20,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 
 NEW, RECOVERED = "new", "recovered"  # the marker's kinds: written on an empty Redis, by recover
 CHECK_EVERY = 2.0  # seconds between the watch's looks (and a look before every promotion)
-WAITAOF_TIMEOUT_MS = 2000  # an everysec fsync comes within a second
+WAIT_TIMEOUT_MS = 2000  # an everysec fsync comes within a second, a replica's copy sooner
 HOW = "confirm with POST /recover (admin token) or `cascade recover` once pauses are back"
 
 
@@ -64,6 +67,9 @@ class Epoch:
         self.known: str | None = None  # the marker found or written by this process
         self.lost: str | None = None  # why nothing is promoted, while a loss is unconfirmed
         self.waits_for_disk = True  # until the server says it cannot (old server, no append-only)
+        self.waits_for_replica = True  # until the server refuses WAIT
+        self.replicas = 0  # the server's replicas, as its last look found them
+        self.wait_ms = WAIT_TIMEOUT_MS
         self.claims = 0  # the highest count of claims seen: a lower one means writes were lost
         self._watch: asyncio.Task[None] | None = None
 
@@ -140,24 +146,53 @@ class Epoch:
         return value
 
     async def durable(self) -> bool:
-        """Count the claim just made, then wait until both are on disk (WAITAOF), where the
-        server can say so.
+        """Count the guarding write just made (a claim, a pause), then wait until it is on
+        disk (WAITAOF) and, where the server has replicas, on one of them (WAIT).
 
-        False only when the server could and did not in time: a claim not on disk may be
-        lost in a crash and the promotion made twice, so it is not sent.
+        A failover promotes a replica that may lag: a write it never got is lost with the
+        count that goes with it, and only this process, which remembers the count, could
+        tell. False only when the server could and did not in time: such a claim is not
+        sent (a crash or a failover could lose it and the promotion be made twice).
         """
-        self.claims = max(self.claims, int(await self.redis.incr(keys.CLAIMS)))
-        if not self.waits_for_disk:
-            return True
-        try:
-            local, _ = await self.redis.execute_command(  # type: ignore[no-untyped-call]
-                "WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS
-            )
-        except ResponseError as error:  # unknown command, or append-only off: nothing to wait
-            log.info("WAITAOF unavailable, claims are not waited for on disk: %s", error)
+        # One connection (a pipeline): WAIT and WAITAOF wait for what their client wrote,
+        # the count here, and with it everything written before it.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(keys.CLAIMS)
+            if self.waits_for_disk:
+                pipe.execute_command("WAITAOF", 1, 0, self.wait_ms)
+            if self.replicas:
+                pipe.execute_command("WAIT", 1, self.wait_ms)
+            count, *waits = await pipe.execute(raise_on_error=False)
+        if isinstance(count, Exception):
+            raise count
+        self.claims = max(self.claims, int(count))
+        copied = True
+        if self.waits_for_disk:
+            copied = self._on_disk(waits.pop(0))
+        if self.replicas:
+            copied = self._on_replica(waits.pop(0)) and copied
+        return copied
+
+    def _on_disk(self, answer: Any) -> bool:
+        if isinstance(answer, ResponseError):  # unknown command, or append-only off
+            log.info("WAITAOF unavailable, claims are not waited for on disk: %s", answer)
             self.waits_for_disk = False
             return True
-        return int(local) >= 1
+        if isinstance(answer, Exception):
+            raise answer
+        return int(answer[0]) >= 1
+
+    def _on_replica(self, answer: Any) -> bool:
+        if isinstance(answer, ResponseError):  # a server that does not allow WAIT
+            log.info("WAIT unavailable, claims are not waited for on a replica: %s", answer)
+            self.waits_for_replica, self.replicas = False, 0
+            return True
+        if isinstance(answer, Exception):
+            raise answer
+        if int(answer) < 1:
+            log.warning("no replica confirmed a write within %d ms", self.wait_ms)
+            return False
+        return True
 
     def watch(self) -> None:
         """Look every `CHECK_EVERY` seconds, so `/status` and `/readyz` tell without a reconcile."""
@@ -179,11 +214,17 @@ class Epoch:
                 log.warning("cannot check the data marker: %s", error)
 
     async def _read(self) -> tuple[str | None, str | None, int]:
+        """The marker, the flag and the count; and how many replicas are online now, kept
+        for `durable` (a replica added or gone is seen within `CHECK_EVERY`)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(keys.EPOCH)
             pipe.get(keys.DATA_LOST)
             pipe.get(keys.CLAIMS)
-            value, flag, claims = await pipe.execute()
+            if self.waits_for_replica:
+                pipe.info("replication")
+            value, flag, claims, *replication = await pipe.execute()
+        if replication:
+            self.replicas = _online(replication[0])
         return _text(value), _text(flag), int(claims or 0)
 
     def _stop(self, why: str, *, drop: bool) -> None:
@@ -195,6 +236,18 @@ class Epoch:
 
     def _ms(self) -> int:
         return int(self.clock().timestamp() * 1000)
+
+
+def _online(replication: dict[str, Any]) -> int:
+    """Replicas that have finished their first sync: one still syncing cannot confirm a
+    write, and a failover to it would lose the marker too, which is noticed."""
+    return sum(
+        1
+        for name, replica in replication.items()
+        if name.startswith("slave")
+        and isinstance(replica, dict)
+        and replica.get("state") == "online"
+    )
 
 
 def _text(value: bytes | str | None) -> str | None:

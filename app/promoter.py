@@ -85,10 +85,13 @@ class Promoter:
         if not claimed:
             return False
         if self.durable is not None and not await self.durable():
-            # Not on disk in time: a crash could lose the claim and send the promotion twice.
+            # Not on disk (or on a replica) in time: a crash or a failover could lose the
+            # claim and the promotion be sent twice.
             await self.ledger.drop(record)  # only if still ours
             log.warning(
-                "promotion not sent service=%s to=%s: claim not on disk", service, record.target
+                "promotion not sent service=%s to=%s: claim not on disk or a replica in time",
+                service,
+                record.target,
             )
             return False
         with logs.scope(commit=record.commit):

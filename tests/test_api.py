@@ -10,12 +10,14 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import AsyncMock
 
 import pytest
 import redis.asyncio as redis
 import respx
 from asgi_lifespan import LifespanManager
 
+from app import keys
 from app.main import YOUNG_COLLECTION_EVERY, create_app
 from app.models import Pause, PromotionRecord, PromotionState
 from tests.factories import refuse_the_platform_token
@@ -109,6 +111,31 @@ async def test_global_pause(cascade: Cascade) -> None:
     status = await cascade.status()
     assert status["paused"] == pause
     assert all(s["paused"] is None for s in status["services"])
+
+
+async def test_a_pause_redis_did_not_confirm_is_in_force_and_asked_again(
+    cascade: Cascade, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pause only the primary has is lost in a failover to a replica that lagged, and only
+    the process that wrote it could tell (simulation, seed 105): the operator is told."""
+    before = int(await cascade.runtime.store.redis.get(keys.CLAIMS) or 0)
+    unconfirmed = AsyncMock(return_value=False)
+    monkeypatch.setattr(cascade.runtime.epoch, "durable", unconfirmed)
+    response = await cascade.client.post(
+        "/pause", json={"reason": "incident 43", "service": "api"}, headers=ADMIN
+    )
+    assert response.status_code == 503, response.text
+    assert "send it again" in response.json()["detail"]
+    unconfirmed.assert_awaited_once()
+    status = await cascade.status()
+    assert status["services"][0]["paused"]["reason"] == "incident 43"  # in force all the same
+
+    monkeypatch.undo()
+    response = await cascade.client.post(
+        "/pause", json={"reason": "incident 43", "service": "api"}, headers=ADMIN
+    )
+    assert response.status_code == 201
+    assert int(await cascade.runtime.store.redis.get(keys.CLAIMS) or 0) == before + 1  # counted
 
 
 async def test_an_ended_pause_kept_by_redis_is_not_shown(cascade: Cascade) -> None:

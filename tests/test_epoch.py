@@ -1,6 +1,9 @@
 """Redis losing Cascade's data while it runs (`app.epoch`): noticed, told, nothing promoted,
 until an operator confirms; on a real Redis, and through a running Cascade."""
 
+import os
+import signal
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -185,6 +188,60 @@ async def test_a_server_without_append_only_is_not_waited_for(tmp_path: Path) ->
         await client.aclose()
     finally:
         server.stop()
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Iterator[tuple[ValkeyServer, ValkeyServer]]:
+    """A primary with one replica, as a Redis with failover runs."""
+    config = {"save": "", "repl-diskless-sync-delay": 0}  # the first sync at once
+    primary = ValkeyServer(data_dir=tmp_path / "primary", config=config)
+    primary.start()
+    replica = ValkeyServer(
+        data_dir=tmp_path / "replica", config={"save": "", "replicaof": f"127.0.0.1 {primary.port}"}
+    )
+    replica.start()
+    try:
+        yield primary, replica
+    finally:
+        replica.stop()
+        primary.stop()
+
+
+async def test_a_claim_waits_for_a_replica_where_the_server_has_one(
+    replicated: tuple[ValkeyServer, ValkeyServer],
+) -> None:
+    """A failover to a replica that lagged loses a claim, and the count with it, that only
+    its writer saw: another process sent the promotion again (simulation, seeds 105, 234)."""
+    primary, replica = replicated
+    client = connect(f"redis://127.0.0.1:{primary.port}/0")
+    copy = connect(f"redis://127.0.0.1:{replica.port}/0")
+    epoch = await started(client)
+    epoch.wait_ms = 1000
+    await eventually(lambda: _replicas_seen(epoch), "the replica connected")
+    await client.set("cascade:{api}:promotion:api-st:c", "claimed")
+    await eventually(epoch.durable, "a replica confirmed the claim")  # its first acks may lag
+    assert await copy.get("cascade:{api}:promotion:api-st:c") == "claimed"  # there before True
+
+    assert replica._process is not None
+    os.kill(replica._process.pid, signal.SIGSTOP)  # connected, and copying nothing
+    try:
+        await client.set("cascade:{api}:promotion:api-st:d", "claimed")
+        assert await epoch.durable() is False  # not sent: a failover now would lose it
+    finally:
+        os.kill(replica._process.pid, signal.SIGCONT)
+    await client.aclose()
+    await copy.aclose()
+
+
+async def _replicas_seen(epoch: Epoch) -> bool:
+    await epoch.verify()
+    return epoch.replicas == 1
+
+
+async def test_a_server_without_replicas_is_not_waited_for(redis_client: "redis.Redis") -> None:
+    epoch = await started(redis_client)
+    assert epoch.replicas == 0
+    assert await epoch.durable() is True
 
 
 # through a running Cascade ------------------------------------------------------------------

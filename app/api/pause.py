@@ -25,6 +25,10 @@ from app.services import Service, parse_duration
 router = APIRouter(tags=["pause"], dependencies=[AdminDep])
 REFUSALS = errors({401: "missing or wrong admin token", 403: "CASCADE_ADMIN_TOKEN is not set"})
 NO_SERVICE = "no service of that name"
+NOT_KEPT = (
+    "the pause is in force, but Redis did not confirm it on disk or on a replica in time:"
+    " a crash or a failover now could lose it; send it again"
+)
 
 
 @router.post(
@@ -37,6 +41,7 @@ NO_SERVICE = "no service of that name"
             400: NOT_JSON,
             404: NO_SERVICE,
             422: "a field is missing or wrong; until is neither a time nor a duration, or past",
+            503: NOT_KEPT,
         }
     ),
 )
@@ -46,9 +51,13 @@ async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
     until = None if body.until is None else _until(body.until, now)
     pause = Pause(reason=body.reason, created_at=now, by=body.by, until=until, service=body.service)
     await runtime.store.set_pause(pause)
+    # Only the process that wrote it could tell a failover lost it: wait for a replica.
+    kept = await runtime.epoch.durable()
     scope = pause_scope(pause.service)
     await _record(runtime, "pause.set", f"{scope} paused: {pause.reason}", pause.service, now)
     _reconcile(runtime, pause.service)
+    if not kept:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_KEPT)
     out = pause_out(pause)
     assert out is not None
     return out

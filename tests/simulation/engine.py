@@ -9,7 +9,7 @@ behind `ParkingTransport`; its webhook intake and operator routes are the real a
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -123,6 +123,25 @@ def services(stages: tuple[str, ...], min_age: timedelta) -> ServicesConfig:
     return ServicesConfig(path=Path("simulation.toml"), services=(service,))
 
 
+class ReplicatedEpoch(Epoch):
+    """The epoch of a process whose Redis has one replica: the scheduler's lagging copy
+    (`Simulation._take_snapshot`), which a failover promotes (`redis_rewind`).
+
+    The real server has no replica, so `Epoch.durable` sends no WAIT; this one models a
+    healthy replica's answer to it: the copy has everything written so far. A guarding
+    write Cascade did not wait for (a claim, a pause) is lost in that failover.
+    """
+
+    def __init__(self, *args: Any, replicate: Callable[[], Awaitable[None]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.replicate = replicate
+
+    async def durable(self) -> bool:
+        kept = await super().durable()
+        await self.replicate()
+        return kept
+
+
 class Engine:
     """A Cascade process: its Redis connections, Platform API client and runtime."""
 
@@ -134,6 +153,7 @@ class Engine:
         clock: VirtualClock,
         config: ServicesConfig,
         on_park: Callable[[Call], None],
+        replicate: Callable[[], Awaitable[None]],
     ) -> None:
         self.name = name
         self.client = connect(redis_url)
@@ -152,7 +172,9 @@ class Engine:
         health = _health(self.client)
         # Told of a data loss by the marker (`app.epoch`), looked at by each reconcile; its
         # background watch is not started: only the scheduler moves work.
-        self.epoch = Epoch(self.client, clock, forget=lambda: reconciler.forget_all())
+        self.epoch = ReplicatedEpoch(
+            self.client, clock, forget=lambda: reconciler.forget_all(), replicate=replicate
+        )
         promoter = Promoter(heroku, store, ledger, audit, clock, name, durable=self.epoch.durable)
         reconciler = Reconciler(
             config=config,

@@ -155,9 +155,20 @@ class Simulation:
 
     async def _engine(self, name: str) -> Engine:
         engine = Engine(
-            name, self.redis_url, self.sandbox, self.clock, self.config, self.parked.append
+            name,
+            self.redis_url,
+            self.sandbox,
+            self.clock,
+            self.config,
+            self.parked.append,
+            self._replicated,
         )
         return await engine.start()
+
+    async def _replicated(self) -> None:
+        """A process waited for the replica (`Epoch.durable`): it has caught up."""
+        if "redis_rewind" in self.enabled.kinds:
+            await self._take_snapshot()
 
     async def run(self) -> Result:
         logging.disable(logging.WARNING)  # a seed's story is its trace
