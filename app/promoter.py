@@ -167,6 +167,16 @@ class Promoter:
             )
             return False
         record = sending
+        if self.durable is not None and not await self.durable():
+            # The mark may be lost in a failover: the claim would then read as never sent,
+            # be taken back, and the promotion be made twice. Not sent, and given back.
+            await self.ledger.drop(record)  # only if still ours
+            log.warning(
+                "promotion not sent service=%s to=%s: its mark not on disk or a replica in time",
+                service,
+                target.app,
+            )
+            return False
         try:
             promotion_id = await self.heroku.create_promotion(
                 topology.pipeline_id,

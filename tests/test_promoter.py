@@ -258,6 +258,26 @@ async def test_a_claim_not_on_disk_in_time_is_given_back_unsent(make_world) -> N
     assert posts(world.heroku) == 1
 
 
+class FirstOnly(Disk):
+    """The claim is confirmed, the mark that it is being sent is not."""
+
+    async def __call__(self) -> bool:
+        self.asked += 1
+        return self.asked == 1
+
+
+async def test_a_sent_mark_not_on_a_replica_in_time_is_given_back_unsent(make_world) -> None:  # type: ignore[no-untyped-def]
+    """A failover that loses the mark makes the claim read as never sent: it would be taken
+    back and the promotion made twice (simulation, seed 305 --row 3 --rounds 4)."""
+    disk = FirstOnly(True)
+    world = await make_world(resync_seconds=0.001, durable=disk)
+    await ready(world)
+    await world.reconciler.reconcile("api")
+    assert disk.asked == 2  # after the claim, and after the mark
+    assert posts(world.heroku) == 0
+    assert await world.reconciler.ledger.unsettled("api") == []
+
+
 @pytest.mark.parametrize(
     ("scope", "until", "promotes"),
     [
