@@ -43,7 +43,10 @@ FOLDS = [
         failed(2, ReleaseStatus.EXPIRED),
         view(ok(1)),
     ),
-    ("failed-other-ignored", view(ok(1), pending(3)), failed(2), view(ok(1), pending(3))),
+    ("failed-older-ignored", view(ok(1), pending(3)), failed(2), view(ok(1), pending(3))),
+    # a newer release ended: the wait for an older one ends (simulation, seed 498 --row 3
+    # --rounds 4: a stale read put v6 back on its way after its failure, for ever)
+    ("failed-newer-clears-pending", view(ok(1), pending(2)), failed(3), view(ok(1))),
     ("failed-without-pending", view(ok(1)), failed(2), view(ok(1))),
 ]
 
