@@ -84,20 +84,28 @@ class Promoter:
         )
         if not claimed:
             return False
-        if self.durable is not None and not await self.durable():
-            # Not on disk (or on a replica) in time: a crash or a failover could lose the
-            # claim and the promotion be sent twice.
-            await self.ledger.drop(record)  # only if still ours
-            log.warning(
-                "promotion not sent service=%s to=%s: claim not on disk or a replica in time",
-                service,
-                record.target,
-            )
+        if not await self._kept(record, "claim"):
             return False
         with logs.scope(commit=record.commit):
             sent = await self._send(record, topology, candidate, changed)
         await self._fold(service, topology, latest)  # what the re-read found, after the POST
         return sent
+
+    async def _kept(self, record: PromotionRecord, what: str) -> bool:
+        """Whether Redis confirmed the record's last write on disk and on a replica in time;
+        if not, it is given back unsent. A crash or a failover could lose it: a lost claim
+        lets another process claim again, a lost mark makes a sent claim read as never sent,
+        and either way the promotion would be made twice."""
+        if self.durable is None or await self.durable():
+            return True
+        await self.ledger.drop(record)  # only if still ours
+        log.warning(
+            "promotion not sent service=%s to=%s: its %s not on disk or a replica in time",
+            record.service,
+            record.target,
+            what,
+        )
+        return False
 
     async def _reread(
         self, topology: Topology, record: PromotionRecord, release: Release, over: Release | None
@@ -167,15 +175,7 @@ class Promoter:
             )
             return False
         record = sending
-        if self.durable is not None and not await self.durable():
-            # The mark may be lost in a failover: the claim would then read as never sent,
-            # be taken back, and the promotion be made twice. Not sent, and given back.
-            await self.ledger.drop(record)  # only if still ours
-            log.warning(
-                "promotion not sent service=%s to=%s: its mark not on disk or a replica in time",
-                service,
-                target.app,
-            )
+        if not await self._kept(record, "mark that it is sent"):
             return False
         try:
             promotion_id = await self.heroku.create_promotion(
