@@ -154,33 +154,30 @@ class Epoch:
         tell. False only when the server could and did not in time: such a claim is not
         sent (a crash or a failover could lose it and the promotion be made twice).
         """
-        # One connection (a pipeline): WAIT and WAITAOF wait for what their client wrote,
-        # the count here, and with it everything written before it.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(keys.CLAIMS)
-            if self.waits_for_disk:
-                pipe.execute_command("WAITAOF", 1, 0, self.wait_ms)
-            if self.replicas:
-                pipe.execute_command("WAIT", 1, self.wait_ms)
-            count, *waits = await pipe.execute(raise_on_error=False)
-        if isinstance(count, Exception):
-            raise count
-        self.claims = max(self.claims, int(count))
-        copied = True
-        if self.waits_for_disk:
-            copied = self._on_disk(waits.pop(0))
         if self.replicas:
-            copied = self._on_replica(waits.pop(0)) and copied
-        return copied
-
-    def _on_disk(self, answer: Any) -> bool:
-        if isinstance(answer, ResponseError):  # unknown command, or append-only off
-            log.info("WAITAOF unavailable, claims are not waited for on disk: %s", answer)
+            # One connection (a pipeline): WAIT waits for what its client wrote, the count
+            # here, and with it everything written before it.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.incr(keys.CLAIMS)
+                pipe.execute_command("WAIT", 1, self.wait_ms)
+                count, acked = await pipe.execute(raise_on_error=False)
+            if isinstance(count, Exception):
+                raise count
+            replicated = self._on_replica(acked)
+        else:
+            count, replicated = await self.redis.incr(keys.CLAIMS), True
+        self.claims = max(self.claims, int(count))
+        if not self.waits_for_disk:
+            return replicated
+        try:
+            local, _ = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                "WAITAOF", 1, 0, self.wait_ms
+            )
+        except ResponseError as error:  # unknown command, or append-only off: nothing to wait
+            log.info("WAITAOF unavailable, claims are not waited for on disk: %s", error)
             self.waits_for_disk = False
-            return True
-        if isinstance(answer, Exception):
-            raise answer
-        return int(answer[0]) >= 1
+            return replicated
+        return int(local) >= 1 and replicated
 
     def _on_replica(self, answer: Any) -> bool:
         if isinstance(answer, ResponseError):  # a server that does not allow WAIT
