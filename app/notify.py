@@ -19,6 +19,7 @@ import redis.asyncio as redis
 
 from app import keys
 from app.audit import Event
+from app.clock import utcnow
 from app.durations import humanize, short
 from app.models import Candidate, GateState, PairState, Plan
 from app.plan import plan
@@ -76,7 +77,7 @@ class Notifier:
         *,
         plans: PlanSource,
         blocked_after: timedelta,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utcnow,
         dashboard_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

@@ -10,7 +10,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis.asyncio as redis
 from fastapi import FastAPI
@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from app import admin_token, logs, upkeep
 from app import sandbox as sandboxes
 from app.audit import Audit
+from app.clock import utcnow
 from app.commit_status import CommitStatuses
 from app.epoch import Epoch
 from app.health import Health
@@ -42,10 +43,6 @@ from app.store import Store
 from app.subscriptions import Subscriptions
 
 log = logging.getLogger("cascade")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from app.api import fleet
 from app.api.deps import RuntimeDep
 from app.api.schemas import EventOut, PauseOut, PromotionOut, ServiceOut
 from app.api.status import get_service_status, pause_out
+from app.clock import utcnow
 from app.durations import short, spoken
 from app.live import EVERYTHING
 from app.runtime import Runtime
@@ -186,7 +187,7 @@ async def _parts(runtime: Runtime, touched: set[str]) -> list[tuple[str, str]]:
             card = await _card(runtime, name, banners["paused"])
         except HTTPException:  # no longer configured
             continue
-        row = {"card": card, "now": _now(), "columns": columns}
+        row = {"card": card, "now": utcnow(), "columns": columns}
         parts.append((f"service-{name}", _draw("_row.html", row)))
     parts.append(("events", _draw("_events.html", await _events(runtime))))
     return parts
@@ -194,10 +195,6 @@ async def _parts(runtime: Runtime, touched: set[str]) -> list[tuple[str, str]]:
 
 def _draw(template: str, context: dict[str, Any]) -> str:
     return templates.get_template(template).render(context)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _card(runtime: Runtime, name: str, everything: PauseOut | None) -> Card:
@@ -215,7 +212,7 @@ def _columns(runtime: Runtime) -> list[str]:
 async def _banners(runtime: Runtime) -> dict[str, Any]:
     paused: PauseOut | None = None
     pause = await runtime.store.pause(None)
-    now = _now()
+    now = utcnow()
     if pause is not None and pause.active(now):
         paused = pause_out(pause)
     return {
@@ -232,4 +229,4 @@ async def _events(runtime: Runtime) -> dict[str, Any]:
     events: Sequence[EventOut] = [
         EventOut.model_validate(e) for e in await runtime.audit.read(None, EVENTS_SHOWN)
     ]
-    return {"events": events, "now": _now()}
+    return {"events": events, "now": utcnow()}

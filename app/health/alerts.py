@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import redis.asyncio as redis
 
 from app import keys
+from app.clock import utcnow
 from app.durations import humanize
 from app.services import Service
 from app.settings import Settings
@@ -97,10 +98,6 @@ for i = 3, #ARGV, 4 do
 end
 return out
 """
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

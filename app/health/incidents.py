@@ -18,6 +18,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from app import keys
+from app.clock import utcnow
 from app.durations import humanize
 from app.services import Service
 from app.settings import Settings
@@ -76,10 +77,6 @@ class _Failure:
 
 
 _entry, _read, _failure = TypeAdapter(_Entry), TypeAdapter(_Read), TypeAdapter(_Failure)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def affected(services: Iterable[Service], touched: Iterable[Touched]) -> list[str]:

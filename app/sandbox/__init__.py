@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from app.clock import utcnow
 from app.sandbox.api import Faults, RatePool, build_app
 from app.sandbox.hooks import WebhookSender
 from app.sandbox.views import promotion_json, release_hook_data
@@ -214,7 +215,7 @@ class Sandbox:
 
     @staticmethod
     def _now() -> datetime:
-        return datetime.now(UTC)
+        return utcnow()
 
 
 def in_process(

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
 
+from app.clock import utcnow
 from app.sandbox.hooks import API_MEDIA_TYPE
 from app.sandbox.views import (
     ACCEPT_RANGES,
@@ -327,7 +328,7 @@ def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:
     @app.post("/apps/{ident}/webhooks", status_code=201)
     async def add_webhook(ident: str, request: Request) -> Response:
         body = await _body(request)
-        hook = world.add_webhook(world.app(ident), body, _now())
+        hook = world.add_webhook(world.app(ident), body, utcnow())
         response = JSONResponse(webhook_json(hook), status_code=201)
         if not body.get("secret"):  # made here: told once, as `heroku webhooks:add` shows it
             response.headers["Heroku-Webhook-Secret"] = hook.secret
@@ -340,7 +341,7 @@ def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:
     @app.patch("/apps/{ident}/webhooks/{webhook_id}")
     async def update_webhook(ident: str, webhook_id: str, request: Request) -> Json:
         hook = world.webhook(world.app(ident), webhook_id)
-        world.update_webhook(hook, await _body(request), _now())
+        world.update_webhook(hook, await _body(request), utcnow())
         return webhook_json(hook)
 
     @app.delete("/apps/{ident}/webhooks/{webhook_id}")
@@ -363,10 +364,6 @@ async def _body(request: Request) -> Json:
     if not isinstance(body, dict):
         raise PlatformError(422, "invalid_params", "Request body must be a JSON object.")
     return body
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _control_routes(app: FastAPI, sandbox: "Sandbox") -> None:
