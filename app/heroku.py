@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -23,6 +22,7 @@ import httpx
 
 from app.models import Release, ReleaseStatus
 from app.order import rolled_back_to
+from app.version import user_agent
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,6 @@ PAGE_MAX = 1000  # Heroku's largest Range page
 RUNNING_DEPTH = 20  # releases looked through for the one that runs, past failed ones
 # The request provably never left this process, so even a POST may be sent again.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-def _user_agent() -> str:
-    try:
-        return f"cascade/{version('cascade')} (+https://github.com/cascade)"
-    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "cascade (+https://github.com/cascade)"
 
 
 class HerokuError(Exception):
@@ -153,7 +146,7 @@ class HerokuClient:
             headers={
                 "Accept": ACCEPT,
                 "Authorization": f"Bearer {token}",
-                "User-Agent": _user_agent(),
+                "User-Agent": user_agent(),
             },
         )
         self._slugs = slugs

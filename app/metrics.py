@@ -8,7 +8,6 @@ instances); the signal ages come from Redis at scrape time and agree in every pr
 
 from collections.abc import Mapping
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import (
@@ -25,6 +24,7 @@ from prometheus_client import (
 
 from app.audit import Event
 from app.models import GateState, Plan
+from app.version import version
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -33,13 +33,6 @@ WEBHOOK_SENDERS = ("heroku", "github", "librato", "alertmanager", "status")
 PROMOTION_RESULTS = {"promotion.started", "promotion.succeeded", "promotion.failed"}
 _WORST = {GateState.OPEN: 0, GateState.CLOSED: 1, GateState.UNKNOWN: 2}
 _BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-
-
-def _version() -> str:
-    try:
-        return version("cascade")
-    except PackageNotFoundError:  # pragma: no cover - a bare checkout
-        return "unknown"
 
 
 class Metrics:
@@ -54,7 +47,7 @@ class Metrics:
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
         Info("cascade", "This Cascade process", registry=reg).info(
-            {"version": _version(), "process": owner, "platform": platform}
+            {"version": version(), "process": owner, "platform": platform}
         )
         self.promotions = Counter(
             "cascade_promotions",

@@ -7,13 +7,13 @@ it calls anonymously (public repositories, 60 calls an hour). Errors come back a
 """
 
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from app.signals.github import CheckReport, Relation
+from app.version import user_agent
 
 ACCEPT = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
@@ -34,13 +34,6 @@ class GitHubError(Exception):
         self.retry_at = retry_at  # a rate limit: not worth asking again before then
 
 
-def _user_agent() -> str:
-    try:
-        return f"cascade/{version('cascade')}"
-    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "cascade"
-
-
 class GitHubClient:
     """One connection pool to the GitHub REST API, with the token when there is one."""
 
@@ -55,7 +48,7 @@ class GitHubClient:
         headers = {
             "Accept": ACCEPT,
             "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": _user_agent(),
+            "User-Agent": user_agent(),
         }
         if token:
             headers["Authorization"] = f"Bearer {token}"
