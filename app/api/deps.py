@@ -1,11 +1,12 @@
 """Short dependency aliases, so route signatures read like sentences."""
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
+from app.bearer import bearer, matches
 from app.runtime import Runtime
+from app.services import Service
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -24,6 +25,14 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+def service_named(runtime: Runtime, name: str) -> Service:
+    """The configured service `name`; a 404 that names it otherwise."""
+    found = runtime.config.get(name)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service named {name!r}")
+    return found
+
+
 async def require_admin(
     runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
@@ -36,9 +45,8 @@ async def require_admin(
             " set CASCADE_ADMIN_TOKEN in the server's environment (where Cascade runs)"
             " and restart it to allow them",
         )
-    scheme, _, given = (authorization or "").partition(" ")
-    expected = token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+    given = bearer(authorization)
+    if given is None or not matches(given, token.get_secret_value()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "send Authorization: Bearer <CASCADE_ADMIN_TOKEN>",

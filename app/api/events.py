@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
-from app.api.deps import RuntimeDep
+from app.api.deps import RuntimeDep, service_named
 from app.api.schemas import INVALID, EventsOut, errors
 
 router = APIRouter(tags=["events"])
@@ -21,6 +21,6 @@ async def events(
     service: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> EventsOut:
-    if service is not None and runtime.config.get(service) is None:
-        raise HTTPException(404, f"no service named {service!r}")
+    if service is not None:
+        service_named(runtime, service)
     return EventsOut.model_validate({"events": await runtime.audit.read(service, limit)})

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from app.api.deps import AdminDep, RuntimeDep
+from app.api.deps import AdminDep, RuntimeDep, service_named
 from app.api.schemas import (
     INVALID,
     NOT_JSON,
@@ -142,10 +142,7 @@ def _until(value: str, now: datetime) -> datetime:
 def _known(runtime: Runtime, service: str | None) -> Service | None:
     if service is None:
         return None
-    found = runtime.config.get(service)
-    if found is None:
-        raise HTTPException(404, f"no service named {service!r}")
-    return found
+    return service_named(runtime, service)
 
 
 def _reconcile(runtime: Runtime, service: str | None) -> None:

@@ -6,9 +6,9 @@ plan a reconcile uses, so the status never disagrees with the decision.
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 
-from app.api.deps import RuntimeDep
+from app.api.deps import RuntimeDep, service_named
 from app.api.schemas import (
     INVALID,
     ConfigProblemOut,
@@ -77,10 +77,7 @@ async def sources(runtime: Runtime, now: datetime) -> list[SourceOut]:
     responses=errors({404: "no service of that name", 422: INVALID}),
 )
 async def get_service_status(service: str, runtime: RuntimeDep) -> ServiceOut:
-    found = runtime.config.get(service)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service named {service!r}")
-    return await _service(runtime, found)
+    return await _service(runtime, service_named(runtime, service))
 
 
 async def _service(runtime: Runtime, service: Service) -> ServiceOut:

@@ -4,7 +4,6 @@ A route is `answered(SENDER, request, receive)`: every delivery is counted by ou
 (`/metrics`) and logged; a refusal is logged with its reason and re-raised.
 """
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
@@ -15,6 +14,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from app import logs
 from app.api.deps import runtime_of
 from app.api.schemas import errors
+from app.bearer import bearer, matches
 from app.runtime import Runtime
 
 log = logging.getLogger("app.webhooks")
@@ -80,15 +80,16 @@ def require_token(request: Request, token: SecretStr | None) -> None:
             f"{TOKEN_SETTING} is not set, so Cascade refuses every delivery here: set it and"
             " add ?token=<it> to the webhook URL, or send Authorization: Bearer <it>",
         )
-    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
-    given = bearer.strip() if scheme.lower() == "bearer" else request.query_params.get("token")
+    given = bearer(request.headers.get("authorization"))
+    if given is None:
+        given = request.query_params.get("token")
     if not given:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             f"no token: add ?token=<{TOKEN_SETTING}> to the webhook URL, or send"
             " Authorization: Bearer <it>",
         )
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+    if not matches(given, token.get_secret_value()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             f"the token does not match: use the value of {TOKEN_SETTING}",
