@@ -5,9 +5,6 @@ driver fills per delivery; the Heroku one is the sandbox's own `api:release` eve
 its shape is the one Cascade's tests already hold to Heroku's.
 """
 
-import base64
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +12,7 @@ from typing import Any
 from app.sandbox import SandboxPipeline
 from app.sandbox.views import release_hook_data
 from app.sandbox.world import ACCOUNT, World
+from tests import signing
 
 Json = dict[str, Any]
 
@@ -135,12 +133,11 @@ def signed(
     the apps (lines of name, id, commit) in turn, each delivery its own id and version."""
     if kind == "github":
         body = template.replace("__SHA__", f"{n:040x}").encode()
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         return body, {
             "Content-Type": "application/json",
             "X-GitHub-Event": "push",
             "X-GitHub-Delivery": f"bench-{n}",
-            "X-Hub-Signature-256": f"sha256={digest}",
+            "X-Hub-Signature-256": signing.github(body, secret),
         }
     name, app_id, commit = apps[n % len(apps)]
     body = (
@@ -151,6 +148,5 @@ def signed(
         .replace("__APP__", name)
         .replace("__COMMIT__", commit)
     ).encode()
-    mac = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    signature = base64.b64encode(mac).decode()
+    signature = signing.heroku(body, secret)
     return body, {"Content-Type": "application/json", "Heroku-Webhook-Hmac-SHA256": signature}

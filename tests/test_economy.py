@@ -8,9 +8,6 @@ Counts, never times: the benchmark (`make bench`, BENCHMARKS.md) measures the sa
 services.
 """
 
-import base64
-import hashlib
-import hmac
 import json
 from collections import Counter
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import Any
 from app import keys
 from app.runtime import Runtime
 from app.sandbox.views import release_hook_data
+from tests import signing
 from tests.inprocess import WEBHOOK_SECRET, Cascade, Start, eventually
 
 SERVICES, STAGES = 10, 10
@@ -119,8 +117,7 @@ async def test_the_webhook_path_makes_no_call(start_cascade: Start, tmp_path: Pa
                 "webhook_metadata": {"delivery": {"id": f"delivery-{n}"}},
             }
         ).encode()
-        signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).digest()
-        headers = {"Heroku-Webhook-Hmac-SHA256": base64.b64encode(signature).decode()}
+        headers = {"Heroku-Webhook-Hmac-SHA256": signing.heroku(body, WEBHOOK_SECRET)}
         answer = await cascade.client.post("/webhooks/heroku", content=body, headers=headers)
         assert answer.status_code == 202, answer.text
         assert answer.json()["status"] == "accepted"

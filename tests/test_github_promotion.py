@@ -7,8 +7,6 @@ is not overwritten; with GitHub unreachable nothing is promoted, and once it is 
 promotion goes ahead by itself.
 """
 
-import hashlib
-import hmac
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ import httpx
 import pytest
 import respx
 
+from tests import signing
 from tests.inprocess import Cascade, Start, eventually
 
 GITHUB = "https://github.test/api/v3"
@@ -107,8 +106,7 @@ async def push(cascade: Cascade, before: str, after: str) -> httpx.Response:
     headers = {
         "X-GitHub-Event": "push",
         "X-GitHub-Delivery": after,
-        "X-Hub-Signature-256": "sha256="
-        + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
+        "X-Hub-Signature-256": signing.github(body, SECRET),
     }
     return await cascade.client.post("/webhooks/github", content=body, headers=headers)
 

@@ -8,7 +8,6 @@ GitHub's REST API is respx with no route: no delivery may cause a call.
 
 import copy
 import hashlib
-import hmac
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import redis.asyncio as redis
 import respx
 
 from app import keys
+from tests import signing
 from tests.conftest import FIXTURES
 from tests.inprocess import Cascade, Start
 
@@ -79,7 +79,7 @@ def load(path: Path) -> Json:
 
 
 def signature(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return signing.github(body, secret)
 
 
 async def deliver(

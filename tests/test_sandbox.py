@@ -6,9 +6,6 @@ an httpx.MockTransport; nothing here waits on the wall clock beyond polling.
 """
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import re
 import uuid
@@ -29,6 +26,7 @@ from referencing.jsonschema import DRAFT4
 from app.sandbox import Sandbox, SandboxPipeline, in_process, main, pipelines_from_services
 from app.services import Service, ServicesConfig
 from app.settings import get_settings
+from tests import signing
 from tests.conftest import FIXTURES
 
 SCHEMA = json.loads((FIXTURES / "heroku-platform-api-schema.json").read_text())
@@ -135,7 +133,7 @@ def assert_schema(response: httpx.Response) -> str:
 
 
 def signature(body: bytes) -> str:
-    return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    return signing.heroku(body, SECRET)
 
 
 @dataclass

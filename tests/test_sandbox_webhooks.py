@@ -4,14 +4,12 @@ Every answer is checked against the official schema (`app-webhook`) by the harne
 `tests.test_sandbox`; deliveries are captured by its MockTransport receiver.
 """
 
-import base64
-import hashlib
-import hmac
 import json
 from typing import Any
 
 import pytest
 
+from tests import signing
 from tests.test_sandbox import (  # noqa: F401  (fixtures)
     HOOK_URL,
     SECRET,
@@ -26,8 +24,9 @@ Json = dict[str, Any]
 
 
 def signed_by(request: Any, secret: str) -> bool:
-    digest = hmac.new(secret.encode(), request.content, hashlib.sha256).digest()
-    return bool(request.headers["Heroku-Webhook-Hmac-SHA256"] == base64.b64encode(digest).decode())
+    return bool(
+        request.headers["Heroku-Webhook-Hmac-SHA256"] == signing.heroku(request.content, secret)
+    )
 
 
 async def test_every_app_starts_with_one_subscription_to_the_webhook_url(heroku: Harness) -> None:  # noqa: F811

@@ -1,8 +1,5 @@
 """Start Cascade and the sandbox platform as real processes, and speak HTTP to them."""
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -17,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from tests import signing
 
 SECRET = "e2e-webhook-secret"
 ADMIN = "e2e-admin-token"
@@ -147,7 +146,7 @@ def cascade(
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return signing.heroku(body, secret)
 
 
 def deliver(url: str, payload: Mapping[str, Any], secret: str = SECRET) -> httpx.Response:

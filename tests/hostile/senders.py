@@ -6,10 +6,7 @@ Adding a sender to the tests is one line in `SENDERS`; its real samples are read
 `tests/fixtures/<name>/`. A sender whose route is not in the app's OpenAPI yet is skipped.
 """
 
-import base64
 import copy
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +15,7 @@ from urllib.parse import urlencode
 
 from hypothesis import strategies as st
 
+from tests import signing
 from tests.conftest import FIXTURES
 
 Json = Any
@@ -28,13 +26,11 @@ Credentials = Callable[[bytes, str], tuple[Headers, Params]]
 
 
 def heroku_hmac(body: bytes, secret: str) -> tuple[Headers, Params]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    return {"Heroku-Webhook-Hmac-SHA256": base64.b64encode(digest).decode()}, {}
+    return {"Heroku-Webhook-Hmac-SHA256": signing.heroku(body, secret)}, {}
 
 
 def github_hmac(body: bytes, secret: str) -> tuple[Headers, Params]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={digest}"}, {}
+    return {"X-Hub-Signature-256": signing.github(body, secret)}, {}
 
 
 def bearer(body: bytes, secret: str) -> tuple[Headers, Params]:
