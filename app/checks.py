@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from app import admin_token, topology
 from app.heroku import HerokuClient, HerokuError
-from app.redis_client import connect
+from app.redis_client import UnsupportedRedis, connect, refuse_a_cluster
 from app.services import ConfigError, Service, ServicesConfig, load_services
 from app.settings import Settings
 from app.subscriptions import endpoint
@@ -66,12 +66,18 @@ async def _redis(settings: Settings) -> list[Finding]:
     if settings.redis_url is None:
         where = settings.data_dir / "redis"
         return [Finding(NOTE, "Redis", f"REDIS_URL not set: Cascade runs its own, data in {where}")]
-    client = connect(settings.redis_url.get_secret_value())
+    try:
+        client = connect(settings.redis_url.get_secret_value())
+    except UnsupportedRedis as error:
+        return [Finding(PROBLEM, "Redis", str(error))]
     try:
         await asyncio.wait_for(client.ping(), TIMEOUT_SECONDS)
+        await asyncio.wait_for(refuse_a_cluster(client), TIMEOUT_SECONDS)
     except (RedisError, OSError, TimeoutError) as error:
         fix = "check REDIS_URL (redis:// or rediss://, password) and that the server is up"
         return [Finding(PROBLEM, "Redis", f"no answer ({type(error).__name__}): {fix}")]
+    except UnsupportedRedis as error:
+        return [Finding(PROBLEM, "Redis", str(error))]
     finally:
         await client.aclose()
     return [Finding(OK, "Redis", "REDIS_URL answers")]

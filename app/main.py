@@ -18,6 +18,7 @@ from app.api import ROUTERS as API_ROUTERS
 from app.api.docs import ASSETS, swagger_assets
 from app.api.errors import invalid_request
 from app.logs import RequestIds, configure_logging, secret_values
+from app.redis_client import UnsupportedRedis
 from app.services import ConfigError
 from app.settings import Settings, get_settings
 from app.webhooks import ROUTERS as WEBHOOK_ROUTERS
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(chosen.log_level, chosen.log_format, secret_values(chosen))
         try:
             runtime = await runtimes.start(chosen, app)
-        except ConfigError as error:
+        except (ConfigError, UnsupportedRedis) as error:
             log.error("cannot start: %s", error)
             raise
         app.state.runtime = runtime

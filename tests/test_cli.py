@@ -540,3 +540,16 @@ def test_the_client_finds_cascade_on_port_unless_cascade_url_says(
         cascade.get(f"{expected}/events").respond(200, json={"events": []})
         code, out, _err = run("events", **settings)
     assert (code, out) == (0, "no events yet\n")
+
+
+@pytest.mark.parametrize("kind", ["cluster", "several-hosts"])
+def test_a_redis_cascade_cannot_use_is_named_with_what_to_do(
+    run: Run, peers: respx.MockRouter, cluster_node: str, kind: str
+) -> None:
+    url = cluster_node if kind == "cluster" else "redis://:redis-sekrit@a:6379,b:6379/0"
+    code, out, _err = run("check", **configured(heroku_api_key=None, redis_url=url))
+    found = lines(out)["Redis"]
+    assert found.startswith("✗ REDIS_URL is ")
+    assert "Cascade needs one Redis primary" in found
+    assert "redis-sekrit" not in out
+    assert code == 1
