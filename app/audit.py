@@ -7,7 +7,7 @@ own stream, so `?service=` never scans the whole history.
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -15,6 +15,7 @@ from typing import Any, cast
 import redis.asyncio as redis
 
 from app import keys, logs
+from app.models import GateResult
 
 log = logging.getLogger("cascade.audit")
 
@@ -36,6 +37,11 @@ class Event:
         out["from"], out["to"] = out.pop("source"), out.pop("target")
         out["at"] = self.at.isoformat()
         return out
+
+
+def gate_details(gates: Iterable[GateResult]) -> list[dict[str, str]]:
+    """The gates of a decision as events record them (`/events`, Slack, the page)."""
+    return [{"name": g.name, "state": g.state.value, "reason": g.reason} for g in gates]
 
 
 Listener = Callable[[Event], Awaitable[None]]

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app import logs
-from app.audit import Audit, Event
+from app.audit import Audit, Event, gate_details
 from app.durations import short
 from app.heroku import HerokuClient, HerokuError, NotFound, OutcomeUnknown, PromotionRefused
 from app.ledger import Ledger, Sent
@@ -292,10 +292,7 @@ class Promoter:
     ) -> None:
         details: dict[str, Any] = {"release": record.release_id, "promotion": record.promotion_id}
         if candidate is not None:
-            details["gates"] = [
-                {"name": g.name, "state": g.state.value, "reason": g.reason}
-                for g in candidate.gates
-            ]
+            details["gates"] = gate_details(candidate.gates)
         await self.audit.record(
             Event(
                 kind=kind,

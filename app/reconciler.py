@@ -18,7 +18,7 @@ from redis.asyncio.client import Pipeline
 
 from app import order
 from app import topology as topo
-from app.audit import Audit, Event
+from app.audit import Audit, Event, gate_details
 from app.durations import short
 from app.epoch import Epoch
 from app.freezes import windows
@@ -592,7 +592,6 @@ def _transition(snapshot: Snapshot, candidate: Candidate, dry_run: bool) -> Even
     state = candidate.state.value
     if dry_run and candidate.state is PairState.READY:
         state = "ready (dry run: not promoting)"
-    gates = [{"name": g.name, "state": g.state.value, "reason": g.reason} for g in candidate.gates]
     return Event(
         kind="gate.changed",
         message=f"{short(candidate.commit)} {source} → {target}: {state}: {candidate.reason}",
@@ -603,7 +602,7 @@ def _transition(snapshot: Snapshot, candidate: Candidate, dry_run: bool) -> Even
         target=target,
         details={
             "state": candidate.state.value,
-            "gates": gates,
+            "gates": gate_details(candidate.gates),
             "reason": candidate.reason,
             "opens_at": candidate.opens_at.isoformat() if candidate.opens_at else None,
         },
