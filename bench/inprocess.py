@@ -16,8 +16,8 @@ from asgi_lifespan import LifespanManager
 from app.main import create_app
 from app.runtime import Runtime
 from app.settings import Settings
+from tests.inprocess import ENV_NAMES, ENV_PREFIXES
 
-ENV_PREFIXES = ("CASCADE_", "HEROKU_", "GITHUB_", "LIBRATO_")
 T = TypeVar("T")
 
 
@@ -33,7 +33,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 def clean_environment() -> None:
     """No setting of the shell may leak into a benchmark's Cascade."""
     for name in list(os.environ):
-        if name.upper().startswith(ENV_PREFIXES) or name.upper() in ("REDIS_URL", "PORT"):
+        if name.upper().startswith(ENV_PREFIXES) or name.upper() in ENV_NAMES:
             del os.environ[name]
 
 
