@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,15 @@ def serve(args: argparse.Namespace) -> int:
         print(f"cascade: cannot start: {error}", file=sys.stderr)
         return UNREACHABLE
     port = args.port or settings.port
+    try:
+        _try_to_listen(args.host, port)
+    except OSError as error:
+        print(
+            f"cascade: cannot start: cannot listen on {args.host}:{port} ({error.strerror}):"
+            " is Cascade already running there? Stop it, or choose another port with --port",
+            file=sys.stderr,
+        )
+        return UNREACHABLE  # as for a bad services file: it cannot start
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _asked_to_stop)  # uvicorn calls it again once it has shut down
     with contextlib.suppress(_Stopped):  # a stop asked for is a success: no make "Error 130"
@@ -90,6 +100,17 @@ def serve(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
     return 0
+
+
+def _try_to_listen(host: str, port: int) -> None:
+    """Raise OSError if `host:port` cannot be listened on, before Cascade starts: uvicorn
+    binds only after the app's startup, so a second `cascade serve` on a port in use
+    reconciled, and could promote, for the moment it lived. (Handing uvicorn the bound
+    socket instead loses its "running on" line.)"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        probe.bind((host, port))
 
 
 class _Stopped(BaseException):

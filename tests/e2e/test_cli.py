@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.e2e import harness
 from tests.e2e.conftest import THREE_STAGES, Cluster
@@ -301,6 +303,7 @@ def test_serve_runs_cascade_until_told_to_stop(
     cluster.processes.append(served)
     served.start()
     assert httpx.get(served.url + "/").status_code == 200
+    assert f"Uvicorn running on http://127.0.0.1:{port} " in served.output()  # where it is
     assert served.proc is not None
     served.proc.send_signal(stop)
     # a stop asked for is a success (uvicorn would die of the signal: make said "Error 130")
@@ -374,6 +377,25 @@ def test_the_sandbox_keeps_an_admin_token_for_the_local_client(
     for served in (first, again):
         assert "admin-token" in served.output()  # where it is, never what it is
         assert token not in served.output()
+
+
+def test_serve_on_a_port_in_use_says_so_and_starts_nothing(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    """uvicorn binds after the app's startup: a second `cascade serve` on a port in use
+    reconciled the pipeline, and could promote, for the moment it lived."""
+    cluster = cluster_factory()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = check_env(cluster, cluster.config, CASCADE_DATA_DIR=str(cluster.tmp / "data"))
+        done = cascade("serve", "--port", str(port), cwd=cluster.tmp, **env)
+    assert done.returncode == 2, done.stderr
+    assert f"cascade: cannot start: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "choose another port with --port" in done.stderr
+    with redis.Redis.from_url(cluster.redis_url) as seen:
+        assert seen.keys("cascade:*") == []  # no data marker, no view: nothing started
 
 
 def test_serve_refuses_a_bad_services_file(tmp_path: Path) -> None:
