@@ -849,3 +849,18 @@ def test_standalone_serves_the_configured_pipelines(monkeypatch: pytest.MonkeyPa
 async def _some(items: list[T], count: int) -> list[T] | None:
     """`items` once it holds `count` entries (polling helper)."""
     return list(items) if len(items) >= count else None
+
+
+async def test_its_docs_load_swagger_ui_from_the_sandbox_itself(heroku: Harness) -> None:
+    """No CDN: `make serve` on a machine with no network shows the sandbox's API too."""
+    page = await heroku.control("GET", "/_sandbox/docs")
+    assert page.status_code == 200
+    assert "://" not in page.text
+    assert "/_sandbox/openapi.json" in re.findall(r"url: '([^']*)'", page.text)
+    assets = re.findall(r'(?:href|src)="([^"]*)"', page.text)
+    assert len(assets) == 3  # the style, the favicon, the script
+    for url in assets:
+        assert url.startswith("/_sandbox/docs/assets/"), url
+        answer = await heroku.control("GET", url)
+        assert answer.status_code == 200, url
+        assert len(answer.content) > 500, url

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
@@ -39,6 +39,7 @@ from app.sandbox.views import (
     webhook_json,
 )
 from app.sandbox.world import Json, PlatformError, new_id
+from app.swagger import swagger_assets, swagger_page
 
 if TYPE_CHECKING:
     from app.sandbox import Sandbox
@@ -62,6 +63,8 @@ _ERROR_IDS = {
 _RATE_LIMIT_MESSAGE = (
     "Your account reached the API rate limit\nPlease wait a few minutes before making new requests"
 )
+
+DOCS_ASSETS = "/_sandbox/docs/assets"
 
 
 def _stamp() -> str:
@@ -191,10 +194,16 @@ def build_app(sandbox: "Sandbox") -> FastAPI:
     app = FastAPI(
         title="Cascade sandbox platform (a simulated Heroku)",
         lifespan=lifespan,
-        docs_url="/_sandbox/docs",
+        docs_url=None,  # below, with Swagger UI's files served here: no CDN
         openapi_url="/_sandbox/openapi.json",
         redoc_url=None,
     )
+    app.mount(DOCS_ASSETS, swagger_assets(), name="swagger-ui")
+
+    @app.get("/_sandbox/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        return swagger_page(request, DOCS_ASSETS)
+
     app.middleware("http")(_Edge(sandbox))
 
     @app.exception_handler(PlatformError)
