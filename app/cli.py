@@ -339,10 +339,13 @@ def _pause(pause: dict[str, Any], now: datetime) -> str:
 
 
 def _config_problem(problem: dict[str, Any], now: datetime) -> str:
-    """First, so whoever just edited the services file sees their edit did not take."""
+    """First, so whoever just edited the services file sees their edit did not take. The
+    file is named once: the message starts with it."""
+    message, path = problem["message"], problem["path"]
+    where = "" if message.startswith(path) else f"{path}, "
     return (
-        f"CONFIG   services file NOT reloaded ({problem['path']}, {_ago(problem['at'], now)}):"
-        f" {problem['message']}; still running the previous configuration"
+        f"CONFIG   services file NOT reloaded ({where}{_ago(problem['at'], now)}):"
+        f" {message}; still running the previous configuration"
     )
 
 
