@@ -15,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+import respx
 from fastapi import HTTPException
 from redis.exceptions import RedisError
 
 from app.webhooks.auth import MAX_BODY, verify_base64_hmac, verify_hex_hmac
 from tests.conftest import FIXTURES
 from tests.e2e.harness import sign
+from tests.factories import refuse_the_platform_token
 from tests.inprocess import WEBHOOK_SECRET, Cascade, Json, Start, eventually, observed
 
 SIGNATURE = "Heroku-Webhook-Hmac-SHA256"
@@ -385,13 +387,14 @@ async def test_authenticity_is_checked_before_json(cascade: Cascade) -> None:
 
 @pytest.mark.parametrize("secret", [None, ""], ids=["unset", "empty"])
 async def test_with_no_secret_every_delivery_is_refused(
-    start_cascade: Start, secret: str | None
+    start_cascade: Start, secret: str | None, respx_mock: respx.MockRouter
 ) -> None:
     """Not sandboxed (a Platform API token is set) and no HEROKU_WEBHOOK_SECRET: all 401.
 
-    The Platform API URL leads nowhere: the reconciler logs that it cannot read the
-    pipelines, which does not matter here.
+    That Platform API refuses the token at once: the reconciler logs that it cannot read
+    the pipelines, which does not matter here.
     """
+    refuse_the_platform_token(respx_mock)  # at once: no retries with back-off
     cascade = await start_cascade(
         heroku_api_key="x", heroku_api_url="http://127.0.0.1:9", heroku_webhook_secret=secret
     )
