@@ -138,6 +138,7 @@ class HerokuClient:
         concurrency: int = 8,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        observe: CallObserver | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url,
@@ -161,7 +162,7 @@ class HerokuClient:
         self._pacing = False
         self.calls: Counter[str] = Counter()
         self.rate_limit_remaining: int | None = None
-        self.observe: CallObserver | None = None
+        self._observe = observe  # each call's endpoint, status and RateLimit-Remaining
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -361,8 +362,8 @@ class HerokuClient:
             await self._sleep(slot - now)
 
     def _observed(self, method: str, template: str, status: int | None) -> None:
-        if self.observe is not None:
-            self.observe(f"{method} {template}", status, self.rate_limit_remaining)
+        if self._observe is not None:
+            self._observe(f"{method} {template}", status, self.rate_limit_remaining)
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         remaining = response.headers.get("RateLimit-Remaining")

@@ -25,7 +25,7 @@ from app.commit_status import CommitStatuses
 from app.epoch import Epoch
 from app.health import Health
 from app.health.poller import Poller
-from app.heroku import HerokuClient
+from app.heroku import CallObserver, HerokuClient
 from app.ledger import Ledger
 from app.live import Live
 from app.locks import Locks
@@ -100,12 +100,13 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     if embedded is None:
         await _one_server(client)
     store = Store(client)
-    secret, sandbox, heroku = _platform(settings, config, app, store)
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    metrics = Metrics(owner, "sandbox" if settings.heroku_api_key is None else "heroku")
+    secret, sandbox, heroku = _platform(settings, config, app, store, metrics.heroku_call)
     if secret is not None:  # the sandbox's is made here: it must never be logged either
         logs.REDACT.add(secret.get_secret_value())
     audit, ledger = Audit(client), Ledger(client)
     health = Health.from_settings(settings, client)
-    owner = f"{socket.gethostname()}:{os.getpid()}"
     epoch = Epoch(client, utcnow, forget=lambda: reconciler.forget_all())
     await epoch.start()
     promoter = Promoter(heroku, store, ledger, audit, utcnow, owner, durable=epoch.durable)
@@ -148,7 +149,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         reconciler=reconciler,
         queue=queue,
         scheduler=scheduler,
-        metrics=upkeep.metrics(owner, sandbox is not None),
+        metrics=metrics,
         live=live,
         epoch=epoch,
         health=health,
@@ -226,12 +227,15 @@ def _with_sandbox_admin_token(settings: Settings) -> Settings:
 
 
 def _platform(
-    settings: Settings, config: ServicesConfig, app: FastAPI, store: Store
+    settings: Settings, config: ServicesConfig, app: FastAPI, store: Store, observe: CallObserver
 ) -> tuple[SecretStr | None, sandboxes.Sandbox | None, HerokuClient]:
     """The real Platform API, or the sandbox served in-process when no token is set."""
     if settings.heroku_api_key is not None:
         client = HerokuClient(
-            settings.heroku_api_url, settings.heroku_api_key.get_secret_value(), slugs=store
+            settings.heroku_api_url,
+            settings.heroku_api_key.get_secret_value(),
+            slugs=store,
+            observe=observe,
         )
         return settings.heroku_webhook_secret, None, client
     secret = settings.heroku_webhook_secret or SecretStr(secrets.token_urlsafe(32))
@@ -241,5 +245,7 @@ def _platform(
         webhook_secret=secret.get_secret_value(),
         deploy_every=settings.sandbox_deploy_seconds,
     )
-    client = HerokuClient("http://sandbox.invalid", "sandbox", slugs=store, transport=transport)
+    client = HerokuClient(
+        "http://sandbox.invalid", "sandbox", slugs=store, transport=transport, observe=observe
+    )
     return secret, sandbox, client

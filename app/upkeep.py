@@ -1,9 +1,10 @@
 """What keeps a running Cascade fit for production, wired around the runtime (`app.runtime`).
 
-Metrics fed by the audit trail and the Platform API client, the webhook subscriptions
-(with CASCADE_PUBLIC_URL), the services-file reloader and its watcher, and the GitHub
-commit statuses (with GITHUB_TOKEN). Started once the runtime is built; the intake (watcher,
-subscriptions) stops before the queue drains, the commit statuses after it.
+Metrics fed by the audit trail (the Platform API client is given them when built), the
+webhook subscriptions (with CASCADE_PUBLIC_URL), the services-file reloader and its
+watcher, and the GitHub commit statuses (with GITHUB_TOKEN). Started once the runtime is
+built; the intake (watcher, subscriptions) stops before the queue drains, the commit
+statuses after it.
 """
 
 import logging
@@ -12,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from app.commit_status import CommitStatuses
 from app.locks import Locks
-from app.metrics import Metrics
 from app.reload import Reloader, Watcher
 from app.services import Service
 from app.sources.github import GitHubClient
@@ -24,12 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cascade")
 
 
-def metrics(owner: str, sandbox: bool) -> Metrics:
-    return Metrics(owner, "sandbox" if sandbox else "heroku")
-
-
 def start(runtime: "Runtime") -> None:
-    runtime.heroku.observe = runtime.metrics.heroku_call
     runtime.audit.subscribe(runtime.metrics.on_event)
     runtime.commit_statuses = _commit_statuses(runtime)
     runtime.subscriptions = _subscriptions(runtime)
