@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.sandbox import pipelines_from_services
 from app.services import ConfigError, ServicesConfig, load_services
 from app.tasks import cancel
 
@@ -113,7 +112,7 @@ class Reloader:
     async def _apply(self, config: ServicesConfig, stale: tuple[str, ...]) -> None:
         runtime = self.runtime
         if runtime.sandbox is not None:  # the simulated Heroku grows the pipelines it lacks
-            runtime.sandbox.add_pipelines(pipelines_from_services(config))
+            runtime.sandbox.grow(config)
         runtime.config = config  # the swap: everything reads the config through these two
         runtime.reconciler.config = config
         for name in stale:

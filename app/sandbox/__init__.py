@@ -147,10 +147,10 @@ class Sandbox:
         )
         return promotion_json(promotion)
 
-    def add_pipelines(self, pipelines: Sequence[SandboxPipeline]) -> None:
+    def grow(self, config: ServicesConfig) -> None:
         """Pipelines a reloaded services file names that the world lacks: made as at start."""
         known = {p.name for p in self.world.pipelines} | {p.id for p in self.world.pipelines}
-        fresh = [p for p in pipelines if p.name not in known]
+        fresh = [p for p in pipelines_from_services(config) if p.name not in known]
         if not fresh:
             return
         added = World(fresh, self._now())
