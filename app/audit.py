@@ -15,7 +15,8 @@ from typing import Any, cast
 import redis.asyncio as redis
 
 from app import keys, logs
-from app.models import GateResult
+from app.durations import short
+from app.models import Candidate, GateResult, PairState, Snapshot
 
 log = logging.getLogger("cascade.audit")
 
@@ -42,6 +43,35 @@ class Event:
 def gate_details(gates: Iterable[GateResult]) -> list[dict[str, str]]:
     """The gates of a decision as events record them (`/events`, Slack, the page)."""
     return [{"name": g.name, "state": g.state.value, "reason": g.reason} for g in gates]
+
+
+def gate_signature(candidate: Candidate) -> str:
+    """What a pair waits on: audited when it changes, not on every reconcile."""
+    gates = ",".join(f"{g.name}={g.state}" for g in candidate.gates)
+    return f"{candidate.commit}|{candidate.state}|{gates}"
+
+
+def gate_changed(snapshot: Snapshot, candidate: Candidate, dry_run: bool) -> Event:
+    """The event of a pair whose state or gates changed (`gate_signature`)."""
+    source, target = candidate.pair.source.app, candidate.pair.target.app
+    state = candidate.state.value
+    if dry_run and candidate.state is PairState.READY:
+        state = "ready (dry run: not promoting)"
+    return Event(
+        kind="gate.changed",
+        message=f"{short(candidate.commit)} {source} → {target}: {state}: {candidate.reason}",
+        at=snapshot.now,
+        service=snapshot.service.name,
+        commit=candidate.commit,
+        source=source,
+        target=target,
+        details={
+            "state": candidate.state.value,
+            "gates": gate_details(candidate.gates),
+            "reason": candidate.reason,
+            "opens_at": candidate.opens_at.isoformat() if candidate.opens_at else None,
+        },
+    )
 
 
 Listener = Callable[[Event], Awaitable[None]]

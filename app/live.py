@@ -15,13 +15,26 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from app import keys
-from app.audit import Event
+from app.audit import Event, gate_signature
+from app.models import PairState, Plan, Snapshot
 from app.tasks import cancel
 
 log = logging.getLogger(__name__)
 EVERYTHING = "*"
 RETRY_SECONDS = 1.0  # after a lost subscription; pages are told to redraw everything
 SUBSCRIBE_SECONDS = 5.0
+
+
+def fingerprint(snapshot: Snapshot, decided: Plan) -> int:
+    """Changes when a status page of the service would: its stages or its candidates.
+
+    A waiting candidate counts by when it opens, not by its reason, which counts down.
+    """
+    candidates = tuple(
+        (gate_signature(c), c.opens_at if c.state is PairState.WAITING else c.reason)
+        for c in decided.candidates
+    )
+    return hash((snapshot.stages, candidates))
 
 
 class Changes:

@@ -18,18 +18,15 @@ from redis.asyncio.client import Pipeline
 
 from app import order
 from app import topology as topo
-from app.audit import Audit, Event, gate_details
-from app.durations import short
+from app.audit import Audit, gate_changed, gate_signature
 from app.epoch import Epoch
 from app.freezes import windows
 from app.health import Health, Prefetched
 from app.heroku import HerokuClient, HerokuError, NotFound
 from app.ledger import Ledger
-from app.live import Live
+from app.live import Live, fingerprint
 from app.locks import Locks
 from app.models import (
-    Candidate,
-    PairState,
     Plan,
     PromotionRecord,
     Release,
@@ -199,7 +196,9 @@ class Reconciler:
         decided = plan(snapshot)
         if decided.candidates:
             return None
-        return Outcome(decided, None, again=False, shown=_shown(snapshot, decided), settled=True)
+        return Outcome(
+            decided, None, again=False, shown=fingerprint(snapshot, decided), settled=True
+        )
 
     def _send_reads(self, pipe: Pipeline, service: Service, apps: Sequence[str]) -> None:
         """Queue the view's reads, then the signals' (`Health.send_reads`)."""
@@ -272,7 +271,7 @@ class Reconciler:
             follow_at = snapshot.now + FOLLOW_FIRST
             wake_at = min(wake_at, follow_at) if wake_at else follow_at
         settled = not decided.candidates and not view.in_flight and not stale
-        return Outcome(decided, wake_at, False, _shown(snapshot, decided), settled)
+        return Outcome(decided, wake_at, False, fingerprint(snapshot, decided), settled)
 
     async def _promote(self, snapshot: Snapshot, topology: topo.Topology, decided: Plan) -> bool:
         """Promote every ready candidate; True when a POST was sent.
@@ -555,12 +554,12 @@ class Reconciler:
     ) -> None:
         """An audit entry when what a pair waits on changes, not on every reconcile."""
         name = snapshot.service.name
-        now_states = {c.pair.target.app: _signature(c) for c in decided.candidates}
+        now_states = {c.pair.target.app: gate_signature(c) for c in decided.candidates}
         for candidate in decided.candidates:
             target = candidate.pair.target.app
             if seen.get(target) == now_states[target]:
                 continue
-            await self.audit.record(_transition(snapshot, candidate, self.dry_run))
+            await self.audit.record(gate_changed(snapshot, candidate, self.dry_run))
         gone = [target for target in seen if target not in now_states]
         if gone or any(seen.get(target) != state for target, state in now_states.items()):
             await self.store.set_gate_states(name, now_states, gone)
@@ -568,42 +567,3 @@ class Reconciler:
 
 async def _nothing() -> list[PromotionRecord]:
     return []
-
-
-def _shown(snapshot: Snapshot, decided: Plan) -> int:
-    """Changes when a status page of the service would: its stages or its candidates.
-
-    A waiting candidate counts by when it opens, not by its reason, which counts down.
-    """
-    candidates = tuple(
-        (_signature(c), c.opens_at if c.state is PairState.WAITING else c.reason)
-        for c in decided.candidates
-    )
-    return hash((snapshot.stages, candidates))
-
-
-def _signature(candidate: Candidate) -> str:
-    gates = ",".join(f"{g.name}={g.state}" for g in candidate.gates)
-    return f"{candidate.commit}|{candidate.state}|{gates}"
-
-
-def _transition(snapshot: Snapshot, candidate: Candidate, dry_run: bool) -> Event:
-    source, target = candidate.pair.source.app, candidate.pair.target.app
-    state = candidate.state.value
-    if dry_run and candidate.state is PairState.READY:
-        state = "ready (dry run: not promoting)"
-    return Event(
-        kind="gate.changed",
-        message=f"{short(candidate.commit)} {source} → {target}: {state}: {candidate.reason}",
-        at=snapshot.now,
-        service=snapshot.service.name,
-        commit=candidate.commit,
-        source=source,
-        target=target,
-        details={
-            "state": candidate.state.value,
-            "gates": gate_details(candidate.gates),
-            "reason": candidate.reason,
-            "opens_at": candidate.opens_at.isoformat() if candidate.opens_at else None,
-        },
-    )
