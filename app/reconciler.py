@@ -16,13 +16,13 @@ from typing import Any
 
 from redis.asyncio.client import Pipeline
 
-from app import order
 from app import topology as topo
 from app.audit import Audit, gate_changed, gate_signature
 from app.epoch import Epoch
 from app.freezes import windows
 from app.health import Health, Prefetched
 from app.heroku import HerokuClient, HerokuError, NotFound
+from app.history import HistoryReader
 from app.ledger import Ledger
 from app.live import Live, fingerprint
 from app.locks import Locks
@@ -37,12 +37,9 @@ from app.plan import FOLLOW_FIRST, plan
 from app.promoter import Promoter
 from app.services import Service, ServicesConfig
 from app.signals import Signals
-from app.signals.github import Relation
 from app.store import Histories, ServiceView, Store
 
 log = logging.getLogger(__name__)
-HISTORY_DEPTH = 50  # releases read once per source app to learn which commits ran there
-LOOK_BACK = 1000  # releases read (one page), once, for a target's commit older than the history
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,7 @@ class Reconciler:
         self.topologies: dict[str, topo.Topology] = {}
         self.problems: dict[str, str] = {}
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
-        self._histories: set[tuple[str, str]] = set()  # (service, app) known loaded in Redis
+        self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
         self._looked_behind: set[str] = set()  # failed newest releases whose runner was read
         self._changes = 0  # topologies learnt or forgotten, to know when to index apps again
         self._owners: tuple[ServicesConfig, int, dict[str, Service]] | None = None
@@ -109,7 +106,7 @@ class Reconciler:
         self._changes += 1
         self.problems.pop(name, None)
         self._caught_up.discard(name)
-        self._histories = {known for known in self._histories if known[0] != name}
+        self.histories.forget(name)
         self._settled.pop(name, None)
 
     def forget_all(self) -> None:
@@ -117,7 +114,7 @@ class Reconciler:
         self.topologies.clear()
         self._changes += 1
         self._caught_up.clear()
-        self._histories.clear()
+        self.histories.forget_all()
         self._looked_behind.clear()
         self._settled.clear()
         self._shown.clear()
@@ -234,7 +231,7 @@ class Reconciler:
                         self.unannounced(app)
                 self._caught_up.add(name)
                 stale = bool(news)
-            await self._learn_history(name, topology)
+            await self.histories.learn(name, topology)
         except NotFound as error:
             # A cached id Heroku no longer knows: the pipeline or an app was re-created.
             log.warning("pipeline of service=%s not found, reading it again: %s", name, error)
@@ -255,7 +252,7 @@ class Reconciler:
             view=None if stale else view,
             prefetched=read.signals if read else None,
         )
-        if await self._look_further_back(name, snapshot):
+        if await self.histories.look_further_back(name, snapshot):
             snapshot, audited = await self._read(
                 service, topology, fetch=True, view=view if not stale else None
             )
@@ -322,7 +319,7 @@ class Reconciler:
         if stale is not None and (gone := topo.moved(stale, known)):
             log.warning("apps re-created service=%s: %s", service.name, ", ".join(gone))
             await self.store.forget_apps(service.name, gone)
-            self._histories -= {(service.name, app) for app in gone}
+            self.histories.forget(service.name, set(gone))
         await self.store.set_topology(service.name, topo.codec.dump_json(known).decode())
         await self._fold(service.name, known, releases)
         await self.store.mark_resync(service.name, self.resync_seconds)  # just read it
@@ -466,86 +463,9 @@ class Reconciler:
                 found.append(running)
         return found
 
-    async def _learn_history(self, name: str, topology: topo.Topology) -> None:
-        """Once per source app: which commits ran there, since when, and in which order (one
-        call each: `HISTORY_DEPTH` releases; a rollback to an older one places its commit by
-        the version it brought back, `app.order`).
-
-        A history once loaded stays loaded, so this process stops asking Redis about it.
-        """
-        sources = [app for app in topology.stages[:-1] if (name, app) not in self._histories]
-        if not sources:
-            return
-        loaded = await self.store.history_loaded(name, sources)
-        for app, done in zip(sources, loaded, strict=True):
-            if done:
-                self._histories.add((name, app))
-                continue
-            releases = await self.heroku.releases(app, HISTORY_DEPTH)
-            # Arrived now, by Cascade's clock, which alone decides ages: how long each ran
-            # before Cascade looked is unknown (`created_at` is Heroku's clock, and when the
-            # release started), so a commit running at onboarding waits `min_age` once.
-            now = self.clock()
-            first = {
-                r.commit: now for r in releases if r.status is ReleaseStatus.SUCCEEDED and r.commit
-            }
-            versions = [r.version for r in releases]
-            from_v1 = max(versions, default=0) if min(versions, default=1) == 1 else None
-            await self.store.add_history(name, app, first, order.positions(releases), from_v1)
-            self._histories.add((name, app))
-
-    async def _look_further_back(self, name: str, snapshot: Snapshot) -> bool:
-        """Read `LOOK_BACK` releases of an app, once per commit, where the history (the newest
-        `HISTORY_MAXLEN` commits, from the last `HISTORY_DEPTH` releases at first) may not
-        reach a commit's first run. True when a place was learnt.
-
-        - A target's commit that is not in its source's history may have run there before
-          it: placed, it is not taken for a hotfix.
-        - A source's commit about to be promoted over an older-looking one may be an old
-          commit deployed again (a `git push`, not Heroku's rollback): its first run there
-          would be older than the history. Looked up in each stage whose order may decide.
-
-        Not in an app whose history is whole (read from v1, none missed since): nothing
-        ran there before it, so a promotion there costs no read (`tests/test_economy.py`).
-        """
-        wanted: dict[str, dict[str, int | None]] = {}  # app -> commit -> known place
-        for index, (source, target) in enumerate(pairwise(snapshot.stages)):
-            commit, target_commit = source.commit, target.commit
-            known = snapshot.positions.get(source.app)
-            if not commit or not target_commit or commit == target_commit:
-                continue
-            if known and target_commit not in known:  # with the source's: one read for both
-                wanted.setdefault(source.app, {}).update(
-                    {target_commit: None, commit: known.get(commit)}
-                )
-            facts = snapshot.signals.github.get((commit, target_commit))
-            if facts is not None and facts.relation is Relation.AHEAD:
-                continue  # Git settles it
-            for stage in snapshot.stages[: index + 1]:
-                places = snapshot.positions.get(stage.app) or {}
-                at, other_at = places.get(commit), places.get(target_commit)
-                if at is not None and other_at is not None and at > other_at:
-                    wanted.setdefault(stage.app, {})[commit] = at
-        learnt = False
-        for app, commits in wanted.items():
-            done, whole = await self.store.looked_up(name, app, sorted(commits))
-            asked = {c: at for c, at in commits.items() if c not in done}
-            if whole or not asked:
-                continue
-            try:
-                releases = await self.heroku.releases(app, LOOK_BACK)
-            except HerokuError as error:
-                log.warning("cannot read further back in %s service=%s: %s", app, name, error)
-                continue
-            placed = order.positions(releases)
-            found = {c: placed.get(c, 0) for c in asked}
-            await self.store.add_looked_up(name, app, found)
-            learnt |= any(0 < at < (asked[c] or at + 1) for c, at in found.items())
-        return learnt
-
     async def _learn_history_or_log(self, name: str, topology: topo.Topology) -> None:
         try:
-            await self._learn_history(name, topology)
+            await self.histories.learn(name, topology)
         except HerokuError as error:
             log.warning("cannot learn history service=%s: %s", name, error)
 

@@ -15,11 +15,12 @@ from app import keys
 from app.audit import Audit
 from app.health import Health
 from app.heroku import HerokuClient
+from app.history import HISTORY_DEPTH
 from app.ledger import Ledger
 from app.locks import Locks
 from app.models import Candidate, PairState, Pause
 from app.promoter import Promoter
-from app.reconciler import HISTORY_DEPTH, Outcome, Reconciler
+from app.reconciler import Outcome, Reconciler
 from app.sandbox import Sandbox, pipelines_from_services
 from app.services import Freeze, Service, ServicesConfig
 from app.settings import Settings

@@ -1,0 +1,119 @@
+"""What ran on each source app before Cascade watched it, read from Heroku's release lists.
+
+Order decides "never backwards" where Git cannot (`app.order`): a commit's place in its
+source's history. The history is read once per source app (`HISTORY_DEPTH` releases) and
+kept in Redis; where it may not reach a commit's first run, further back (`LOOK_BACK`),
+once per commit.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from itertools import pairwise
+
+from app import order
+from app.heroku import HerokuClient, HerokuError
+from app.models import ReleaseStatus, Snapshot
+from app.signals.github import Relation
+from app.store import Store
+from app.topology import Topology
+
+log = logging.getLogger(__name__)
+HISTORY_DEPTH = 50  # releases read once per source app to learn which commits ran there
+LOOK_BACK = 1000  # releases read (one page), once, for a target's commit older than the history
+
+
+class HistoryReader:
+    """Learns the histories of a service's source apps into the store, once each."""
+
+    def __init__(self, heroku: HerokuClient, store: Store, clock: Callable[[], datetime]) -> None:
+        self.heroku, self.store, self.clock = heroku, store, clock
+        self._loaded: set[tuple[str, str]] = set()  # (service, app) known loaded in Redis
+
+    def forget(self, name: str, apps: set[str] | None = None) -> None:
+        """The service's (or only these apps') histories are to be checked in Redis again."""
+        self._loaded = {
+            known
+            for known in self._loaded
+            if known[0] != name or (apps is not None and known[1] not in apps)
+        }
+
+    def forget_all(self) -> None:
+        self._loaded.clear()
+
+    async def learn(self, name: str, topology: Topology) -> None:
+        """Once per source app: which commits ran there, since when, and in which order (one
+        call each: `HISTORY_DEPTH` releases; a rollback to an older one places its commit by
+        the version it brought back, `app.order`).
+
+        A history once loaded stays loaded, so this process stops asking Redis about it.
+        """
+        sources = [app for app in topology.stages[:-1] if (name, app) not in self._loaded]
+        if not sources:
+            return
+        loaded = await self.store.history_loaded(name, sources)
+        for app, done in zip(sources, loaded, strict=True):
+            if done:
+                self._loaded.add((name, app))
+                continue
+            releases = await self.heroku.releases(app, HISTORY_DEPTH)
+            # Arrived now, by Cascade's clock, which alone decides ages: how long each ran
+            # before Cascade looked is unknown (`created_at` is Heroku's clock, and when the
+            # release started), so a commit running at onboarding waits `min_age` once.
+            now = self.clock()
+            first = {
+                r.commit: now for r in releases if r.status is ReleaseStatus.SUCCEEDED and r.commit
+            }
+            versions = [r.version for r in releases]
+            from_v1 = max(versions, default=0) if min(versions, default=1) == 1 else None
+            await self.store.add_history(name, app, first, order.positions(releases), from_v1)
+            self._loaded.add((name, app))
+
+    async def look_further_back(self, name: str, snapshot: Snapshot) -> bool:
+        """Read `LOOK_BACK` releases of an app, once per commit, where the history (the newest
+        `HISTORY_MAXLEN` commits, from the last `HISTORY_DEPTH` releases at first) may not
+        reach a commit's first run. True when a place was learnt.
+
+        - A target's commit that is not in its source's history may have run there before
+          it: placed, it is not taken for a hotfix.
+        - A source's commit about to be promoted over an older-looking one may be an old
+          commit deployed again (a `git push`, not Heroku's rollback): its first run there
+          would be older than the history. Looked up in each stage whose order may decide.
+
+        Not in an app whose history is whole (read from v1, none missed since): nothing
+        ran there before it, so a promotion there costs no read (`tests/test_economy.py`).
+        """
+        wanted: dict[str, dict[str, int | None]] = {}  # app -> commit -> known place
+        for index, (source, target) in enumerate(pairwise(snapshot.stages)):
+            commit, target_commit = source.commit, target.commit
+            known = snapshot.positions.get(source.app)
+            if not commit or not target_commit or commit == target_commit:
+                continue
+            if known and target_commit not in known:  # with the source's: one read for both
+                wanted.setdefault(source.app, {}).update(
+                    {target_commit: None, commit: known.get(commit)}
+                )
+            facts = snapshot.signals.github.get((commit, target_commit))
+            if facts is not None and facts.relation is Relation.AHEAD:
+                continue  # Git settles it
+            for stage in snapshot.stages[: index + 1]:
+                places = snapshot.positions.get(stage.app) or {}
+                at, other_at = places.get(commit), places.get(target_commit)
+                if at is not None and other_at is not None and at > other_at:
+                    wanted.setdefault(stage.app, {})[commit] = at
+        learnt = False
+        for app, commits in wanted.items():
+            done, whole = await self.store.looked_up(name, app, sorted(commits))
+            asked = {c: at for c, at in commits.items() if c not in done}
+            if whole or not asked:
+                continue
+            try:
+                releases = await self.heroku.releases(app, LOOK_BACK)
+            except HerokuError as error:
+                log.warning("cannot read further back in %s service=%s: %s", app, name, error)
+                continue
+            placed = order.positions(releases)
+            found = {c: placed.get(c, 0) for c in asked}
+            await self.store.add_looked_up(name, app, found)
+            learnt |= any(0 < at < (asked[c] or at + 1) for c, at in found.items())
+        return learnt
