@@ -38,6 +38,7 @@ from app.promoter import Promoter
 from app.services import Service, ServicesConfig
 from app.signals import Signals
 from app.store import Histories, ServiceView, Store
+from app.topologies import Topologies
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,10 @@ class Reconciler:
         self.live = live  # told when a service's pages would change
         self.epoch = epoch  # says when Redis lost Cascade's data: then nothing is promoted
         self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
-        self.topologies: dict[str, topo.Topology] = {}
-        self.problems: dict[str, str] = {}
+        self.topologies = Topologies(heroku, store)
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
         self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
         self._looked_behind: set[str] = set()  # failed newest releases whose runner was read
-        self._changes = 0  # topologies learnt or forgotten, to know when to index apps again
-        self._owners: tuple[ServicesConfig, int, dict[str, Service]] | None = None
         # Services found settled, with this process's count of folds into their stages then:
         # until a fold changes that count, a reconcile first looks without the lock.
         self._settled: dict[str, int] = {}
@@ -102,38 +100,20 @@ class Reconciler:
 
     def forget(self, name: str) -> None:
         """The services file changed or dropped the service: know its pipeline afresh."""
-        self.topologies.pop(name, None)
-        self._changes += 1
-        self.problems.pop(name, None)
+        self.topologies.forget(name)
         self._caught_up.discard(name)
         self.histories.forget(name)
         self._settled.pop(name, None)
 
     def forget_all(self) -> None:
         """Redis lost Cascade's data (`app.epoch`): what this process learnt from it is void."""
-        self.topologies.clear()
-        self._changes += 1
+        self.topologies.forget_all()
         self._caught_up.clear()
         self.histories.forget_all()
         self._looked_behind.clear()
         self._settled.clear()
         self._shown.clear()
         self.store.forget_kept()
-
-    def owner_of(self, app: str) -> Service | None:
-        """The service whose stages include `app` (the first listed), for routing webhooks.
-
-        Indexed once per services file and topology change: a delivery costs a dict lookup,
-        not a scan of every service (BENCHMARKS.md).
-        """
-        if self._owners is None or self._owners[:2] != (self.config, self._changes):
-            owners: dict[str, Service] = {}
-            for service in self.config.services:
-                stages = self.topologies.get(service.name)
-                for stage in stages.stages if stages else service.stages or ():
-                    owners.setdefault(stage, service)
-            self._owners = (self.config, self._changes, owners)
-        return self._owners[2].get(app)
 
     async def reconcile(self, name: str) -> Outcome:
         service = self.config.get(name)
@@ -286,47 +266,29 @@ class Reconciler:
 
     async def topology_known(self, service: Service) -> topo.Topology | None:
         """The service's topology from memory or Redis: no Platform API call."""
-        known = self.topologies.get(service.name)
-        if known is not None:
-            return known
-        cached = await self.store.topology(service.name)
-        if cached is None:
-            return None
-        known = topo.codec.validate_json(cached)
-        if service.stages and known.stages != service.stages:
-            return None  # the services file changed: read the pipeline again
-        self.topologies[service.name] = known
-        self._changes += 1
-        return known
+        return await self.topologies.cached(service)
 
     async def topology(
         self, service: Service, stale: topo.Topology | None = None
     ) -> topo.Topology | None:
-        """The known topology, or read from the Platform API (three calls, once).
+        """The known topology, or read from the Platform API (three calls, once), its
+        releases folded in.
 
         `stale`: the one Heroku answered 404 for; its apps that now have other ids start
         afresh.
         """
-        known = await self.topology_known(service)
+        known = await self.topologies.cached(service)
         if known is not None:
             return known
-        try:
-            known, releases = await topo.load(self.heroku, service)
-        except (HerokuError, topo.TopologyError) as error:
-            self.problems[service.name] = str(error)
-            log.error("cannot read pipeline service=%s: %s", service.name, error)
+        read = await self.topologies.read(service, stale)
+        if read is None:
             return None
-        if stale is not None and (gone := topo.moved(stale, known)):
-            log.warning("apps re-created service=%s: %s", service.name, ", ".join(gone))
-            await self.store.forget_apps(service.name, gone)
-            self.histories.forget(service.name, set(gone))
-        await self.store.set_topology(service.name, topo.codec.dump_json(known).decode())
+        known, releases, gone = read
+        self.histories.forget(service.name, set(gone))
         await self._fold(service.name, known, releases)
         await self.store.mark_resync(service.name, self.resync_seconds)  # just read it
         self._caught_up.add(service.name)
-        self.topologies[service.name] = known
-        self._changes += 1
-        self.problems.pop(service.name, None)
+        self.topologies.remember(service.name, known)
         return known
 
     async def _relearn(self, service: Service, stale: topo.Topology) -> topo.Topology | None:
@@ -417,7 +379,7 @@ class Reconciler:
             service_pause=view.service_pause,
             promotions=promotions,
             in_flight=in_flight or {},
-            problem=(self.epoch and self.epoch.lost) or self.problems.get(service.name),
+            problem=(self.epoch and self.epoch.lost) or self.topologies.problems.get(service.name),
             signals=signals,
         )
 

@@ -85,7 +85,7 @@ async def _snapshots(runtime: Runtime) -> list[Snapshot]:
     reconciler = runtime.reconciler
     found = []
     for service in runtime.config.services:
-        found.append(await reconciler.snapshot(service, reconciler.topologies[service.name]))
+        found.append(await reconciler.snapshot(service, reconciler.topologies.known[service.name]))
     return found
 
 

@@ -469,7 +469,7 @@ async def test_a_pipeline_re_created_under_the_same_name_is_read_again(make_worl
     (promotion,) = new.sandbox.world.promotions
     assert [t.app.name for t in promotion.targets] == ["api-st"]
     assert promotion.source.slug.commit == A
-    topology = new.reconciler.topologies["api"]
+    topology = new.reconciler.topologies.known["api"]
     assert topology.pipeline_id == new.sandbox.world.pipeline("api").id
 
 

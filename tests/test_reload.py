@@ -143,7 +143,7 @@ async def test_a_changed_service_reads_its_pipeline_again(
     start_cascade: Start, services: Path
 ) -> None:
     cascade = await start_cascade(config_path=services, reload_seconds=0)
-    assert "api" in cascade.runtime.reconciler.topologies
+    assert "api" in cascade.runtime.reconciler.topologies.known
     write(services, API.replace('"api-st"]', '"api-st", "api-prod"]'))
     code, body = await reload(cascade)
     assert (code, body["changed"]) == (200, ["api"])

@@ -120,7 +120,7 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
         return WebhookAnswer(status="ignored", detail="not an api:release create/update event")
     release = to_release(payload)
     delivery = payload.webhook_metadata.delivery.id if payload.webhook_metadata else None
-    service = runtime.reconciler.owner_of(release.app)
+    service = runtime.reconciler.topologies.owner_of(runtime.config, release.app)
     logs.bind(
         delivery_id=delivery, commit=release.commit, service=service.name if service else None
     )
