@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import pairwise
 from typing import Any
 
 from redis.asyncio.client import Pipeline
@@ -19,7 +18,6 @@ from redis.asyncio.client import Pipeline
 from app import topology as topo
 from app.audit import Audit, gate_changed, gate_signature
 from app.epoch import Epoch
-from app.freezes import windows
 from app.health import Health, Prefetched
 from app.heroku import HerokuClient, HerokuError, NotFound
 from app.history import HistoryReader
@@ -28,7 +26,6 @@ from app.live import Live, fingerprint
 from app.locks import Locks
 from app.models import (
     Plan,
-    PromotionRecord,
     Release,
     ReleaseStatus,
     Snapshot,
@@ -36,8 +33,8 @@ from app.models import (
 from app.plan import FOLLOW_FIRST, plan
 from app.promoter import Promoter
 from app.services import Service, ServicesConfig
-from app.signals import Signals
-from app.store import Histories, ServiceView, Store
+from app.snapshot import Snapshots
+from app.store import ServiceView, Store
 from app.topologies import Topologies
 
 log = logging.getLogger(__name__)
@@ -88,6 +85,7 @@ class Reconciler:
         self.epoch = epoch  # says when Redis lost Cascade's data: then nothing is promoted
         self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
         self.topologies = Topologies(heroku, store)
+        self.snapshots = Snapshots(store, ledger, health, self.topologies, clock, epoch)
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
         self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
         self._looked_behind: set[str] = set()  # failed newest releases whose runner was read
@@ -169,7 +167,7 @@ class Reconciler:
         view = await self.store.view(name, topology.stages)
         if view.resync_due or view.in_flight or view.gate_states or name not in self._caught_up:
             return None
-        snapshot = self._snapshot(service, self.clock(), view, None, {}, Signals())
+        snapshot = self.snapshots.build(service, self.clock(), view)
         decided = plan(snapshot)
         if decided.candidates:
             return None
@@ -225,16 +223,17 @@ class Reconciler:
         if view.in_flight:
             await self.promoter.follow(name, topology)
             stale = True
-        snapshot, audited = await self._read(
+        snapshot, audited = await self.snapshots.read(
             service,
             topology,
+            self.config.freezes,
             fetch=True,
             view=None if stale else view,
             prefetched=read.signals if read else None,
         )
         if await self.histories.look_further_back(name, snapshot):
-            snapshot, audited = await self._read(
-                service, topology, fetch=True, view=view if not stale else None
+            snapshot, audited = await self.snapshots.read(
+                service, topology, self.config.freezes, fetch=True, view=None if stale else view
             )
         decided = plan(snapshot)
         # The decision's audit entries are written while the promotions go out: the POST
@@ -308,80 +307,8 @@ class Reconciler:
 
         `fetch=False` reads the views in Redis only: no GitHub, status page or URL call.
         """
-        return (await self._read(service, topology, fetch=fetch))[0]
-
-    async def _read(
-        self,
-        service: Service,
-        topology: topo.Topology | None,
-        *,
-        fetch: bool,
-        view: ServiceView | None = None,
-        prefetched: Prefetched | None = None,
-    ) -> tuple[Snapshot, dict[str, str]]:
-        """The snapshot, and the gate states last audited: two rounds of Redis reads.
-
-        The first reads the stages (unless `view` is a fresh one); the second, at once,
-        what depends on their commits.
-        """
-        name, now = service.name, self.clock()
-        apps = topology.stages if topology else service.stages or ()
-        if view is None:
-            view = await self.store.view(name, apps)
-        moving = [
-            (source, target)
-            for source, target in pairwise(view.stages)
-            if source.commit and source.commit != target.commit
-        ]
-        # Each pair's two commits in its source and every stage before it (`order.held`).
-        wanted: dict[str, list[str]] = {}
-        index = {stage.app: i for i, stage in enumerate(view.stages)}
-        for source, target in moving:
-            both = [c for c in (source.commit, target.commit) if c is not None]
-            for stage in view.stages[: index[source.app] + 1]:
-                wanted.setdefault(stage.app, []).extend(both)
-        if not moving:  # no gate will be asked: nothing more to read
-            return self._snapshot(service, now, view, None, {}, Signals()), view.gate_states
-        histories, promotions, unsettled, signals = await asyncio.gather(
-            self.store.history(name, wanted),
-            self.ledger.find(name, [(t.app, s.commit or "") for s, t in moving]),
-            self.ledger.unsettled(name) if view.in_flight else _nothing(),
-            self.health.gather(
-                service,
-                [(s.commit, t.commit) for s, t in moving if s.commit and t.commit],
-                now,
-                windows(self.config.freezes, name, now),
-                fetch=fetch,
-                prefetched=prefetched,
-            ),
-        )
-        in_flight = {record.target: record for record in unsettled}
-        snapshot = self._snapshot(service, now, view, histories, promotions, signals, in_flight)
-        return snapshot, view.gate_states
-
-    def _snapshot(
-        self,
-        service: Service,
-        now: datetime,
-        view: ServiceView,
-        histories: Histories | None,
-        promotions: dict[tuple[str, str], PromotionRecord],
-        signals: Signals,
-        in_flight: dict[str, PromotionRecord] | None = None,
-    ) -> Snapshot:
-        return Snapshot(
-            service=service,
-            now=now,
-            stages=view.stages,
-            history=histories.arrived if histories else {},
-            positions=histories.positions if histories else {},
-            global_pause=view.global_pause,
-            service_pause=view.service_pause,
-            promotions=promotions,
-            in_flight=in_flight or {},
-            problem=(self.epoch and self.epoch.lost) or self.topologies.problems.get(service.name),
-            signals=signals,
-        )
+        read = await self.snapshots.read(service, topology, self.config.freezes, fetch=fetch)
+        return read[0]
 
     async def _fold(self, name: str, topology: topo.Topology, releases: list[Release]) -> list[str]:
         """Fold releases into the view, and what runs behind a newest one that failed; the
@@ -445,7 +372,3 @@ class Reconciler:
         gone = [target for target in seen if target not in now_states]
         if gone or any(seen.get(target) != state for target, state in now_states.items()):
             await self.store.set_gate_states(name, now_states, gone)
-
-
-async def _nothing() -> list[PromotionRecord]:
-    return []
