@@ -88,6 +88,9 @@ class Epoch:
         return await self._look(drop=True)
 
     async def _look(self, *, drop: bool) -> str | None:
+        # The count this process had seen when it asked: a claim it counts while the read is
+        # on its way comes after the read, so the answer may be lower than `self.claims` then.
+        seen = self.claims
         value, flag, claims = await self._read()
         if flag is not None:
             if self.known is None:  # the recovery's marker will be adopted
@@ -95,7 +98,8 @@ class Epoch:
             self._stop(flag, drop=drop and self.lost is None)
             return self.lost
         if self.known is None:
-            self.known, self.lost, self.claims = value or await self._first(), None, claims
+            self.known, self.lost = value or await self._first(), None
+            self.claims = max(self.claims, claims)
             return None
         if value != self.known:
             if value is not None and adopts(self.known, value):
@@ -105,12 +109,11 @@ class Epoch:
                 return None
             gone = f"the marker {self.known} is {'gone' if value is None else f'now {value}'}"
             return await self._lost(gone, drop=drop)
-        if claims < self.claims:  # a replica that lagged took over: the marker is the same
+        if claims < seen:  # a replica that lagged took over: the marker is the same
             return await self._lost(
-                f"its count of promotion claims went back from {self.claims} to {claims}",
-                drop=drop,
+                f"its count of promotion claims went back from {seen} to {claims}", drop=drop
             )
-        self.claims = claims
+        self.claims = max(self.claims, claims)
         self.lost = None  # the flag is gone and the marker is still ours: an operator recovered
         return None
 
