@@ -8,7 +8,7 @@ once per commit.
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 from app import order
@@ -21,6 +21,7 @@ from app.topology import Topology
 log = logging.getLogger(__name__)
 HISTORY_DEPTH = 50  # releases read once per source app to learn which commits ran there
 LOOK_BACK = 1000  # releases read (one page), once, for a target's commit older than the history
+REMEMBER_LOOKED_UP = timedelta(days=1)  # far within keys.LOOKED_UP_TTL
 
 
 class HistoryReader:
@@ -29,6 +30,12 @@ class HistoryReader:
     def __init__(self, heroku: HerokuClient, store: Store, clock: Callable[[], datetime]) -> None:
         self.heroku, self.store, self.clock = heroku, store, clock
         self._loaded: set[tuple[str, str]] = set()  # (service, app) known loaded in Redis
+        # (service, app, commit) looked up further back, so in Redis for `LOOKED_UP_TTL`: asked
+        # there again, each reconcile of a pair the look-up did not place cost a round trip
+        # per app (a tick over 1,000 services 3x slower, BENCHMARKS.md). Forgotten daily, well
+        # within that TTL, so Redis always still has what this remembers.
+        self._looked: set[tuple[str, str, str]] = set()
+        self._looked_since = clock()
 
     def forget(self, name: str, apps: set[str] | None = None) -> None:
         """The service's (or only these apps') histories are to be checked in Redis again."""
@@ -37,9 +44,15 @@ class HistoryReader:
             for known in self._loaded
             if known[0] != name or (apps is not None and known[1] not in apps)
         }
+        self._looked = {
+            known
+            for known in self._looked
+            if known[0] != name or (apps is not None and known[1] not in apps)
+        }
 
     def forget_all(self) -> None:
         self._loaded.clear()
+        self._looked.clear()
 
     async def learn(self, name: str, topology: Topology) -> None:
         """Once per source app: which commits ran there, since when, and in which order (one
@@ -102,9 +115,15 @@ class HistoryReader:
                 if at is not None and other_at is not None and at > other_at:
                     wanted.setdefault(stage.app, {})[commit] = at
         learnt = False
+        if self.clock() - self._looked_since > REMEMBER_LOOKED_UP:
+            self._looked, self._looked_since = set(), self.clock()
         for app, commits in wanted.items():
-            done, whole = await self.store.looked_up(name, app, sorted(commits))
-            asked = {c: at for c, at in commits.items() if c not in done}
+            fresh = sorted(c for c in commits if (name, app, c) not in self._looked)
+            if not fresh:
+                continue
+            done, whole = await self.store.looked_up(name, app, fresh)
+            self._looked |= {(name, app, c) for c in done}
+            asked = {c: commits[c] for c in fresh if c not in done}
             if whole or not asked:
                 continue
             try:
@@ -115,5 +134,6 @@ class HistoryReader:
             placed = order.positions(releases)
             found = {c: placed.get(c, 0) for c in asked}
             await self.store.add_looked_up(name, app, found)
+            self._looked |= {(name, app, c) for c in found}
             learnt |= any(0 < at < (asked[c] or at + 1) for c, at in found.items())
         return learnt
