@@ -11,6 +11,8 @@ from app.redis_client import connect
 from app.redis_server import EmbeddedRedis
 from tests.inprocess import Cascade, Start, cascades
 
+pytest_plugins = ("tests.sandboxed",)
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # copied from shared/fixtures
 
 

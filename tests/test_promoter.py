@@ -14,9 +14,8 @@ from app.plan import plan
 from app.promoter import CLAIM_GRACE
 from app.sandbox.api import ErrorFault
 from app.topology import Topology
-from tests.test_reconciler import A, World, make_world
-
-__all__ = ["make_world"]  # the fixture, shared with the reconciler's tests
+from tests.sandboxed import World
+from tests.test_reconciler import A
 
 
 async def ready(world: World) -> None:

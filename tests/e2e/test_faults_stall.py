@@ -13,10 +13,10 @@ import pytest
 from app.promoter import Promoter
 from app.topology import Topology
 from tests.figures import Figure, record
+from tests.sandboxed import World
 from tests.test_promoter import posts, ready
-from tests.test_reconciler import A, World, make_world
+from tests.test_reconciler import A
 
-__all__ = ["make_world"]  # the fixture
 pytestmark = pytest.mark.reliability
 
 

@@ -1,0 +1,111 @@
+"""A Reconciler against the sandbox platform (in-process) and a real Redis, its clock injected:
+the `make_world` fixture (registered in `tests/conftest.py`)."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as redis
+
+from app.audit import Audit
+from app.health import Health
+from app.heroku import HerokuClient
+from app.ledger import Ledger
+from app.locks import Locks
+from app.promoter import Promoter
+from app.reconciler import Reconciler
+from app.sandbox import Sandbox, pipelines_from_services
+from app.services import Freeze, Service, ServicesConfig
+from app.settings import Settings
+from app.store import Store
+
+STAGES = ("api-qa", "api-st", "api-prod")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class World:
+    sandbox: Sandbox
+    heroku: HerokuClient
+    reconciler: Reconciler
+    clock: Clock
+
+    async def settle(self) -> None:
+        """Let the sandbox finish every release and every promotion's slug copy in progress."""
+        for _ in range(200):
+            pending = [a for a in self.sandbox.world.apps if a.releases[-1].status == "pending"]
+            copying = [p for p in self.sandbox.world.promotions if p.status == "pending"]
+            if not pending and not copying:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("sandbox releases never finished")
+
+    def running(self, app: str) -> str:
+        current = self.sandbox.world.app(app).current
+        assert current is not None
+        return current.slug.commit
+
+
+@pytest.fixture
+async def make_world(
+    redis_client: "redis.Redis",
+) -> AsyncIterator[Callable[..., "asyncio.Future[World]"]]:
+    made: list[World] = []
+
+    async def make(
+        stages: tuple[str, ...] = STAGES,
+        resync_seconds: float = 3600,
+        freezes: tuple[Freeze, ...] = (),
+        durable: Callable[[], Awaitable[bool]] | None = None,
+    ) -> World:
+        service = Service(name="api", pipeline="api", stages=stages, min_age=timedelta(minutes=30))
+        config = ServicesConfig(path=Path("test.toml"), services=(service,), freezes=freezes)
+        sandbox = Sandbox(
+            pipelines_from_services(
+                ServicesConfig(path=config.path, services=(Service("api", "api", STAGES),))
+            ),
+            webhook_url=None,
+            webhook_secret="unused",
+            release_seconds=0.01,
+        )
+        await sandbox.start()
+        store = Store(redis_client)
+        heroku = HerokuClient(
+            "http://sandbox",
+            "token",
+            slugs=store,
+            transport=httpx.ASGITransport(app=sandbox.app),
+        )
+        clock = Clock()
+        ledger, audit = Ledger(redis_client), Audit(redis_client)
+        reconciler = Reconciler(
+            config=config,
+            heroku=heroku,
+            store=store,
+            ledger=ledger,
+            locks=Locks(redis_client),
+            audit=audit,
+            promoter=Promoter(heroku, store, ledger, audit, clock, "test", durable=durable),
+            clock=clock,
+            resync_seconds=resync_seconds,
+            health=Health.from_settings(Settings(_env_file=None), redis_client),
+        )
+        world = World(sandbox, heroku, reconciler, clock)
+        made.append(world)
+        return world
+
+    yield make  # type: ignore[misc]
+    for world in made:
+        await world.heroku.aclose()
+        await world.sandbox.stop()
