@@ -70,12 +70,17 @@ class HistoryReader:
             # before Cascade looked is unknown (`created_at` is Heroku's clock, and when the
             # release started), so a commit running at onboarding waits `min_age` once.
             now = self.clock()
-            first = {
-                r.commit: now for r in releases if r.status is ReleaseStatus.SUCCEEDED and r.commit
-            }
+            succeeded = [r for r in releases if r.status is ReleaseStatus.SUCCEEDED and r.commit]
+            first = {r.commit: now for r in succeeded if r.commit}
+            # Of these, only the newest is known to have run (it runs now): an older one may
+            # have succeeded after a newer one became current. Only a release known to have
+            # run may be promoted as proven (`app.proven`).
+            runs = max(succeeded, key=lambda r: r.version, default=None)
+            ran = {runs.commit: runs} if runs and runs.commit else {}
             versions = [r.version for r in releases]
             from_v1 = max(versions, default=0) if min(versions, default=1) == 1 else None
-            await self.store.add_history(name, app, first, order.positions(releases), from_v1)
+            positions = order.positions(releases)
+            await self.store.add_history(name, app, first, positions, from_v1, ran)
             self._loaded.add((name, app))
 
     async def look_further_back(self, name: str, snapshot: Snapshot) -> bool:

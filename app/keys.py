@@ -56,6 +56,13 @@ def history_loaded(service: str, app: str) -> str:
     return f"{_service(service)}:order-loaded:{app}"
 
 
+def ran(service: str, app: str) -> str:
+    """Hash: commit -> "version id created_at" of the newest release of it that ran on the app:
+    the release a promotion pins when the commit proved itself there but the app has moved on
+    (`app.proven`). Trimmed with `history`."""
+    return f"{_service(service)}:ran:{app}"
+
+
 def looked_up(service: str, app: str) -> str:
     """Hash: commit -> its position in the app's release order, found by reading further back
     than `positions` reaches ("0": not among the releases read). Kept apart from `positions`,

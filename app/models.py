@@ -147,6 +147,11 @@ class Snapshot:
     in_flight: Mapping[str, PromotionRecord] = field(default_factory=dict)
     problem: str | None = None  # why the pipeline could not be read, if it could not
     signals: Signals = field(default_factory=Signals)
+    # source app -> the newest release there whose commit ran the next stage's `min_age`, when
+    # that is not the commit it runs now (`app.proven`)
+    proven: Mapping[str, Release] = field(default_factory=dict)
+    # source app -> when its next commit will have run the next stage's `min_age`: a wake-up
+    proves_at: Mapping[str, datetime] = field(default_factory=dict)
 
     def pairs(self) -> tuple[Pair, ...]:
         stages = self.stages
@@ -176,11 +181,14 @@ class Candidate:
     gates: Final[tuple[GateResult, ...]]
     reason: Final[str]
     opens_at: Final[datetime | None] = None
+    # An older release of the source whose commit proved itself there, moving in place of
+    # the source's current one, still too young (`app.proven`)
+    proven: Final[Release | None] = None
 
     @property
     def release(self) -> Release | None:
-        """The source release the decision saw: the one the POST pins."""
-        return self.pair.source.release
+        """The source release the POST pins: the one the source runs, or the proven one."""
+        return self.proven or self.pair.source.release
 
     @property
     def over(self) -> Release | None:

@@ -3,6 +3,8 @@
 Every adjacent pair whose commits differ is a candidate. A candidate is ready
 only when Heroku's state makes the move safe (nothing in progress, never
 backwards, never over a hotfix) and every gate is open; unknown is closed.
+When the source's commit is too young, an older one that proved itself there
+may move instead (`app.proven`), judged the same way.
 """
 
 from collections.abc import Sequence
@@ -10,7 +12,7 @@ from datetime import datetime, timedelta
 
 from app import order
 from app.durations import short
-from app.gates import GATES, SAME_FOR_EVERY_PAIR, Gate
+from app.gates import GATES, SAME_FOR_EVERY_PAIR, Gate, age
 from app.models import (
     Candidate,
     GateResult,
@@ -20,8 +22,11 @@ from app.models import (
     Plan,
     PromotionRecord,
     PromotionState,
+    Release,
     Snapshot,
+    StageView,
 )
+from app.proven import KEPT_FOR, KEPT_RELEASES, expired
 
 FOLLOW_FIRST = timedelta(seconds=2)  # how soon a promotion just sent is looked at again
 FOLLOW_AT_MOST = timedelta(seconds=30)  # and how long it is ever left, however long it takes
@@ -71,7 +76,65 @@ def _answer(result: GateResult) -> Gate:
 
 
 def candidate(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate] = GATES) -> Candidate | None:
-    """What may happen between `pair.source` and `pair.target`; None when they agree."""
+    """What may happen between `pair.source` and `pair.target`; None when they agree.
+
+    The source's commit, or, while only its age holds it, the one that proved itself there.
+    """
+    found = _decide(snapshot, pair, gates)
+    if found is None or not _too_young(found):
+        return found
+    proven = snapshot.proven.get(pair.source.app) if snapshot.proven else None
+    if proven is None or proven.commit in (found.commit, pair.target.commit):
+        return found
+    if found.state is PROMOTING:  # only while the promotion in flight is the proven one's
+        busy = snapshot.in_flight.get(pair.target.app) if snapshot.in_flight else None
+        return (
+            found
+            if busy is None or busy.commit != proven.commit
+            else _proven(snapshot, pair, gates, found, proven)
+        )
+    if found.state not in (WAITING, BLOCKED):
+        return found
+    return _proven(snapshot, pair, gates, found, proven)
+
+
+def _too_young(found: Candidate) -> bool:
+    return any(r.name == age.NAME and r.state is CLOSED for r in found.gates)
+
+
+def _proven(
+    snapshot: Snapshot, pair: Pair, gates: Sequence[Gate], waiting: Candidate, proven: Release
+) -> Candidate:
+    """`proven` moving in place of the source's young commit when it may move now (or is
+    moving); else the young one waiting, with why the proven one cannot move if Heroku no
+    longer holds it."""
+    source = pair.source
+    newest = max(r.version for r in (source.release, source.pending, proven) if r is not None)
+    if expired(proven, newest, snapshot.now):
+        reason = (
+            f"{waiting.reason}; {short(proven.commit)}, which ran long enough in {source.app},"
+            f" cannot move instead: Heroku no longer holds v{proven.version} (more than"
+            f" {KEPT_RELEASES} releases back and older than {KEPT_FOR.days} days)"
+        )
+        return Candidate(
+            pair, waiting.commit, waiting.state, waiting.gates, reason, waiting.opens_at
+        )
+    moved = _decide(
+        snapshot,
+        Pair(pair.index, StageView(source.app, proven, source.pending), pair.target),
+        gates,
+    )
+    if moved is None or moved.state not in (READY, PROMOTING):
+        return waiting
+    reason = (
+        f"{moved.reason}; {short(proven.commit)} (v{proven.version}) proved itself in"
+        f" {source.app}, whose {short(source.commit)} is too young to move yet"
+    )
+    return Candidate(pair, moved.commit, moved.state, moved.gates, reason, moved.opens_at, proven)
+
+
+def _decide(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate]) -> Candidate | None:
+    """The candidate for the source's commit as it stands."""
     source, target = pair.source, pair.target
     commit, target_commit = source.commit, target.commit
     if commit is None:
@@ -172,6 +235,11 @@ def _wake_at(snapshot: Snapshot, candidates: Sequence[Candidate]) -> datetime | 
             for moment in (r.opens_at, r.recheck_at):
                 if moment is not None and moment > now and (soonest is None or moment < soonest):
                     soonest = moment
+        if snapshot.proves_at and c.state is WAITING and _too_young(c):
+            # an older commit than the young one may prove itself sooner (`app.proven`)
+            moment = snapshot.proves_at.get(c.pair.source.app)
+            if moment is not None and moment > now and (soonest is None or moment < soonest):
+                soonest = moment
     return soonest
 
 

@@ -79,8 +79,9 @@ class Promoter:
         )
         # The re-read (a GET) goes out with the claim, not after it: only the decision's check
         # stands between them and the POST (BENCHMARKS.md). A lost claim wastes one read.
+        runs = pair.source.release or release  # the source's current release, as decided on
         claimed, (latest, changed) = await asyncio.gather(
-            self.ledger.claim(record), self._reread(topology, record, release, over)
+            self.ledger.claim(record), self._reread(topology, record, runs, over)
         )
         if not claimed:
             return False
@@ -108,9 +109,11 @@ class Promoter:
         return False
 
     async def _reread(
-        self, topology: Topology, record: PromotionRecord, release: Release, over: Release | None
+        self, topology: Topology, record: PromotionRecord, runs: Release, over: Release | None
     ) -> tuple[list[Release], str | None]:
-        """The pipeline now (one call), and why the decision no longer holds, if it doesn't.
+        """The pipeline now (one call), and why the decision no longer holds, if it doesn't:
+        the source must still run `runs` (the pinned release, or the one a proven release
+        moves in place of), the target `over`.
 
         Returns the releases to fold into the view: each app's newest and, when that one
         failed or is pending, the one that runs (read only when the view cannot tell).
@@ -121,7 +124,7 @@ class Promoter:
             source, target = newest.get(record.source), newest.get(record.target)
             if source is None:
                 return latest, f"{record.source} has no release"
-            running = await self.heroku.running(source, release)
+            running = await self.heroku.running(source, runs)
             if running is not None and running is not source:
                 latest.append(running)
             target_running = None
@@ -131,7 +134,7 @@ class Promoter:
                     latest.append(target_running)
         except HerokuError as error:
             return [], f"cannot re-read the pipeline: {error}"
-        return latest, _changed_since(record, running, target, target_running)
+        return latest, _changed_since(record, runs, running, target, target_running)
 
     async def _send(
         self,
@@ -314,6 +317,7 @@ def _started(record: PromotionRecord, candidate: Candidate) -> str:
 
 def _changed_since(
     record: PromotionRecord,
+    runs: Release,
     source: Release | None,
     target: Release | None,
     target_running: Release | None,
@@ -321,22 +325,21 @@ def _changed_since(
     """Why the re-read pipeline no longer allows the claimed promotion, if it doesn't.
 
     `source` and `target_running` are what runs on each app (the newest succeeded release),
-    `target` the target's newest release. The POST goes only while the source runs the
-    pinned release and the target still runs what the decision saw, with nothing pending.
+    `target` the target's newest release. The POST goes only while the source runs what the
+    decision saw (`runs`) and the target still runs what it saw, with nothing pending.
     """
     if source is None:
         return f"no succeeded release of {record.source} is known"
-    if source.id != record.release_id:
+    if source.id != runs.id:
         return f"{record.source} runs v{source.version} now, not the release decided on"
     if target is not None and target.status is ReleaseStatus.PENDING:
         return f"{record.target} release v{target.version} is in progress"
     if target_running is not None and target_running.commit == record.commit:
         return f"{record.target} already runs {short(record.commit)}"
     if (target_running.id if target_running else None) != record.over:
-        runs = _described(target_running)
         return (
-            f"{record.target} runs {runs}, not what the decision saw (a hotfix, a manual"
-            " promotion or a rollback since): left alone"
+            f"{record.target} runs {_described(target_running)}, not what the decision saw"
+            " (a hotfix, a manual promotion or a rollback since): left alone"
         )
     return None
 

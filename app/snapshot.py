@@ -2,7 +2,8 @@
 
 Two rounds of Redis reads: the stages (unless the caller has a fresh view), then, at once,
 what depends on their commits: the histories each moving pair needs, its promotion record,
-the records in flight, and the signals (`Health.gather`).
+the records in flight, and the signals (`Health.gather`). A third when a source's commit is
+too young and an older one proved itself there (`app.proven`): what that one needs too.
 """
 
 import asyncio
@@ -14,7 +15,7 @@ from app.epoch import Epoch
 from app.freezes import windows
 from app.health import Health, Prefetched
 from app.ledger import Ledger
-from app.models import PromotionRecord, Snapshot
+from app.models import PromotionRecord, Release, Snapshot, StageView
 from app.services import Freeze, Service
 from app.signals import Signals
 from app.store import Histories, ServiceView, Store
@@ -60,6 +61,35 @@ class Snapshots:
             for source, target in pairwise(view.stages)
             if source.commit and source.commit != target.commit
         ]
+        if not moving:  # no gate will be asked: nothing more to read
+            return self.build(service, now, view), view.gate_states
+        # Where a commit proved itself: arrived by the next stage's `min_age` ago.
+        cutoffs = {s.app: now - service.min_age_for(t.app) for s, t in moving}
+        read = await self._read(service, view, moving, cutoffs, now, freezes, fetch, prefetched)
+        proven = _proven(moving, read[0], cutoffs)
+        if proven:  # read again with what each proven commit's own decision needs
+            also = [(StageView(s.app, proven[s.app]), t) for s, t in moving if s.app in proven]
+            read = await self._read(
+                service, view, moving + also, cutoffs, now, freezes, fetch, prefetched
+            )
+        histories, promotions, unsettled, signals = read
+        in_flight = {record.target: record for record in unsettled}
+        snapshot = self.build(service, now, view, histories, promotions, signals, in_flight)
+        return snapshot, view.gate_states
+
+    async def _read(
+        self,
+        service: Service,
+        view: ServiceView,
+        moving: Sequence[tuple[StageView, StageView]],
+        cutoffs: dict[str, datetime],
+        now: datetime,
+        freezes: Sequence[Freeze],
+        fetch: bool,
+        prefetched: Prefetched | None,
+    ) -> tuple[Histories, dict[tuple[str, str], PromotionRecord], list[PromotionRecord], Signals]:
+        """What the decisions of the `moving` pairs read, at once."""
+        name = service.name
         # Each pair's two commits in its source and every stage before it (`order.held`).
         wanted: dict[str, list[str]] = {}
         index = {stage.app: i for i, stage in enumerate(view.stages)}
@@ -67,10 +97,8 @@ class Snapshots:
             both = [c for c in (source.commit, target.commit) if c is not None]
             for stage in view.stages[: index[source.app] + 1]:
                 wanted.setdefault(stage.app, []).extend(both)
-        if not moving:  # no gate will be asked: nothing more to read
-            return self.build(service, now, view), view.gate_states
-        histories, promotions, unsettled, signals = await asyncio.gather(
-            self.store.history(name, wanted),
+        return await asyncio.gather(
+            self.store.history(name, wanted, cutoffs),
             self.ledger.find(name, [(t.app, s.commit or "") for s, t in moving]),
             self.ledger.unsettled(name) if view.in_flight else _nothing(),
             self.health.gather(
@@ -82,9 +110,6 @@ class Snapshots:
                 prefetched=prefetched,
             ),
         )
-        in_flight = {record.target: record for record in unsettled}
-        snapshot = self.build(service, now, view, histories, promotions, signals, in_flight)
-        return snapshot, view.gate_states
 
     def build(
         self,
@@ -110,7 +135,35 @@ class Snapshots:
             in_flight=in_flight or {},
             problem=(self.epoch and self.epoch.lost) or self.topologies.problems.get(service.name),
             signals=signals or Signals(),
+            proven=histories.proven if histories else {},
+            proves_at=_proves_at(service, view, histories) if histories else {},
         )
+
+
+def _proven(
+    moving: Sequence[tuple[StageView, StageView]],
+    histories: Histories,
+    cutoffs: dict[str, datetime],
+) -> dict[str, Release]:
+    """Per source app whose commit is too young to move, the release there whose commit
+    proved itself, when that is neither the source's commit nor its target's."""
+    found = {}
+    for source, target in moving:
+        release = histories.proven.get(source.app)
+        arrived = histories.arrived.get(source.app, {}).get(source.commit or "")
+        young = arrived is not None and arrived > cutoffs[source.app]
+        if release is not None and young and release.commit not in (source.commit, target.commit):
+            found[source.app] = release
+    return found
+
+
+def _proves_at(service: Service, view: ServiceView, histories: Histories) -> dict[str, datetime]:
+    """When each source's next commit will have run the next stage's `min_age` there."""
+    return {
+        source.app: histories.next_arrival[source.app] + service.min_age_for(target.app)
+        for source, target in pairwise(view.stages)
+        if source.app in histories.next_arrival
+    }
 
 
 async def _nothing() -> list[PromotionRecord]:

@@ -26,20 +26,29 @@ _pause = TypeAdapter(Pause)
 
 
 # Drops the commits that stand first in an app's release order (KEYS[o], the oldest) past
-# `keep` from its positions, and from its history (KEYS[h]) with them: a commit of the history
-# is in both or in neither (one whose release never ran has a position only). A history that
-# held every release (its loaded mark KEYS[m] "whole") no longer does then, nor after a
-# release it missed (`partial`).
+# `keep` from its positions, and from its history (KEYS[h]) and the releases that ran them
+# (KEYS[r]) with them: a commit of the history is in all three or in none (one whose release
+# never ran has a position only). A history that held every release (its loaded mark KEYS[m]
+# "whole") no longer does then, nor after a release it missed (`partial`). `note` keeps the
+# newest release ("version id created_at") that ran each commit.
 _TRIM = """
 local function partial(m)
   if redis.call('get', KEYS[m]) == 'whole' then redis.call('set', KEYS[m], '1') end
 end
-local function trim(h, o, m, keep)
+local function note(r, commit, ref)
+  if ref == '' then return end
+  local old = redis.call('hget', KEYS[r], commit)
+  if not old or tonumber(string.match(old, '^%d+')) < tonumber(string.match(ref, '^%d+')) then
+    redis.call('hset', KEYS[r], commit, ref)
+  end
+end
+local function trim(h, o, m, keep, r)
   local over = redis.call('zcard', KEYS[o]) - tonumber(keep)
   if over > 0 then
     local gone = redis.call('zrange', KEYS[o], 0, over - 1)
     for i = 1, #gone, 1000 do
       redis.call('zrem', KEYS[h], unpack(gone, i, math.min(i + 999, #gone)))
+      redis.call('hdel', KEYS[r], unpack(gone, i, math.min(i + 999, #gone)))
     end
     redis.call('zremrangebyrank', KEYS[o], 0, over - 1)
     partial(m)
@@ -47,24 +56,46 @@ local function trim(h, o, m, keep)
 end
 """
 
-# KEYS: per app, its history, its positions and its looked-up positions. ARGV: per app, how
-# many commits, then each. Per app: the newest arrival (commit, score), the highest position
-# (commit, score), then each commit's arrival and position (the looked-up one when lower).
+# KEYS: per app, its history, its positions, its looked-up positions and the releases that ran
+# its commits. ARGV: per app, a cutoff ("" for none), how many commits, then each. Per app: the
+# newest arrival (commit, score), the highest position (commit, score), the proven commit (the
+# newest that arrived by the cutoff, the highest placed of those that arrived together, with
+# its arrival, position and release; false when none), the first arrival after the cutoff
+# (when the next commit will have proved itself), then each commit's arrival and
+# position (the looked-up one when lower).
 _HISTORY = """
+local function place_of(k, commit)
+  local place = redis.call('zscore', KEYS[k + 1], commit)
+  local found = redis.call('hget', KEYS[k + 2], commit)
+  if found and found ~= '0' and (not place or tonumber(found) < tonumber(place)) then
+    place = found
+  end
+  return place
+end
+local function proven(k, cutoff)
+  if cutoff == '' then return {false, false, false, false, false} end
+  local after = '(' .. cutoff
+  local later = redis.call('zrangebyscore', KEYS[k], after, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local top = redis.call('zrevrangebyscore', KEYS[k], cutoff, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local best, best_at = false, false
+  for _, commit in ipairs(top[1] and redis.call('zrangebyscore', KEYS[k], top[2], top[2]) or {}) do
+    local at = place_of(k, commit)
+    if at and (not best_at or tonumber(at) > tonumber(best_at)) then best, best_at = commit, at end
+  end
+  if not best then return {false, false, false, false, later[2] or false} end
+  return {best, top[2], best_at, redis.call('hget', KEYS[k + 3], best) or false, later[2] or false}
+end
 local out, at = {}, 1
-for k = 1, #KEYS, 3 do
+for k = 1, #KEYS, 4 do
   local arrived = redis.call('zrange', KEYS[k], -1, -1, 'WITHSCORES')
   local placed = redis.call('zrange', KEYS[k + 1], -1, -1, 'WITHSCORES')
   local row = {arrived[1] or false, arrived[2] or false, placed[1] or false, placed[2] or false}
+  for _, value in ipairs(proven(k, ARGV[at])) do row[#row + 1] = value end
+  at = at + 1
   for _ = 1, tonumber(ARGV[at]) do
     at = at + 1
     row[#row + 1] = redis.call('zscore', KEYS[k], ARGV[at])
-    local place = redis.call('zscore', KEYS[k + 1], ARGV[at])
-    local found = redis.call('hget', KEYS[k + 2], ARGV[at])
-    if found and found ~= '0' and (not place or tonumber(found) < tonumber(place)) then
-      place = found
-    end
-    row[#row + 1] = place
+    row[#row + 1] = place_of(k, ARGV[at])
   end
   at = at + 1
   out[#out + 1] = row
@@ -72,17 +103,19 @@ end
 return out
 """
 
-# KEYS: the history, the positions, the loaded mark, the stage. ARGV: the history's length,
-# the newest version read ("" when the releases read do not reach back to v1), then
-# (commit, arrival, position) for each commit. First arrival wins, the lowest position wins.
+# KEYS: the history, the positions, the loaded mark, the stage, the releases that ran each
+# commit. ARGV: the history's length, the newest version read ("" when the releases read do
+# not reach back to v1), then (commit, arrival, position, release) for each commit. First
+# arrival wins, the lowest position wins, the newest release wins.
 # The history is whole when the releases read reach from v1 to what the stage runs: a
 # release folded in since the read was checked for a gap against that (`_FOLD`).
 _ADD = (
     _TRIM
     + """
-for i = 3, #ARGV, 3 do
+for i = 3, #ARGV, 4 do
   redis.call('zadd', KEYS[1], 'NX', ARGV[i + 1], ARGV[i])
   redis.call('zadd', KEYS[2], 'LT', ARGV[i + 2], ARGV[i])
+  note(5, ARGV[i], ARGV[i + 3])
 end
 local mark = '1'
 if ARGV[2] ~= '' then
@@ -91,34 +124,38 @@ if ARGV[2] ~= '' then
   if not runs or runs == cjson.null or runs.version <= tonumber(ARGV[2]) then mark = 'whole' end
 end
 redis.call('set', KEYS[3], mark)
-trim(1, 2, 3, ARGV[1])
+trim(1, 2, 3, ARGV[1], 5)
 """
 )
 
-# KEYS: the stage, its history, its positions, its history's loaded mark, the delivery's seen
-# marks, the slug (when its commit is known). ARGV: the stage as read ("" for none), as folded
-# ("" if unchanged), the commit to note in the history ("" for none), its arrival, the
-# history's length, the marks' TTL, how many marks, the slug's commit ("" for none), its TTL,
-# the commit's position, "1" when releases before it may be missing from the history. An
-# arrival of 0: the release never ran (a newer one was current), so only its place is noted.
+# KEYS: the stage, its history, its positions, its history's loaded mark, the releases that ran
+# its commits, the delivery's seen marks, the slug (when its commit is known). ARGV: the stage
+# as read ("" for none), as folded ("" if unchanged), the commit to note in the history ("" for
+# none), its arrival, the history's length, the marks' TTL, how many marks, the slug's commit
+# ("" for none), its TTL, the commit's position, "1" when releases before it may be missing
+# from the history, the release ("version id created_at"). An arrival of 0: the release never
+# ran (a newer one was current), so only its place is noted.
 # Answers -1 when the stage changed since it was read (nothing written but the slug) with the
 # stage as it is, else 1 when every seen mark is new, 0 when one was there.
 _FOLD = (
     _TRIM
     + """
 local seen = tonumber(ARGV[7])
-if ARGV[8] ~= '' then redis.call('set', KEYS[5 + seen], ARGV[8], 'EX', ARGV[9]) end
+if ARGV[8] ~= '' then redis.call('set', KEYS[6 + seen], ARGV[8], 'EX', ARGV[9]) end
 local current = redis.call('get', KEYS[1]) or ''
 if current ~= ARGV[1] then return {-1, current} end
 if ARGV[2] ~= '' then redis.call('set', KEYS[1], ARGV[2]) end
 if ARGV[3] ~= '' then
-  if ARGV[4] ~= '0' then redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[3]) end
+  if ARGV[4] ~= '0' then
+    redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[3])
+    note(5, ARGV[3], ARGV[12])
+  end
   redis.call('zadd', KEYS[3], 'LT', ARGV[10], ARGV[3])
   if ARGV[11] ~= '' then partial(4) end
-  trim(2, 3, 4, ARGV[5])
+  trim(2, 3, 4, ARGV[5], 5)
 end
 local first = 1
-for k = 5, 4 + seen do
+for k = 6, 5 + seen do
   if not redis.call('set', KEYS[k], '1', 'NX', 'EX', ARGV[6]) then first = 0 end
 end
 return {first, ''}
@@ -155,6 +192,10 @@ class Histories(NamedTuple):
 
     arrived: dict[str, dict[str, datetime]]  # when each first ran there, for the age gate
     positions: dict[str, dict[str, int]]  # its place in the app's release order (`app.order`)
+    # app -> the newest release there whose commit arrived by the cutoff asked (`app.proven`)
+    proven: dict[str, Release]
+    # app -> the first arrival there after the cutoff: the next commit to prove itself
+    next_arrival: dict[str, datetime]
 
 
 class Folded(NamedTuple):
@@ -277,6 +318,7 @@ class Store:
                     keys.history(service, release.app),
                     keys.positions(service, release.app),
                     keys.history_loaded(service, release.app),
+                    keys.ran(service, release.app),
                     *seen,
                     *slug,
                 ],
@@ -292,6 +334,7 @@ class Store:
                     int(keys.SLUG_TTL.total_seconds()),
                     position(release),
                     "1" if commit and _after_a_gap(before, release) else "",
+                    ran_ref(release),
                 ],
             )
             if cached:
@@ -305,33 +348,50 @@ class Store:
 
     # history --------------------------------------------------------------
 
-    async def history(self, service: str, wanted: Mapping[str, Sequence[str]]) -> Histories:
+    async def history(
+        self,
+        service: str,
+        wanted: Mapping[str, Sequence[str]],
+        cutoffs: Mapping[str, datetime] | None = None,
+    ) -> Histories:
         """When each wanted commit first ran on its app and its position there, plus the app's
-        newest commit in each: one round trip.
+        newest commit in each, and, for an app with a cutoff, the newest release whose commit
+        arrived by then (`app.proven`), placed like the rest: one round trip.
 
         Only what a decision looks at: reading whole histories was most of a reconcile's
         cost (BENCHMARKS.md). Read afresh each time: a position only goes down as older
         releases are seen, and one remembered too high would make a commit look newer. The
         newest entry makes an app with any history non-empty, so empty means "not known yet".
         """
+        cutoffs = cutoffs or {}
         asked = {app: commits for app, commits in wanted.items() if commits}
-        found = Histories({}, {})
+        found = Histories({}, {}, {}, {})
         if not asked:
             return found
-        args: list[str | int] = []
+        args: list[str | int | float] = []
         names: list[str] = []
         for app, commits in asked.items():
-            args += [len(commits), *commits]
+            cutoff = cutoffs.get(app)
+            args += [cutoff.timestamp() if cutoff else "", len(commits), *commits]
             names += [
                 keys.history(service, app),
                 keys.positions(service, app),
                 keys.looked_up(service, app),
+                keys.ran(service, app),
             ]
         rows = await self._history(keys=names, args=args)
         for (app, commits), row in zip(asked.items(), rows, strict=True):
-            newest, newest_at, highest, highest_at, *scores = row
+            newest, newest_at, highest, highest_at, proven, proven_at, proven_place, ref = row[:8]
+            if row[8]:
+                found.next_arrival[app] = _moment(row[8])
+            scores = row[9:]
             arrived = {_text(newest) or "": _moment(newest_at)} if newest else {}
             placed = {_text(highest) or "": int(float(highest_at))} if highest else {}
+            if proven:
+                commit = _text(proven) or ""
+                arrived[commit], placed[commit] = _moment(proven_at), int(float(proven_place))
+                if ref:
+                    found.proven[app] = ran_release(app, commit, _text(ref) or "")
             for commit, at, place in zip(commits, scores[::2], scores[1::2], strict=True):
                 if at:
                     arrived[commit] = _moment(at)
@@ -347,20 +407,25 @@ class Store:
         entries: Mapping[str, datetime],
         positions: Mapping[str, int],
         from_v1: int | None = None,
+        ran: Mapping[str, Release] | None = None,
     ) -> None:
         """Note commits that ran on `app`: when each first arrived (the first noted wins), its
-        position (the lowest wins); only the newest commits in its release order are kept. Marks the
-        app's history loaded, and whole when `from_v1` (the releases read reach back to the app's
-        first) is the newest version read."""
+        position (the lowest wins), the newest release that ran it (`ran`, the newest wins);
+        only the newest commits in its release order are kept. Marks the app's history loaded,
+        and whole when `from_v1` (the releases read reach back to the app's first) is the
+        newest version read."""
+        ran = ran or {}
         args: list[str | float | int] = [keys.HISTORY_MAXLEN, from_v1 or ""]
         for commit, at in entries.items():
-            args += [commit, at.timestamp(), positions[commit]]
+            release = ran.get(commit)
+            args += [commit, at.timestamp(), positions[commit], ran_ref(release) if release else ""]
         await self._add(
             keys=[
                 keys.history(service, app),
                 keys.positions(service, app),
                 keys.history_loaded(service, app),
                 keys.stage(service, app),
+                keys.ran(service, app),
             ],
             args=args,
         )
@@ -504,6 +569,7 @@ class Store:
                     keys.positions(service, app),
                     keys.looked_up(service, app),
                     keys.history_loaded(service, app),
+                    keys.ran(service, app),
                 )
             )
         )
@@ -542,6 +608,24 @@ def _after_a_gap(before: StageView, release: Release) -> bool:
     version after the one the stage ran (a failed release between counts as a gap)."""
     runs = before.release
     return runs is None or release.version > runs.version + 1
+
+
+def ran_ref(release: Release) -> str:
+    """A release that ran its commit, as `keys.ran` keeps it: "version id created_at"."""
+    return f"{release.version} {release.id} {release.created_at.timestamp()}"
+
+
+def ran_release(app: str, commit: str, ref: str) -> Release:
+    """The release `ran_ref` wrote: succeeded, since it ran."""
+    version, release_id, created = ref.split(" ")
+    return Release(
+        id=release_id,
+        app=app,
+        version=int(version),
+        status=ReleaseStatus.SUCCEEDED,
+        commit=commit,
+        created_at=_moment(created),
+    )
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -68,13 +68,17 @@ async def make_world(
         resync_seconds: float = 3600,
         freezes: tuple[Freeze, ...] = (),
         durable: Callable[[], Awaitable[bool]] | None = None,
+        config: ServicesConfig | None = None,
     ) -> World:
+        """`config`, when given, is both Cascade's services file and the sandbox's pipelines."""
         service = Service(name="api", pipeline="api", stages=stages, min_age=timedelta(minutes=30))
-        config = ServicesConfig(path=Path("test.toml"), services=(service,), freezes=freezes)
+        modelled = ServicesConfig(path=Path("test.toml"), services=(Service("api", "api", STAGES),))
+        if config is None:
+            config = ServicesConfig(path=Path("test.toml"), services=(service,), freezes=freezes)
+        else:
+            modelled = config
         sandbox = Sandbox(
-            pipelines_from_services(
-                ServicesConfig(path=config.path, services=(Service("api", "api", STAGES),))
-            ),
+            pipelines_from_services(modelled),
             webhook_url=None,
             webhook_secret="unused",
             release_seconds=0.01,

@@ -109,17 +109,21 @@ async def test_a_release_that_succeeds_behind_the_current_one_never_ran(store: S
 
 async def test_pending_release_adds_no_history(store: Store) -> None:
     await store.put_release("api", release(APP, 1, "A", ReleaseStatus.PENDING), NOW)
-    assert await store.history("api", {APP: ["A"]}) == ({APP: {}}, {APP: {}})
+    assert await store.history("api", {APP: ["A"]}) == ({APP: {}}, {APP: {}}, {}, {})
 
 
 async def test_history_is_capped_keeping_the_newest(store: Store) -> None:
     everything = [f"c{i}" for i in range(keys.HISTORY_MAXLEN + 5)]
     entries = {c: NOW + timedelta(seconds=i) for i, c in enumerate(everything)}
-    await store.add_history("api", APP, entries, {c: i + 1 for i, c in enumerate(everything)})
-    history, positions = await store.history("api", {APP: everything})
+    places = {c: i + 1 for i, c in enumerate(everything)}
+    ran = {c: release(APP, places[c], c) for c in everything}
+    await store.add_history("api", APP, entries, places, ran=ran)
+    history, positions, *_ = await store.history("api", {APP: everything})
     assert len(history[APP]) == len(positions[APP]) == keys.HISTORY_MAXLEN
     assert "c0" not in history[APP]
-    assert "c0" not in positions[APP]  # trimmed from both: a commit is in both or neither
+    assert "c0" not in positions[APP]  # trimmed from all three: a commit is in all or none
+    assert await store.redis.hlen(keys.ran("api", APP)) == keys.HISTORY_MAXLEN
+    assert not await store.redis.hexists(keys.ran("api", APP), "c0")
     assert f"c{keys.HISTORY_MAXLEN + 4}" in history[APP]
 
 
