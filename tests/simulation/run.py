@@ -42,6 +42,7 @@ class Totals:
     steps: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     promotions: int = 0
+    proven: int = 0  # promotions pinning an older release than the source's current
     violations: int = 0
     duplicates: int = 0
     converged: list[float] = field(default_factory=list)  # virtual seconds
@@ -57,6 +58,7 @@ class Totals:
         self.faults.update({k: n for k, n in result.kinds.items() if k not in WORK})
         self.faults.update(result.modes)
         self.promotions += result.promotions
+        self.proven += result.proven
         self.violations += len(result.violations)
         self.duplicates += sum("at most once" in v for v in result.violations)
         if result.converged_after is not None:
@@ -75,6 +77,7 @@ class Totals:
         self.steps += other.steps
         self.faults.update(other.faults)
         self.promotions += other.promotions
+        self.proven += other.proven
         self.violations += other.violations
         self.duplicates += other.duplicates
         self.converged += other.converged
@@ -92,7 +95,8 @@ class Totals:
 
     def summary(self) -> str:
         return (
-            f"{self.seeds} seeds, {self.steps} steps, {self.promotions} promotions,"
+            f"{self.seeds} seeds, {self.steps} steps, {self.promotions} promotions"
+            f" ({self.proven} of a proven release),"
             f" {self.violations} violations, convergence p50 {self.percentile(0.5)}"
             f" p99 {self.percentile(0.99)} (virtual), {time.monotonic() - self.started:.0f} s"
         )
@@ -106,6 +110,7 @@ class Totals:
             "seconds": round(time.monotonic() - self.started),
             "faults": dict(sorted(self.faults.items())),
             "promotions": self.promotions,
+            "proven": self.proven,
             "violations": self.violations,
             "failing": self.failing[:20],
             "converged": len(self.converged),
@@ -231,7 +236,8 @@ def section(title: str, details: dict[str, Any], how: str) -> str:
         f"## {title}\n\n{how}\n\n"
         f"- seeds simulated: {details['seeds']}, steps: {details['steps']}"
         f" ({details['jobs']} processes, {details['seconds']} s)\n"
-        f"- promotions made: {details['promotions']}\n"
+        f"- promotions made: {details['promotions']} ({details.get('proven', 0)} of them of a"
+        " proven release: older than what its source ran by then)\n"
         f"- invariant violations (must be 0): **{details['violations']}**"
         f" (failing seeds: {failing})\n"
         f"- convergence after faults stop, virtual time: p50 {details['p50']},"

@@ -75,6 +75,7 @@ class Result:
     modes: tuple[str, ...] = ()
     rate: float = 1.0  # the fault rate drawn for the seed (`faults.RATES`)
     promotions: int = 0
+    proven: int = 0  # of them, pinning a release older than the source's current
     violations: list[str] = field(default_factory=list)
     converged_after: timedelta | None = None
     trace: list[str] = field(default_factory=list)
@@ -263,6 +264,7 @@ class Simulation:
                 self._violation(number, broken)
         self.checked = len(asked)
         self.result.promotions = len(asked)
+        self.result.proven = sum(a.proven for a in asked)
 
     def _violation(self, number: int, text: str) -> None:
         self.result.violations.append(f"step {number}: {text}")

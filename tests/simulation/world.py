@@ -69,6 +69,7 @@ class Asked:
     replaced: Release | None  # the target's current release when the POST arrived
     landing: PromotionTarget  # its release appears on the target when the slug is copied
     op: object | None  # the scheduler's operation that sent it (decision bounds)
+    proven: bool = False  # it pinned an older release than the source's current (`app.proven`)
 
     @property
     def release(self) -> Release | None:
@@ -257,6 +258,7 @@ class SimSandbox(Sandbox):
                     replaced=before[target.app.name],
                     landing=target,
                     op=self.operation(),
+                    proven=promotion.source is not before[promotion.source.app.name],
                 )
             )
         return answer or promotion_json(promotion)
