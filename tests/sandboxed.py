@@ -57,6 +57,53 @@ class World:
         return current.slug.commit
 
 
+async def build_world(
+    redis_client: "redis.Redis",
+    config: ServicesConfig,
+    *,
+    modelled: ServicesConfig | None = None,
+    resync_seconds: float = 3600,
+    durable: Callable[[], Awaitable[bool]] | None = None,
+    release_seconds: float = 0.01,
+) -> World:
+    """A Reconciler for `config` on a started sandbox of `modelled`'s pipelines (`config`'s by
+    default); close it with `close_world`."""
+    sandbox = Sandbox(
+        pipelines_from_services(modelled or config),
+        webhook_url=None,
+        webhook_secret="unused",
+        release_seconds=release_seconds,
+    )
+    await sandbox.start()
+    store = Store(redis_client)
+    heroku = HerokuClient(
+        "http://sandbox",
+        "token",
+        slugs=store,
+        transport=httpx.ASGITransport(app=sandbox.app),
+    )
+    clock = Clock()
+    ledger, audit = Ledger(redis_client), Audit(redis_client)
+    reconciler = Reconciler(
+        config=config,
+        heroku=heroku,
+        store=store,
+        ledger=ledger,
+        locks=Locks(redis_client),
+        audit=audit,
+        promoter=Promoter(heroku, store, ledger, audit, clock, "test", durable=durable),
+        clock=clock,
+        resync_seconds=resync_seconds,
+        health=Health.from_settings(Settings(_env_file=None), redis_client),
+    )
+    return World(sandbox, heroku, reconciler, clock)
+
+
+async def close_world(world: World) -> None:
+    await world.heroku.aclose()
+    await world.sandbox.stop()
+
+
 @pytest.fixture
 async def make_world(
     redis_client: "redis.Redis",
@@ -71,45 +118,21 @@ async def make_world(
         config: ServicesConfig | None = None,
     ) -> World:
         """`config`, when given, is both Cascade's services file and the sandbox's pipelines."""
-        service = Service(name="api", pipeline="api", stages=stages, min_age=timedelta(minutes=30))
-        modelled = ServicesConfig(path=Path("test.toml"), services=(Service("api", "api", STAGES),))
+        modelled = None
         if config is None:
+            service = Service("api", "api", stages, min_age=timedelta(minutes=30))
             config = ServicesConfig(path=Path("test.toml"), services=(service,), freezes=freezes)
-        else:
-            modelled = config
-        sandbox = Sandbox(
-            pipelines_from_services(modelled),
-            webhook_url=None,
-            webhook_secret="unused",
-            release_seconds=0.01,
-        )
-        await sandbox.start()
-        store = Store(redis_client)
-        heroku = HerokuClient(
-            "http://sandbox",
-            "token",
-            slugs=store,
-            transport=httpx.ASGITransport(app=sandbox.app),
-        )
-        clock = Clock()
-        ledger, audit = Ledger(redis_client), Audit(redis_client)
-        reconciler = Reconciler(
-            config=config,
-            heroku=heroku,
-            store=store,
-            ledger=ledger,
-            locks=Locks(redis_client),
-            audit=audit,
-            promoter=Promoter(heroku, store, ledger, audit, clock, "test", durable=durable),
-            clock=clock,
+            modelled = ServicesConfig(config.path, services=(Service("api", "api", STAGES),))
+        world = await build_world(
+            redis_client,
+            config,
+            modelled=modelled,
             resync_seconds=resync_seconds,
-            health=Health.from_settings(Settings(_env_file=None), redis_client),
+            durable=durable,
         )
-        world = World(sandbox, heroku, reconciler, clock)
         made.append(world)
         return world
 
     yield make  # type: ignore[misc]
     for world in made:
-        await world.heroku.aclose()
-        await world.sandbox.stop()
+        await close_world(world)
