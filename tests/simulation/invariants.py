@@ -52,6 +52,12 @@ class Judge:
         rereads = [step for step, call in op.issued if call.is_reread and step <= asked.step]
         return rereads[-1] if rereads else None
 
+    def post_issued(self, asked: Asked) -> int:
+        """The step at which its engine sent this POST (it may reach Heroku later)."""
+        op = asked.op
+        posts = [step for step, call in op.issued if call.is_promotion] if op else []
+        return max((step for step in posts if step <= asked.step), default=asked.step)
+
     def reread_answered(self, asked: Asked) -> int:
         """When the re-read before this POST was answered: what landed on the target after
         it is a race no check of Cascade's can see (the Platform API has no precondition)."""
@@ -131,10 +137,14 @@ class Judge:
     def _gates(self, asked: Asked, decided: int) -> list[str]:
         at = self.times[decided]
         started = asked.op.started if asked.op is not None else decided
+        # Cascade judges the pauses last as it marks the record sent, right before the POST:
+        # a pause lifted by then held nothing back (the operator's pause had ended).
+        sent = self.post_issued(asked)
         broken = [
             f"gate: promoted while paused (set at step {p.set_step}, decided at step {decided})"
             for p in self.pauses
             if p.in_force(decided, at)
+            and p.in_force(sent, self.times.get(sent, at))
             and (not self.pause_from_start or p.in_force(started, self.times[started]))
         ]
         arrivals = self.truth.arrived if self.strict_age else self.truth.stamped
