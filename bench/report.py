@@ -39,6 +39,7 @@ class Run:
     intake: Any = None
     scale: Any = None
     memory: Any = None
+    leadtime: Any = None
     profile: Any = None
     _t0: float = field(default_factory=time.monotonic)
 
@@ -62,7 +63,7 @@ def verdict(ok: bool) -> str:
 def render(run: Run) -> str:
     rows: list[str] = []  # the summary table
     body: list[str] = []
-    for section in (_latency, _economy, _intake, _scale, _memory):
+    for section in (_latency, _economy, _intake, _scale, _memory, leadtime_section):
         try:
             summary, text = section(run)
         except Exception as error:  # one broken section must not lose the others
@@ -474,6 +475,78 @@ def _memory(run: Run) -> tuple[list[str], list[str]]:
         f" ≤ +5 MB | {verdict(flat)} |",
     ]
     return rows, text
+
+
+# 6 ---------------------------------------------------------------------------
+
+PLOT = procs.ROOT / "bench" / "leadtime.png"
+
+
+def leadtime_section(run: Run) -> tuple[list[str], list[str]]:
+    from bench import leadtime
+
+    flows = run.leadtime
+    leadtime.plot(flows, PLOT)
+    text = ["## 6. Lead time under continuous merges", "", _doc("leadtime"), ""]
+    text += [
+        f"Measured on {run.started:%Y-%m-%d %H:%M} UTC. Soak A ="
+        f" {leadtime.SOAK.seconds // 60} min per stage, {leadtime.MEASURED} commits measured per"
+        " run; minutes of virtual time.",
+        "",
+        "| M / A | strategy | lead time p50 / p90 | theoretical minimum | longest gap on the"
+        " last stage | limit max(M, A) + a promotion | commits the last stage never got"
+        " | POSTs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in flows:
+        lead = (
+            f"{median(f.lead) / 60:.1f} / {percentile(f.lead, 90) / 60:.1f}"
+            if f.lead and not f.starved
+            else "never"
+        )
+        text.append(
+            f"| {f.ratio:g} | {f.strategy} | {lead} | {f.minimum / 60:.1f} |"
+            f" {max(f.gaps, default=0) / 60:.1f} | {f.starve_limit / 60:.1f} |"
+            f" {f.starved} of {f.starved + len(f.lead)} | {f.promotions} |"
+        )
+    text += ["", f"![Lead time and production update interval against M/A](bench/{PLOT.name})", ""]
+    proven = [f for f in flows if f.strategy == "proven"]
+    worst = max(proven, key=lambda f: median(f.lead) / f.minimum if f.lead else float("inf"))
+    worst_lead = median(worst.lead) if worst.lead else float("inf")
+    rows = [
+        "| 6 | last stage never starves: longest gap ≤ max(M, A) + a promotion, M = A/4 … 4A"
+        f" | {sum(f.never_starves for f in proven)} of {len(proven)} runs | | | every run"
+        f" | {verdict(all(f.never_starves for f in proven))} |",
+        "| 6 | median lead time, first release to the last stage, worst M"
+        f" | {worst_lead / 60:.1f} min (M/A {worst.ratio:g})"
+        f" | {worst.minimum / 60:.1f} min (minimum) | {worst_lead / worst.minimum:.3f}×"
+        f" | ≤ 1.1× | {verdict(all(f.lead_ok for f in proven))} |",
+    ]
+    return rows, text
+
+
+def splice(existing: str, rows: list[str], text: list[str], number: int) -> str:
+    """`existing` BENCHMARKS.md with section `number` and its summary rows replaced by these
+    (`python -m bench --only`): the other sections keep the figures of their last run."""
+    lines = existing.splitlines()
+    mark = f"| {number} |"
+    kept = [line for line in lines if not line.startswith(mark)]
+    last_row = max(
+        i for i, line in enumerate(kept) if line.startswith("| ") and i < _at(kept, "## 1.")
+    )
+    kept[last_row + 1 : last_row + 1] = rows
+    start = next((i for i, line in enumerate(kept) if line.startswith(f"## {number}.")), None)
+    if start is not None:
+        end = next((i for i in range(start + 1, len(kept)) if kept[i].startswith("## ")), len(kept))
+        del kept[start:end]
+    else:
+        start = _at(kept, "## What the profile showed")
+    kept[start:start] = text
+    return "\n".join(kept) + "\n"
+
+
+def _at(lines: list[str], heading: str) -> int:
+    return next((i for i, line in enumerate(lines) if line.startswith(heading)), len(lines))
 
 
 def _doc(module: str) -> str:
