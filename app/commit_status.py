@@ -7,7 +7,6 @@ failed. Statuses go out one at a time in the order of the events, in the backgro
 being slow or down never delays or breaks a promotion. An unchanged status is not re-posted.
 """
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,14 +19,13 @@ from app import keys
 from app.audit import Event
 from app.durations import short
 from app.metrics import Metrics
+from app.outbox import Outbox
 from app.services import ServicesConfig
 from app.sources.github import GitHubClient, GitHubError, shorten
-from app.tasks import cancel
 
 log = logging.getLogger(__name__)
 
 CONTEXT = "cascade/{stage}"
-DRAIN_SECONDS = 5.0  # at shutdown, how long statuses still queued may take to go out
 
 
 @dataclass(frozen=True)
@@ -97,23 +95,16 @@ class CommitStatuses:
     ) -> None:
         self.github, self.redis, self._config, self.metrics = github, client, config, metrics
         self._public_url = public_url.rstrip("/") if public_url else None
-        self._queue: asyncio.Queue[tuple[str, str, str, Status]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._outbox: Outbox[tuple[str, str, str, Status]] = Outbox(
+            "commit statuses", lambda item: self.post(*item)
+        )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._work())
+        self._outbox.start()
 
     async def stop(self) -> None:
         """Let the queued statuses go out for a few seconds, then stop."""
-        if self._task is None:
-            return
-        try:
-            async with asyncio.timeout(DRAIN_SECONDS):
-                await self._queue.join()
-        except TimeoutError:
-            log.warning("commit statuses: %d not posted at shutdown", self._queue.qsize())
-        await cancel([self._task])
-        self._task = None
+        await self._outbox.stop()
         await self.github.aclose()
 
     async def on_event(self, event: Event) -> None:
@@ -122,17 +113,7 @@ class CommitStatuses:
         if service is None or not service.commit_statuses or not service.repo or not event.commit:
             return
         for status in statuses(event):
-            self._queue.put_nowait((service.name, service.repo, event.commit, status))
-
-    async def _work(self) -> None:
-        while True:
-            service, repo, commit, status = await self._queue.get()
-            try:
-                await self.post(service, repo, commit, status)
-            except Exception:  # Redis away, a bug: the next status still goes out
-                log.exception("commit status not posted service=%s", service)
-            finally:
-                self._queue.task_done()
+            self._outbox.put((service.name, service.repo, event.commit, status))
 
     async def post(self, service: str, repo: str, commit: str, status: Status) -> bool:
         """Post unless GitHub already shows this status; True when posted."""

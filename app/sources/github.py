@@ -82,15 +82,7 @@ class GitHubClient:
         }
         if target_url:
             body["target_url"] = target_url
-        try:
-            response = await self._http.post(path, json=body)
-        except httpx.HTTPError as error:
-            raise GitHubError(f"GitHub POST {path}: {type(error).__name__}: {error}") from error
-        if response.status_code >= 400:
-            raise GitHubError(
-                f"GitHub POST {path}: {response.status_code} {_message(response)}",
-                response.status_code,
-            )
+        await self._post(path, body)
 
     async def compare(self, repo: str, base: str, head: str) -> Relation:
         """`GET /repos/{repo}/compare/{base}...{head}`: how `head` stands to `base`.
@@ -152,6 +144,19 @@ class GitHubClient:
             key = f"suite:{suite.get('id')}"
             suites.append(CheckReport(repo, sha, key, name, state, _at(suite)))
         return suites
+
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """A write: unreachable or refused is a `GitHubError` with GitHub's message."""
+        try:
+            response = await self._http.post(path, json=body)
+        except httpx.HTTPError as error:
+            raise GitHubError(f"GitHub POST {path}: {type(error).__name__}: {error}") from error
+        if response.status_code >= 400:
+            raise GitHubError(
+                f"GitHub POST {path}: {response.status_code} {_message(response)}",
+                response.status_code,
+            )
+        return response
 
     async def _get(self, repo: str, path: str, params: dict[str, str]) -> Any:
         try:
