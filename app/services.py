@@ -47,6 +47,7 @@ class Service:
     min_age: timedelta = timedelta(minutes=30)
     stage_min_age: Mapping[str, timedelta] = field(default_factory=dict)
     commit_statuses: bool = False  # post `cascade/<stage>` statuses on the commits (needs repo)
+    github_deployments: bool = False  # a GitHub deployment per promotion (needs repo)
 
     def min_age_for(self, target: str) -> timedelta:
         """The age gate for promoting into `target`: a per-stage value wins."""
@@ -236,9 +237,7 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
     if unknown := [t for t in by_target.data if t not in targets]:
         expected = f"one of {', '.join(targets)} (the first stage is never a target)"
         raise table.error("stage_min_age", f"{_show(unknown[0])} is not a target stage; {expected}")
-    commit_statuses = table.boolean("commit_statuses", False)
-    if commit_statuses and "repo" not in table.data:
-        raise table.error("commit_statuses", 'needs "repo", the GitHub repository to post on')
+    commit_statuses, github_deployments = _github_writes(table)
     return Service(
         name=name,
         pipeline=table.required("pipeline", "the Heroku pipeline name or id"),
@@ -256,7 +255,17 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
             t: table.as_duration(f"stage_min_age.{t}", v) for t, v in by_target.data.items()
         },
         commit_statuses=commit_statuses,
+        github_deployments=github_deployments,
     )
+
+
+def _github_writes(table: _Table) -> tuple[bool, bool]:
+    """`commit_statuses` and `github_deployments`: each writes to the service's `repo`."""
+    wanted = (table.boolean("commit_statuses", False), table.boolean("github_deployments", False))
+    for name, on in zip(("commit_statuses", "github_deployments"), wanted, strict=True):
+        if on and "repo" not in table.data:
+            raise table.error(name, 'needs "repo", the GitHub repository to post on')
+    return wanted
 
 
 def _freeze(path: Path, index: int, data: object, names: Collection[str]) -> Freeze:

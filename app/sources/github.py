@@ -1,9 +1,10 @@
 """The GitHub REST API client: the one door to api.github.com (or GitHub Enterprise).
 
-`app.commit_status` posts `cascade/<stage>` statuses through it; the github gate's
-fallback reads compares, combined statuses and check suites through it. Without a token
-it calls anonymously (public repositories, 60 calls an hour). Errors come back as
-`GitHubError` carrying the status and a message that says what to check, never the token.
+`app.commit_status` posts `cascade/<stage>` statuses through it, and it makes deployments
+and posts their statuses; the github gate's fallback reads compares, combined statuses and
+check suites through it. Without a token it calls anonymously (public
+repositories, 60 calls an hour). Errors come back as `GitHubError` carrying the status and
+a message that says what to check, never the token.
 """
 
 from datetime import UTC, datetime
@@ -82,6 +83,62 @@ class GitHubClient:
         }
         if target_url:
             body["target_url"] = target_url
+        await self._post(path, body)
+
+    async def create_deployment(
+        self,
+        repo: str,
+        sha: str,
+        *,
+        environment: str,
+        description: str,
+        production: bool,
+        payload: dict[str, str],
+    ) -> int:
+        """`POST /repos/{owner}/{repo}/deployments` of `sha` to `environment`: its id.
+
+        Cascade deploys: GitHub must neither merge the default branch in (`auto_merge`)
+        nor wait for checks (`required_contexts`), which the github gate judged already.
+        """
+        path = f"{_repo_path(repo)}/deployments"
+        body = {
+            "ref": sha,
+            "environment": environment,
+            "description": shorten(description),
+            "auto_merge": False,
+            "required_contexts": [],
+            "transient_environment": False,
+            "production_environment": production,
+            "payload": payload,
+        }
+        response = await self._post(path, body)
+        deployment = _json(response).get("id")
+        if not isinstance(deployment, int):  # a 202: GitHub merged a branch instead
+            raise GitHubError(
+                f"GitHub POST {path}: {response.status_code} without a deployment id"
+                f" ({_message(response)})",
+                response.status_code,
+            )
+        return deployment
+
+    async def create_deployment_status(
+        self,
+        repo: str,
+        deployment: int,
+        *,
+        state: str,
+        environment: str,
+        description: str,
+        log_url: str | None = None,
+    ) -> None:
+        """`POST /repos/{owner}/{repo}/deployments/{id}/statuses`.
+
+        state: in_progress|success|failure (GitHub knows error, inactive, queued, pending too).
+        """
+        path = f"{_repo_path(repo)}/deployments/{deployment}/statuses"
+        body = {"state": state, "environment": environment, "description": shorten(description)}
+        if log_url:
+            body["log_url"] = log_url
         await self._post(path, body)
 
     async def compare(self, repo: str, base: str, head: str) -> Relation:
@@ -223,6 +280,15 @@ def _repo_path(repo: str) -> str:
 
 def shorten(text: str, limit: int = DESCRIPTION_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object, or an empty one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _message(response: httpx.Response) -> str:
