@@ -8,7 +8,7 @@ statuses after it.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from app.commit_status import CommitStatuses
@@ -51,23 +51,47 @@ async def stop(runtime: "Runtime") -> None:
 
 
 def _commit_statuses(runtime: "Runtime") -> CommitStatuses | None:
-    settings = runtime.settings
     wanted = [s.name for s in runtime.config.services if s.commit_statuses]
-    if settings.github_token is None:
-        if wanted:
-            log.warning(
-                "GITHUB_TOKEN is not set: no commit statuses for %s (set a token that may"
-                " write statuses: classic scope repo:status, or fine-grained 'Commit statuses')",
-                ", ".join(wanted),
-            )
+    scope = "write statuses: classic scope repo:status, or fine-grained 'Commit statuses'"
+    github = _github_writer(runtime, "commit statuses", wanted, scope)
+    if github is None:
         return None
-    github = GitHubClient(settings.github_api_url, settings.github_token.get_secret_value())
     statuses = CommitStatuses(
-        github, runtime.redis, lambda: runtime.config, runtime.metrics, settings.public_url
+        github, runtime.redis, lambda: runtime.config, runtime.metrics, runtime.settings.public_url
     )
     runtime.audit.subscribe(statuses.on_event)
     statuses.start()
     return statuses
+
+
+def _github_writer(
+    runtime: "Runtime", what: str, wanted: list[str], scope: str
+) -> GitHubClient | None:
+    """A GitHub client with the token, or None and a warning naming the services it fails."""
+    token = runtime.settings.github_token
+    if token is None:
+        if wanted:
+            log.warning(
+                "GITHUB_TOKEN is not set: no %s for %s (set a token that may %s)",
+                what,
+                ", ".join(wanted),
+                scope,
+            )
+        return None
+    return GitHubClient(runtime.settings.github_api_url, token.get_secret_value())
+
+
+def _stages(runtime: "Runtime") -> Callable[[Service], Awaitable[Sequence[str] | None]]:
+    """A service's stage apps in promotion order: configured, else the pipeline's."""
+    reconciler = runtime.reconciler
+
+    async def stages(service: Service) -> Sequence[str] | None:
+        if service.stages:
+            return service.stages
+        topology = await reconciler.topology(service)
+        return topology.stages if topology else None
+
+    return stages
 
 
 def _subscriptions(runtime: "Runtime") -> Subscriptions | None:
@@ -86,18 +110,11 @@ def _subscriptions(runtime: "Runtime") -> Subscriptions | None:
         )
         return None
     reconciler = runtime.reconciler
-
-    async def stages(service: Service) -> Sequence[str] | None:
-        if service.stages:
-            return service.stages
-        topology = await reconciler.topology(service)
-        return topology.stages if topology else None
-
     subscriptions = Subscriptions(
         runtime.heroku,
         runtime.redis,
         Locks(runtime.redis),
-        stages,
+        _stages(runtime),
         settings.public_url,
         secret.get_secret_value(),
     )
