@@ -15,6 +15,8 @@ SERVICE_EVENTS_MAXLEN = 1_000
 HEARD = f"{PREFIX}:heard"  # hash: signal source -> epoch seconds of its last authentic delivery
 SUBSCRIPTIONS = f"{PREFIX}:subscriptions"  # hash: app -> our webhook subscription (id, secret tag)
 COMMIT_STATUS_TTL = timedelta(days=30)
+GITHUB_DEPLOYMENT_TTL = timedelta(days=30)  # a deployment's id, kept while its promotion may settle
+GITHUB_DEPLOYMENT_CLAIM_TTL = timedelta(seconds=30)  # a claim while one is created: > a POST's time
 LIVE = f"{PREFIX}:live"  # pub/sub channel: the name of a service whose state changed, or "*"
 HISTORY_MAXLEN = 200
 POLLED = f"{PREFIX}:feeds-polled"  # set by the one process that polls the fallback feeds now
@@ -156,6 +158,11 @@ def blocked_told(service: str, target: str, commit: str) -> str:
 def commit_status(service: str, commit: str, context: str) -> str:
     """The last `state description` posted to GitHub for a commit and context, not to repeat it."""
     return f"{_service(service)}:commit-status:{context}:{commit}"
+
+
+def github_deployment(service: str, target: str, commit: str) -> str:
+    """The id of the GitHub deployment of a commit to a stage app, or a claim while it is made."""
+    return f"{_service(service)}:github-deployment:{target}:{commit}"
 
 
 # --- github signal (app/health/github.py) ----------------------------------------------

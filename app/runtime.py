@@ -22,6 +22,7 @@ from app import sandbox as sandboxes
 from app.audit import Audit
 from app.clock import utcnow
 from app.commit_status import CommitStatuses
+from app.deployments import Deployments
 from app.epoch import Epoch
 from app.health import Health
 from app.health.poller import Poller
@@ -70,6 +71,7 @@ class Runtime:
     started_at: datetime = field(default_factory=utcnow)
     subscriptions: Subscriptions | None = None  # with CASCADE_PUBLIC_URL
     commit_statuses: CommitStatuses | None = None  # with GITHUB_TOKEN
+    deployments: Deployments | None = None  # with GITHUB_TOKEN
     reloader: Reloader | None = None
     watcher: Watcher | None = None  # SIGHUP and the services file's modification time
     config_problem: ConfigProblem | None = None  # the last reload refused, until one succeeds

@@ -2,16 +2,17 @@
 
 Metrics fed by the audit trail (the Platform API client is given them when built), the
 webhook subscriptions (with CASCADE_PUBLIC_URL), the services-file reloader and its
-watcher, and the GitHub commit statuses (with GITHUB_TOKEN). Started once the runtime is
-built; the intake (watcher, subscriptions) stops before the queue drains, the commit
-statuses after it.
+watcher, and the GitHub commit statuses and deployments (with GITHUB_TOKEN). Started once
+the runtime is built; the intake (watcher, subscriptions) stops before the queue drains, the
+commit statuses and deployments after it.
 """
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from app.commit_status import CommitStatuses
+from app.deployments import Deployments, Stages
 from app.locks import Locks
 from app.reload import Reloader, Watcher
 from app.services import Service
@@ -27,6 +28,7 @@ log = logging.getLogger("cascade")
 def start(runtime: "Runtime") -> None:
     runtime.audit.subscribe(runtime.metrics.on_event)
     runtime.commit_statuses = _commit_statuses(runtime)
+    runtime.deployments = _deployments(runtime)
     runtime.subscriptions = _subscriptions(runtime)
     runtime.reloader = Reloader(runtime)
     settings = runtime.settings
@@ -48,6 +50,8 @@ async def stop(runtime: "Runtime") -> None:
     """After the queue drained: the statuses its last decisions made still go out."""
     if runtime.commit_statuses is not None:
         await runtime.commit_statuses.stop()
+    if runtime.deployments is not None:
+        await runtime.deployments.stop()
 
 
 def _commit_statuses(runtime: "Runtime") -> CommitStatuses | None:
@@ -62,6 +66,24 @@ def _commit_statuses(runtime: "Runtime") -> CommitStatuses | None:
     runtime.audit.subscribe(statuses.on_event)
     statuses.start()
     return statuses
+
+
+def _deployments(runtime: "Runtime") -> Deployments | None:
+    wanted = [s.name for s in runtime.config.services if s.github_deployments]
+    scope = "create deployments: classic scope repo_deployment, or fine-grained 'Deployments'"
+    github = _github_writer(runtime, "GitHub deployments", wanted, scope)
+    if github is None:
+        return None
+    deployments = Deployments(
+        github,
+        runtime.redis,
+        lambda: runtime.config,
+        _stages(runtime),
+        runtime.settings.public_url,
+    )
+    runtime.audit.subscribe(deployments.on_event)
+    deployments.start()
+    return deployments
 
 
 def _github_writer(
@@ -81,7 +103,7 @@ def _github_writer(
     return GitHubClient(runtime.settings.github_api_url, token.get_secret_value())
 
 
-def _stages(runtime: "Runtime") -> Callable[[Service], Awaitable[Sequence[str] | None]]:
+def _stages(runtime: "Runtime") -> Stages:
     """A service's stage apps in promotion order: configured, else the pipeline's."""
     reconciler = runtime.reconciler
 

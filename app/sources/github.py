@@ -1,8 +1,8 @@
 """The GitHub REST API client: the one door to api.github.com (or GitHub Enterprise).
 
-`app.commit_status` posts `cascade/<stage>` statuses through it, and it makes deployments
-and posts their statuses; the github gate's fallback reads compares, combined statuses and
-check suites through it. Without a token it calls anonymously (public
+`app.commit_status` posts `cascade/<stage>` statuses through it, `app.deployments` makes
+deployments and posts their statuses; the github gate's fallback reads compares, combined
+statuses and check suites through it. Without a token it calls anonymously (public
 repositories, 60 calls an hour). Errors come back as `GitHubError` carrying the status and
 a message that says what to check, never the token.
 """
