@@ -158,7 +158,9 @@ def services(draw: st.DrawFn, name: str) -> dict[str, Any]:
         },
     )
     if "repo" in table:
-        table |= optional(draw, {"commit_statuses": st.booleans()})
+        table |= optional(
+            draw, {"commit_statuses": st.booleans(), "github_deployments": st.booleans()}
+        )
     return corrupt(draw, table, "unknown_field")
 
 
