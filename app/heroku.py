@@ -1,7 +1,7 @@
 """The only door to the Heroku Platform API (v3).
 
 The reconciler builds its snapshot from `latest_releases` (one call per pipeline, commits
-resolved through the immutable-slug cache) and acts through `create_promotion`, then follows
+resolved through the cache of immutable builds) and acts through `create_promotion`, then follows
 `promotion_targets`. Reads are retried; a promotion POST is never repeated once it may have
 reached Heroku, so a promotion happens at most once. Low rate-limit pools are paced, not hammered.
 `app.subscriptions` keeps the app webhook subscriptions through the `webhooks` calls.
@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from app.models import Release, ReleaseStatus
+from app.models import Artifact, ArtifactKind, Release, ReleaseStatus
 from app.order import rolled_back_to
 from app.version import user_agent
 
@@ -100,11 +100,11 @@ class PromotionTarget:
     error_message: str | None
 
 
-class SlugCache(Protocol):
-    """Slug id -> commit; slugs are immutable (the Redis cache keeps each for 30 days)."""
+class CommitCache(Protocol):
+    """Build -> commit; builds are immutable (the Redis cache keeps each for 30 days)."""
 
-    async def get(self, slug_id: str) -> str | None: ...
-    async def put(self, slug_id: str, commit: str) -> None: ...
+    async def get(self, artifact: Artifact) -> str | None: ...
+    async def put(self, artifact: Artifact, commit: str) -> None: ...
 
 
 def _timestamp(value: str) -> datetime:
@@ -128,7 +128,7 @@ class HerokuClient:
         base_url: str,
         token: str,
         *,
-        slugs: SlugCache | None = None,
+        commits: CommitCache | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
         max_retries: int = 4,
@@ -150,7 +150,7 @@ class HerokuClient:
                 "User-Agent": user_agent(),
             },
         )
-        self._slugs = slugs
+        self._commits = commits
         self._max_retries = max_retries
         self._backoff = backoff
         self._pace_below = pace_below  # RateLimit-Remaining under this: pace requests
@@ -180,7 +180,7 @@ class HerokuClient:
         )
 
     async def latest_releases(self, pipeline_id: str) -> list[Release]:
-        """The newest release of every app in the pipeline, in one call plus uncached slugs."""
+        """The newest release of every app in the pipeline, in one call plus uncached builds."""
         items = await self._list("/pipelines/{id}/latest-releases", id=pipeline_id)
         return await self._releases(items)
 
@@ -207,14 +207,15 @@ class HerokuClient:
                 return release
         return None
 
-    async def slug_commit(self, app: str, slug_id: str) -> str | None:
-        """The commit a slug was built from: cache first, since slugs never change."""
-        if self._slugs is not None and (cached := await self._slugs.get(slug_id)) is not None:
+    async def commit_of(self, app: str, artifact: Artifact) -> str | None:
+        """The commit a build was made from: cache first, since builds never change."""
+        cache = self._commits
+        if cache is not None and (cached := await cache.get(artifact)) is not None:
             return cached
-        response = await self._send("GET", "/apps/{app}/slugs/{id}", app=app, id=slug_id)
+        response = await self._send("GET", "/apps/{app}/slugs/{id}", app=app, id=artifact.id)
         commit: str | None = _shaped("slug", lambda d: d["commit"], response)
-        if commit is not None and self._slugs is not None:
-            await self._slugs.put(slug_id, commit)
+        if commit is not None and cache is not None:
+            await cache.put(artifact, commit)
         return commit
 
     async def create_promotion(
@@ -267,13 +268,11 @@ class HerokuClient:
         await self._send("DELETE", "/apps/{app}/webhooks/{id}", app=app, id=webhook_id)
 
     async def _releases(self, items: list[Any]) -> list[Release]:
-        """Turn release bodies into Releases, fetching each distinct uncached slug once."""
-        slug_apps: dict[str, str] = _shaped(
-            "releases", lambda ds: {d["slug"]["id"]: d["app"]["id"] for d in ds if d["slug"]}, items
-        )
-        commits = await asyncio.gather(*(self.slug_commit(a, s) for s, a in slug_apps.items()))
-        by_slug = dict(zip(slug_apps, commits, strict=True))
-        return _shaped("releases", lambda ds: [_release(d, by_slug) for d in ds], items)
+        """Turn release bodies into Releases, fetching each distinct uncached build once."""
+        builds: dict[Artifact, str] = _shaped("releases", _builds, items)
+        commits = await asyncio.gather(*(self.commit_of(a, b) for b, a in builds.items()))
+        by_build = dict(zip(builds, commits, strict=True))
+        return _shaped("releases", lambda ds: [_release(d, by_build) for d in ds], items)
 
     async def _list(
         self, template: str, *, rng: str | None = None, limit: int | None = None, **ids: str
@@ -411,17 +410,27 @@ def _array(data: Any) -> list[Any]:
     return data
 
 
-def _release(d: Mapping[str, Any], commits: Mapping[str, str | None]) -> Release:
-    slug_id = d["slug"]["id"] if d["slug"] else None
+def _artifact(d: Mapping[str, Any]) -> Artifact | None:
+    """The build a release body runs, if any."""
+    return Artifact(ArtifactKind.SLUG, d["slug"]["id"]) if d["slug"] else None
+
+
+def _builds(ds: Sequence[Mapping[str, Any]]) -> dict[Artifact, str]:
+    """Each distinct build of the release bodies, and an app (id) it was released on."""
+    return {built: d["app"]["id"] for d in ds if (built := _artifact(d)) is not None}
+
+
+def _release(d: Mapping[str, Any], commits: Mapping[Artifact, str | None]) -> Release:
+    built = _artifact(d)
     return Release(
         id=d["id"],
         app=d["app"]["name"],
         version=int(d["version"]),
         status=ReleaseStatus(d["status"]),
-        commit=commits[slug_id] if slug_id else None,
+        commit=commits[built] if built else None,
         created_at=_timestamp(d["created_at"]),
         app_id=d["app"]["id"],
-        slug_id=slug_id,
+        slug_id=built.id if built else None,
         rollback_of=rolled_back_to(d.get("description")),
     )
 

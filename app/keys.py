@@ -25,9 +25,9 @@ DEDUP_TTL = timedelta(days=3)
 LOCK_TTL = timedelta(seconds=10)  # renewed by its holder while it works
 BLOCKED_TOLD_TTL = timedelta(days=30)  # a Slack notice told once per pair and commit
 TOPOLOGY_TTL = timedelta(hours=1)
-# Slugs never change, but a flood of releases must not keep one key each for ever: past this,
-# a slug's commit is asked of the Platform API again (one call) if it is ever needed.
-SLUG_TTL = timedelta(days=30)
+# Builds never change, but a flood of releases must not keep one key each for ever: past this,
+# a build's commit is asked of the Platform API again (one call) if it is ever needed.
+ARTIFACT_TTL = timedelta(days=30)
 
 
 def _service(service: str) -> str:
@@ -141,8 +141,9 @@ def seen(service: str, sender: str, delivery: str) -> str:
     return f"{_service(service)}:seen:{sender}:{delivery}"
 
 
-def slug(slug_id: str) -> str:
-    return f"{PREFIX}:slug:{slug_id}"
+def artifact(kind: str, artifact_id: str) -> str:
+    """The commit a build (`models.Artifact`) was made from; a slug's is `cascade:slug:<id>`."""
+    return f"{PREFIX}:{kind}:{artifact_id}"
 
 
 def blocked_since(service: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Final
+from typing import Final, NamedTuple
 
 from app.services import Service
 from app.signals import Signals
@@ -40,6 +40,19 @@ class ReleaseStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class ArtifactKind(StrEnum):
+    """What a release runs, as a release's `artifacts[].type` names it."""
+
+    SLUG = "slug"
+
+
+class Artifact(NamedTuple):
+    """A release's build, immutable: the commit it was built from is cached (`app.store`)."""
+
+    kind: ArtifactKind
+    id: str
+
+
 @dataclass(frozen=True)
 class Release:
     """One Heroku release of one app, with the commit its slug was built from."""
@@ -53,6 +66,11 @@ class Release:
     app_id: str | None = None
     slug_id: str | None = None
     rollback_of: int | None = None  # the version a rollback release brought back (`app.order`)
+
+    @property
+    def artifact(self) -> Artifact | None:
+        """The build it runs, whose commit never changes; None: none known."""
+        return Artifact(ArtifactKind.SLUG, self.slug_id) if self.slug_id else None
 
 
 @dataclass(frozen=True)

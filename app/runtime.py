@@ -236,7 +236,7 @@ def _platform(
         client = HerokuClient(
             settings.heroku_api_url,
             settings.heroku_api_key.get_secret_value(),
-            slugs=store,
+            commits=store,
             observe=observe,
         )
         return settings.heroku_webhook_secret, None, client
@@ -248,6 +248,6 @@ def _platform(
         deploy_every=settings.sandbox_deploy_seconds,
     )
     client = HerokuClient(
-        "http://sandbox.invalid", "sandbox", slugs=store, transport=transport, observe=observe
+        "http://sandbox.invalid", "sandbox", commits=store, transport=transport, observe=observe
     )
     return secret, sandbox, client

@@ -1,4 +1,4 @@
-"""The Redis adapter for the view of each service: stages, history, pauses, dedup, slugs.
+"""The Redis adapter for the view of each service: stages, history, pauses, dedup, builds.
 
 Promotion records live in `ledger.py` and locks in `locks.py`; every key comes
 from `keys.py`.
@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from redis.asyncio.client import Pipeline
 
 from app import keys
-from app.models import Pause, Release, ReleaseStatus, StageView
+from app.models import Artifact, Pause, Release, ReleaseStatus, StageView
 from app.order import position
 from app.view import fold_release
 
@@ -129,13 +129,13 @@ trim(1, 2, 3, ARGV[1], 5)
 )
 
 # KEYS: the stage, its history, its positions, its history's loaded mark, the releases that ran
-# its commits, the delivery's seen marks, the slug (when its commit is known). ARGV: the stage
+# its commits, the delivery's seen marks, the build (when its commit is known). ARGV: the stage
 # as read ("" for none), as folded ("" if unchanged), the commit to note in the history ("" for
-# none), its arrival, the history's length, the marks' TTL, how many marks, the slug's commit
+# none), its arrival, the history's length, the marks' TTL, how many marks, the build's commit
 # ("" for none), its TTL, the commit's position, "1" when releases before it may be missing
 # from the history, the release ("version id created_at"). An arrival of 0: the release never
 # ran (a newer one was current), so only its place is noted.
-# Answers -1 when the stage changed since it was read (nothing written but the slug) with the
+# Answers -1 when the stage changed since it was read (nothing written but the build) with the
 # stage as it is, else 1 when every seen mark is new, 0 when one was there.
 _FOLD = (
     _TRIM
@@ -163,7 +163,7 @@ return {first, ''}
 )
 
 STAGES_KEPT = 20_000  # stage values kept per process, to fold without reading (~10 MB)
-SLUGS_KEPT = 20_000  # slug commits kept per process (~3 MB)
+ARTIFACTS_KEPT = 20_000  # build commits kept per process (~3 MB)
 
 
 class Kept(OrderedDict[K, V]):
@@ -220,7 +220,7 @@ class Store:
         self.redis = client
         self._history = client.register_script(_HISTORY)
         self._add = client.register_script(_ADD)
-        self._slugs = Kept[str, str](SLUGS_KEPT)  # slug id -> commit
+        self._artifacts = Kept[Artifact, str](ARTIFACTS_KEPT)  # build -> its commit
         # stage key -> its JSON ("" none) as this process last saw it, and that JSON parsed
         self._stages_seen = Kept[str, tuple[str, StageView]](STAGES_KEPT)
         self._fold = client.register_script(_FOLD)
@@ -283,7 +283,7 @@ class Store:
         sighting: tuple[str, Sequence[str]] | None = None,
     ) -> Folded:
         """Fold `release` into its stage, note its commit's arrival and position (`app.order`),
-        cache the slug's commit.
+        cache the build's commit.
 
         `sighting` (sender, delivery ids) marks the delivery seen in the same atomic step, so
         it is never marked seen without being stored. One round trip, a compare-and-set
@@ -300,9 +300,10 @@ class Store:
         sender, ids = sighting or ("", ())
         seen = [keys.seen(service, sender, i) for i in ids]
         commit = release.commit if release.status is ReleaseStatus.SUCCEEDED else None
-        # The slug's commit is cached by the same script (it never changes: no CAS).
-        cached = (release.slug_id, release.commit) if release.slug_id and release.commit else None
-        slug = [keys.slug(cached[0])] if cached else []
+        # The build's commit is cached by the same script (it never changes: no CAS).
+        built = release.artifact
+        cached = (built, release.commit) if built and release.commit else None
+        build = [keys.artifact(*cached[0])] if cached else []
         last = self._stages_seen.get(key)
         raw = last[0] if last else None  # as this process last saw it: no read when right
         while True:
@@ -320,7 +321,7 @@ class Store:
                     keys.history_loaded(service, release.app),
                     keys.ran(service, release.app),
                     *seen,
-                    *slug,
+                    *build,
                 ],
                 args=[
                     raw,
@@ -331,14 +332,14 @@ class Store:
                     int(keys.DEDUP_TTL.total_seconds()),
                     len(seen),
                     cached[1] if cached else "",
-                    int(keys.SLUG_TTL.total_seconds()),
+                    int(keys.ARTIFACT_TTL.total_seconds()),
                     position(release),
                     "1" if commit and _after_a_gap(before, release) else "",
                     ran_ref(release),
                 ],
             )
             if cached:
-                self._slugs.keep(*cached)
+                self._artifacts.keep(*cached)
             if int(answer) >= 0:
                 self._stages_seen.keep(key, (folded, after) if changed else (raw, before))
                 if changed:
@@ -501,19 +502,20 @@ class Store:
     async def forget_sighting(self, sender: str, *ids: str) -> None:
         await self.redis.delete(*(keys.dedup(sender, delivery) for delivery in ids))
 
-    async def get(self, slug_id: str) -> str | None:
-        """SlugCache: slugs are immutable; a commit is kept for `SLUG_TTL`, then read again.
-
-        Kept in this process too, so the re-read before a promotion waits on no Redis.
+    async def get(self, artifact: Artifact) -> str | None:
+        """CommitCache: builds are immutable; a commit is kept for `ARTIFACT_TTL`, then read
+        again. Kept in this process too, so the re-read before a promotion waits on no Redis.
         """
-        commit = self._slugs.get(slug_id) or _text(await self.redis.get(keys.slug(slug_id)))
+        commit = self._artifacts.get(artifact) or _text(
+            await self.redis.get(keys.artifact(*artifact))
+        )
         if commit is not None:
-            self._slugs.keep(slug_id, commit)
+            self._artifacts.keep(artifact, commit)
         return commit
 
-    async def put(self, slug_id: str, commit: str) -> None:
-        self._slugs.keep(slug_id, commit)
-        await self.redis.set(keys.slug(slug_id), commit, ex=keys.SLUG_TTL)
+    async def put(self, artifact: Artifact, commit: str) -> None:
+        self._artifacts.keep(artifact, commit)
+        await self.redis.set(keys.artifact(*artifact), commit, ex=keys.ARTIFACT_TTL)
 
     def _parse_stages(
         self, service: str, apps: Sequence[str], raw: Sequence[bytes | str | None]

@@ -83,7 +83,7 @@ def seed(
     runs: dict[str, str] = {}
     pipe = client.pipeline(transaction=False)
     for slug_id, commit in (slugs or {}).items():
-        pipe.set(keys.slug(slug_id), commit)
+        pipe.set(keys.artifact("slug", slug_id), commit)
     for i in range(fleet.services):
         name, stage_apps = fleet.name(i), fleet.apps(i)
         ids = {app: apps[app]["id"] for app in stage_apps}

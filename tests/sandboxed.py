@@ -79,7 +79,7 @@ async def build_world(
     heroku = HerokuClient(
         "http://sandbox",
         "token",
-        slugs=store,
+        commits=store,
         transport=httpx.ASGITransport(app=sandbox.app),
     )
     clock = Clock()

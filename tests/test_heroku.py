@@ -22,7 +22,7 @@ from app.heroku import (
     PromotionRefused,
     PromotionTarget,
 )
-from app.models import Release, ReleaseStatus
+from app.models import Artifact, ArtifactKind, Release, ReleaseStatus
 from tests.conftest import FIXTURES
 
 BASE = "https://api.heroku.test"
@@ -153,17 +153,19 @@ class FakeClock:
         self.now += delay
 
 
-class MemorySlugs:
+class MemoryCommits:
+    """A CommitCache in memory; `known` names slugs."""
+
     def __init__(self, **known: str) -> None:
-        self.data = {uid(slug): commit for slug, commit in known.items()}
-        self.puts: list[tuple[str, str]] = []
+        self.data = {Artifact(ArtifactKind.SLUG, uid(s)): commit for s, commit in known.items()}
+        self.puts: list[tuple[Artifact, str]] = []
 
-    async def get(self, slug_id: str) -> str | None:
-        return self.data.get(slug_id)
+    async def get(self, artifact: Artifact) -> str | None:
+        return self.data.get(artifact)
 
-    async def put(self, slug_id: str, commit: str) -> None:
-        self.puts.append((slug_id, commit))
-        self.data[slug_id] = commit
+    async def put(self, artifact: Artifact, commit: str) -> None:
+        self.puts.append((artifact, commit))
+        self.data[artifact] = commit
 
 
 @pytest.fixture
@@ -266,8 +268,8 @@ async def test_couplings_follow_next_range_across_206_pages(
 async def test_latest_releases_resolve_commits_through_the_slug_cache(
     api: respx.MockRouter, make_client: Callable[..., HerokuClient]
 ) -> None:
-    slugs = MemorySlugs(**{"slug-a": SHA[1]})
-    client = make_client(slugs=slugs)
+    slugs = MemoryCommits(**{"slug-a": SHA[1]})
+    client = make_client(commits=slugs)
     api.get(f"/pipelines/{PIPELINE_ID}/latest-releases").respond(
         json=[
             release_json("api-qa01", 12, slug="slug-b", status="pending"),
@@ -292,7 +294,7 @@ async def test_latest_releases_resolve_commits_through_the_slug_cache(
     )
     assert (st.commit, st.status) == (SHA[1], ReleaseStatus.SUCCEEDED)  # from the cache
     assert (va.commit, va.slug_id, va.status) == (None, None, ReleaseStatus.FAILED)
-    assert slugs.puts == [(uid("slug-b"), SHA[2])]
+    assert slugs.puts == [(Artifact(ArtifactKind.SLUG, uid("slug-b")), SHA[2])]
     assert slug_b.call_count == 1
 
     await client.latest_releases(PIPELINE_ID)  # now every slug is cached: one call

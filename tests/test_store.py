@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as redis
 
 from app import keys
-from app.models import Pause, ReleaseStatus, StageView
+from app.models import Artifact, ArtifactKind, Pause, ReleaseStatus, StageView
 from app.store import Kept, Store
 from tests.factories import NOW, pause, release
 
@@ -224,9 +224,10 @@ async def test_dedup_ids_expire(store: Store, redis_client: "redis.Redis") -> No
 
 
 async def test_slug_cache(store: Store) -> None:
-    assert await store.get("slug-1") is None
-    await store.put("slug-1", "A")
-    assert await store.get("slug-1") == "A"
+    slug = Artifact(ArtifactKind.SLUG, "slug-1")
+    assert await store.get(slug) is None
+    await store.put(slug, "A")
+    assert await store.get(slug) == "A"
 
 
 async def test_mark_resync_once(store: Store) -> None:

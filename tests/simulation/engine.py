@@ -162,7 +162,7 @@ class Engine:
         heroku = HerokuClient(
             "http://sandbox.invalid",
             "simulation",
-            slugs=store,
+            commits=store,
             transport=self.transport,
             sleep=_no_wait,
             clock=lambda: clock().timestamp(),
