@@ -212,11 +212,20 @@ class HerokuClient:
         cache = self._commits
         if cache is not None and (cached := await cache.get(artifact)) is not None:
             return cached
-        response = await self._send("GET", "/apps/{app}/slugs/{id}", app=app, id=artifact.id)
-        commit: str | None = _shaped("slug", lambda d: d["commit"], response)
+        commit = await self._built_from(app, artifact)
         if commit is not None and cache is not None:
             await cache.put(artifact, commit)
         return commit
+
+    async def _built_from(self, app: str, artifact: Artifact) -> str | None:
+        """Ask Heroku which commit a build came from (one call)."""
+        if artifact.kind is ArtifactKind.SLUG:
+            response = await self._send("GET", "/apps/{app}/slugs/{id}", app=app, id=artifact.id)
+            commit: str | None = _shaped("slug", lambda d: d["commit"], response)
+            return commit
+        template = "/apps/{app}/oci-images/{id}"
+        response = await self._send("GET", template, app=app, id=artifact.id)
+        return _shaped("OCI image", lambda d: _image_commit(d, artifact.id), response)
 
     async def create_promotion(
         self, pipeline_id: str, source_app_id: str, release_id: str, target_app_ids: Sequence[str]
@@ -411,8 +420,14 @@ def _array(data: Any) -> list[Any]:
 
 
 def _artifact(d: Mapping[str, Any]) -> Artifact | None:
-    """The build a release body runs, if any."""
-    return Artifact(ArtifactKind.SLUG, d["slug"]["id"]) if d["slug"] else None
+    """The build a release body runs: its slug (Cedar), else its OCI image (Fir), else none
+    (the container stack, or a release before any deploy)."""
+    if d["slug"]:
+        return Artifact(ArtifactKind.SLUG, d["slug"]["id"])
+    for artifact in d.get("artifacts") or ():
+        if artifact["type"] == ArtifactKind.OCI_IMAGE:
+            return Artifact(ArtifactKind.OCI_IMAGE, artifact["id"])
+    return None
 
 
 def _builds(ds: Sequence[Mapping[str, Any]]) -> dict[Artifact, str]:
@@ -430,9 +445,22 @@ def _release(d: Mapping[str, Any], commits: Mapping[Artifact, str | None]) -> Re
         commit=commits[built] if built else None,
         created_at=_timestamp(d["created_at"]),
         app_id=d["app"]["id"],
-        slug_id=built.id if built else None,
+        slug_id=built.id if built and built.kind is ArtifactKind.SLUG else None,
+        oci_image_id=built.id if built and built.kind is ArtifactKind.OCI_IMAGE else None,
         rollback_of=rolled_back_to(d.get("description")),
     )
+
+
+def _image_commit(data: Any, image_id: str) -> str | None:
+    """The commit of the OCI image `image_id`: the schema answers a list of the images that
+    match the identifier; a lone object is read too. No commit, or no such image: None."""
+    for image in data if isinstance(data, list) else [data]:
+        if image["id"] == image_id:
+            commit = image.get("commit")
+            if commit is not None and not isinstance(commit, str):
+                raise TypeError(f"commit is {commit!r}")
+            return commit or None
+    return None
 
 
 def _target(d: Mapping[str, Any]) -> PromotionTarget:

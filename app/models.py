@@ -43,7 +43,8 @@ class ReleaseStatus(StrEnum):
 class ArtifactKind(StrEnum):
     """What a release runs, as a release's `artifacts[].type` names it."""
 
-    SLUG = "slug"
+    SLUG = "slug"  # Cedar
+    OCI_IMAGE = "oci-image"  # Fir: the release's `slug` is null
 
 
 class Artifact(NamedTuple):
@@ -55,7 +56,7 @@ class Artifact(NamedTuple):
 
 @dataclass(frozen=True)
 class Release:
-    """One Heroku release of one app, with the commit its slug was built from."""
+    """One Heroku release of one app, with the commit its build (slug or OCI image) came from."""
 
     id: str
     app: str
@@ -65,12 +66,17 @@ class Release:
     created_at: datetime
     app_id: str | None = None
     slug_id: str | None = None
+    oci_image_id: str | None = None  # a Fir release's build (stages stored before: None)
     rollback_of: int | None = None  # the version a rollback release brought back (`app.order`)
 
     @property
     def artifact(self) -> Artifact | None:
         """The build it runs, whose commit never changes; None: none known."""
-        return Artifact(ArtifactKind.SLUG, self.slug_id) if self.slug_id else None
+        if self.slug_id:
+            return Artifact(ArtifactKind.SLUG, self.slug_id)
+        if self.oci_image_id:
+            return Artifact(ArtifactKind.OCI_IMAGE, self.oci_image_id)
+        return None
 
 
 @dataclass(frozen=True)

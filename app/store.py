@@ -543,6 +543,10 @@ class Store:
         )
         return bool(ok)
 
+    async def resync_soon(self, service: str) -> None:
+        """The next reconcile re-reads the pipeline: news came that only Heroku can complete."""
+        await self.redis.delete(keys.resynced(service))
+
     async def set_topology(self, service: str, value: str) -> None:
         await self.redis.set(keys.topology(service), value)
 

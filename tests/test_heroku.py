@@ -49,11 +49,16 @@ def release_json(
     status: str = "succeeded",
     slug: str | None = "slug-a",
     created_at: str = "2026-01-02T03:04:05Z",
+    image: str | None = None,
 ) -> dict[str, Any]:
+    """A Cedar release of `slug`; with `image` (and no slug), a Fir release of that OCI image."""
     slug_id = uid(slug) if slug else None
+    artifacts = [{"type": "slug", "id": slug_id}] if slug_id else []
+    if image:
+        artifacts = [{"type": "oci-image", "id": uid(image)}]
     return {
         "addon_plan_names": ["heroku-postgresql:essential-0"],
-        "artifacts": [{"type": "slug", "id": slug_id}] if slug_id else [],
+        "artifacts": artifacts,
         "app": {"id": uid(app), "name": app},
         "created_at": created_at,
         "description": f"Deploy {version}",
@@ -82,6 +87,33 @@ def slug_json(slug: str, commit: str | None) -> dict[str, Any]:
         "size": 2048,
         "stack": {"id": uid("heroku-24"), "name": "heroku-24"},
         "updated_at": "2026-01-02T03:00:00Z",
+        "deleted_at": None,
+    }
+
+
+def oci_image_json(image: str, commit: str) -> dict[str, Any]:
+    return {
+        "id": uid(image),
+        "base_image_name": "heroku/heroku:24-cnb",
+        "base_top_layer": "sha256:ea36ae5fbc1e7230e0a782bf216fb46500e210382703baa6bab8acf2c6a23f78",
+        "commit": commit,
+        "commit_description": "fix things",
+        "image_repo": f"{uid('api-qa01')}/builds",
+        "digest": "sha256:dc14ae5fbc1e7230e0a782bf216fb46500e210631703bcc6bab8acf2c6a23f42",
+        "stack": {"id": uid("cnb"), "name": "cnb"},
+        "process_types": {
+            "web": {
+                "name": "web",
+                "display_cmd": "uvicorn app.main:app",
+                "command": "/cnb/process/web",
+                "working_dir": "/workspace",
+                "default": True,
+            }
+        },
+        "buildpacks": [{"id": "heroku/python", "version": "1.0.0", "homepage": "https://x.test"}],
+        "created_at": "2026-01-02T03:00:00Z",
+        "updated_at": "2026-01-02T03:00:00Z",
+        "architecture": "amd64",
         "deleted_at": None,
     }
 
@@ -210,14 +242,27 @@ def client(make_client: Callable[..., HerokuClient]) -> HerokuClient:
         # declares `artifacts` a single object, a quirk the CLI and FORMATS.md do not share
         ("release", release_json()),
         ("release", release_json(slug=None, status="pending")),
+        ("release", release_json(slug=None, image="image-a")),
         ("slug", slug_json("slug-a", SHA[1])),
+        ("oci-image", oci_image_json("image-a", SHA[1])),
         ("pipeline", pipeline_json()),
         ("pipeline-coupling", coupling_json("api-qa01", "development")),
         ("pipeline-promotion", promotion_json()),
         ("pipeline-promotion-target", target_json("api-st01", "failed", "boom")),
         ("pipeline-promotion-target", target_json("api-st01", "pending")),
     ],
-    ids=["release", "release-no-slug", "slug", "pipeline", "coupling", "promotion", "t", "t-pend"],
+    ids=[
+        "release",
+        "release-no-slug",
+        "release-fir",
+        "slug",
+        "oci-image",
+        "pipeline",
+        "coupling",
+        "promotion",
+        "t",
+        "t-pend",
+    ],
 )
 def test_fixture_bodies_match_the_published_schema(definition: str, body: dict[str, Any]) -> None:
     schema = json.loads(SCHEMA_PATH.read_text())
@@ -299,6 +344,71 @@ async def test_latest_releases_resolve_commits_through_the_slug_cache(
 
     await client.latest_releases(PIPELINE_ID)  # now every slug is cached: one call
     assert slug_b.call_count == 1
+
+
+async def test_fir_releases_resolve_their_oci_image_commits_through_the_cache(
+    api: respx.MockRouter, make_client: Callable[..., HerokuClient]
+) -> None:
+    cache = MemoryCommits()
+    client = make_client(commits=cache)
+    api.get(f"/pipelines/{PIPELINE_ID}/latest-releases").respond(
+        json=[
+            release_json("api-qa01", 3, slug=None, image="image-b"),
+            release_json("api-st01", 2, slug=None, image="image-b"),  # promoted: same image
+        ]
+    )
+    image = api.get(url__regex=rf"/apps/[^/]+/oci-images/{uid('image-b')}$")  # of an app running it
+    image.respond(json=[oci_image_json("image-b", SHA[2])])  # the schema answers a list
+
+    qa, st = await client.latest_releases(PIPELINE_ID)
+
+    built = Artifact(ArtifactKind.OCI_IMAGE, uid("image-b"))
+    assert (qa.commit, qa.slug_id, qa.oci_image_id, qa.artifact) == (
+        SHA[2],
+        None,
+        uid("image-b"),
+        built,
+    )
+    assert (st.commit, st.artifact) == (SHA[2], built)
+    assert cache.puts == [(built, SHA[2])]
+    assert image.call_count == 1
+
+    await client.latest_releases(PIPELINE_ID)  # a second read of the image: no call
+    assert image.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "commit"),
+    [
+        ([oci_image_json("image-b", SHA[2])], SHA[2]),
+        (oci_image_json("image-b", SHA[2]), SHA[2]),
+        ([oci_image_json("image-c", SHA[3]), oci_image_json("image-b", SHA[2])], SHA[2]),
+        ([], None),
+        ([oci_image_json("image-c", SHA[3])], None),
+        ([{k: v for k, v in oci_image_json("image-b", SHA[2]).items() if k != "commit"}], None),
+        ([oci_image_json("image-b", "")], None),
+    ],
+    ids=["list", "object", "the-one-asked", "none", "another", "no-commit", "empty-commit"],
+)
+async def test_an_oci_image_commit_is_read_from_the_image_asked_for(
+    api: respx.MockRouter,
+    make_client: Callable[..., HerokuClient],
+    answer: Any,
+    commit: str | None,
+) -> None:
+    client = make_client(commits=MemoryCommits())
+    api.get(f"/apps/{uid('api-qa01')}/oci-images/{uid('image-b')}").respond(json=answer)
+    built = Artifact(ArtifactKind.OCI_IMAGE, uid("image-b"))
+    assert await client.commit_of(uid("api-qa01"), built) == commit
+
+
+async def test_an_oci_image_of_an_unknown_shape_is_an_error(
+    api: respx.MockRouter, make_client: Callable[..., HerokuClient]
+) -> None:
+    client = make_client()
+    api.get(f"/apps/{uid('api-qa01')}/oci-images/{uid('image-b')}").respond(json=[{"commit": 7}])
+    with pytest.raises(HerokuError, match="unexpected OCI image"):
+        await client.commit_of(uid("api-qa01"), Artifact(ArtifactKind.OCI_IMAGE, uid("image-b")))
 
 
 async def test_releases_ask_newest_first_and_resolve_each_slug_once(

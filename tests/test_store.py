@@ -230,6 +230,38 @@ async def test_slug_cache(store: Store) -> None:
     assert await store.get(slug) == "A"
 
 
+async def test_a_fir_release_caches_its_oci_image_commit_apart_from_slugs(
+    store: Store, redis_client: "redis.Redis"
+) -> None:
+    fir = replace(release(APP, 1, "A"), slug_id=None, oci_image_id="image-1")
+    await store.put_release("api", fir, NOW)
+    assert await redis_client.get(keys.artifact("oci-image", "image-1")) in ("A", b"A")
+    assert await Store(redis_client).get(Artifact(ArtifactKind.OCI_IMAGE, "image-1")) == "A"
+    assert await Store(redis_client).get(Artifact(ArtifactKind.SLUG, "image-1")) is None
+    assert await store.stages("api", [APP]) == (StageView(APP, fir),)
+
+
+async def test_a_stage_stored_before_fir_releases_still_loads(
+    store: Store, redis_client: "redis.Redis"
+) -> None:
+    old = (
+        '{"app":"api-qa","release":{"id":"r1","app":"api-qa","version":3,"status":"succeeded",'
+        '"commit":"A","created_at":"2026-01-01T00:00:00Z","app_id":"i","slug_id":"s",'
+        '"rollback_of":null},"pending":null}'
+    )
+    await redis_client.set(keys.stage("api", "api-qa"), old)
+    (stage,) = await store.stages("api", ["api-qa"])
+    assert stage.release is not None
+    assert (stage.commit, stage.release.slug_id, stage.release.oci_image_id) == ("A", "s", None)
+
+
+async def test_resync_soon_makes_a_resync_due_again(store: Store) -> None:
+    await store.mark_resync("api", 900)
+    await store.resync_soon("api")
+    assert (await store.view("api", [APP])).resync_due is True
+    assert await store.mark_resync("api", 900) is True
+
+
 async def test_mark_resync_once(store: Store) -> None:
     assert await store.mark_resync("api", 900) is True
     assert await store.mark_resync("api", 900) is False

@@ -19,6 +19,7 @@ import respx
 from fastapi import HTTPException
 from redis.exceptions import RedisError
 
+from app.models import Artifact, ArtifactKind
 from app.webhooks.auth import MAX_BODY, verify_base64_hmac, verify_hex_hmac
 from tests.conftest import FIXTURES
 from tests.e2e.harness import sign
@@ -147,6 +148,43 @@ async def test_an_accepted_release_marks_heroku_heard(cascade: Cascade) -> None:
     (source,) = (await cascade.status())["sources"]
     assert (source["signal"], source["source"], source["how"]) == ("releases", "heroku", "webhook")
     assert source["last_heard"] is not None
+
+
+# Fir: an OCI image, no slug ------------------------------------------------------------
+
+IMAGE = "0a3bbf43-5fd3-4b89-9a58-3c1a4c1ea16e"
+
+
+def fir(app: str = STAGE) -> Json:
+    """The mercury delivery as a Fir release sends it: `slug` null, the build an OCI image."""
+    payload = mercury(app)
+    payload["data"]["slug"] = None
+    payload["data"]["artifacts"] = [{"type": "oci-image", "id": IMAGE}]
+    return payload
+
+
+async def test_a_fir_release_takes_its_commit_from_the_cached_image(cascade: Cascade) -> None:
+    commit = "c" * 40
+    await cascade.runtime.store.put(Artifact(ArtifactKind.OCI_IMAGE, IMAGE), commit)
+    answer(await deliver(cascade, fir()), "accepted")
+    await cascade.settle()
+    assert (await stage(cascade))["commit"] == commit
+
+
+async def test_a_fir_release_of_an_image_not_cached_has_the_pipeline_read_again(
+    cascade: Cascade,
+) -> None:
+    sandbox = cascade.runtime.sandbox
+    assert sandbox is not None
+
+    def resyncs() -> int:
+        return sum(r["path"].endswith("/latest-releases") for r in sandbox.requests)
+
+    before = resyncs()
+    answer(await deliver(cascade, fir()), "accepted")
+    await cascade.settle()
+    assert (await stage(cascade))["commit"] is None  # unknown until Heroku says: closed
+    assert resyncs() == before + 1  # the reconcile the delivery queued asked Heroku
 
 
 # repeats -------------------------------------------------------------------------------

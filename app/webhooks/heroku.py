@@ -1,10 +1,13 @@
 """Heroku app webhooks (`api:release`): verify → parse → fold into the view → enqueue → 202.
 
-A release webhook carries the slug's commit, so it costs no Platform API call.
+A release webhook carries the slug's commit, so it costs no Platform API call. A Fir
+release names an OCI image and no commit: its commit comes from the cache of builds, else
+the service's pipeline is re-read by the reconcile the delivery enqueues (`HerokuClient`).
 Repeats are recognised by delivery id and by (app, version, status). Every delivery is
 counted by outcome (`/metrics`) and logged with its delivery id, service and commit.
 """
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +15,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
 from app import logs
-from app.models import Release, ReleaseStatus
+from app.models import ArtifactKind, Release, ReleaseStatus
 from app.order import rolled_back_to
 from app.runtime import Runtime
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
@@ -37,6 +40,11 @@ class _Slug(BaseModel):
     commit: str | None = None
 
 
+class _Artifact(BaseModel):
+    type: str
+    id: str
+
+
 class _Release(BaseModel):
     id: str
     version: int
@@ -44,6 +52,7 @@ class _Release(BaseModel):
     created_at: datetime
     app: _App
     slug: _Slug | None = None
+    artifacts: list[_Artifact] | None = None  # a Fir release's OCI image, its slug null
     description: str | None = None  # "Rollback to v10" says which older release it brings back
 
 
@@ -63,6 +72,7 @@ class ReleasePayload(BaseModel):
 
 def to_release(payload: ReleasePayload) -> Release:
     data = payload.data
+    image = None if data.slug else _oci_image(data.artifacts or [])
     return Release(
         id=data.id,
         app=data.app.name,
@@ -71,9 +81,14 @@ def to_release(payload: ReleasePayload) -> Release:
         status=data.status,
         commit=data.slug.commit if data.slug else None,
         slug_id=data.slug.id if data.slug else None,
+        oci_image_id=image,
         created_at=data.created_at,
         rollback_of=rolled_back_to(data.description),
     )
+
+
+def _oci_image(artifacts: list[_Artifact]) -> str | None:
+    return next((a.id for a in artifacts if a.type == ArtifactKind.OCI_IMAGE), None)
 
 
 def parse(body: bytes) -> ReleasePayload | None:
@@ -121,6 +136,8 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     release = to_release(payload)
     delivery = payload.webhook_metadata.delivery.id if payload.webhook_metadata else None
     service = runtime.reconciler.topologies.owner_of(runtime.config, release.app)
+    if service is not None:
+        release = await _with_commit(runtime, release)
     logs.bind(
         delivery_id=delivery, commit=release.commit, service=service.name if service else None
     )
@@ -138,6 +155,16 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     )
     if not folded.first:
         return WebhookAnswer(status="duplicate", detail="already seen", service=service.name)
+    if release.commit is None and release.artifact is not None:
+        await runtime.store.resync_soon(service.name)  # the reconcile asks Heroku for it
     runtime.queue.enqueue(service.name)
     detail = f"{release.app} v{release.version} {release.status}"
     return WebhookAnswer(status="accepted", detail=detail, service=service.name)
+
+
+async def _with_commit(runtime: Runtime, release: Release) -> Release:
+    """The release with its build's commit when the payload has none: a Fir release names
+    only its OCI image, whose commit is cached once read (a promotion copies the image)."""
+    if release.commit is not None or release.artifact is None:
+        return release
+    return replace(release, commit=await runtime.store.get(release.artifact))
