@@ -171,6 +171,11 @@ class HerokuClient:
         response = await self._send("GET", "/pipelines/{id}", id=id_or_name)
         return _shaped("pipeline", lambda d: Pipeline(id=d["id"], name=d["name"]), response)
 
+    async def stack(self, app: str) -> str:
+        """The name of the app's stack (`GET /apps/{app}`): "container" for Docker deploys."""
+        response = await self._send("GET", "/apps/{app}", app=app)
+        return _shaped("app", lambda d: str(d["stack"]["name"]), response)
+
     async def couplings(self, pipeline_id: str) -> list[Coupling]:
         items = await self._list("/pipelines/{id}/pipeline-couplings", id=pipeline_id)
         return _shaped(

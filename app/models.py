@@ -176,6 +176,7 @@ class Snapshot:
     proven: Mapping[str, Release] = field(default_factory=dict)
     # source app -> when its next commit will have run the next stage's `min_age`: a wake-up
     proves_at: Mapping[str, datetime] = field(default_factory=dict)
+    container_stack: frozenset[str] = frozenset()  # stage apps Heroku cannot promote to or from
 
     def pairs(self) -> tuple[Pair, ...]:
         stages = self.stages

@@ -137,6 +137,10 @@ def _decide(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate]) -> Candidate 
     """The candidate for the source's commit as it stands."""
     source, target = pair.source, pair.target
     commit, target_commit = source.commit, target.commit
+    if snapshot.container_stack:
+        refused = _container_stack(snapshot.container_stack, pair)
+        if refused is not None:
+            return Candidate(pair, commit, BLOCKED, (), refused)
     if commit is None:
         reason = f"no succeeded release known on {source.app}"
         return Candidate(pair, None, BLOCKED, (), reason)
@@ -160,6 +164,17 @@ def _decide(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate]) -> Candidate 
     if held is not None:
         return Candidate(pair, commit, held[0], results, held[1])
     return _judge(pair, commit, results)
+
+
+def _container_stack(apps: frozenset[str], pair: Pair) -> str | None:
+    """Why Heroku will not promote the pair, if an app of it is on the container stack."""
+    for app in (pair.source.app, pair.target.app):
+        if app in apps:
+            return (
+                f"{app} is on the container stack: Heroku's pipeline promotions do not support"
+                " it (deploy each stage's image with the Container Registry instead)"
+            )
+    return None
 
 
 def _promoted(

@@ -167,7 +167,7 @@ class Reconciler:
         view = await self.store.view(name, topology.stages)
         if view.resync_due or view.in_flight or view.gate_states or name not in self._caught_up:
             return None
-        snapshot = self.snapshots.build(service, self.clock(), view)
+        snapshot = self.snapshots.build(service, self.clock(), view, topology=topology)
         decided = plan(snapshot)
         if decided.candidates:
             return None

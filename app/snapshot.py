@@ -62,7 +62,7 @@ class Snapshots:
             if source.commit and source.commit != target.commit
         ]
         if not moving:  # no gate will be asked: nothing more to read
-            return self.build(service, now, view), view.gate_states
+            return self.build(service, now, view, topology=topology), view.gate_states
         # Where a commit proved itself: arrived by the next stage's `min_age` ago.
         cutoffs = {s.app: now - service.min_age_for(t.app) for s, t in moving}
         read = await self._read(service, view, moving, cutoffs, now, freezes, fetch, prefetched)
@@ -74,7 +74,9 @@ class Snapshots:
             )
         histories, promotions, unsettled, signals = read
         in_flight = {record.target: record for record in unsettled}
-        snapshot = self.build(service, now, view, histories, promotions, signals, in_flight)
+        snapshot = self.build(
+            service, now, view, histories, promotions, signals, in_flight, topology=topology
+        )
         return snapshot, view.gate_states
 
     async def _read(
@@ -120,6 +122,8 @@ class Snapshots:
         promotions: dict[tuple[str, str], PromotionRecord] | None = None,
         signals: Signals | None = None,
         in_flight: dict[str, PromotionRecord] | None = None,
+        *,
+        topology: Topology | None = None,
     ) -> Snapshot:
         """The snapshot of what was read; with the view alone, of a service with no pair to
         decide (no history, record or signal is asked for then)."""
@@ -137,6 +141,7 @@ class Snapshots:
             signals=signals or Signals(),
             proven=histories.proven if histories else {},
             proves_at=_proves_at(service, view, histories) if histories else {},
+            container_stack=frozenset(topology.container) if topology else frozenset(),
         )
 
 

@@ -1,7 +1,8 @@
 """Where a service's stages are: the pipeline id, the stage apps in promotion order, their ids.
 
-Read from the Platform API (pipeline, couplings, latest releases: three calls)
-when a service is first seen, and cached in Redis so status reads and other
+Read from the Platform API (pipeline, couplings, latest releases: three calls, and the
+stack of each app whose newest release runs no build, one more each) when a service is
+first seen, and cached in Redis so status reads and other
 processes need no call. A cached id Heroku no longer knows (a 404: the pipeline or
 an app was re-created, or the sandbox restarted) makes the reconciler read it again.
 """
@@ -16,6 +17,7 @@ from app.models import Release
 from app.services import Service
 
 PROMOTION_STAGES = ("development", "staging", "production")
+CONTAINER = "container"  # the stack of Docker-deployed apps: pipeline promotions refuse them
 
 
 class TopologyError(Exception):
@@ -27,6 +29,7 @@ class Topology:
     pipeline_id: str
     stages: tuple[str, ...]  # app names in promotion order
     app_ids: Mapping[str, str] = field(default_factory=dict)  # app name -> app id
+    container: tuple[str, ...] = ()  # stage apps on the container stack (stored before: none)
 
 
 codec = TypeAdapter(Topology)
@@ -57,7 +60,20 @@ async def load(heroku: HerokuClient, service: Service) -> tuple[Topology, list[R
     if len(stages) < 2:
         raise TopologyError(f'service "{service.name}": pipeline has fewer than two stages')
     ids = {name: app_id for app_id, name in names.items() if name in stages}
-    return Topology(pipeline.id, tuple(stages), ids), releases
+    container = await on_container_stack(heroku, releases, ids)
+    return Topology(pipeline.id, tuple(stages), ids, container), releases
+
+
+async def on_container_stack(
+    heroku: HerokuClient, releases: Iterable[Release], ids: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The stage apps (`ids`) on the container stack, whose releases run no slug nor OCI image.
+
+    Only an app whose newest release runs no build is asked (one call): that is all a
+    container-stack app's releases, and an app's before its first deploy.
+    """
+    bare = sorted({r.app for r in releases if r.app in ids and r.artifact is None})
+    return tuple([app for app in bare if await heroku.stack(ids[app]) == CONTAINER])
 
 
 def moved(old: Topology, new: Topology) -> tuple[str, ...]:

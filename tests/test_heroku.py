@@ -118,6 +118,34 @@ def oci_image_json(image: str, commit: str) -> dict[str, Any]:
     }
 
 
+def app_json(app: str, stack: str = "heroku-24") -> dict[str, Any]:
+    named = {"id": uid(stack), "name": stack}
+    return {
+        "acm": False,
+        "archived_at": None,
+        "buildpack_provided_description": None,
+        "build_stack": named,
+        "created_at": "2025-01-01T00:00:00Z",
+        "generation": {"id": uid("cedar"), "name": "cedar"},
+        "git_url": f"https://git.heroku.com/{app}.git",
+        "id": uid(app),
+        "internal_routing": None,
+        "maintenance": False,
+        "name": app,
+        "owner": {"id": uid("team"), "email": "team@example.com"},
+        "organization": None,
+        "team": None,
+        "region": {"id": uid("us"), "name": "us"},
+        "released_at": "2026-01-02T03:04:05Z",
+        "repo_size": None,
+        "slug_size": None,
+        "space": None,
+        "stack": named,
+        "updated_at": "2026-01-02T03:04:05Z",
+        "web_url": f"https://{app}.herokuapp.com/",
+    }
+
+
 def pipeline_json(name: str = "api") -> dict[str, Any]:
     return {
         "created_at": "2025-01-01T00:00:00Z",
@@ -245,6 +273,7 @@ def client(make_client: Callable[..., HerokuClient]) -> HerokuClient:
         ("release", release_json(slug=None, image="image-a")),
         ("slug", slug_json("slug-a", SHA[1])),
         ("oci-image", oci_image_json("image-a", SHA[1])),
+        ("app", app_json("api-qa01", "container")),
         ("pipeline", pipeline_json()),
         ("pipeline-coupling", coupling_json("api-qa01", "development")),
         ("pipeline-promotion", promotion_json()),
@@ -257,6 +286,7 @@ def client(make_client: Callable[..., HerokuClient]) -> HerokuClient:
         "release-fir",
         "slug",
         "oci-image",
+        "app",
         "pipeline",
         "coupling",
         "promotion",
@@ -400,6 +430,14 @@ async def test_an_oci_image_commit_is_read_from_the_image_asked_for(
     api.get(f"/apps/{uid('api-qa01')}/oci-images/{uid('image-b')}").respond(json=answer)
     built = Artifact(ArtifactKind.OCI_IMAGE, uid("image-b"))
     assert await client.commit_of(uid("api-qa01"), built) == commit
+
+
+@pytest.mark.parametrize("stack", ["container", "heroku-24"])
+async def test_stack_names_the_apps_stack(
+    api: respx.MockRouter, make_client: Callable[..., HerokuClient], stack: str
+) -> None:
+    api.get(f"/apps/{uid('api-qa01')}").respond(json=app_json("api-qa01", stack))
+    assert await make_client().stack(uid("api-qa01")) == stack
 
 
 async def test_an_oci_image_of_an_unknown_shape_is_an_error(

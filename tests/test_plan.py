@@ -112,6 +112,26 @@ def test_unknown_source_commit_blocks() -> None:
 
 
 @pytest.mark.parametrize(
+    ("container", "stages", "app"),
+    [
+        ({QA}, (StageView(QA, release(QA, 1, None)), stage(ST, "O"), stage(PROD, "O")), QA),
+        ({ST}, (stage(QA, "A"), StageView(ST, release(ST, 1, None)), stage(PROD, "A")), ST),
+    ],
+    ids=["source", "target"],
+)
+def test_an_app_on_the_container_stack_is_explained_not_unknown(
+    container: set[str], stages: tuple[StageView, ...], app: str
+) -> None:
+    found = plan(snapshot(stages, HISTORY, container_stack=frozenset(container))).candidates
+    assert found  # every pair the app is in, and only those
+    assert all(app in (c.pair.source.app, c.pair.target.app) for c in found)
+    for c in found:
+        assert c.state is PairState.BLOCKED
+        assert c.reason.startswith(f"{app} is on the container stack: Heroku's pipeline promotions")
+        assert c.gates == ()  # nothing to wait for: no gate is asked
+
+
+@pytest.mark.parametrize(
     "history",
     [{QA: {"O": NOW - timedelta(hours=5)}}, {}],
     ids=["source-commit-arrival-unknown", "no-history-at-all"],
