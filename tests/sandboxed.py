@@ -65,11 +65,14 @@ async def build_world(
     resync_seconds: float = 3600,
     durable: Callable[[], Awaitable[bool]] | None = None,
     release_seconds: float = 0.01,
+    fir: tuple[str, ...] = (),
+    container: tuple[str, ...] = (),
 ) -> World:
     """A Reconciler for `config` on a started sandbox of `modelled`'s pipelines (`config`'s by
-    default); close it with `close_world`."""
+    default), those named in `fir` Fir ones, the apps in `container` on the container stack;
+    close it with `close_world`."""
     sandbox = Sandbox(
-        pipelines_from_services(modelled or config),
+        pipelines_from_services(modelled or config, fir=fir, container=container),
         webhook_url=None,
         webhook_secret="unused",
         release_seconds=release_seconds,
@@ -116,6 +119,8 @@ async def make_world(
         freezes: tuple[Freeze, ...] = (),
         durable: Callable[[], Awaitable[bool]] | None = None,
         config: ServicesConfig | None = None,
+        fir: bool = False,
+        container: tuple[str, ...] = (),
     ) -> World:
         """`config`, when given, is both Cascade's services file and the sandbox's pipelines."""
         modelled = None
@@ -129,6 +134,8 @@ async def make_world(
             modelled=modelled,
             resync_seconds=resync_seconds,
             durable=durable,
+            fir=("api",) if fir else (),
+            container=container,
         )
         made.append(world)
         return world

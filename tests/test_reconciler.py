@@ -71,6 +71,41 @@ async def test_age_gate_then_promotion_pinned_and_once(make_world) -> None:  # t
     )
 
 
+async def test_a_fir_pipeline_promotes_its_oci_image_reading_each_image_once(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = await make_world(resync_seconds=0.001, fir=True)
+    await world.reconciler.reconcile("api")
+    await world.sandbox.deploy("api-qa", A)
+    await world.settle()
+    await asyncio.sleep(0.01)
+    world.clock.now += timedelta(minutes=31)
+    await world.reconciler.reconcile("api")  # learns A; it has run 31 min by the next look
+    world.clock.now += timedelta(minutes=31)
+    await asyncio.sleep(0.01)
+    await world.reconciler.reconcile("api")
+    (promotion,) = world.sandbox.world.promotions
+    assert promotion.targets[0].app.name == "api-st"
+    await world.settle()
+    await asyncio.sleep(0.01)
+    await world.reconciler.reconcile("api")
+    assert world.running("api-st") == A
+    # the start's image and A's, each read once: a promotion's copy is the same image
+    assert world.heroku.calls["GET /apps/{app}/oci-images/{id}"] == 2
+    assert world.heroku.calls["GET /apps/{app}/slugs/{id}"] == 0
+
+
+async def test_an_app_on_the_container_stack_is_explained_and_its_stack_asked_once(  # type: ignore[no-untyped-def]
+    make_world,
+) -> None:
+    world = await make_world(container=("api-qa",))
+    for _ in range(3):
+        outcome = await world.reconciler.reconcile("api")
+    assert outcome.plan is not None
+    (blocked,) = outcome.plan.candidates
+    assert blocked.state is PairState.BLOCKED
+    assert blocked.reason.startswith("api-qa is on the container stack")
+    assert world.heroku.calls["GET /apps/{app}"] == 1  # not again on each reconcile
+
+
 async def test_a_stage_missing_from_the_pipeline_is_reported_not_guessed(make_world) -> None:  # type: ignore[no-untyped-def]
     world = await make_world(stages=("api-qa", "api-nope"))
     outcome = await world.reconciler.reconcile("api")

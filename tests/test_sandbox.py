@@ -366,6 +366,71 @@ async def test_pipeline_is_found_by_name_or_id_but_its_lists_only_by_id(
     assert (await api.call("GET", "/pipelines/api/latest-releases")).status_code == 404
 
 
+FIR_PIPELINE = SandboxPipeline("fir", (("fir-qa", "development"), ("fir-st", "staging")), fir=True)
+DOCKER_PIPELINE = SandboxPipeline(
+    "box",
+    (("box-qa", "development"), ("box-st", "staging")),
+    container=frozenset({"box-qa"}),
+)
+
+
+async def test_a_fir_pipeline_runs_oci_images_and_its_promotions_copy_them(
+    make_sandbox: MakeSandbox,
+) -> None:
+    heroku = await make_sandbox((FIR_PIPELINE,))
+    assert (await heroku.json("/pipelines/fir"))["generation"]["name"] == "fir"
+    assert (await heroku.json("/apps/fir-qa"))["generation"]["name"] == "fir"
+    commit = "f" * 40
+    await heroku.sandbox.deploy("fir-qa", commit)
+    await heroku.settled("fir-qa", 2)
+    source = await heroku.json("/apps/fir-qa/releases/2")
+    assert source["slug"] is None
+    ((kind, image),) = [(a["type"], a["id"]) for a in source["artifacts"]]
+    assert kind == "oci-image"
+    (served,) = await heroku.json(f"/apps/fir-qa/oci-images/{image}")
+    assert (served["id"], served["commit"]) == (image, commit)
+    assert (await heroku.call("GET", f"/apps/fir-qa/slugs/{image}")).status_code == 404
+
+    response = await heroku.promote("fir-qa", ["fir-st"])
+    (target,) = await heroku.completed(response.json()["id"])
+    landed = await heroku.json(f"/apps/fir-st/releases/{target['release']['id']}")
+    assert (landed["slug"], landed["artifacts"]) == (None, source["artifacts"])  # the same image
+    assert {p.split("/")[2] for p in heroku.validated} >= {"oci-image", "release", "pipeline"}
+    hook = (await eventually(lambda: _some(heroku.delivered(), 1), "a webhook"))[0]
+    assert (hook["data"]["slug"], hook["data"]["stack"]) == (None, "cnb")
+
+
+async def test_an_app_on_the_container_stack_runs_no_build_and_is_never_promoted(
+    make_sandbox: MakeSandbox,
+) -> None:
+    heroku = await make_sandbox((DOCKER_PIPELINE,))
+    assert (await heroku.json("/apps/box-qa"))["stack"]["name"] == "container"
+    assert (await heroku.json("/apps/box-st"))["stack"]["name"] == "heroku-24"
+    (release,) = await heroku.json("/apps/box-qa/releases")
+    assert (release["slug"], release["artifacts"]) == (None, [])
+    for source, target in (("box-qa", "box-st"), ("box-st", "box-qa")):
+        response = await heroku.promote(source, [target])
+        assert response.status_code == 422
+        assert response.json()["message"] == (
+            "Pipeline promotions are not supported for apps using the container stack."
+        )
+    assert heroku.sandbox.world.promotions == []
+
+
+def test_pipelines_from_services_makes_the_fir_pipelines_and_container_apps_asked() -> None:
+    config = ServicesConfig(
+        path=Path("x.toml"),
+        services=(Service("api", "api", ("a-qa", "a-st")), Service("web", "web", ("w-qa", "w-st"))),
+    )
+    api, web = pipelines_from_services(config, fir=["web"], container=["a-st"])
+    assert (api.fir, api.container, web.fir, web.container) == (
+        False,
+        frozenset({"a-st"}),
+        True,
+        frozenset(),
+    )
+
+
 async def test_promotion_releases_the_source_slug_on_every_target(heroku: Harness) -> None:
     commit = "b" * 40
     source = await heroku.sandbox.deploy("api-qa01", commit)

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Collection, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,13 +47,21 @@ log = logging.getLogger("cascade.sandbox")
 IN_PROCESS_WEBHOOK_URL = "http://cascade.internal/webhooks/heroku"
 
 
-def pipelines_from_services(config: ServicesConfig) -> tuple[SandboxPipeline, ...]:
-    """A pipeline per configured one: first app development, second staging, rest production."""
+def pipelines_from_services(
+    config: ServicesConfig, fir: Collection[str] = (), container: Collection[str] = ()
+) -> tuple[SandboxPipeline, ...]:
+    """A pipeline per configured one: first app development, second staging, rest production.
+
+    `fir` names the pipelines of the Fir generation, `container` the apps on the container
+    stack (`--fir`, `--container`).
+    """
     pipelines: dict[str, SandboxPipeline] = {}
     for service in config.services:
         names = service.stages or tuple(f"{service.name}-{stage}" for stage in COUPLING_STAGES)
         apps = tuple((name, COUPLING_STAGES[min(i, 2)]) for i, name in enumerate(names))
-        pipelines.setdefault(service.pipeline, SandboxPipeline(service.pipeline, apps))
+        docker = frozenset(name for name in names if name in container)
+        made = SandboxPipeline(service.pipeline, apps, service.pipeline in fir, docker)
+        pipelines.setdefault(service.pipeline, made)
     return tuple(pipelines.values())
 
 
@@ -264,6 +272,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--copy-seconds", type=float, help="a promotion's slug copy (default: --release-seconds)"
     )
+    parser.add_argument(
+        "--fir", action="append", default=[], metavar="PIPELINE", help="a Fir pipeline (OCI images)"
+    )
+    parser.add_argument(
+        "--container",
+        action="append",
+        default=[],
+        metavar="APP",
+        help="an app on the container stack",
+    )
     args = parser.parse_args(argv)
     secret = get_settings().heroku_webhook_secret
     if secret is None or not secret.get_secret_value():
@@ -280,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=[handler]
     )
     sandbox = Sandbox(
-        pipelines_from_services(config),
+        pipelines_from_services(config, args.fir, args.container),
         webhook_url=args.webhook_url,
         webhook_secret=secret.get_secret_value(),
         release_seconds=args.release_seconds,

@@ -28,6 +28,7 @@ from app.sandbox.views import (
     ACCEPT_RANGES,
     app_json,
     coupling_json,
+    oci_image_json,
     pipeline_json,
     promotion_json,
     promotion_record,
@@ -314,6 +315,11 @@ def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:
     @app.get("/apps/{ident}/slugs/{slug_id}")
     async def slug_info(ident: str, slug_id: str) -> Json:
         return slug_json(world.slug(world.app(ident), slug_id))
+
+    @app.get("/apps/{ident}/oci-images/{image_id}")
+    async def oci_image_info(ident: str, image_id: str) -> list[Json]:
+        """A list, as the schema answers: the images matching the identifier."""
+        return [oci_image_json(world.slug(world.app(ident), image_id, "oci-image"))]
 
     @app.post("/pipeline-promotions", status_code=201)
     async def promote(request: Request) -> Response:

@@ -11,6 +11,9 @@ from typing import Any
 
 from app.sandbox.world import (
     ACCOUNT,
+    CNB_STACK,
+    CONTAINER_STACK,
+    FIR,
     GENERATION,
     REGION,
     STACK,
@@ -36,7 +39,7 @@ def pipeline_json(pipeline: Pipeline) -> Json:
         "created_at": iso(pipeline.created_at),
         "updated_at": iso(pipeline.created_at),
         "owner": {"id": ACCOUNT["id"], "type": "user"},
-        "generation": GENERATION,
+        "generation": FIR if pipeline.fir else GENERATION,
     }
 
 
@@ -55,15 +58,21 @@ def coupling_json(app: App, *, pipeline_name: bool = False) -> Json:
     }
 
 
+def stack_of(app: App) -> Json:
+    if app.container:
+        return CONTAINER_STACK
+    return CNB_STACK if app.pipeline.fir else STACK
+
+
 def app_json(app: App) -> Json:
     current = app.current
     return {
         "acm": False,
         "archived_at": None,
         "buildpack_provided_description": "Python",
-        "build_stack": STACK,
+        "build_stack": stack_of(app),
         "created_at": iso(app.created_at),
-        "generation": GENERATION,
+        "generation": FIR if app.pipeline.fir else GENERATION,
         "git_url": f"https://git.heroku.com/{app.name}.git",
         "id": app.id,
         "internal_routing": None,
@@ -77,22 +86,24 @@ def app_json(app: App) -> Json:
         "repo_size": None,
         "slug_size": 52_428_800,
         "space": None,
-        "stack": STACK,
+        "stack": stack_of(app),
         "updated_at": iso(current.updated_at if current else app.created_at),
         "web_url": f"https://{app.name}-{app.host_suffix}.herokuapp.com/",
     }
 
 
 def release_json(release: Release) -> Json:
+    """A slug release (Cedar), an OCI image one with a null slug (Fir), or neither (container)."""
+    kind = release.app.build_kind
     return {
         "addon_plan_names": [],
-        "artifacts": [{"type": "slug", "id": release.slug.id}],
+        "artifacts": [{"type": kind, "id": release.slug.id}] if kind else [],
         "app": {"id": release.app.id, "name": release.app.name},
         "created_at": iso(release.created_at),
         "description": release.description,
         "id": release.id,
         "updated_at": iso(release.updated_at),
-        "slug": {"id": release.slug.id},
+        "slug": {"id": release.slug.id} if kind == "slug" else None,
         "status": str(release.status),
         "user": ACCOUNT,
         "version": release.version,
@@ -103,11 +114,14 @@ def release_json(release: Release) -> Json:
 
 
 def release_hook_data(release: Release) -> Json:
-    """A webhook's `data`: the release with the slug's commit, as Heroku sends it."""
+    """A webhook's `data`: the release with the slug's commit, as Heroku sends it (a release
+    with no slug names no commit)."""
     data = release_json(release)
     data["app"]["process_tier"] = "basic"
-    data["slug"] = {"id": release.slug.id, "commit": release.slug.commit, "commit_description": ""}
-    data["stack"] = STACK["name"]
+    if data["slug"]:
+        slug = release.slug
+        data["slug"] = {"id": slug.id, "commit": slug.commit, "commit_description": ""}
+    data["stack"] = stack_of(release.app)["name"]
     data["pstable"] = {}
     return data
 
@@ -125,6 +139,40 @@ def slug_json(slug: Slug) -> Json:
         "size": 52_428_800,
         "stack": STACK,
         "updated_at": iso(slug.created_at),
+        "deleted_at": None,
+    }
+
+
+def oci_image_json(image: Slug) -> Json:
+    """A Fir build as the schema's `oci-image`."""
+    return {
+        "id": image.id,
+        "base_image_name": "heroku/heroku:24-cnb",
+        "base_top_layer": f"sha256:{image.commit}{image.commit[:24]}",
+        "commit": image.commit,
+        "commit_description": "",
+        "image_repo": f"{image.id}/builds",
+        "digest": f"sha256:{image.commit[:24]}{image.commit}",
+        "stack": CNB_STACK,
+        "process_types": {
+            "web": {
+                "name": "web",
+                "display_cmd": "uvicorn app.main:app --host 0.0.0.0 --port $PORT",
+                "command": "/cnb/process/web",
+                "working_dir": "/workspace",
+                "default": True,
+            }
+        },
+        "buildpacks": [
+            {
+                "id": "heroku/python",
+                "version": "1.0.0",
+                "homepage": "https://github.com/heroku/buildpacks-python",
+            }
+        ],
+        "created_at": iso(image.created_at),
+        "updated_at": iso(image.created_at),
+        "architecture": "amd64",
         "deleted_at": None,
     }
 

@@ -1,4 +1,7 @@
-"""The sandbox platform's simulated Heroku: pipelines, apps, releases, slugs and promotions.
+"""The sandbox platform's simulated Heroku: pipelines, apps, releases, builds and promotions.
+
+A build is a slug on a Cedar pipeline, an OCI image on a Fir one (`SandboxPipeline.fir`),
+and shows as neither on an app of the container stack, which Heroku refuses to promote.
 
 `app.sandbox` serves this world over the Platform API and sends its webhooks; this module
 only holds the state, changes it, and renders it in the shapes of Heroku's JSON schema
@@ -21,6 +24,10 @@ ACCOUNT: Json = {"id": "5a1d6c3e-0000-4000-8000-5a4db0c5a1d6", "email": "sandbox
 STACK: Json = {"id": "ee582d3c-717d-4a57-ba5f-8b3a39f3a817", "name": "heroku-24"}
 REGION: Json = {"id": "59accabd-516d-4f0e-83e6-6e3757701145", "name": "us"}
 GENERATION: Json = {"id": "7a1f9a6e-0000-4000-8000-00000000ced4", "name": "cedar"}
+FIR: Json = {"id": "7a1f9a6e-0000-4000-8000-0000000000f1", "name": "fir"}
+CNB_STACK: Json = {"id": "ba46bf09-7bd1-42fd-90df-a1a9a93eb4a2", "name": "cnb"}  # Fir's
+CONTAINER_STACK: Json = {"id": "7a1f9a6e-0000-4000-8000-00000000d0c4", "name": "container"}
+CONTAINER_REFUSED = "Pipeline promotions are not supported for apps using the container stack."
 INITIAL_AGE = timedelta(hours=2)  # v1 ran long before start: nothing is young at start
 WEBHOOK_LEVELS = ("notify", "sync")
 WEBHOOK_FIELDS = ("authorization", "include", "level", "secret", "url")
@@ -75,10 +82,14 @@ class SandboxPipeline:
 
     name: str
     apps: tuple[tuple[str, str], ...]
+    fir: bool = False  # Fir generation: releases run OCI images, no slug
+    container: frozenset[str] = frozenset()  # its apps on the container stack (Docker deploys)
 
 
 @dataclass(eq=False)
 class Slug:
+    """A build: served as a slug, or as an OCI image on a Fir pipeline (same id)."""
+
     commit: str
     created_at: datetime
     id: str = field(default_factory=new_id)
@@ -90,6 +101,7 @@ class Pipeline:
     created_at: datetime
     id: str = field(default_factory=new_id)
     apps: list["App"] = field(default_factory=list)
+    fir: bool = False
 
 
 @dataclass(eq=False)
@@ -104,6 +116,14 @@ class App:
     host_suffix: str = field(default_factory=lambda: secrets.token_hex(6))
     releases: list["Release"] = field(default_factory=list)  # ascending by version
     webhooks: list["AppWebhook"] = field(default_factory=list)  # its webhook subscriptions
+    container: bool = False  # on the container stack: its builds show as neither kind
+
+    @property
+    def build_kind(self) -> str | None:
+        """How its releases name their build: "slug", "oci-image", or None (container)."""
+        if self.container:
+            return None
+        return "oci-image" if self.pipeline.fir else "slug"
 
     @property
     def current(self) -> "Release | None":
@@ -183,12 +203,12 @@ class World:
         self.promotions: list[Promotion] = []
         born, released = now - timedelta(days=30), now - INITIAL_AGE
         for spec in pipelines:
-            pipeline = Pipeline(spec.name, born)
+            pipeline = Pipeline(spec.name, born, fir=spec.fir)
             if is_uuid(spec.name):  # a config naming the pipeline by id finds it by id
                 pipeline.id, pipeline.name = spec.name, f"pipeline-{spec.name[:8]}"
             slug = Slug(new_commit(), released)
             for name, stage in spec.apps:
-                app = App(name, stage, pipeline, born)
+                app = App(name, stage, pipeline, born, container=name in spec.container)
                 source = pipeline.apps[0].name if pipeline.apps else None
                 text = f"Promote {source} v1 {slug.commit[:8]}" if source else None
                 release = self._add_release(
@@ -221,11 +241,12 @@ class World:
                 return r
         raise not_found("release")
 
-    def slug(self, app: App, ident: str) -> Slug:
+    def slug(self, app: App, ident: str, kind: str = "slug") -> Slug:
+        """A build of the app by id, as what the app's releases call it (`App.build_kind`)."""
         for r in app.releases:
-            if r.slug.id == ident:
+            if r.slug.id == ident and app.build_kind == kind:
                 return r.slug
-        raise not_found("slug")
+        raise not_found("slug" if kind == "slug" else "OCI image")
 
     def promotion(self, ident: str) -> Promotion:
         for p in self.promotions:
@@ -309,6 +330,8 @@ class World:
         source = self.release(source_app, release_id) if release_id else source_app.current
         if source is None or source.status is not ReleaseStatus.SUCCEEDED:
             raise invalid(f"Only a succeeded release of {source_app.name} can be promoted.")
+        if source_app.container:
+            raise invalid(CONTAINER_REFUSED)
         apps: list[App] = []
         for target in targets:
             target_id = _ref(target, "app", "id")
@@ -317,6 +340,8 @@ class World:
             app = self.app(target_id, by_name=False)
             if app.pipeline is not pipeline or app is source_app or app in apps:
                 raise invalid(f"App {app.name} is not a promotion target in {pipeline.name}.")
+            if app.container:
+                raise invalid(CONTAINER_REFUSED)
             apps.append(app)
         promotion = Promotion(pipeline, source, body, now, now)
         promotion.targets.extend(PromotionTarget(app, promotion) for app in apps)
