@@ -1,7 +1,7 @@
 """A sandbox platform process and a Cascade process per test, on the session's real Redis."""
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,14 @@ min_age = "{min_age}"
 class Cluster:
     """One sandbox and the Cascade processes pointed at it; stopped at the end of the test."""
 
-    def __init__(self, tmp: Path, redis_url: str, config: str) -> None:
+    def __init__(
+        self, tmp: Path, redis_url: str, config: str, sandbox_flags: Sequence[str] = ()
+    ) -> None:
         self.tmp, self.redis_url = tmp, redis_url
         self.config = tmp / "cascade.toml"
         self.config.write_text(config)
         self.cascade_port = harness.free_port()
-        self.platform = harness.sandbox(self.config, self.cascade_port, tmp)
+        self.platform = harness.sandbox(self.config, self.cascade_port, tmp, flags=sandbox_flags)
         self.processes: list[Process] = [self.platform]
 
     def start_cascade(self, port: int | None = None, name: str = "cascade", **env: str) -> Process:
@@ -77,8 +79,10 @@ def cluster_factory(
     """Build a cluster from a services file; `redis_client` flushes Redis first."""
     made: list[Cluster] = []
 
-    def make(config: str = THREE_STAGES.format(min_age="0s")) -> Cluster:
-        cluster = Cluster(tmp_path, redis_url, config)
+    def make(
+        config: str = THREE_STAGES.format(min_age="0s"), sandbox_flags: Sequence[str] = ()
+    ) -> Cluster:
+        cluster = Cluster(tmp_path, redis_url, config, sandbox_flags)
         cluster.platform.start()
         made.append(cluster)
         return cluster

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,12 +110,19 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def sandbox(config: Path, cascade_port: int, tmp: Path, release_seconds: float = 0.2) -> Process:
+def sandbox(
+    config: Path,
+    cascade_port: int,
+    tmp: Path,
+    release_seconds: float = 0.2,
+    flags: Sequence[str] = (),
+) -> Process:
+    """`flags`: more of `python -m app.sandbox`'s options (`--fir PIPELINE`, `--container APP`)."""
     port = free_port()
     argv = python(
         "-m", "app.sandbox", "--port", str(port), "--config", str(config),
         "--webhook-url", f"http://127.0.0.1:{cascade_port}/webhooks/heroku",
-        "--release-seconds", str(release_seconds),
+        "--release-seconds", str(release_seconds), *flags,
     )  # fmt: skip
     return Process("sandbox", argv, base_env(), port, tmp / "sandbox.log", "/_sandbox/state")
 

@@ -9,7 +9,7 @@ import httpx
 
 from tests.conftest import FIXTURES
 from tests.e2e import harness
-from tests.e2e.conftest import THREE_STAGES
+from tests.e2e.conftest import THREE_STAGES, platform_requests
 
 A, B = "a" * 40, "b" * 40
 STAGE_MIN_AGE = '[service.stage_min_age]\n"api-prod" = {}\n'
@@ -25,6 +25,17 @@ def test_release_webhook_promotes_at_once_without_the_tick(cluster_factory) -> N
     cluster.deploy("api-qa", A)
     cluster.wait(lambda: cluster.running("api-prod") == A, "A to reach api-prod")
     assert promoted(cluster) == {("api-st", A): 1, ("api-prod", A): 1}
+
+
+def test_a_fir_pipeline_promotes_its_oci_image(cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    cluster = cluster_factory(sandbox_flags=("--fir", "api"))  # OCI images, no slug
+    cluster.start_cascade()
+    cluster.deploy("api-qa", A)  # its webhook names the image, not the commit
+    cluster.wait(lambda: cluster.running("api-prod") == A, "A to reach api-prod")
+    assert promoted(cluster) == {("api-st", A): 1, ("api-prod", A): 1}
+    paths = [r["path"] for r in platform_requests(cluster)]
+    assert any("/oci-images/" in path for path in paths)
+    assert not any("/slugs/" in path for path in paths)
 
 
 def test_one_shot_timer_promotes_when_min_age_elapses(cluster_factory) -> None:  # type: ignore[no-untyped-def]
