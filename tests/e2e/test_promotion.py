@@ -38,6 +38,25 @@ def test_a_fir_pipeline_promotes_its_oci_image(cluster_factory) -> None:  # type
     assert not any("/slugs/" in path for path in paths)
 
 
+def test_a_container_stack_stage_is_explained_and_never_promoted(cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    cluster = cluster_factory(sandbox_flags=("--container", "api-prod"))
+    cascade = cluster.start_cascade()
+    cluster.deploy("api-qa", A)
+    cluster.wait(lambda: cluster.running("api-st") == A, "A to reach api-st")
+
+    def explained() -> dict | None:  # type: ignore[type-arg]
+        promotions = harness.get(cascade, "/status/api")["promotions"]
+        return next((p for p in promotions if p["to"] == "api-prod"), None)
+
+    held = cluster.wait(explained, "the api-st to api-prod pair")
+    assert held["state"] == "blocked"
+    assert held["reason"].startswith("api-prod is on the container stack")
+    assert promoted(cluster) == {("api-st", A): 1}
+    prod = harness.get(cluster.platform, "/_sandbox/state")["apps"]["api-prod"]["id"]
+    asked = [r for r in platform_requests(cluster) if r["path"] == f"/apps/{prod}"]
+    assert len(asked) == 1  # its stack, read with the pipeline, not on each reconcile
+
+
 def test_one_shot_timer_promotes_when_min_age_elapses(cluster_factory) -> None:  # type: ignore[no-untyped-def]
     cluster = cluster_factory(THREE_STAGES.format(min_age="2s"))
     cascade = cluster.start_cascade()
