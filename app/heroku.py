@@ -200,12 +200,17 @@ class HerokuClient:
         `RUNNING_DEPTH`). A newer release that failed or is pending changes nothing that runs.
 
         `latest` (the app's newest) when it succeeded; `before`, a succeeded release of the
-        app, when it is the one right before `latest` (versions leave nothing between them);
-        otherwise the app's newest releases are read (one call).
+        app whose commit is known, when it is the one right before `latest` (versions leave
+        nothing between them); otherwise the app's newest releases are read (one call).
         """
         if latest.status is ReleaseStatus.SUCCEEDED:
             return latest
-        if before is not None and before.app == latest.app and before.version == latest.version - 1:
+        if (
+            before is not None
+            and before.app == latest.app
+            and before.version == latest.version - 1
+            and before.commit is not None  # a Fir release heard of by webhook may lack it yet
+        ):
             return before
         for release in await self.releases(latest.app, RUNNING_DEPTH):
             if release.status is ReleaseStatus.SUCCEEDED:

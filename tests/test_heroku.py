@@ -468,13 +468,13 @@ async def test_releases_ask_newest_first_and_resolve_each_slug_once(
     assert slug.call_count == 1
 
 
-def _release(version: int, status: ReleaseStatus) -> Release:
+def _release(version: int, status: ReleaseStatus, commit: str | None = "a" * 40) -> Release:
     return Release(
         id=uid(f"release:api-st01:{version}"),
         app="api-st01",
         version=version,
         status=status,
-        commit=None,
+        commit=commit,
         created_at=datetime(2026, 1, 2, tzinfo=UTC),
     )
 
@@ -497,6 +497,9 @@ async def test_what_runs_is_the_newest_succeeded_release_read_only_when_unknown(
     assert running is not None
     assert running.version == 8
     assert route.call_count == 1
+    # one right before whose commit is not known (a Fir release heard of by webhook): read
+    assert await client.running(failed, _release(8, ReleaseStatus.SUCCEEDED, None)) is not None
+    assert route.call_count == 2
 
 
 async def test_a_rollback_release_says_which_version_it_brought_back(
