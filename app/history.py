@@ -9,7 +9,6 @@ once per commit.
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from itertools import pairwise
 
 from app import order
 from app.heroku import HerokuClient, HerokuError
@@ -98,7 +97,8 @@ class HistoryReader:
         ran there before it, so a promotion there costs no read (`tests/test_economy.py`).
         """
         wanted: dict[str, dict[str, int | None]] = {}  # app -> commit -> known place
-        for index, (source, target) in enumerate(pairwise(snapshot.stages)):
+        for pair in snapshot.pairs():
+            source, target = pair.source, pair.target
             commit, target_commit = source.commit, target.commit
             known = snapshot.positions.get(source.app)
             if not commit or not target_commit or commit == target_commit:
@@ -110,7 +110,7 @@ class HistoryReader:
             facts = snapshot.signals.github.get((commit, target_commit))
             if facts is not None and facts.relation is Relation.AHEAD:
                 continue  # Git settles it
-            for stage in snapshot.stages[: index + 1]:
+            for stage in (*snapshot.before(pair), source):
                 places = snapshot.positions.get(stage.app) or {}
                 at, other_at = places.get(commit), places.get(target_commit)
                 if at is not None and other_at is not None and at > other_at:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
+from itertools import pairwise
 from typing import Final, NamedTuple
 
 from app.services import Service
@@ -179,13 +180,49 @@ class Snapshot:
     container_stack: frozenset[str] = frozenset()  # stage apps Heroku cannot promote to or from
 
     def pairs(self) -> tuple[Pair, ...]:
+        """Each stage with the one before it; with waves (`Service.waves`), each app of a wave
+        with the first app of the wave before (a wave moves on only once all of it runs one
+        commit, `app.plan`), the pair's index that wave's."""
         stages = self.stages
-        return tuple(map(Pair, range(len(stages) - 1), stages, stages[1:]))
+        if not self.service.waves:
+            return tuple(map(Pair, range(len(stages) - 1), stages, stages[1:]))
+        waves = self.waves()
+        return tuple(
+            Pair(index, before[0], target)
+            for index, (before, after) in enumerate(pairwise(waves))
+            for target in after
+        )
+
+    def waves(self) -> tuple[tuple[StageView, ...], ...]:
+        """The stages, grouped in the service's waves (each stage alone without any)."""
+        return grouped(self.service, self.stages)
+
+    def before(self, pair: Pair) -> tuple[StageView, ...]:
+        """Every stage ahead of the pair's source wave (`app.order` reads their histories)."""
+        if not self.service.waves:
+            return self.stages[: pair.index]
+        return tuple(stage for wave in self.waves()[: pair.index] for stage in wave)
 
     def arrived(self, app: str, commit: str) -> datetime | None:
         """When `commit` first ran (succeeded) on `app`, if Cascade knows."""
         history = self.history.get(app)
         return history.get(commit) if history is not None else None
+
+
+def grouped(service: Service, stages: tuple[StageView, ...]) -> tuple[tuple[StageView, ...], ...]:
+    """`stages` in the service's waves, in order; each alone when it has none. An app of a wave
+    missing from `stages` is left out (the pipeline's problem says so)."""
+    if not service.waves:
+        return tuple((stage,) for stage in stages)
+    by_app = {stage.app: stage for stage in stages}
+    waves = (tuple(by_app[app] for app in wave if app in by_app) for wave in service.waves)
+    return tuple(wave for wave in waves if wave)
+
+
+def adjacent(service: Service, stages: tuple[StageView, ...]) -> list[tuple[StageView, StageView]]:
+    """The (source, target) pairs of `Snapshot.pairs`, for readers that have no snapshot yet."""
+    waves = grouped(service, stages)
+    return [(before[0], target) for before, after in pairwise(waves) for target in after]
 
 
 class PairState(StrEnum):

@@ -209,17 +209,30 @@ def _held(
     for stage in (source, target):
         if stage.pending is not None:
             return WAITING, f"v{stage.pending.version} is being released on {stage.app}"
+    if snapshot.service.waves and (apart := _wave_apart(snapshot, pair)) is not None:
+        return WAITING, apart
     if target_commit is None:
         return BLOCKED, f"no succeeded release known on {target.app}"
     facts = snapshot.signals.github.get((commit, target_commit))
     relation = facts.relation if facts is not None else None
     positions = snapshot.positions
     known = positions.get(source.app)
-    upstream = [
-        (s.app, positions[s.app]) for s in snapshot.stages[: pair.index] if s.app in positions
-    ]
+    upstream = [(s.app, positions[s.app]) for s in snapshot.before(pair) if s.app in positions]
     reason = order.held(source.app, target.app, commit, target_commit, relation, known, upstream)
     return None if reason is None else (BLOCKED, reason)
+
+
+def _wave_apart(snapshot: Snapshot, pair: Pair) -> str | None:
+    """Why the source's wave cannot move on yet: its apps do not all run one commit."""
+    wave = snapshot.waves()[pair.index]
+    runs = wave[0].commit
+    behind = [stage.app for stage in wave if stage.commit != runs or stage.pending is not None]
+    if not behind:
+        return None
+    return (
+        f"{', '.join(behind)} of the wave {' + '.join(s.app for s in wave)} do not run"
+        f" {short(runs)} yet: a wave moves on only once all of it runs one commit"
+    )
 
 
 def _judge(pair: Pair, commit: str, results: tuple[GateResult, ...]) -> Candidate:

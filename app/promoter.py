@@ -14,7 +14,7 @@ commit or an operator (`POST /retry`) clears the way.
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,165 +56,194 @@ class Promoter:
         self.clock, self.owner = clock, owner
         self.durable = durable  # waits until a claim is on Redis's disk (`Epoch.durable`)
 
-    async def promote(self, snapshot: Snapshot, topology: Topology, candidate: Candidate) -> bool:
-        """Promote one ready candidate at most once; True when a POST was sent."""
-        pair, service = candidate.pair, snapshot.service.name
-        release, over = candidate.release, candidate.over  # what the decision saw
+    async def promote(
+        self, snapshot: Snapshot, topology: Topology, candidates: Sequence[Candidate]
+    ) -> bool:
+        """Promote ready candidates of one source release, each at most once, with one POST
+        (a wave's targets together); True when a POST was sent.
+
+        Each target has its own record, claimed on its own: should another process hold one
+        of them, it makes that promotion, and this one gives its claims back.
+        """
+        first, service = candidates[0], snapshot.service.name
+        release = first.release  # what the decision saw, the same for every target
         assert release is not None
-        assert candidate.commit is not None
+        assert first.commit is not None
         now = self.clock()
-        record = PromotionRecord(
-            service=service,
-            source=pair.source.app,
-            target=pair.target.app,
-            commit=candidate.commit,
-            release_id=release.id,
-            state=PromotionState.CLAIMED,
-            claimed_at=now,
-            updated_at=now,
-            by=self.owner,
-            sent=False,
-            token=secrets.token_hex(8),
-            over=over.id if over else None,
-        )
-        # The re-read (a GET) goes out with the claim, not after it: only the decision's check
-        # stands between them and the POST (BENCHMARKS.md). A lost claim wastes one read.
-        runs = pair.source.release or release  # the source's current release, as decided on
+        token = secrets.token_hex(8)
+        records = [
+            PromotionRecord(
+                service=service,
+                source=c.pair.source.app,
+                target=c.pair.target.app,
+                commit=first.commit,
+                release_id=release.id,
+                state=PromotionState.CLAIMED,
+                claimed_at=now,
+                updated_at=now,
+                by=self.owner,
+                sent=False,
+                token=token,
+                over=c.over.id if c.over else None,
+            )
+            for c in candidates
+        ]
+        # The re-read (a GET) goes out with the claims, not after them: only the decision's
+        # check stands between them and the POST (BENCHMARKS.md). A lost claim wastes a read.
+        runs = first.pair.source.release or release  # the source's current release, as decided
         claimed, (latest, changed) = await asyncio.gather(
-            self.ledger.claim(record), self._reread(topology, record, runs, over)
+            asyncio.gather(*(self.ledger.claim(record) for record in records)),
+            self._reread(topology, records, runs, [c.over for c in candidates]),
         )
-        if not claimed:
+        if not all(claimed):
+            await self._give_back([r for r, ok in zip(records, claimed, strict=True) if ok])
             return False
-        if not await self._kept(record, "claim"):
+        if not await self._kept(records, "claim"):
             return False
-        with logs.scope(commit=record.commit):
-            sent = await self._send(record, topology, candidate, changed)
+        with logs.scope(commit=first.commit):
+            sent = await self._send(records, topology, first, changed)
         await self._fold(service, topology, latest)  # what the re-read found, after the POST
         return sent
 
-    async def _kept(self, record: PromotionRecord, what: str) -> bool:
-        """Whether Redis confirmed the record's last write on disk and on a replica in time;
-        if not, it is given back unsent. A crash or a failover could lose it: a lost claim
-        lets another process claim again, a lost mark makes a sent claim read as never sent,
-        and either way the promotion would be made twice."""
+    async def _give_back(self, records: Sequence[PromotionRecord]) -> None:
+        """Drop records this process claimed and never sent (only if still its own)."""
+        await asyncio.gather(*(self.ledger.drop(record) for record in records))
+
+    async def _kept(self, records: Sequence[PromotionRecord], what: str) -> bool:
+        """Whether Redis confirmed the records' last writes on disk and on a replica in time;
+        if not, they are given back unsent. A crash or a failover could lose them: a lost
+        claim lets another process claim again, a lost mark makes a sent claim read as never
+        sent, and either way the promotion would be made twice."""
         if self.durable is None or await self.durable():
             return True
-        await self.ledger.drop(record)  # only if still ours
+        await self._give_back(records)
         log.warning(
             "promotion not sent service=%s to=%s: its %s not on disk or a replica in time",
-            record.service,
-            record.target,
+            records[0].service,
+            ", ".join(r.target for r in records),
             what,
         )
         return False
 
     async def _reread(
-        self, topology: Topology, record: PromotionRecord, runs: Release, over: Release | None
+        self,
+        topology: Topology,
+        records: Sequence[PromotionRecord],
+        runs: Release,
+        overs: Sequence[Release | None],
     ) -> tuple[list[Release], str | None]:
         """The pipeline now (one call), and why the decision no longer holds, if it doesn't:
         the source must still run `runs` (the pinned release, or the one a proven release
-        moves in place of), the target `over`.
+        moves in place of), each target what the decision saw (its record's `over`).
 
         Returns the releases to fold into the view: each app's newest and, when that one
         failed or is pending, the one that runs (read only when the view cannot tell).
         """
+        first = records[0]
         try:
             latest = await self.heroku.latest_releases(topology.pipeline_id)
             newest = {r.app: r for r in latest}
-            source, target = newest.get(record.source), newest.get(record.target)
+            source = newest.get(first.source)
             if source is None:
-                return latest, f"{record.source} has no release"
+                return latest, f"{first.source} has no release"
             running = await self.heroku.running(source, runs)
             if running is not None and running is not source:
                 latest.append(running)
-            target_running = None
-            if target is not None and target.status is not ReleaseStatus.PENDING:
-                target_running = await self.heroku.running(target, over)
-                if target_running is not None and target_running is not target:
-                    latest.append(target_running)
+            found = []
+            for record, over in zip(records, overs, strict=True):
+                target, target_running = newest.get(record.target), None
+                if target is not None and target.status is not ReleaseStatus.PENDING:
+                    target_running = await self.heroku.running(target, over)
+                    if target_running is not None and target_running is not target:
+                        latest.append(target_running)
+                found.append(_changed_since(record, runs, running, target, target_running))
         except HerokuError as error:
             return [], f"cannot re-read the pipeline: {error}"
-        return latest, _changed_since(record, runs, running, target, target_running)
+        return latest, "; ".join(why for why in found if why) or None
 
     async def _send(
         self,
-        record: PromotionRecord,
+        records: list[PromotionRecord],
         topology: Topology,
         candidate: Candidate,
         changed: str | None,
     ) -> bool:
         """POST the claimed promotion unless the re-read says the decision no longer holds.
 
-        Recorded after the POST (decide, act once, record): its audit entry waits for
-        nothing, and carries Heroku's promotion id.
+        Recorded after the POST (decide, act once, record): its audit entries wait for
+        nothing, and carry Heroku's promotion id.
         """
-        service, source, target = record.service, candidate.pair.source, candidate.pair.target
+        service, source = records[0].service, candidate.pair.source
+        targets = ", ".join(r.target for r in records)
         if changed:
-            await self.ledger.drop(record)  # only if still ours: a stalled process drops nothing
-            log.info("promotion skipped service=%s to=%s: %s", service, target.app, changed)
+            await self._give_back(records)  # only if still ours: a stalled process drops nothing
+            log.info("promotion skipped service=%s to=%s: %s", service, targets, changed)
             return False
         # The pauses are judged again here, as late as can be: the plan decided on the ones
         # read with the lock, and an operator may have paused since (the re-read, the claim).
-        # The service's pause is checked in the compare-and-set that marks the record sent;
+        # The service's pause is checked in the compare-and-set that marks each record sent;
         # the global one lives on another cluster slot, so it is read just before it.
         now = self.clock()
-        sending = replace(record, sent=True, updated_at=now)
+        sending = [replace(record, sent=True, updated_at=now) for record in records]
         paused = await self.store.pause(None)
-        if paused is not None and paused.active(now):
-            outcome = Sent.PAUSED
-        else:
-            outcome = await self.ledger.mark_sent(record, sending, now)
-        if outcome is Sent.PAUSED:
-            await self.ledger.drop(record)  # only if still ours: decided afresh, paused
-            log.info(
-                "promotion not sent service=%s to=%s: paused since the decision",
-                service,
-                target.app,
-            )
+        outcomes = []
+        for record, marked in zip(records, sending, strict=True):
+            if paused is not None and paused.active(now):
+                outcomes.append(Sent.PAUSED)
+            else:
+                outcomes.append(await self.ledger.mark_sent(record, marked, now))
+            if outcomes[-1] is not Sent.SENT:
+                break
+        if any(outcome is not Sent.SENT for outcome in outcomes):
+            # Not one POST for part of a wave: every record is given back (those marked sent
+            # too, nothing having been sent), and decided afresh.
+            done = [m for m, o in zip(sending, outcomes, strict=False) if o is Sent.SENT]
+            await self._give_back([*done, *records[len(done) :]])
+            why = "paused since the decision" if Sent.PAUSED in outcomes else "claim taken back"
+            log.warning("promotion not sent service=%s to=%s: %s", service, targets, why)
             return False
-        if outcome is Sent.LOST:  # taken back: this process stalled
-            log.warning(
-                "promotion not sent service=%s to=%s: claim taken back", service, target.app
-            )
-            return False
-        record = sending
-        if not await self._kept(record, "mark that it is sent"):
+        records = sending
+        if not await self._kept(records, "mark that it is sent"):
             return False
         try:
             promotion_id = await self.heroku.create_promotion(
                 topology.pipeline_id,
                 topology.app_ids[source.app],
-                record.release_id,
-                [topology.app_ids[target.app]],
+                records[0].release_id,
+                [topology.app_ids[record.target] for record in records],
             )
         except PromotionRefused as error:
-            await self._settle(record, PromotionState.FAILED, f"Heroku refused it: {error}")
+            for record in records:
+                await self._settle(record, PromotionState.FAILED, f"Heroku refused it: {error}")
             return True
         except OutcomeUnknown as error:
-            # Heroku may or may not have acted: keep the claim, never POST again.
-            unknown = replace(record, error=f"outcome unknown: {error}", updated_at=self.clock())
-            if await self.ledger.swap(record, unknown):
-                record = unknown
-            log.warning(
-                "promotion outcome unknown service=%s to=%s: %s", service, target.app, error
-            )
+            # Heroku may or may not have acted: keep the claims, never POST again.
+            why = f"outcome unknown: {error}"
+            records = [await self._swapped(r, replace(r, error=why)) for r in records]
+            log.warning("promotion outcome unknown service=%s to=%s: %s", service, targets, error)
         except HerokuError as error:
             # Never reached Heroku (no connection, rate limited throughout): try again later.
-            await self.ledger.drop(record)  # only if still ours
-            message = f"promotion of {short(record.commit)} not sent, will try again: {error}"
-            await self._event("promotion.deferred", record, message)
+            await self._give_back(records)  # only if still ours
+            message = f"promotion of {short(candidate.commit)} not sent, will try again: {error}"
+            for record in records:
+                await self._event("promotion.deferred", record, message)
             return False
         else:
-            promoting = replace(
-                record,
-                state=PromotionState.PROMOTING,
-                promotion_id=promotion_id,
-                updated_at=self.clock(),
-            )
-            if await self.ledger.swap(record, promoting):  # else a follower settled it already
-                record = promoting
-        await self._event("promotion.started", record, _started(record, candidate), candidate)
+            records = [
+                await self._swapped(
+                    r, replace(r, state=PromotionState.PROMOTING, promotion_id=promotion_id)
+                )
+                for r in records
+            ]
+        for record in records:
+            await self._event("promotion.started", record, _started(record, candidate), candidate)
         return True
+
+    async def _swapped(self, record: PromotionRecord, new: PromotionRecord) -> PromotionRecord:
+        """`new` (stamped now) in place of `record`, if the record is still as seen; else
+        `record` (a follower settled it already)."""
+        new = replace(new, updated_at=self.clock())
+        return new if await self.ledger.swap(record, new) else record
 
     async def follow(self, service: str, topology: Topology) -> None:
         """Move every unsettled record of the service on, from the view or the Platform API."""
@@ -254,6 +283,9 @@ class Promoter:
             except HerokuError as error:
                 log.warning("cannot follow promotion %s: %s", record.promotion_id, error)
                 return
+            # A wave's promotion has several targets: each record follows its own.
+            app_id = topology.app_ids.get(record.target)
+            targets = [t for t in targets if t.app_id == app_id]
             if any(t.status == "failed" for t in targets):
                 errors = "; ".join(t.error_message or "failed" for t in targets)
                 await self._settle(record, PromotionState.FAILED, errors)

@@ -25,6 +25,7 @@ from app.ledger import Ledger
 from app.live import Live, fingerprint
 from app.locks import Locks
 from app.models import (
+    Candidate,
     Plan,
     Release,
     ReleaseStatus,
@@ -259,8 +260,8 @@ class Reconciler:
             return promoted
         if self.epoch is not None and await self.epoch.verify() is not None:
             return promoted
-        for candidate in decided.ready:
-            promoted |= await self.promoter.promote(snapshot, topology, candidate)
+        for together in _waves(decided.ready):
+            promoted |= await self.promoter.promote(snapshot, topology, together)
         return promoted
 
     async def topology_known(self, service: Service) -> topo.Topology | None:
@@ -372,3 +373,14 @@ class Reconciler:
         gone = [target for target in seen if target not in now_states]
         if gone or any(seen.get(target) != state for target, state in now_states.items()):
             await self.store.set_gate_states(name, now_states, gone)
+
+
+def _waves(ready: Sequence[Candidate]) -> list[list[Candidate]]:
+    """Ready candidates promoted with one POST: a wave's targets, from one source release."""
+    together: dict[tuple[int, str | None], list[Candidate]] = {}
+    for candidate in ready:
+        release = candidate.release
+        together.setdefault((candidate.pair.index, release.id if release else None), []).append(
+            candidate
+        )
+    return list(together.values())

@@ -48,6 +48,9 @@ class Service:
     stage_min_age: Mapping[str, timedelta] = field(default_factory=dict)
     commit_statuses: bool = False  # post `cascade/<stage>` statuses on the commits (needs repo)
     github_deployments: bool = False  # a GitHub deployment per promotion (needs repo)
+    # The apps of `stages` promoted together, in order, when an entry of `stages` is a list of
+    # apps (a wave); empty: each stage on its own. Not a TOML key: written inside `stages`.
+    waves: tuple[tuple[str, ...], ...] = ()
 
     def min_age_for(self, target: str) -> timedelta:
         """The age gate for promoting into `target`: a per-stage value wins."""
@@ -85,7 +88,8 @@ _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
 )
 Check = Callable[[str], object]  # truthy when the string is acceptable
 _DEFAULT_FIELDS = ("min_age", "branch", "require_checks", "incident_systems")
-_SERVICE_FIELDS = tuple(f.name for f in fields(Service))  # the TOML keys are the field names
+# the TOML keys are the field names (`waves` is written inside `stages`)
+_SERVICE_FIELDS = tuple(f.name for f in fields(Service) if f.name != "waves")
 _FREEZE_FIELDS = tuple(f.name for f in fields(Freeze))
 
 
@@ -229,11 +233,11 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
     name = table.required("name", "a URL-safe name (letters, digits, . _ -)", _NAME.fullmatch)
     table.where = f'{path}: service "{name}"'
     table.only(_SERVICE_FIELDS)
-    stages = table.texts("stages", "app names") if "stages" in table.data else None
-    if stages is not None and (len(stages) < 2 or len(set(stages)) != len(stages)):
-        raise table.error("stages", f"expected 2 or more distinct app names, got {_show(stages)}")
+    waves = _waves(table) if "stages" in table.data else None
+    stages = tuple(app for wave in waves for app in wave) if waves is not None else None
     by_target = _Table(f'{table.where}: field "stage_min_age"', table.data.get("stage_min_age", {}))
-    targets = stages[1:] if stages else by_target.data  # without stages, the pipeline decides later
+    # the first wave is never a target; without stages, the pipeline decides later
+    targets = stages[len(waves[0]) :] if waves and stages else tuple(by_target.data)
     if unknown := [t for t in by_target.data if t not in targets]:
         expected = f"one of {', '.join(targets)} (the first stage is never a target)"
         raise table.error("stage_min_age", f"{_show(unknown[0])} is not a target stage; {expected}")
@@ -256,7 +260,27 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
         },
         commit_statuses=commit_statuses,
         github_deployments=github_deployments,
+        waves=waves if waves and any(len(wave) > 1 for wave in waves) else (),
     )
+
+
+def _waves(table: _Table) -> tuple[tuple[str, ...], ...]:
+    """`stages`: app names in order, an entry a list of apps for a wave promoted together."""
+    value = table.data["stages"]
+    expected = "a list of app names in order (an entry may be a list of apps: a wave)"
+    if not isinstance(value, list):
+        raise table.error("stages", f"expected {expected}, got {_show(value)}")
+    waves = []
+    for entry in value:
+        apps = entry if isinstance(entry, list) else [entry]
+        if not apps or not all(isinstance(app, str) and app.strip() for app in apps):
+            raise table.error("stages", f"expected {expected}; {_show(entry)} is not one")
+        waves.append(tuple(apps))
+    flat = [app for wave in waves for app in wave]
+    if len(waves) < 2 or len(set(flat)) != len(flat):
+        distinct = "2 or more distinct app names in order"
+        raise table.error("stages", f"expected {distinct}, got {_show(value)}")
+    return tuple(waves)
 
 
 def _github_writes(table: _Table) -> tuple[bool, bool]:

@@ -9,13 +9,12 @@ too young and an older one proved itself there (`app.proven`): what that one nee
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from itertools import pairwise
 
 from app.epoch import Epoch
 from app.freezes import windows
 from app.health import Health, Prefetched
 from app.ledger import Ledger
-from app.models import PromotionRecord, Release, Snapshot, StageView
+from app.models import PromotionRecord, Release, Snapshot, StageView, adjacent
 from app.services import Freeze, Service
 from app.signals import Signals
 from app.store import Histories, ServiceView, Store
@@ -58,13 +57,17 @@ class Snapshots:
             view = await self.store.view(name, apps)
         moving = [
             (source, target)
-            for source, target in pairwise(view.stages)
+            for source, target in adjacent(service, view.stages)
             if source.commit and source.commit != target.commit
         ]
         if not moving:  # no gate will be asked: nothing more to read
             return self.build(service, now, view, topology=topology), view.gate_states
         # Where a commit proved itself: arrived by the next stage's `min_age` ago.
-        cutoffs = {s.app: now - service.min_age_for(t.app) for s, t in moving}
+        # (of a wave's targets, the longest: a commit proved itself for all of them)
+        cutoffs: dict[str, datetime] = {}
+        for s, t in moving:
+            cutoff = now - service.min_age_for(t.app)
+            cutoffs[s.app] = min(cutoff, cutoffs.get(s.app, cutoff))
         read = await self._read(service, view, moving, cutoffs, now, freezes, fetch, prefetched)
         proven = _proven(moving, read[0], cutoffs)
         if proven:  # read again with what each proven commit's own decision needs
@@ -163,12 +166,14 @@ def _proven(
 
 
 def _proves_at(service: Service, view: ServiceView, histories: Histories) -> dict[str, datetime]:
-    """When each source's next commit will have run the next stage's `min_age` there."""
-    return {
-        source.app: histories.next_arrival[source.app] + service.min_age_for(target.app)
-        for source, target in pairwise(view.stages)
-        if source.app in histories.next_arrival
-    }
+    """When each source's next commit will have run the next stage's `min_age` there (of a
+    wave's targets, the longest)."""
+    found: dict[str, datetime] = {}
+    for source, target in adjacent(service, view.stages):
+        if source.app in histories.next_arrival:
+            at = histories.next_arrival[source.app] + service.min_age_for(target.app)
+            found[source.app] = max(at, found.get(source.app, at))
+    return found
 
 
 async def _nothing() -> list[PromotionRecord]:

@@ -210,15 +210,15 @@ async def test_a_stalled_process_never_drops_the_next_holders_record(  # type: i
     promoter = world.reconciler.promoter
     send = promoter._send
 
-    async def stalled(claim: Any, topology: Topology, candidate: Any, changed: Any) -> bool:
+    async def stalled(claims: Any, topology: Topology, candidate: Any, changed: Any) -> bool:
         monkeypatch.setattr(promoter, "_send", send)
         # Meanwhile the lock's next holder takes the unsent claim back and promotes afresh.
-        await promoter.follow(claim.service, topology)
+        await promoter.follow(claims[0].service, topology)
         service = world.reconciler.config.services[0]
         snapshot = await world.reconciler.snapshot(service, topology)
-        assert await promoter.promote(snapshot, topology, candidate) is True
+        assert await promoter.promote(snapshot, topology, [candidate]) is True
         # The stalled process wakes up, and its re-read said no: it gives its claim back.
-        return await send(claim, topology, candidate, "its re-read failed")
+        return await send(claims, topology, candidate, "its re-read failed")
 
     monkeypatch.setattr(promoter, "_send", stalled)
     await world.reconciler.reconcile("api")
@@ -306,7 +306,7 @@ async def test_a_pause_set_after_the_decision_stops_its_post(  # type: ignore[no
     await world.reconciler.store.set_pause(
         Pause("hold", created_at=now, until=None if until is None else now + until, service=scope)
     )
-    sent = await world.reconciler.promoter.promote(snapshot, topology, candidate)
+    sent = await world.reconciler.promoter.promote(snapshot, topology, [candidate])
     assert sent is promotes
     assert posts(world.heroku) == (1 if promotes else 0)
     if not promotes:

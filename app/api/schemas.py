@@ -68,6 +68,7 @@ class StageOut(BaseModel):
     commit: str | None
     release: ReleaseOut | None
     pending: ReleaseOut | None = None
+    wave: int = 0  # the stage's place in the order: apps of one wave share it
 
 
 class GateOut(BaseModel):

@@ -99,8 +99,10 @@ def render(snapshot: Snapshot, decided: Plan) -> ServiceOut:
                 commit=s.commit,
                 release=_release(s.release),
                 pending=_release(s.pending),
+                wave=wave,
             )
-            for s in snapshot.stages
+            for wave, stages in enumerate(snapshot.waves())
+            for s in stages
         ],
         promotions=[
             PromotionOut(

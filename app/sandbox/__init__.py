@@ -142,7 +142,10 @@ class Sandbox:
         promotion = self.world.promote(body, self._now())  # refused: no fault used up
         self.faults.fail_promotions -= fail
         for target in promotion.targets:
-            self._spawn(self._copy_later(target, succeed=not fail))
+            failing = target.app.name in self.faults.fail_targets  # one target of several
+            if failing:
+                self.faults.fail_targets.remove(target.app.name)
+            self._spawn(self._copy_later(target, succeed=not (fail or failing)))
         source = promotion.source
         log.info(
             "sandbox: promotion %s of %s v%d %s to %s%s",

@@ -136,6 +136,7 @@ class FaultsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     promotion_response_delay: float | None = Field(None, ge=0)
     fail_promotions: int | None = Field(None, ge=0)
+    fail_targets: list[str] | None = None
     errors: list[ErrorFault] = []
     delays: list[DelayFault] = []
     rate_limit_remaining: int | None = Field(None, ge=0, le=4500)
@@ -148,6 +149,7 @@ class Faults:
 
     promotion_response_delay: float = 0.0  # the promotion exists at once; its answer waits
     fail_promotions: int = 0  # the next N promotions' targets fail
+    fail_targets: list[str] = field(default_factory=list)  # apps whose next target fails
     errors: list[ErrorFault] = field(default_factory=list)
     delays: list[DelayFault] = field(default_factory=list)
     hold_releases: bool = False  # releases stay pending until let go
@@ -412,6 +414,8 @@ def _control_routes(app: FastAPI, sandbox: "Sandbox") -> None:
             sandbox.faults.promotion_response_delay = body.promotion_response_delay
         if body.fail_promotions is not None:
             sandbox.faults.fail_promotions = body.fail_promotions
+        if body.fail_targets is not None:
+            sandbox.faults.fail_targets = list(body.fail_targets)
         sandbox.faults.errors.extend(body.errors)
         sandbox.faults.delays.extend(body.delays)
         if body.hold_releases is not None:

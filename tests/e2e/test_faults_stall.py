@@ -28,9 +28,9 @@ async def test_a_claim_taken_back_from_a_stalled_process_is_never_sent(
     promoter: Promoter = world.reconciler.promoter
     send = promoter._send
 
-    async def stalled(claim: Any, topology: Topology, *args: Any) -> bool:
-        await promoter.follow(claim.service, topology)  # meanwhile, the lock's next holder
-        return await send(claim, topology, *args)
+    async def stalled(claims: Any, topology: Topology, *args: Any) -> bool:
+        await promoter.follow(claims[0].service, topology)  # meanwhile, the lock's next holder
+        return await send(claims, topology, *args)
 
     monkeypatch.setattr(promoter, "_send", stalled)
     await world.reconciler.reconcile("api")
