@@ -118,8 +118,10 @@ def _health(client: "redis.Redis") -> Health:
     )
 
 
-def services(stages: tuple[str, ...], min_age: timedelta) -> ServicesConfig:
-    service = Service(name="sim", pipeline="sim", stages=stages, min_age=min_age)
+def services(
+    stages: tuple[str, ...], min_age: timedelta, waves: tuple[tuple[str, ...], ...] = ()
+) -> ServicesConfig:
+    service = Service(name="sim", pipeline="sim", stages=stages, min_age=min_age, waves=waves)
     return ServicesConfig(path=Path("simulation.toml"), services=(service,))
 
 

@@ -43,6 +43,7 @@ class Totals:
     faults: Counter[str] = field(default_factory=Counter)
     promotions: int = 0
     proven: int = 0  # promotions pinning an older release than the source's current
+    shapes: Counter[str] = field(default_factory=Counter)  # seeds whose world had waves, Fir
     violations: int = 0
     duplicates: int = 0
     converged: list[float] = field(default_factory=list)  # virtual seconds
@@ -59,6 +60,7 @@ class Totals:
         self.faults.update(result.modes)
         self.promotions += result.promotions
         self.proven += result.proven
+        self.shapes.update(result.shape)
         self.violations += len(result.violations)
         self.duplicates += sum("at most once" in v for v in result.violations)
         if result.converged_after is not None:
@@ -78,6 +80,7 @@ class Totals:
         self.faults.update(other.faults)
         self.promotions += other.promotions
         self.proven += other.proven
+        self.shapes.update(other.shapes)
         self.violations += other.violations
         self.duplicates += other.duplicates
         self.converged += other.converged
@@ -96,7 +99,8 @@ class Totals:
     def summary(self) -> str:
         return (
             f"{self.seeds} seeds, {self.steps} steps, {self.promotions} promotions"
-            f" ({self.proven} of a proven release),"
+            f" ({self.proven} of a proven release), worlds with waves {self.shapes['waves']},"
+            f" Fir {self.shapes['fir']},"
             f" {self.violations} violations, convergence p50 {self.percentile(0.5)}"
             f" p99 {self.percentile(0.99)} (virtual), {time.monotonic() - self.started:.0f} s"
         )
@@ -111,6 +115,7 @@ class Totals:
             "faults": dict(sorted(self.faults.items())),
             "promotions": self.promotions,
             "proven": self.proven,
+            "shapes": dict(self.shapes),
             "violations": self.violations,
             "failing": self.failing[:20],
             "converged": len(self.converged),
@@ -238,6 +243,8 @@ def section(title: str, details: dict[str, Any], how: str) -> str:
         f" ({details['jobs']} processes, {details['seconds']} s)\n"
         f"- promotions made: {details['promotions']} ({details.get('proven', 0)} of them of a"
         " proven release: older than what its source ran by then)\n"
+        f"- worlds: {details.get('shapes', {}).get('waves', 0)} seeds with a wave of two apps"
+        f" as the last stage, {details.get('shapes', {}).get('fir', 0)} of the Fir generation\n"
         f"- invariant violations (must be 0): **{details['violations']}**"
         f" (failing seeds: {failing})\n"
         f"- convergence after faults stop, virtual time: p50 {details['p50']},"

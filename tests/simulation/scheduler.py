@@ -34,6 +34,8 @@ from tests.simulation.world import SimSandbox, VirtualClock, Webhook, pipeline_s
 
 SERVICE = "sim"
 MIN_AGE = timedelta(minutes=3)
+WAVES_RATE = 0.3  # seeds whose last stage is a wave of two apps
+FIR_RATE = 0.3  # seeds whose pipeline is of the Fir generation
 LATE = timedelta(minutes=15)  # a late webhook arrives this long after its event
 CONVERGE_WITHIN = timedelta(hours=3)
 QUIET_TICK = timedelta(minutes=2)
@@ -76,6 +78,7 @@ class Result:
     rate: float = 1.0  # the fault rate drawn for the seed (`faults.RATES`)
     promotions: int = 0
     proven: int = 0  # of them, pinning a release older than the source's current
+    shape: tuple[str, ...] = ()  # "waves", "fir": what the world is made of
     violations: list[str] = field(default_factory=list)
     converged_after: timedelta | None = None
     trace: list[str] = field(default_factory=list)
@@ -83,6 +86,7 @@ class Result:
     def report(self, lines: int = 2000) -> str:
         head = (
             f"seed {self.seed}: {len(self.violations)} violation(s), modes {self.modes or '-'},"
+            f" world {'+'.join(self.shape) or 'slugs, no wave'},"
             f" fault rate {self.rate}"
         )
         shown = self.trace[-lines:]
@@ -134,9 +138,18 @@ class Simulation:
             if "clock_skew" in self.modes
             else timedelta(0)
         )
-        self.sandbox = SimSandbox(pipeline_spec(3), self.clock, self.rng, skew=lambda: heroku_skew)
+        # The world's shape, drawn apart from the steps (other seeds keep their draws): its
+        # last stage a wave of two apps, promoted together (SPEC, waves); of the Fir
+        # generation (OCI images, no slugs).
+        shape = random.Random(f"shape-{seed}")
+        waves, fir = shape.random() < WAVES_RATE, shape.random() < FIR_RATE
+        self.result.shape = ("waves",) * waves + ("fir",) * fir
+        spec = pipeline_spec(4 if waves else 3, fir=fir)
+        self.sandbox = SimSandbox(spec, self.clock, self.rng, skew=lambda: heroku_skew)
         self.sandbox.copy_window = "copy_window" in self.modes
-        self.config = services(tuple(a.name for a in self.sandbox.apps), MIN_AGE)
+        apps = tuple(a.name for a in self.sandbox.apps)
+        grouped = ((apps[0],), (apps[1],), apps[2:]) if waves else ()
+        self.config = services(apps, MIN_AGE, grouped)
         self.judge = Judge(self.sandbox.truth, MIN_AGE, strict_age="clock_skew" in enabled.kinds)
         self.judge.pause_from_start = "pause_mid_reconcile" not in enabled.kinds
         self.parked: list[Call] = []
@@ -687,7 +700,7 @@ class Simulation:
         if status != 200:
             return f"/status {status}"
         return "; ".join(
-            f"{p['commit'][:8]} to {p['to']}: {p['state']}: {p['reason']}" for p in pairs
+            f"{(p['commit'] or '-')[:8]} to {p['to']}: {p['state']}: {p['reason']}" for p in pairs
         )
 
     async def _quiet_reconciles(self, step: int) -> None:

@@ -293,12 +293,12 @@ def newer(truth: Truth, a: str, b: str) -> bool:
     return False
 
 
-def pipeline_spec(stages: int) -> SandboxPipeline:
+def pipeline_spec(stages: int, *, fir: bool = False) -> SandboxPipeline:
+    """`stages` apps (up to 4); `fir`: of the Fir generation (OCI images, no slugs)."""
     names = ("dev", "stg", "prod", "prod2")[:stages]
     kinds = ("development", "staging", "production", "production")
-    return SandboxPipeline(
-        "sim", tuple((f"sim-{n}", k) for n, k in zip(names, kinds, strict=False))
-    )
+    apps = tuple((f"sim-{n}", k) for n, k in zip(names, kinds, strict=False))
+    return SandboxPipeline("sim", apps, fir)
 
 
 def is_pending(release: Release) -> bool:
