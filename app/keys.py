@@ -124,6 +124,21 @@ def service_events(service: str) -> str:
     return f"{_service(service)}:events"
 
 
+DORA_KEPT = timedelta(days=90)  # the longest window `/dora?days=` may ask for
+
+
+def dora_deployed(service: str, app: str) -> str:
+    """Sorted set: commit -> epoch seconds its promotion into the app first succeeded
+    (`app.dora_record`); trimmed to `DORA_KEPT`."""
+    return f"{_service(service)}:dora-deployed:{app}"
+
+
+def dora_halted(service: str, app: str) -> str:
+    """Sorted set: commit -> epoch seconds the app was auto-halted on it; trimmed like
+    `dora_deployed`."""
+    return f"{_service(service)}:dora-halted:{app}"
+
+
 def topology(service: str) -> str:
     return f"{_service(service)}:topology"
 

@@ -23,6 +23,7 @@ from app.audit import Audit
 from app.clock import utcnow
 from app.commit_status import CommitStatuses
 from app.deployments import Deployments
+from app.dora_record import DoraRecord
 from app.epoch import Epoch
 from app.health import Health
 from app.health.poller import Poller
@@ -64,6 +65,7 @@ class Runtime:
     epoch: Epoch  # notices when Redis lost Cascade's data; `POST /recover` confirms it
     health: Health  # the signals' views (GitHub, alerts, incidents, URLs) and their readers
     poller: Poller  # the fallback feeds' clock
+    dora: DoraRecord  # what delivery metrics are computed from, kept from the audit trail
     heroku_secret: SecretStr | None
     sandbox: sandboxes.Sandbox | None = None
     embedded: EmbeddedRedis | None = None
@@ -156,11 +158,13 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         epoch=epoch,
         health=health,
         poller=poller,
+        dora=DoraRecord(client),
         heroku_secret=secret,
         sandbox=sandbox,
         embedded=embedded,
     )
     audit.subscribe(runtime.live.on_event)
+    audit.subscribe(runtime.dora.on_event)
     runtime.notifier = Notifier.for_runtime(runtime)
     upkeep.start(runtime)
     queue.start()

@@ -26,7 +26,9 @@ Nearest rank: p = the ceil(q·n)-th smallest value.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.audit import Event
 from app.dora import StageFigures
+from app.runtime import Runtime
 
 SERVICE = "api"
 STAGES = ("api-qa", "api-st", "api-prod")
@@ -74,3 +76,39 @@ EXPECTED = (
     StageFigures("api-st", 6, 1800.0, 3600.0, 1, 1 / 6, None, 1),
     StageFigures("api-prod", 3, 7200.0, 9000.0, 1, 1 / 3, 7200.0, 0),
 )
+
+
+async def seed(runtime: Runtime, h: History) -> None:
+    """Write `h` through Cascade's own modules: the first stage's history in the store, the
+    promotions and halts as audit events (the halt in the auto-halt's event contract)."""
+    places = {commit: index for index, commit in enumerate(h.arrived)}
+    await runtime.store.add_history(SERVICE, STAGES[0], h.arrived, places)
+    for stage, commit, at in h.promoted:
+        await runtime.audit.record(
+            Event(
+                kind="promotion.succeeded",
+                message=f"promotion of {commit[:7]} to {stage} succeeded",
+                at=at,
+                service=SERVICE,
+                commit=commit,
+                source=STAGES[STAGES.index(stage) - 1],
+                target=stage,
+            )
+        )
+    for stage, commit, at in h.halted:
+        await runtime.audit.record(
+            Event(
+                kind="service.halted",
+                service=SERVICE,
+                commit=commit,
+                target=stage,
+                source=None,
+                message="error rate over 5% after the promotion",
+                at=at,
+                details={
+                    "signal": "alerts",
+                    "promoted_at": (at - timedelta(minutes=5)).isoformat(),
+                },
+            )
+        )
+    await runtime.audit.drain()

@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from app.api import dashboard, docs, events, health, metrics, pause, reload, status
+from app.api import dashboard, docs, dora, events, health, metrics, pause, reload, status
 
 ROUTERS: tuple[APIRouter, ...] = (
     status.router,
     pause.router,
     events.router,
+    dora.router,
     health.router,
     dashboard.router,
     metrics.router,

@@ -167,3 +167,33 @@ def errors(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
 
 NOT_JSON = "the body is not JSON"
 INVALID = "the request is not valid: the detail says what to change, one sentence a problem"
+
+
+class StageDoraOut(BaseModel):
+    """One stage's delivery metrics over the window (`app.dora`, docs/dora.md)."""
+
+    stage: str
+    deployments: int = Field(
+        description="promotions that succeeded into the stage; the first stage: new commits"
+    )
+    lead_time_p50_seconds: float | None = Field(
+        description="first run on the first stage → promoted here, median (nearest rank)"
+    )
+    lead_time_p90_seconds: float | None
+    halts: int = Field(description="auto-halts of the stage (service.halted)")
+    change_failure_rate: float | None = Field(description="halts ÷ deployments; null without any")
+    time_to_restore_seconds: float | None = Field(
+        description="a halt → the stage's next deployment of another commit, median"
+    )
+    open_halts: int = Field(description="halts not restored yet")
+
+
+class ServiceDoraOut(BaseModel):
+    name: str
+    stages: list[StageDoraOut]
+
+
+class DoraOut(BaseModel):
+    days: int
+    since: datetime
+    services: list[ServiceDoraOut]

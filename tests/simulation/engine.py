@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from app.audit import Audit
+from app.dora_record import DoraRecord
 from app.epoch import Epoch
 from app.health import Health
 from app.health.alerts import AlertsHealth
@@ -209,6 +210,7 @@ class Engine:
             epoch=self.epoch,
             health=health,
             poller=None,  # type: ignore[arg-type]
+            dora=DoraRecord(self.client),
             heroku_secret=SecretStr(WEBHOOK_SECRET),
         )
 

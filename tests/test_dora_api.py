@@ -1,0 +1,83 @@
+"""`GET /dora`, the DORA series of `/metrics` and `cascade dora`, on Cascade run in-process
+with the history of `tests.dora_history` written through its own modules (T two days ago)."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from app.runtime import Runtime
+from tests.dora_history import EXPECTED, history, seed
+from tests.inprocess import Cascade
+
+
+async def seeded(cascade: Cascade) -> None:
+    await seed(cascade.runtime, history(datetime.now(UTC) - timedelta(days=2)))
+
+
+def stages_of(body: dict[str, Any], service: str) -> dict[str, dict[str, Any]]:
+    found = next(s for s in body["services"] if s["name"] == service)
+    return {stage["stage"]: stage for stage in found["stages"]}
+
+
+def as_api(expected: Any) -> dict[str, Any]:
+    return {
+        "stage": expected.stage,
+        "deployments": expected.deployments,
+        "lead_time_p50_seconds": expected.lead_time_p50,
+        "lead_time_p90_seconds": expected.lead_time_p90,
+        "halts": expected.halts,
+        "change_failure_rate": pytest.approx(expected.change_failure_rate),
+        "time_to_restore_seconds": expected.time_to_restore,
+        "open_halts": expected.open_halts,
+    }
+
+
+async def test_dora_answers_the_hand_computed_figures(cascade: Cascade) -> None:
+    await seeded(cascade)
+    # Three days back from now is one day before T: the window of tests.dora_history.
+    body = await cascade.json("/dora", service="api", days=3)
+    assert body["days"] == 3
+    assert [s["name"] for s in body["services"]] == ["api"]
+    stages = stages_of(body, "api")
+    assert list(stages) == ["api-qa", "api-st", "api-prod"]
+    assert stages["api-st"] == as_api(EXPECTED[1])
+    assert stages["api-prod"] == as_api(EXPECTED[2])
+    # api-qa: c1..c5, and the commit the sandbox started it on (arrived at startup).
+    assert stages["api-qa"]["deployments"] == EXPECTED[0].deployments + 1
+    assert stages["api-qa"]["lead_time_p50_seconds"] == 0.0
+
+
+async def test_days_narrows_the_window_and_every_service_is_answered(cascade: Cascade) -> None:
+    await seeded(cascade)
+    body = await cascade.json("/dora", days=1)  # T+430 min is well over a day ago
+    assert [s["name"] for s in body["services"]] == ["api", "web"]
+    for stage in ("api-st", "api-prod"):
+        assert stages_of(body, "api")[stage]["deployments"] == 0
+        assert stages_of(body, "api")[stage]["change_failure_rate"] is None
+    assert (await cascade.json("/dora"))["days"] == 30
+
+
+async def test_an_unknown_service_is_404(cascade: Cascade) -> None:
+    response = await cascade.client.get("/dora", params={"service": "nope"})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no service named 'nope'"}
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "91", "a week"])
+async def test_a_bad_days_is_422(cascade: Cascade, days: str) -> None:
+    response = await cascade.client.get("/dora", params={"days": days})
+    assert response.status_code == 422
+    assert "days" in response.json()["detail"]
+
+
+async def test_the_record_keeps_each_commit_at_its_first_time(cascade: Cascade) -> None:
+    """A promotion heard again later (another process, a replay) is one deployment, at its
+    first time: heard an hour later too, the lead times would be an hour longer."""
+    runtime: Runtime = cascade.runtime
+    t = datetime.now(UTC) - timedelta(days=2)
+    await seed(runtime, history(t))
+    await seed(runtime, history(t + timedelta(hours=1)))
+    stages = stages_of(await cascade.json("/dora", service="api", days=3), "api")
+    assert stages["api-st"] == as_api(EXPECTED[1])
+    assert stages["api-prod"] == as_api(EXPECTED[2])
