@@ -6,8 +6,8 @@ client. Counters count what *this* process did, so each dyno exposes its own (su
 instances); the signal ages come from Redis at scrape time and agree in every process.
 """
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import (
@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 
 from app.audit import Event
+from app.dora import StageFigures
 from app.models import GateState, Plan
 from app.version import version
 
@@ -32,6 +33,10 @@ WEBHOOK_OUTCOMES = ("accepted", "duplicate", "ignored", "refused", "error")
 WEBHOOK_SENDERS = ("heroku", "github", "librato", "alertmanager", "status")
 PROMOTION_RESULTS = {"promotion.started", "promotion.succeeded", "promotion.failed"}
 _WORST = {GateState.OPEN: 0, GateState.CLOSED: 1, GateState.UNKNOWN: 2}
+DORA_DAYS = 30  # the window of the DORA series
+# The DORA series are read from Redis at a scrape (two round trips a service), at most this
+# often: scrapes every 15 s would otherwise read the same records four times a minute.
+DORA_REFRESH = timedelta(minutes=1)
 _BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -103,10 +108,64 @@ class Metrics:
             ["result"],
             registry=reg,
         )
+        self._dora(reg)
+        self.dora_at: datetime | None = None  # when the DORA series were last refreshed
         for sender in WEBHOOK_SENDERS:  # present at 0 from the start, so rate() works
             for outcome in WEBHOOK_OUTCOMES:
                 self.webhooks.labels(sender, outcome)
         self._worst: dict[str, dict[str, GateState]] = {}  # service -> what the series say
+
+    def _dora(self, reg: CollectorRegistry) -> None:
+        window = f"over the last {DORA_DAYS} days"
+        self.dora_deployments = Gauge(
+            "cascade_dora_deployments",
+            f"Promotions that succeeded into each stage {window} (first stage: new commits)",
+            ["service", "stage"],
+            registry=reg,
+        )
+        self.dora_lead_time = Gauge(
+            "cascade_dora_lead_time_seconds",
+            f"First run on the first stage to promoted on the stage, {window}, by quantile",
+            ["service", "stage", "quantile"],
+            registry=reg,
+        )
+        self.dora_failure_rate = Gauge(
+            "cascade_dora_change_failure_rate",
+            f"Auto-halts of each stage divided by its deployments, {window}",
+            ["service", "stage"],
+            registry=reg,
+        )
+        self.dora_restore = Gauge(
+            "cascade_dora_time_to_restore_seconds",
+            f"A halt to the stage's next deployment of another commit, median {window}",
+            ["service", "stage"],
+            registry=reg,
+        )
+
+    def dora_due(self, now: datetime) -> bool:
+        return self.dora_at is None or now - self.dora_at >= DORA_REFRESH
+
+    def dora(self, found: Mapping[str, Sequence[StageFigures]], now: datetime) -> None:
+        """Replace the DORA series: a figure not known (no deployment, no restore) has none."""
+        gauges = (
+            self.dora_deployments,
+            self.dora_lead_time,
+            self.dora_failure_rate,
+            self.dora_restore,
+        )
+        for gauge in gauges:
+            gauge.clear()
+        for service, stages in found.items():
+            for f in stages:
+                self.dora_deployments.labels(service, f.stage).set(f.deployments)
+                for quantile, value in (("0.5", f.lead_time_p50), ("0.9", f.lead_time_p90)):
+                    if value is not None:
+                        self.dora_lead_time.labels(service, f.stage, quantile).set(value)
+                if f.change_failure_rate is not None:
+                    self.dora_failure_rate.labels(service, f.stage).set(f.change_failure_rate)
+                if f.time_to_restore is not None:
+                    self.dora_restore.labels(service, f.stage).set(f.time_to_restore)
+        self.dora_at = now
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

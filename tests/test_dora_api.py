@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.runtime import Runtime
 from tests.dora_history import EXPECTED, history, seed
@@ -81,3 +82,31 @@ async def test_the_record_keeps_each_commit_at_its_first_time(cascade: Cascade) 
     stages = stages_of(await cascade.json("/dora", service="api", days=3), "api")
     assert stages["api-st"] == as_api(EXPECTED[1])
     assert stages["api-prod"] == as_api(EXPECTED[2])
+
+
+async def test_metrics_carry_the_30_day_figures(cascade: Cascade) -> None:
+    await seeded(cascade)
+    response = await cascade.client.get("/metrics")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+        if s.name.startswith("cascade_dora_")
+    }
+
+    def of(name: str, stage: str, **more: str) -> float | None:
+        labels = tuple(sorted({"service": "api", "stage": stage, **more}.items()))
+        return samples.get((f"cascade_dora_{name}", labels))
+
+    # 30 days take c0 in too. api-prod: c0 (lead T-3d → T-2d+60 min = 90000 s), c1, c3, c5:
+    # leads 3600, 7200, 9000, 90000: p50 = 2nd = 7200, p90 = ceil(3.6) = 4th = 90000; one
+    # halt ÷ 4 = 0.25, restored in 7200 s.
+    assert of("deployments", "api-prod") == 4
+    assert of("lead_time_seconds", "api-prod", quantile="0.5") == 7200
+    assert of("lead_time_seconds", "api-prod", quantile="0.9") == 90000
+    assert of("change_failure_rate", "api-prod") == 0.25
+    assert of("time_to_restore_seconds", "api-prod") == 7200
+    # api-st: c0..c6, one halt never restored: 1/7, and no time-to-restore series.
+    assert of("deployments", "api-st") == 7
+    assert of("change_failure_rate", "api-st") == pytest.approx(1 / 7)
+    assert of("time_to_restore_seconds", "api-st") is None

@@ -1,17 +1,19 @@
 """`GET /metrics`: this process's Prometheus metrics, in the text exposition format.
 
-Each process (dyno) answers with its own counters; the signal ages are read from Redis
-here, at scrape time, so they are the same whichever process answers.
+Each process (dyno) answers with its own counters; the signal ages and the DORA series
+(refreshed at most once a minute, `app.metrics.DORA_REFRESH`) are read from Redis here, at
+scrape time, so they are the same whichever process answers.
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Response
 from redis.exceptions import RedisError
 
 from app.api.deps import RuntimeDep
-from app.metrics import CONTENT_TYPE
+from app.api.dora import measured
+from app.metrics import CONTENT_TYPE, DORA_DAYS
 
 router = APIRouter(tags=["metrics"])
 log = logging.getLogger(__name__)
@@ -19,8 +21,13 @@ log = logging.getLogger(__name__)
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
 async def metrics(runtime: RuntimeDep) -> Response:
+    now = datetime.now(UTC)
     try:
-        runtime.metrics.heard(await runtime.store.last_heard(), datetime.now(UTC))
+        runtime.metrics.heard(await runtime.store.last_heard(), now)
+        if runtime.metrics.dora_due(now):
+            since = runtime.reconciler.clock() - timedelta(days=DORA_DAYS)
+            found = await measured(runtime, runtime.config.services, since)
+            runtime.metrics.dora(found, now)
     except RedisError as error:  # the counters are still worth a scrape
-        log.warning("metrics: signal ages not refreshed, Redis unreachable: %s", error)
+        log.warning("metrics: signal ages or DORA not refreshed, Redis unreachable: %s", error)
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)
