@@ -1,6 +1,6 @@
 """The `cascade` command: run the service, talk to a running one, or check the setup.
 
-`serve` runs Cascade; `status`, `pause`, `resume`, `retry`, `events` and `recover` are
+`serve` runs Cascade; `status`, `pause`, `resume`, `retry`, `events`, `dora` and `recover` are
 clients of `CASCADE_URL` (writes send `CASCADE_ADMIN_TOKEN`) and say plainly
 when it cannot be reached or refuses; `check` (in `app.checks`) validates the
 services file and tries every configured peer.
@@ -31,8 +31,8 @@ from app.signals.freshness import describe
 from app.subscriptions import manual_commands
 
 DESCRIPTION = """\
-Run Cascade (serve), or talk to a running one: status, pause, resume, retry, events and
-recover use CASCADE_URL (default: http://localhost:$PORT, or port 8000), and writes send
+Run Cascade (serve), or talk to a running one: status, pause, resume, retry, events, dora
+and recover use CASCADE_URL (default: http://localhost:$PORT, or port 8000), and writes send
 CASCADE_ADMIN_TOKEN. check validates the services file and tries every configured peer."""
 UNREACHABLE, REFUSED = 2, 1  # exit codes
 TIMEOUT_SECONDS = 10.0
@@ -240,6 +240,45 @@ def events(args: argparse.Namespace) -> int:
     return 0
 
 
+def dora(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"days": args.days}
+    if args.service:
+        params["service"] = args.service
+    body = _call("GET", "/dora", params=params)
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    for service in body["services"]:
+        print(f"\n{service['name']} (last {body['days']} days)")
+        rows = [("STAGE", "DEPLOYS", "LEAD P50", "LEAD P90", "FAILURES", "RESTORE")]
+        rows += [_dora_row(stage) for stage in service["stages"]]
+        print(_table(rows))
+    if not body["services"]:
+        print("no services")
+    return 0
+
+
+def _dora_row(stage: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """One stage's figures in words: "-" where there is none (no deployment, no restore)."""
+    rate = stage["change_failure_rate"]
+    failures = "-" if rate is None else f"{rate:.0%} ({stage['halts']} of {stage['deployments']})"
+    restore = _seconds(stage["time_to_restore_seconds"])
+    if stage["open_halts"]:
+        restore += f" ({stage['open_halts']} open)"
+    return (
+        stage["stage"],
+        str(stage["deployments"]),
+        _seconds(stage["lead_time_p50_seconds"]),
+        _seconds(stage["lead_time_p90_seconds"]),
+        failures,
+        restore,
+    )
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else spoken(timedelta(seconds=value))
+
+
 def _call(method: str, path: str, *, write: bool = False, **kwargs: Any) -> Any:
     """One request to the running Cascade; a refusal becomes a `ClientError` that says why."""
     settings = get_settings()
@@ -422,6 +461,14 @@ def _parser() -> argparse.ArgumentParser:
     log.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
     log.add_argument("--json", action="store_true", help="the raw JSON of GET /events")
     log.set_defaults(run=events)
+
+    measure = commands.add_parser(
+        "dora", help="delivery metrics: deployments, lead time, failure rate, time to restore"
+    )
+    measure.add_argument("service", nargs="?", help="one service (default: all)")
+    measure.add_argument("--days", type=int, default=30, help="the window (default: 30)")
+    measure.add_argument("--json", action="store_true", help="the raw JSON of GET /dora")
+    measure.set_defaults(run=dora)
 
     confirm = commands.add_parser(
         "recover", help="after Redis lost Cascade's data, put pauses back, then promote again"

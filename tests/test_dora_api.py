@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import cli
 from app.runtime import Runtime
 from tests.dora_history import EXPECTED, history, seed
 from tests.inprocess import Cascade
@@ -110,3 +111,23 @@ async def test_metrics_carry_the_30_day_figures(cascade: Cascade) -> None:
     assert of("deployments", "api-st") == 7
     assert of("change_failure_rate", "api-st") == pytest.approx(1 / 7)
     assert of("time_to_restore_seconds", "api-st") is None
+
+
+async def test_cascade_dora_prints_each_stage_in_words(
+    cascade: Cascade, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seeded(cascade)
+    body = await cascade.json("/dora", service="api", days=3)
+    asked: list[Any] = []
+    monkeypatch.setattr(cli, "_call", lambda *args, **kwargs: asked.append((args, kwargs)) or body)
+    assert cli.main(["dora", "api", "--days", "3"]) == 0
+    assert asked == [(("GET", "/dora"), {"params": {"days": 3, "service": "api"}})]
+    # The figures of tests.dora_history in words (api-qa: c1..c5 and the sandbox's commit).
+    assert capsys.readouterr().out.splitlines() == [
+        "",
+        "api (last 3 days)",
+        "  STAGE     DEPLOYS  LEAD P50  LEAD P90  FAILURES      RESTORE",
+        "  api-qa    6        0s        0s        0% (0 of 6)   -",
+        "  api-st    6        30m       1h        17% (1 of 6)  - (1 open)",
+        "  api-prod  3        2h        2h 30m    33% (1 of 3)  2h",
+    ]
