@@ -28,6 +28,7 @@ from app.api import dashboard
 from app.live import EVERYTHING, Live
 from app.redis_client import connect
 from app.reload import ConfigProblem
+from tests.dora_history import history, seed
 from tests.factories import refuse_the_platform_token
 from tests.inprocess import ADMIN, Cascade, Start, cascades, eventually, in_future
 
@@ -431,6 +432,20 @@ async def test_recent_events_newest_first(start: Start) -> None:
     assert "service api paused: second" in rows[0]
     assert "service api paused: first" in rows[1]
     assert "‖ paused" in rows[0]
+
+
+async def test_the_delivery_metrics_panel_has_each_stage_s_figures(start: Start) -> None:
+    cascade = await start()
+    await seed(cascade.runtime, history(datetime.now(UTC) - timedelta(days=2)))
+    shown = await page(cascade)
+    assert "last 30 days" in shown.by_id("dora-title")[2]
+    rows = {a["data-stage"]: text for tag, a, text in shown.find() if "data-stage" in a}
+    # tests.dora_history over 30 days, c0 in: api-st's leads 600 .. 3600 and c0's 86400 s
+    # (p50 = 3rd of 6 = 1800, p90 = 6th); api-prod's 3600, 7200, 9000, 90000 (2nd, 4th).
+    cells = ["api-st", "7", "30m", "1d", "14% (1 of 7)", "- (1 open)"]
+    assert rows["api-st"] == "".join(cells)  # the row's text: its cells' side by side
+    assert rows["api-prod"] == "".join(["api-prod", "4", "2h", "1d 1h", "25% (1 of 4)", "2h"])
+    assert rows["web-prod"] == "".join(["web-prod", "0", "-", "-", "-", "-"])
 
 
 async def test_pause_form_only_where_writes_are_possible(start: Start) -> None:

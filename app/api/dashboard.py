@@ -6,6 +6,7 @@ says what its row shows), each row opening the service's card. The stream sends 
 part of the page (an element with an id: a banner block, a service's row and card)
 when its HTML changed; `app.live` says which service may have, whichever Cascade
 process changed it. Without JavaScript the page is whole (a row's name links to its card).
+The delivery metrics' panel (`app.api.dora`) is drawn with the page only: it moves in days.
 """
 
 import asyncio
@@ -14,7 +15,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api import fleet
 from app.api.deps import RuntimeDep
+from app.api.dora import DEFAULT_DAYS, measured
 from app.api.schemas import EventOut, PauseOut, PromotionOut, ServiceOut
 from app.api.status import get_service_status, pause_out
 from app.clock import utcnow
@@ -97,6 +99,10 @@ def _left(moment: datetime | None, now: datetime) -> str:
     return spoken(moment - now) if moment and moment > now else "a moment"  # "opens in …"
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else spoken(timedelta(seconds=value))
+
+
 def _assets_version() -> str:
     digest = hashlib.sha256()
     for name in sorted(STATIC):
@@ -105,7 +111,7 @@ def _assets_version() -> str:
 
 
 templates = Jinja2Templates(directory=APP_DIR / "templates")
-templates.env.filters.update(short=short, hue=fleet.hue, ending=fleet.ending)
+templates.env.filters.update(short=short, hue=fleet.hue, ending=fleet.ending, seconds=_seconds)
 templates.env.globals.update(
     ago=_ago,
     left=_left,
@@ -132,6 +138,9 @@ async def dashboard(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     token = runtime.settings.admin_token
     context["admin"] = bool(token and token.get_secret_value())  # a yes or no, never the token
     context["names"] = [s.name for s in runtime.config.services]
+    since = runtime.reconciler.clock() - timedelta(days=DEFAULT_DAYS)
+    context["dora"] = await measured(runtime, runtime.config.services, since)
+    context["dora_days"] = DEFAULT_DAYS
     return templates.TemplateResponse(request, "dashboard.html", context)
 
 
