@@ -8,7 +8,7 @@ commits halted there, each by time, trimmed to `keys.DORA_KEPT` (~40 bytes an en
 The first stage's arrivals come from its history (`keys.history`, the newest 200 commits).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
@@ -40,32 +40,55 @@ class DoraRecord:
             pipe.expire(name, keys.DORA_KEPT)
             await pipe.execute()
 
-    async def read(self, service: str, stages: Sequence[str], since: datetime) -> ServiceRecord:
-        """The service's marks since `since`, and when their commits first ran on the first
-        stage: two round trips."""
-        if not stages:
-            return ServiceRecord(service, (), {})
-        first, later = stages[0], stages[1:]
+    async def read(
+        self, wanted: Mapping[str, Sequence[str]], since: datetime
+    ) -> dict[str, ServiceRecord]:
+        """Each service's marks since `since` (`wanted`: service -> its stages in order), and
+        when their commits first ran on its first stage: two round trips for them all, so a
+        page of a thousand services costs no more trips than one."""
         start = since.timestamp()
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(keys.history(service, first), start, "+inf", withscores=True)
-            for app in later:
-                pipe.zrangebyscore(keys.dora_deployed(service, app), start, "+inf", withscores=True)
-            for app in stages:
-                pipe.zrangebyscore(keys.dora_halted(service, app), start, "+inf", withscores=True)
-            rows = cast(list[Scores], await pipe.execute())
-        deployed = [_marks(row) for row in rows[: len(stages)]]
-        halted = [_marks(row) for row in rows[len(stages) :]]
-        commits = sorted({m.commit for marks in deployed[1:] for m in marks})
-        arrived = await self._arrived(service, first, commits)
-        records = zip(stages, deployed, halted, strict=True)
-        return ServiceRecord(service, tuple(StageRecord(*r) for r in records), arrived)
+            for service, stages in wanted.items():
+                for app in stages:
+                    key = keys.history if app == stages[0] else keys.dora_deployed
+                    pipe.zrangebyscore(key(service, app), start, "+inf", withscores=True)
+                    pipe.zrangebyscore(
+                        keys.dora_halted(service, app), start, "+inf", withscores=True
+                    )
+            rows = iter(cast(list[Scores], await pipe.execute()))
+        marked = {
+            service: [(app, _marks(next(rows)), _marks(next(rows))) for app in stages]
+            for service, stages in wanted.items()
+        }
+        arrived = await self._arrived(marked)
+        return {
+            service: ServiceRecord(service, tuple(StageRecord(*m) for m in marks), arrived[service])
+            for service, marks in marked.items()
+        }
 
-    async def _arrived(self, service: str, app: str, commits: list[str]) -> dict[str, datetime]:
-        if not commits:
-            return {}
-        scores = await self.redis.zmscore(keys.history(service, app), commits)
-        return {c: _moment(s) for c, s in zip(commits, scores, strict=True) if s is not None}
+    async def _arrived(
+        self, marked: Mapping[str, Sequence[tuple[str, tuple[Mark, ...], tuple[Mark, ...]]]]
+    ) -> dict[str, dict[str, datetime]]:
+        """When the commits promoted in each service first ran on its first stage."""
+        asked = {
+            service: sorted({m.commit for _app, deployed, _halted in marks[1:] for m in deployed})
+            for service, marks in marked.items()
+        }
+        found: dict[str, dict[str, datetime]] = {service: {} for service in marked}
+        if not any(asked.values()):
+            return found
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for service, commits in asked.items():
+                if commits:
+                    pipe.zmscore(keys.history(service, marked[service][0][0]), commits)
+            replies = iter(await pipe.execute())
+        for service, commits in asked.items():
+            if commits:
+                scores = next(replies)
+                found[service] = {
+                    c: _moment(s) for c, s in zip(commits, scores, strict=True) if s is not None
+                }
+        return found
 
 
 def _marks(row: Scores) -> tuple[Mark, ...]:

@@ -34,8 +34,8 @@ WEBHOOK_SENDERS = ("heroku", "github", "librato", "alertmanager", "status")
 PROMOTION_RESULTS = {"promotion.started", "promotion.succeeded", "promotion.failed"}
 _WORST = {GateState.OPEN: 0, GateState.CLOSED: 1, GateState.UNKNOWN: 2}
 DORA_DAYS = 30  # the window of the DORA series
-# The DORA series are read from Redis at a scrape (two round trips a service), at most this
-# often: scrapes every 15 s would otherwise read the same records four times a minute.
+# The DORA series are read from Redis at a scrape, at most this often: scrapes every 15 s
+# would otherwise read (and fold) the same records four times a minute.
 DORA_REFRESH = timedelta(minutes=1)
 _BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 

@@ -1,7 +1,8 @@
 """`GET /dora`: delivery metrics per service and stage, from Cascade's own records.
 
-Reads Redis alone (`app.dora_record`, two round trips a service) and folds with the pure
-`app.dora`; `/metrics`, the dashboard and `cascade dora` show the same answer.
+Reads Redis alone (`app.dora_record`, two round trips for all the services asked) and
+folds with the pure `app.dora`; `/metrics`, the dashboard and `cascade dora` show the same
+answer.
 """
 
 from collections.abc import Sequence
@@ -53,12 +54,10 @@ async def collect(
 async def measured(
     runtime: Runtime, services: Sequence[Service], since: datetime
 ) -> dict[str, tuple[dora.StageFigures, ...]]:
-    """Each service's figures since `since`: two Redis round trips a service."""
-    found = {}
-    for service in services:
-        record = await runtime.dora.read(service.name, await _stages(runtime, service), since)
-        found[service.name] = dora.figures(record, since)
-    return found
+    """Each service's figures since `since`: two Redis round trips for them all."""
+    wanted = {service.name: await _stages(runtime, service) for service in services}
+    records = await runtime.dora.read(wanted, since)
+    return {name: dora.figures(record, since) for name, record in records.items()}
 
 
 async def _stages(runtime: Runtime, service: Service) -> Sequence[str]:
