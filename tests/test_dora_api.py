@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import cli
+from app import cli, keys
+from app.audit import Event
 from app.runtime import Runtime
 from tests.dora_history import EXPECTED, history, seed
 from tests.inprocess import Cascade
@@ -131,3 +132,24 @@ async def test_cascade_dora_prints_each_stage_in_words(
         "  api-st    6        30m       1h        17% (1 of 6)  - (1 open)",
         "  api-prod  3        2h        2h 30m    33% (1 of 3)  2h",
     ]
+
+
+async def test_the_record_forgets_what_is_older_than_any_window(cascade: Cascade) -> None:
+    """A stage's record keeps 90 days (the widest `days`) behind its newest mark, no more."""
+    runtime: Runtime = cascade.runtime
+    now = datetime.now(UTC)
+    for commit, age in (("a" * 40, 91), ("b" * 40, 89), ("c" * 40, 0)):
+        event = Event(
+            kind="promotion.succeeded",
+            message="promoted",
+            at=now - timedelta(days=age),
+            service="api",
+            commit=commit,
+            source="api-qa",
+            target="api-st",
+        )
+        await runtime.audit.record(event)
+        await runtime.audit.drain()
+    kept = await runtime.redis.zrange(keys.dora_deployed("api", "api-st"), 0, -1)
+    assert kept == ["b" * 40, "c" * 40]
+    assert 0 < await runtime.redis.ttl(keys.dora_deployed("api", "api-st")) <= 90 * 86400
