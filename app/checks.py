@@ -177,7 +177,7 @@ async def _librato(
 ) -> list[Finding]:
     user, token = settings.librato_user, settings.librato_token
     if user is None and token is None:
-        alerts = any(s.alerts for s in config.services)
+        alerts = any(s.every_alert for s in config.services)
         text = "not configured: alerts come from webhooks only" if alerts else "not configured"
         return [Finding(NOTE, "Librato", text)]
     if user is None or token is None:

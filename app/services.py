@@ -51,6 +51,21 @@ class Service:
     # The apps of `stages` promoted together, in order, when an entry of `stages` is a list of
     # apps (a wave); empty: each stage on its own. Not a TOML key: written inside `stages`.
     waves: tuple[tuple[str, ...], ...] = ()
+    # stage app -> alerts that watch that app only: they close promotions out of it and count
+    # for the auto-halt after a promotion into it
+    stage_alerts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    halt_window: timedelta = timedelta(minutes=30)  # 0: no auto-halt (`app.halt`)
+    rollback: bool = False  # an auto-halt also rolls the halted stage back once
+
+    @property
+    def every_alert(self) -> tuple[str, ...]:
+        """Every alert entry the service reads: its own and every stage's, once each."""
+        staged = (entry for entries in self.stage_alerts.values() for entry in entries)
+        return tuple(dict.fromkeys((*self.alerts, *staged)))
+
+    def alerts_out_of(self, source: str) -> tuple[str, ...]:
+        """The alerts that close promotions out of `source`: the service's and the stage's."""
+        return (*self.alerts, *self.stage_alerts.get(source, ()))
 
     def min_age_for(self, target: str) -> timedelta:
         """The age gate for promoting into `target`: a per-stage value wins."""
@@ -87,7 +102,7 @@ _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("day-of-week", 0, 7, _DAYS),
 )
 Check = Callable[[str], object]  # truthy when the string is acceptable
-_DEFAULT_FIELDS = ("min_age", "branch", "require_checks", "incident_systems")
+_DEFAULT_FIELDS = ("min_age", "branch", "require_checks", "incident_systems", "halt_window")
 # the TOML keys are the field names (`waves` is written inside `stages`)
 _SERVICE_FIELDS = tuple(f.name for f in fields(Service) if f.name != "waves")
 _FREEZE_FIELDS = tuple(f.name for f in fields(Freeze))
@@ -208,15 +223,31 @@ def _is_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _alerts(table: _Table) -> tuple[str, ...]:
+def _alerts(table: _Table, key: str = "alerts") -> tuple[str, ...]:
     """Each entry: an alert name or id, or `alertname{label="value", …}` (equality only)."""
-    entries = table.texts("alerts", "alert names")
+    entries = table.texts(key, "alert names")
     for entry in entries:
         try:
             parse_entry(entry)
         except ValueError as exc:
-            raise table.error("alerts", str(exc)) from None
+            raise table.error(key, str(exc)) from None
     return entries
+
+
+def _stage_alerts(table: _Table, stages: tuple[str, ...] | None) -> dict[str, tuple[str, ...]]:
+    """`[service.stage_alerts]`: keyed by a stage app of `stages`, which must be written out:
+    an alert keyed by an app that is no stage would silently watch nothing."""
+    if "stage_alerts" not in table.data:
+        return {}
+    by_stage = _Table(f'{table.where}: field "stage_alerts"', table.data["stage_alerts"])
+    if stages is None:
+        raise table.error("stage_alerts", 'needs "stages", the apps its keys must be among')
+    if unknown := [app for app in by_stage.data if app not in stages]:
+        expected = f"one of {', '.join(stages)}"
+        raise table.error(
+            "stage_alerts", f"{_show(unknown[0])} is not a stage; expected {expected}"
+        )
+    return {app: _alerts(by_stage, app) for app in by_stage.data}
 
 
 def _is_timezone(name: str) -> bool:
@@ -261,6 +292,9 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
         commit_statuses=commit_statuses,
         github_deployments=github_deployments,
         waves=waves if waves and any(len(wave) > 1 for wave in waves) else (),
+        stage_alerts=_stage_alerts(table, stages),
+        halt_window=table.duration("halt_window", defaults.halt_window),
+        rollback=table.boolean("rollback", False),
     )
 
 
@@ -342,6 +376,7 @@ def load_services(path: Path) -> ServicesConfig:
         incident_systems=table.texts("incident_systems", "names"),
         require_checks=table.boolean("require_checks", False),
         min_age=table.duration("min_age", timedelta(minutes=30)),
+        halt_window=table.duration("halt_window", timedelta(minutes=30)),
     )
     services: dict[str, Service] = {}
     for index, item in enumerate(_tables(path, data, "service"), 1):

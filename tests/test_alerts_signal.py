@@ -280,3 +280,69 @@ def test_services_file_refuses_bad_entries(tmp_path: Path, alerts: str, says: st
     message = str(error.value)
     assert message.startswith(f'{path}: service "api": field "alerts": ')
     assert says in message
+
+
+# alerts per stage ----------------------------------------------------------------------
+
+STAGED = service(alerts=("api 5xx rate",), stage_alerts={"api-qa": ("APIHighLatency",)})
+
+
+@pytest.mark.parametrize(
+    ("source", "state"),
+    [("api-qa", GateState.CLOSED), ("api-st", GateState.OPEN)],
+    ids=["out-of-its-stage", "out-of-another-stage"],
+)
+def test_stage_alert_closes_promotions_out_of_its_stage_only(source: str, state: GateState) -> None:
+    stages = (stage("api-qa", "c" * 40), stage("api-st", "b" * 40), stage("api-prod", "a" * 40))
+    snap = snapshot(stages, service=STAGED, signals=Signals(alerts=AlertsView((AM,))))
+    pair = next(p for p in snap.pairs() if p.source.app == source)
+    result = gate.check(snap, pair)
+    assert result is not None
+    assert result.state is state
+
+
+def test_stage_alerts_alone_apply_to_their_stage_only() -> None:
+    svc = service(stage_alerts={"api-qa": ("APIHighLatency",)})
+    stages = (stage("api-qa", "c" * 40), stage("api-st", "b" * 40), stage("api-prod", "a" * 40))
+    snap = snapshot(stages, service=svc, signals=Signals(alerts=AlertsView((AM,))))
+    first, second = snap.pairs()
+    assert gate.check(snap, second) is None
+    assert (result := gate.check(snap, first)) is not None
+    assert result.state is GateState.CLOSED
+
+
+STAGED_FILE = """
+[[service]]
+name = "api"
+pipeline = "api"
+{stages}
+alerts = ["api 5xx rate"]
+[service.stage_alerts]
+{key} = ['APIHighLatency{{job="api"}}']
+"""
+
+
+def test_services_file_reads_stage_alerts(tmp_path: Path) -> None:
+    path = tmp_path / "cascade.toml"
+    path.write_text(STAGED_FILE.format(stages='stages = ["api-qa", "api-st"]', key='"api-st"'))
+    svc = load_services(path).services[0]
+    assert svc.stage_alerts == {"api-st": ('APIHighLatency{job="api"}',)}
+    assert svc.every_alert == ("api 5xx rate", 'APIHighLatency{job="api"}')
+
+
+@pytest.mark.parametrize(
+    ("stages", "key", "says"),
+    [
+        ('stages = ["api-qa", "api-st"]', '"api-jp"', '"api-jp" is not a stage; expected one of'),
+        ("", '"api-st"', 'needs "stages"'),
+    ],
+    ids=["not-a-stage", "no-stages"],
+)
+def test_services_file_refuses_stage_alerts_of_no_stage(
+    tmp_path: Path, stages: str, key: str, says: str
+) -> None:
+    path = tmp_path / "cascade.toml"
+    path.write_text(STAGED_FILE.format(stages=stages, key=key))
+    with pytest.raises(ConfigError) as error:
+        load_services(path)
+    assert f'service "api": field "stage_alerts": {says}' in str(error.value)

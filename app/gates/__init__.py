@@ -21,7 +21,5 @@ GATES: tuple[Gate, ...] = (
     urls.check,
 )
 
-SAME_FOR_EVERY_PAIR: frozenset[Gate] = frozenset(
-    {allow.check, incident.check, alerts.check, urls.check}
-)
+SAME_FOR_EVERY_PAIR: frozenset[Gate] = frozenset({allow.check, incident.check, urls.check})
 """The gates that never read the pair: the plan asks them once per service, not per pair."""

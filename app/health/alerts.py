@@ -265,14 +265,15 @@ class AlertsHealth:
 
         With `fetch`, a stale Librato feed is read at once (one try per retry interval).
         """
-        if not service.alerts:
+        entries = service.every_alert
+        if not entries:
             return None
-        plain = any(parse_entry(text).plain for text in service.alerts)
+        plain = any(parse_entry(text).plain for text in entries)
         state = await self._state(now)
         stale = plain and self.librato is not None and not self._fresh(state, now)
         if fetch and stale and await self._poll_once(now):
             state = await self._state(now)
-        firing = matching(service.alerts, state.alerts())
+        firing = matching(entries, state.alerts())
         problems = self._problems(service, state, firing, now)
         recheck_at = now + self.retry if problems else None
         return AlertsView(firing, "; ".join(problems) or None, recheck_at)
@@ -280,7 +281,7 @@ class AlertsHealth:
     def _problems(
         self, service: Service, state: _State, firing: Sequence[Alert], now: datetime
     ) -> list[str]:
-        entries = [parse_entry(text) for text in service.alerts]
+        entries = [parse_entry(text) for text in service.every_alert]
         plain = [e for e in entries if e.plain]
         problems = [_full()] if len(state.kept) >= keys.ALERTS_MAX else []
         if plain and self.librato is not None and not self._fresh(state, now):
@@ -310,7 +311,7 @@ class AlertsHealth:
         await self._forget_ended(now)
         changed = list(before.expired.values())
         reopened = False
-        needed = any(parse_entry(t).plain for s in services for t in s.alerts)
+        needed = any(parse_entry(t).plain for s in services for t in s.every_alert)
         if self.librato is not None and needed and await self.poll(now):
             after = await self._state(now)
             changed += _librato_changes(before.alerts(), after.alerts())
@@ -318,8 +319,8 @@ class AlertsHealth:
         return sorted(
             s.name
             for s in services
-            if matching(s.alerts, changed)
-            or (reopened and any(parse_entry(t).plain for t in s.alerts))
+            if matching(s.every_alert, changed)
+            or (reopened and any(parse_entry(t).plain for t in s.every_alert))
         )
 
     async def poll(self, now: datetime) -> bool:

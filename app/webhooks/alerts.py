@@ -20,7 +20,9 @@ async def take(
     runtime: Runtime, sender: str, firing: Sequence[Alert], gone: Sequence[Alert], now: datetime
 ) -> tuple[list[str], Recorded]:
     """Record `firing` and `gone` alerts; the services reconciled, and what changed."""
-    concerned = [s.name for s in runtime.config.services if matching(s.alerts, [*firing, *gone])]
+    concerned = [
+        s.name for s in runtime.config.services if matching(s.every_alert, [*firing, *gone])
+    ]
     recorded = await runtime.health.alerts.record(firing, gone, now)
     if recorded.changed or recorded.refused or recorded.outdated:
         event = Event("signal.alerts", recorded.summary(), now, details={"source": sender})

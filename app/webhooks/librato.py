@@ -89,7 +89,7 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     except ValidationError as error:
         raise not_the_shape("a Librato alert notification", error) from None
     alert = to_alert(payload)
-    concerned = [s.name for s in runtime.config.services if matching(s.alerts, [alert])]
+    concerned = [s.name for s in runtime.config.services if matching(s.every_alert, [alert])]
     if payload.triggered_by_user_test:
         message = f"Librato test notification of {describe(alert)}: recorded, not firing"
         await runtime.audit.record(
