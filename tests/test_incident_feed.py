@@ -176,6 +176,7 @@ def test_heroku_v4_incident_touches_every_system_and_red_systems_count() -> None
             components=(),
             url="https://status.heroku.com/incidents/2800",
             updated_at=datetime(2026, 5, 1, 11, 45, tzinfo=UTC),
+            created_at=datetime(2026, 5, 1, 11, 30, tzinfo=UTC),
         ),
     )
     assert read.components == (Component("Apps", "red"),)
@@ -280,6 +281,7 @@ def test_trust_api_instance_status_incidents_and_maintenances_in_progress() -> N
             components=("HEROKU-US",),
             url="https://status.salesforce.com/incidents/51234",
             updated_at=datetime(2026, 5, 1, 11, 40, tzinfo=UTC),
+            created_at=datetime(2026, 5, 1, 11, 31, tzinfo=UTC),
         ),
         Incident(
             id="trust-maintenance:901",

@@ -42,6 +42,7 @@ class Incident:
     updated_at: datetime | None = None
     page_id: str | None = None  # the Statuspage page it is on, when known
     kind: str = "incident"  # or "maintenance": a maintenance in progress holds promotions too
+    created_at: datetime | None = None  # when it opened, as its sender says (`app.halt`)
 
     @property
     def open(self) -> bool:

@@ -209,6 +209,7 @@ def _heroku_incident(raw: Json) -> Incident:
         status=str(latest.get("update_type") or "open"),
         url=_text(raw.get("full_url")),
         updated_at=_time(latest.get("updated_at") or raw.get("created_at")),
+        created_at=_time(raw.get("created_at")),
     )
 
 
@@ -223,6 +224,7 @@ def _statuspage_incident(raw: Json, page_id: str | None, kind: str = "incident")
         updated_at=_time(raw.get("updated_at")),
         page_id=page_id,
         kind=kind,
+        created_at=_time(raw.get("created_at")),
     )
 
 
@@ -241,6 +243,7 @@ def _trust_incident(raw: Json, where: tuple[str, ...]) -> Incident:
         components=_trust_where(raw, where),
         url=f"{TRUST_PAGE}/incidents/{ident}",
         updated_at=_time(raw.get("updatedAt")),
+        created_at=_time(raw.get("createdAt")),
     )
 
 

@@ -46,6 +46,7 @@ class _Incident(BaseModel):
     name: str
     status: str
     updated_at: datetime | None = None
+    created_at: datetime | None = None
     shortlink: str | None = None
     components: list[_Named] | None = None
     incident_updates: list[_Update] | None = None
@@ -100,6 +101,7 @@ def to_incident(payload: IncidentPayload, now: datetime) -> Incident:
         url=data.shortlink,
         updated_at=_utc(data.updated_at) or now,
         page_id=payload.page.id if payload.page else None,
+        created_at=_utc(data.created_at),
     )
 
 
