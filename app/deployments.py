@@ -25,13 +25,14 @@ from app.sources.github import GitHubClient, GitHubError
 
 log = logging.getLogger(__name__)
 
-# The deployment status each event means. `promotion.halted` is for the auto-halt to come:
-# a halted stage's deployment is a failure, with the event's message as the reason.
+# The deployment status each event means. A halted stage's deployment is a failure, with the
+# event's message as the reason.
 STATES = {
     "promotion.started": "in_progress",
     "promotion.succeeded": "success",
     "promotion.failed": "failure",
     "promotion.halted": "failure",
+    "service.halted": "failure",  # the auto-halt (`app.halter`): the event marks it at once
 }
 WAIT_SECONDS = 0.25  # how often a status waits for the id that another process is creating
 CLAIM = "claim:"  # a key's value while its deployment is being created: "claim:<token>"
@@ -116,8 +117,9 @@ class Deployments:
     def mark_halted(self, service: str, target: str, commit: str, reason: str) -> None:
         """Mark the deployment of `commit` to `target` `failure` with `reason`.
 
-        The entry point for the auto-halt (not built yet): queued behind the promotion's own
-        statuses, so the halt is the last word on GitHub.
+        For a halt told outside the audit trail; the auto-halt's `service.halted` event comes
+        through `on_event`. Queued behind the promotion's own statuses, so the halt is the
+        last word on GitHub.
         """
         configured = self._wanted(service)
         if configured is not None and configured.repo:

@@ -115,6 +115,25 @@ def pause(service: str) -> str:
     return f"{_service(service)}:pause"
 
 
+def halted(service: str, target: str, commit: str) -> str:
+    """Set once (SET NX) by the process that halts the service for this promotion: a halt
+    is applied once, however many processes and repeated webhooks see its signal."""
+    return f"{_service(service)}:halted:{target}:{commit}"
+
+
+def suspects(service: str) -> str:
+    """Hash: commit -> why it is suspect (`app.halt`): it moves no further until retried."""
+    return f"{_service(service)}:suspects"
+
+
+def rolled_back(service: str, target: str, commit: str) -> str:
+    """Set once (SET NX) by the process that rolls back the stage a halt of `commit` names."""
+    return f"{_service(service)}:rolled-back:{target}:{commit}"
+
+
+HALT_TTL = timedelta(days=30)  # a halt's and its rollback's once-marks: past any halt window
+
+
 def gates(service: str) -> str:
     """Hash: target app -> last gate states seen, to record transitions only."""
     return f"{_service(service)}:gates"

@@ -178,6 +178,7 @@ class Snapshot:
     # source app -> when its next commit will have run the next stage's `min_age`: a wake-up
     proves_at: Mapping[str, datetime] = field(default_factory=dict)
     container_stack: frozenset[str] = frozenset()  # stage apps Heroku cannot promote to or from
+    suspects: Mapping[str, str] = field(default_factory=dict)  # commit -> why (`app.halt`)
 
     def pairs(self) -> tuple[Pair, ...]:
         """Each stage with the one before it; with waves (`Service.waves`), each app of a wave

@@ -40,6 +40,7 @@ ICONS = {
     "promotion.failed": ":x:",
     "pause.set": ":double_vertical_bar:",
     "pause.lifted": ":arrow_forward:",
+    "service.halted": ":rotating_light:",
 }
 
 

@@ -156,6 +156,10 @@ def _decide(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate]) -> Candidate 
     record = snapshot.promotions.get((target.app, commit)) if snapshot.promotions else None
     if record is not None:
         return _promoted(pair, commit, results, record)
+    suspect = snapshot.suspects.get(commit) if snapshot.suspects else None
+    if suspect is not None:  # an auto-halt named it: it moves no further until retried
+        reason = f"{short(commit)} is suspect ({suspect}): POST /retry to move it on"
+        return Candidate(pair, commit, BLOCKED, results, reason)
     busy = snapshot.in_flight.get(target.app) if snapshot.in_flight else None
     if busy is not None:  # promotions into a target go one at a time, in the order decided
         reason = f"waiting for the promotion of {short(busy.commit)} to {target.app} to settle"

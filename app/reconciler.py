@@ -18,6 +18,7 @@ from redis.asyncio.client import Pipeline
 from app import topology as topo
 from app.audit import Audit, gate_changed, gate_signature
 from app.epoch import Epoch
+from app.halter import Halter, RollBack
 from app.health import Health, Prefetched
 from app.heroku import HerokuClient, HerokuError, NotFound
 from app.history import HistoryReader
@@ -78,6 +79,7 @@ class Reconciler:
         dry_run: bool = False,
         live: Live | None = None,
         epoch: Epoch | None = None,
+        rollback: RollBack | None = None,
     ) -> None:
         self.config, self.heroku, self.store, self.ledger = config, heroku, store, ledger
         self.locks, self.audit, self.promoter, self.clock = locks, audit, promoter, clock
@@ -87,6 +89,7 @@ class Reconciler:
         self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
         self.topologies = Topologies(heroku, store)
         self.snapshots = Snapshots(store, ledger, health, self.topologies, clock, epoch)
+        self.halter = Halter(store, ledger, health, audit, rollback)  # the auto-halt
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
         self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
         self._looked_behind: set[str] = set()  # failed newest releases whose runner was read
@@ -169,6 +172,8 @@ class Reconciler:
         if view.resync_due or view.in_flight or view.gate_states or name not in self._caught_up:
             return None
         snapshot = self.snapshots.build(service, self.clock(), view, topology=topology)
+        if await self.halter.check(snapshot):  # a promotion into the last stage, halted
+            return None
         decided = plan(snapshot)
         if decided.candidates:
             return None
@@ -235,6 +240,10 @@ class Reconciler:
         if await self.histories.look_further_back(name, snapshot):
             snapshot, audited = await self.snapshots.read(
                 service, topology, self.config.freezes, fetch=True, view=None if stale else view
+            )
+        if await self.halter.check(snapshot):  # decided again with the pause and the suspect
+            snapshot, audited = await self.snapshots.read(
+                service, topology, self.config.freezes, fetch=True
             )
         decided = plan(snapshot)
         # The decision's audit entries are written while the promotions go out: the POST

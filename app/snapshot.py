@@ -145,6 +145,7 @@ class Snapshots:
             proven=histories.proven if histories else {},
             proves_at=_proves_at(service, view, histories) if histories else {},
             container_stack=frozenset(topology.container) if topology else frozenset(),
+            suspects=view.suspects,
         )
 
 

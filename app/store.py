@@ -6,7 +6,7 @@ from `keys.py`.
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
@@ -198,6 +198,16 @@ class Histories(NamedTuple):
     next_arrival: dict[str, datetime]
 
 
+# KEYS: the halt's once-mark, the service's suspects, its pause. ARGV: the mark's lifetime
+# (seconds), the commit, why, the pause's JSON. All three or nothing, and only the first time.
+_HALT = """
+if not redis.call('set', KEYS[1], ARGV[3], 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
+redis.call('set', KEYS[3], ARGV[4])
+return 1
+"""
+
+
 class Folded(NamedTuple):
     changed: bool  # the stage changed
     first: bool  # no id of the sighting was seen before
@@ -213,6 +223,7 @@ class ServiceView:
     gate_states: dict[str, str]  # target app -> the signature last audited
     in_flight: int = 0  # promotions claimed and not settled yet
     resync_due: bool = False  # no process re-read the pipeline lately (`mark_resync`)
+    suspects: dict[str, str] = field(default_factory=dict)  # commit -> why (`app.halt`)
 
 
 class Store:
@@ -224,6 +235,7 @@ class Store:
         # stage key -> its JSON ("" none) as this process last saw it, and that JSON parsed
         self._stages_seen = Kept[str, tuple[str, StageView]](STAGES_KEPT)
         self._fold = client.register_script(_FOLD)
+        self._halt = client.register_script(_HALT)
         self._heard: dict[str, datetime] = {}  # source -> when this process last noted it
         self._folds: dict[str, int] = {}  # service -> releases this process folded in
 
@@ -259,12 +271,13 @@ class Store:
         pipe.hgetall(keys.gates(service))
         pipe.scard(keys.promotions(service))
         pipe.exists(keys.resynced(service))
+        pipe.hgetall(keys.suspects(service))
         if apps:
             pipe.mget([keys.stage(service, app) for app in apps])
 
     def view_of(self, service: str, apps: Sequence[str], replies: Sequence[Any]) -> ServiceView:
         """The view from the replies to `send_view`'s reads."""
-        global_pause, service_pause, gates, in_flight, resynced, *stages = replies
+        global_pause, service_pause, gates, in_flight, resynced, suspects, *stages = replies
         return ServiceView(
             stages=self._parse_stages(service, apps, stages[0]) if apps else (),
             global_pause=_pause.validate_json(global_pause) if global_pause else None,
@@ -272,6 +285,7 @@ class Store:
             gate_states={_text(k) or "": _text(v) or "" for k, v in gates.items()},
             in_flight=int(in_flight),
             resync_due=not resynced,
+            suspects={_text(k) or "": _text(v) or "" for k, v in suspects.items()},
         )
 
     async def put_release(
@@ -475,6 +489,42 @@ class Store:
     async def lift_pause(self, service: str | None) -> Pause | None:
         raw = await self.redis.getdel(_pause_key(service))
         return _pause.validate_json(raw) if raw else None
+
+    # suspect commits (`app.halt`) -------------------------------------------
+
+    async def halt(self, target: str, commit: str, pause: Pause) -> bool:
+        """Mark `commit` suspect and pause its service, once per (service, target, commit)
+        across processes and repeated webhooks, in one step; True for the caller that did.
+
+        Once only: an operator who lifted the pause is not paused again by the same news."""
+        assert pause.service is not None
+        service = pause.service
+        reply = await self._halt(
+            keys=[
+                keys.halted(service, target, commit),
+                keys.suspects(service),
+                keys.pause(service),
+            ],
+            args=[
+                int(keys.HALT_TTL.total_seconds()),
+                commit,
+                pause.reason,
+                _pause.dump_json(pause),
+            ],
+        )
+        return bool(reply)
+
+    async def claim_rollback(self, service: str, target: str, commit: str) -> bool:
+        """True for the one caller that rolls `target` back for the halt of `commit`."""
+        key, ttl = keys.rolled_back(service, target, commit), keys.HALT_TTL
+        return bool(await self.redis.set(key, "1", nx=True, ex=ttl))
+
+    async def add_suspect(self, service: str, commit: str, reason: str) -> None:
+        await self.redis.hset(keys.suspects(service), commit, reason)
+
+    async def clear_suspect(self, service: str, commit: str) -> bool:
+        """Forget that `commit` is suspect; False when it was not."""
+        return bool(await self.redis.hdel(keys.suspects(service), commit))
 
     # gate states, to audit transitions only ------------------------------
 

@@ -255,7 +255,7 @@ async def test_an_unknown_key_is_named_with_the_accepted_ones(cascade: Cascade) 
         (
             "/retry",
             {"service": "api", "to": "api-st", "x": 1, "y": 2},
-            'The body has unknown keys "x", "y"; the accepted keys are service, to.',
+            'The body has unknown keys "x", "y"; the accepted keys are service, to, commit.',
         ),
     ]:
         response = await cascade.client.post(path, json=body, headers=ADMIN)
@@ -562,6 +562,34 @@ async def test_retry_clears_a_failed_promotion(cascade: Cascade) -> None:
     retried = [e for e in await cascade.events(service="api") if e["kind"] == "promotion.retry"]
     assert len(retried) == 1
     assert commit[:7] in retried[0]["message"]
+
+
+async def test_retry_clears_the_suspect_mark_of_a_halted_commit(cascade: Cascade) -> None:
+    commit = "d" * 40
+    assert cascade.runtime.sandbox is not None
+    await cascade.runtime.sandbox.deploy("api-qa", commit)
+    await eventually(
+        lambda: _has_commit(cascade, "api", "api-qa", commit), "the deploy to reach api-qa"
+    )
+    halt = Pause(
+        reason="auto-halt: alert X", created_at=datetime.now(UTC), by="cascade", service="api"
+    )
+    assert await cascade.runtime.store.halt("api-qa", commit, halt)
+    lifted = await cascade.client.delete("/pause", params={"service": "api"}, headers=ADMIN)
+    assert lifted.status_code == 204
+    await cascade.settle()
+    held = (await cascade.json("/status/api"))["promotions"]
+    assert [(p["to"], p["state"]) for p in held] == [("api-st", "blocked")]
+    assert "is suspect (auto-halt: alert X)" in held[0]["reason"]
+
+    response = await cascade.client.post(
+        "/retry", json={"service": "api", "to": "api-st"}, headers=ADMIN
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["detail"] == "cleared a suspect commit"
+    await cascade.settle()
+    after = (await cascade.json("/status/api"))["promotions"]
+    assert "suspect" not in after[0]["reason"]
 
 
 async def _has_commit(cascade: Cascade, service: str, app: str, commit: str) -> bool:

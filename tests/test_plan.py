@@ -105,6 +105,24 @@ def test_pause_without_until_blocks() -> None:
     assert "deploy freeze" in only.reason
 
 
+@pytest.mark.parametrize(
+    ("suspects", "state"),
+    [
+        ({"A": "auto-halt: alert X started firing 5s after A reached api-st"}, PairState.BLOCKED),
+        ({}, PairState.READY),
+    ],
+    ids=["suspect", "retried"],
+)
+def test_a_suspect_commit_moves_no_further(suspects: dict[str, str], state: PairState) -> None:
+    (only,) = plan(snap("A", "O", suspects=suspects)).candidates
+    assert only.state is state
+    if suspects:
+        assert only.reason == (
+            "A is suspect (auto-halt: alert X started firing 5s after A reached api-st):"
+            " POST /retry to move it on"
+        )
+
+
 def test_unknown_source_commit_blocks() -> None:
     stages = (StageView(QA, release(QA, 1, None)), stage(ST, "O"), stage(PROD, "O"))
     (only,) = plan(snapshot(stages, HISTORY)).candidates

@@ -363,3 +363,24 @@ async def test_a_trimmed_history_is_not_whole(store: Store) -> None:
     places = {c: i + 1 for i, c in enumerate(everything)}
     await store.add_history("api", APP, dict.fromkeys(everything, NOW), places, from_v1=len(places))
     assert not await whole(store)  # c0 was dropped: deployed again, it would look newest
+
+
+async def test_a_halt_is_applied_once_with_its_pause_and_suspect_mark(store: Store) -> None:
+    halt = Pause(reason="auto-halt: alert X", created_at=NOW, by="cascade", service="api")
+    assert await store.halt("api-st", "abc", halt)
+    await store.lift_pause("api")  # the operator lifts the halt
+    again = Pause(reason="auto-halt: repeated", created_at=NOW, by="cascade", service="api")
+    assert not await store.halt("api-st", "abc", again)  # a repeated webhook, another process
+    view = await store.view("api", ["api-qa"])
+    assert view.service_pause is None
+    assert view.suspects == {"abc": "auto-halt: alert X"}
+    assert await store.clear_suspect("api", "abc")
+    assert not await store.clear_suspect("api", "abc")
+    assert (await store.view("api", ["api-qa"])).suspects == {}
+
+
+async def test_a_halt_pauses_the_service(store: Store) -> None:
+    halt = Pause(reason="auto-halt: alert X", created_at=NOW, by="cascade", service="api")
+    assert await store.halt("api-st", "abc", halt)
+    assert await store.pause("api") == halt
+    assert await store.halt("api-prod", "abc", halt)  # another stage: another halt

@@ -1,5 +1,6 @@
 """`POST /pause`, `DELETE /pause` and `POST /retry`: the operator's hands on the wheel."""
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from app.api.schemas import (
 )
 from app.api.status import pause_out
 from app.audit import Event
-from app.models import Pause, PromotionRecord, PromotionState, pause_scope
+from app.models import Pause, PromotionRecord, PromotionState, StageView, pause_scope
 from app.runtime import Runtime
 from app.services import Service, parse_duration
 
@@ -89,7 +90,8 @@ async def lift_pause(
     | errors({400: NOT_JSON, 404: "no such service or target stage", 422: "a field is wrong"}),
 )
 async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
-    """Clear a failed promotion into `to`, so that pair is evaluated again."""
+    """Clear a failed promotion into `to`, and the auto-halt's suspect mark of the commit
+    that would move there, so that pair is evaluated again."""
     service = _known(runtime, body.service)
     if service is None:
         raise HTTPException(404, "name the service")
@@ -112,9 +114,28 @@ async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
         cleared.append(record)
         message = f"failed promotion of {record.commit[:7]} to {record.target} cleared for retry"
         await _record(runtime, "promotion.retry", message, service.name, runtime.reconciler.clock())
+    suspect = await _clear_suspect(runtime, service, snapshot.stages, body)
     runtime.queue.enqueue(service.name)
-    detail = "cleared a failed promotion" if cleared else "nothing had failed; re-evaluating"
+    done = [
+        what
+        for what, did in (("a failed promotion", cleared), ("a suspect commit", suspect))
+        if did
+    ]
+    detail = f"cleared {' and '.join(done)}" if done else "nothing had failed; re-evaluating"
     return Accepted(detail=detail)
+
+
+async def _clear_suspect(
+    runtime: Runtime, service: Service, stages: Sequence[StageView], body: RetryIn
+) -> bool:
+    """Forget the suspect mark of `body.commit`, or of the commit the stage before `to` runs."""
+    apps = [stage.app for stage in stages]
+    commit = body.commit or stages[apps.index(body.to) - 1].commit
+    if not commit or not await runtime.store.clear_suspect(service.name, commit):
+        return False
+    message = f"suspect {commit[:7]} cleared for retry: it may move on from the halted stage"
+    await _record(runtime, "promotion.retry", message, service.name, runtime.reconciler.clock())
+    return True
 
 
 def _until(value: str, now: datetime) -> datetime:

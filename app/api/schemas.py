@@ -53,6 +53,8 @@ class PauseOut(BaseModel):
 class RetryIn(Body):
     service: str
     to: str
+    # an auto-halt's suspect commit to clear; default: the one the stage before `to` runs
+    commit: str | None = None
 
 
 class ReleaseOut(BaseModel):

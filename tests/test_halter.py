@@ -1,0 +1,140 @@
+"""The auto-halt against the sandbox: a signal that starts soon after a promotion into a
+stage pauses the service by "cascade", and the commit moves no further until retried."""
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from app import keys
+from app.health.incidents import SOURCE as STATUS
+from app.models import PairState, PromotionState
+from app.services import Service, ServicesConfig
+from app.signals.alerts import ALERTMANAGER, Alert
+from app.signals.incidents import Incident
+from tests.sandboxed import STAGES, World
+
+A = "a" * 40
+QA, ST, PROD = STAGES
+
+
+def config(**fields: Any) -> ServicesConfig:
+    """Staging takes a commit at once, production after a minute: the window to halt in."""
+    service = Service(
+        "api",
+        "api",
+        STAGES,
+        min_age=timedelta(0),
+        stage_min_age={PROD: timedelta(minutes=1)},
+        halt_window=timedelta(seconds=30),
+        **fields,
+    )
+    return ServicesConfig(Path("test.toml"), (service,))
+
+
+async def step(world: World, seconds: float = 0) -> None:
+    world.clock.now += timedelta(seconds=seconds)
+    await world.settle()
+    await asyncio.sleep(0.01)
+    await world.reconciler.reconcile("api")
+
+
+async def promote_to_staging(world: World) -> datetime:
+    """A runs on staging; when its promotion was seen to succeed."""
+    heard = str(world.clock.now.timestamp())
+    await world.reconciler.store.redis.hset(
+        keys.HEARD, mapping={ALERTMANAGER: heard, STATUS: heard}
+    )
+    await step(world)
+    await world.sandbox.deploy(QA, A)
+    await step(world, 1)  # A runs on qa
+    await step(world, 1)  # promoted to staging
+    await step(world, 1)  # seen there
+    assert world.running(ST) == A
+    (record,) = (await world.reconciler.ledger.find("api", [(ST, A)])).values()
+    assert record.state is PromotionState.SUCCEEDED
+    return record.updated_at
+
+
+async def fire(world: World, name: str, since: datetime) -> None:
+    alert = Alert(ALERTMANAGER, name, f"fp-{name}", {"alertname": name}, since)
+    await world.reconciler.health.alerts.record([alert], [], world.clock.now)
+
+
+async def events(world: World, kind: str) -> list[dict[str, Any]]:
+    return [e for e in await world.reconciler.audit.read("api", 1000) if e["kind"] == kind]
+
+
+async def test_an_alert_soon_after_a_promotion_halts_the_service(make_world) -> None:  # type: ignore[no-untyped-def]
+    world: World = await make_world(resync_seconds=0.001, config=config(alerts=("HighErrorRate",)))
+    promoted_at = await promote_to_staging(world)
+    await fire(world, "HighErrorRate", promoted_at + timedelta(seconds=5))
+    await step(world, 5)
+    pause = await world.reconciler.store.pause("api")
+    assert pause is not None
+    assert pause.by == "cascade"
+    assert (
+        pause.reason
+        == f"auto-halt: alert HighErrorRate started firing 5s after {A[:7]} reached {ST}"
+    )
+    (halted,) = await events(world, "service.halted")
+    assert (halted["commit"], halted["to"], halted["from"]) == (A, ST, None)
+    assert halted["message"] == pause.reason
+    assert halted["details"]["signal"] == "alert HighErrorRate"
+    assert halted["details"]["promoted_at"] == promoted_at.isoformat()
+
+    await world.reconciler.health.alerts.record(
+        [], [Alert(ALERTMANAGER, "HighErrorRate", "fp-HighErrorRate")], world.clock.now
+    )
+    await world.reconciler.store.lift_pause("api")  # DELETE /pause: the halt is lifted
+    await step(world, 120)
+    assert world.running(PROD) != A  # suspect: it moves no further
+    outcome = await world.reconciler.reconcile("api")
+    assert outcome.plan is not None
+    (held,) = outcome.plan.candidates
+    assert held.state is PairState.BLOCKED
+    assert "is suspect (auto-halt: alert HighErrorRate" in held.reason
+    assert len(await events(world, "service.halted")) == 1  # once, however often it is seen
+
+    await world.reconciler.store.clear_suspect("api", A)  # POST /retry
+    await step(world, 1)
+    await step(world, 1)
+    assert world.running(PROD) == A
+
+
+async def test_an_incident_soon_after_a_promotion_halts_the_service(make_world) -> None:  # type: ignore[no-untyped-def]
+    world: World = await make_world(resync_seconds=0.001, config=config(incident_systems=("Apps",)))
+    opened = await promote_to_staging(world) + timedelta(seconds=5)
+    incident = Incident("inc-1", "Apps down", "investigating", ("Apps",), created_at=opened)
+    await world.reconciler.health.incidents.record_incident(incident, opened)
+    await step(world, 5)
+    pause = await world.reconciler.store.pause("api")
+    assert pause is not None
+    assert pause.by == "cascade"
+    assert pause.reason == f"auto-halt: incident Apps down opened 5s after {A[:7]} reached {ST}"
+    (halted,) = await events(world, "service.halted")
+    assert halted["details"]["signal"] == "incident Apps down"
+    await step(world, 120)
+    assert world.running(PROD) != A
+
+
+async def test_an_alert_firing_before_the_promotion_halts_nothing(make_world) -> None:  # type: ignore[no-untyped-def]
+    # A staging alert: it holds promotions out of staging, not into it.
+    world: World = await make_world(
+        resync_seconds=0.001, config=config(stage_alerts={ST: ("StagingSlow",)})
+    )
+    await fire(world, "StagingSlow", world.clock.now - timedelta(seconds=60))
+    await promote_to_staging(world)
+    await step(world, 5)
+    assert await world.reconciler.store.pause("api") is None
+    assert await events(world, "service.halted") == []
+
+
+async def test_a_stage_alert_of_another_stage_halts_nothing(make_world) -> None:  # type: ignore[no-untyped-def]
+    world: World = await make_world(
+        resync_seconds=0.001, config=config(stage_alerts={PROD: ("ProdSlow",)})
+    )
+    promoted_at = await promote_to_staging(world)
+    await fire(world, "ProdSlow", promoted_at + timedelta(seconds=5))
+    await step(world, 5)
+    assert await world.reconciler.store.pause("api") is None
