@@ -78,8 +78,11 @@ def _email_format(value: object) -> bool:
     return not isinstance(value, str) or "@" in value
 
 
-def schema_pointer(method: str, path: str) -> str:
-    """The one link of the schema serving this request: its targetSchema, else its definition."""
+def schema_pointer(method: str, path: str, body: object = None) -> str:
+    """The one link of the schema serving this request: its targetSchema, else its definition.
+
+    Two links of one method and path (a release's Create and Rollback) are told apart by
+    the fields each requires of the request's body."""
     found = []
     for name, definition in SCHEMA["definitions"].items():
         for index, link in enumerate(definition.get("links", [])):
@@ -87,13 +90,16 @@ def schema_pointer(method: str, path: str) -> str:
             pattern = "[^/]+".join(re.escape(part) for part in parts)
             if link["method"] == method and re.fullmatch(pattern, path):
                 has_target = "targetSchema" in link
-                found.append(
+                pointer = (
                     f"#/definitions/{name}/links/{index}/targetSchema"
                     if has_target
                     else f"#/definitions/{name}"
                 )
+                found.append((pointer, set(link.get("schema", {}).get("required", ()))))
+    if len(found) > 1 and isinstance(body, dict):
+        found = [(pointer, needs) for pointer, needs in found if needs <= body.keys()]
     assert len(found) == 1, f"{method} {path} matches {found}"
-    return found[0]
+    return found[0][0]
 
 
 def missing_properties(schema: Json, instance: object, where: str, resolver: Any) -> list[str]:
@@ -120,7 +126,9 @@ def missing_properties(schema: Json, instance: object, where: str, resolver: Any
 
 def assert_schema(response: httpx.Response) -> str:
     """Validate a Platform API answer against its link in the official schema."""
-    pointer = schema_pointer(response.request.method, response.request.url.path)
+    request = response.request
+    sent = json.loads(request.content) if request.content else None
+    pointer = schema_pointer(request.method, request.url.path, sent)
     validator = Draft4Validator(
         {"$ref": SCHEMA_URI + pointer}, registry=REGISTRY, format_checker=FORMATS
     )
@@ -550,6 +558,29 @@ async def test_promotion_refuses_a_failed_release_and_a_body_that_is_not_json(
     assert (response.status_code, response.json()["id"]) == (422, "invalid_params")
     response = await heroku.call("POST", "/pipeline-promotions", content=b"{not json")
     assert (response.status_code, response.json()["id"]) == (400, "bad_request")
+
+
+async def test_a_release_rollback_releases_an_older_build_again(heroku: Harness) -> None:
+    first = await heroku.json("/apps/api-qa01/releases/1")
+    await heroku.sandbox.deploy("api-qa01", "a" * 40)
+    await heroku.settled("api-qa01", 2)
+    body = {"release": first["id"]}
+    response = await heroku.call("POST", "/apps/api-qa01/releases", json=body)
+    assert response.status_code == 201, response.text
+    made = response.json()
+    assert (made["version"], made["slug"]["id"]) == (3, first["slug"]["id"])
+    assert made["description"] == "Rollback to v1"
+    await heroku.settled("api-qa01", 3)
+    assert heroku.sandbox.world.app("api-qa01").current.slug.commit == first_commit(heroku)
+    unknown = {"release": str(uuid.uuid4())}
+    gone = await heroku.call("POST", "/apps/api-qa01/releases", json=unknown)
+    assert (gone.status_code, gone.json()["id"]) == (404, "not_found")
+    missing = await heroku.call("POST", "/apps/api-qa01/releases", json={})
+    assert missing.status_code == 422
+
+
+def first_commit(heroku: Harness) -> str:
+    return heroku.sandbox.world.app("api-qa01").releases[0].slug.commit
 
 
 async def test_unknown_resources_are_404_not_found(heroku: Harness) -> None:

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 from app.clock import utcnow
 from app.sandbox.api import Faults, RatePool, build_app
 from app.sandbox.hooks import WebhookSender
-from app.sandbox.views import promotion_json, release_hook_data
+from app.sandbox.views import promotion_json, release_hook_data, release_json
 from app.sandbox.world import (
     COUPLING_STAGES,
     App,
@@ -135,6 +135,13 @@ class Sandbox:
         self._release_started(release, succeed=True)
         log.info("sandbox: rollback %s v%d to v%d", app, release.version, version)
         return release_hook_data(release)
+
+    def roll_back(self, app: str, body: object) -> Json:
+        """`POST /apps/{app}/releases`: the release Rollback, pending now, as `rollback`."""
+        release = self.world.rollback_to(self.world.app(app), body, self._now())
+        self._release_started(release, succeed=True)
+        log.info("sandbox: rollback %s v%d to %s", app, release.version, body)
+        return release_json(release)
 
     def promote(self, body: object) -> Json:
         """`POST /pipeline-promotions`: start it (or raise `PlatformError`), answer its JSON."""

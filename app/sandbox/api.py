@@ -314,6 +314,11 @@ def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:
     async def release_info(ident: str, release: str) -> Json:
         return release_json(world.release(world.app(ident), release))
 
+    @app.post("/apps/{ident}/releases", status_code=201)
+    async def rollback(ident: str, request: Request) -> Json:
+        """The release Rollback link: a new release of an older release's build."""
+        return sandbox.roll_back(ident, await _body(request))
+
     @app.get("/apps/{ident}/slugs/{slug_id}")
     async def slug_info(ident: str, slug_id: str) -> Json:
         return slug_json(world.slug(world.app(ident), slug_id))

@@ -301,6 +301,13 @@ class World:
         old = self.release(app, str(version))
         return self._add_release(app, old.slug, f"Rollback to v{version}", now)
 
+    def rollback_to(self, app: App, body: object, now: datetime) -> Release:
+        """The Platform API's release Rollback: `{"release": <id or version>}` released again."""
+        ident = _ref(body, "release")
+        if ident is None:
+            raise invalid("release is required: the id of the release to roll back to.")
+        return self.rollback(app, self.release(app, ident).version, now)
+
     def finish(self, release: Release, *, succeeded: bool, now: datetime) -> None:
         """Release phase over: the release (and the promotion target it serves) ends."""
         release.status = ReleaseStatus.SUCCEEDED if succeeded else ReleaseStatus.FAILED
