@@ -195,6 +195,21 @@ class HerokuClient:
         items = await self._list("/apps/{app}/releases", rng=rng, limit=limit, app=app)
         return await self._releases(items)
 
+    async def release(self, app: str, release_id: str) -> Release:
+        """One release of `app` by id, with its commit (NotFound: Heroku no longer has it)."""
+        response = await self._send("GET", "/apps/{app}/releases/{id}", app=app, id=release_id)
+        (found,) = await self._releases([_shaped("release", dict, response)])
+        return found
+
+    async def rollback(self, app: str, release_id: str) -> Release:
+        """Release `release_id`'s build on `app` again (the Platform API's release Rollback).
+
+        Sent once: no answer raises OutcomeUnknown, which must not be repeated."""
+        body = {"release": release_id}
+        response = await self._send("POST", "/apps/{app}/releases", json=body, app=app)
+        (made,) = await self._releases([_shaped("release", dict, response)])
+        return made
+
     async def running(self, latest: Release, before: Release | None) -> Release | None:
         """What runs on `latest.app`: its newest succeeded release (None: none of the last
         `RUNNING_DEPTH`). A newer release that failed or is pending changes nothing that runs.

@@ -102,6 +102,18 @@ class Metrics:
             ["result"],
             registry=reg,
         )
+        self.halts = Counter(
+            "cascade_halts",
+            "Auto-halts by service and the stage a promotion into was halted",
+            ["service", "stage"],
+            registry=reg,
+        )
+        self.rollbacks = Counter(
+            "cascade_rollbacks",
+            "An auto-halt's rollbacks by service, stage and outcome (succeeded, failed)",
+            ["service", "stage", "outcome"],
+            registry=reg,
+        )
         self.reloads = Counter(
             "cascade_config_reloads",
             "Services file reloads: applied, unchanged or refused (invalid)",
@@ -171,10 +183,18 @@ class Metrics:
         return generate_latest(self.registry)
 
     async def on_event(self, event: Event) -> None:
-        """Audit listener: count promotions as they start, succeed or fail."""
-        if event.kind in PROMOTION_RESULTS and event.service and event.target:
+        """Audit listener: count promotions as they start, succeed or fail; auto-halts, and
+        their rollbacks as they end."""
+        if not (event.service and event.target):
+            return
+        if event.kind in PROMOTION_RESULTS:
             result = event.kind.removeprefix("promotion.")
             self.promotions.labels(event.service, event.target, result).inc()
+        elif event.kind == "service.halted":
+            self.halts.labels(event.service, event.target).inc()
+        elif event.kind in ("rollback.succeeded", "rollback.failed"):
+            outcome = event.kind.removeprefix("rollback.")
+            self.rollbacks.labels(event.service, event.target, outcome).inc()
 
     def webhook(self, sender: str, outcome: str) -> None:
         self.webhooks.labels(sender, outcome).inc()

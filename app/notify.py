@@ -41,6 +41,9 @@ ICONS = {
     "pause.set": ":double_vertical_bar:",
     "pause.lifted": ":arrow_forward:",
     "service.halted": ":rotating_light:",
+    "rollback.started": ":rewind:",
+    "rollback.succeeded": ":rewind:",
+    "rollback.failed": ":x:",
 }
 
 

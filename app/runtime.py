@@ -39,6 +39,7 @@ from app.reconciler import Reconciler
 from app.redis_client import UnsupportedRedis, connect, refuse_a_cluster
 from app.redis_server import EmbeddedRedis
 from app.reload import ConfigProblem, Reloader, Watcher
+from app.rollback import Rollbacks
 from app.scheduler import Scheduler
 from app.services import ServicesConfig, load_services
 from app.settings import Settings
@@ -129,6 +130,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         dry_run=settings.dry_run,
         live=live,
         epoch=epoch,
+        rollback=Rollbacks(heroku, store, audit, utcnow),
     )
     if settings.public_url_from_heroku:
         log.info(

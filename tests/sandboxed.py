@@ -18,6 +18,7 @@ from app.ledger import Ledger
 from app.locks import Locks
 from app.promoter import Promoter
 from app.reconciler import Reconciler
+from app.rollback import Rollbacks
 from app.sandbox import Sandbox, pipelines_from_services
 from app.services import Freeze, Service, ServicesConfig
 from app.settings import Settings
@@ -98,6 +99,7 @@ async def build_world(
         clock=clock,
         resync_seconds=resync_seconds,
         health=Health.from_settings(Settings(_env_file=None), redis_client),
+        rollback=Rollbacks(heroku, store, audit, clock),
     )
     return World(sandbox, heroku, reconciler, clock)
 

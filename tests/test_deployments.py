@@ -304,6 +304,19 @@ async def test_a_halt_marks_the_deployment_failure(listener: Listener, github: G
     assert reasons == ["halted: api 5xx rate fired", "halted: incident opened"]
 
 
+async def test_the_auto_halt_event_marks_the_deployment_failure(
+    listener: Listener, github: GitHubPeer
+) -> None:
+    deployments = listener()
+    await deployments.on_event(event("promotion.started", target="api-st", source="api-qa"))
+    await deployments.on_event(event("promotion.succeeded", target="api-st", source="api-qa"))
+    reason = "auto-halt: alert HighErrorRate started firing 40s after abc1234 reached api-st"
+    await deployments.on_event(event("service.halted", target="api-st", message=reason))
+    await deployments.stop()
+    assert github.states(1) == ["in_progress", "success", "failure"]
+    assert github.statuses[2][1]["description"] == reason
+
+
 async def test_a_service_without_the_setting_makes_none(
     listener: Listener, github: GitHubPeer
 ) -> None:

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from app import keys
+from app.halt import Halt, Promoted, Signal
 from app.health.incidents import SOURCE as STATUS
 from app.models import PairState, PromotionState
+from app.rollback import Rollbacks
 from app.services import Service, ServicesConfig
 from app.signals.alerts import ALERTMANAGER, Alert
 from app.signals.incidents import Incident
+from tests.factories import NOW, snapshot, stage
 from tests.sandboxed import STAGES, World
 
 A = "a" * 40
@@ -138,3 +141,56 @@ async def test_a_stage_alert_of_another_stage_halts_nothing(make_world) -> None:
     await fire(world, "ProdSlow", promoted_at + timedelta(seconds=5))
     await step(world, 5)
     assert await world.reconciler.store.pause("api") is None
+
+
+# rollback = true ---------------------------------------------------------------------
+
+
+async def test_a_halt_rolls_the_stage_back_once(make_world) -> None:  # type: ignore[no-untyped-def]
+    world: World = await make_world(
+        resync_seconds=0.001, config=config(alerts=("HighErrorRate",), rollback=True)
+    )
+    before = world.running(ST)
+    previous = world.sandbox.world.app(ST).current
+    assert previous is not None
+    promoted_at = await promote_to_staging(world)
+    await fire(world, "HighErrorRate", promoted_at + timedelta(seconds=5))
+    await step(world, 5)
+    await step(world, 1)
+    await step(world, 1)
+    assert world.running(ST) == before  # the release it ran before, again
+    rollbacks = [r for r in world.sandbox.world.app(ST).releases if "Rollback" in r.description]
+    assert len(rollbacks) == 1
+    (started,) = await events(world, "rollback.started")
+    (succeeded,) = await events(world, "rollback.succeeded")
+    for event in (started, succeeded):
+        assert (event["commit"], event["to"]) == (A, ST)
+        assert event["details"] == {"release": previous.id, "to_commit": before}
+    assert world.heroku.calls["POST /apps/{app}/releases"] == 1
+    assert world.running(PROD) != A
+
+
+async def test_no_rollback_once_the_stage_moved_on(make_world) -> None:  # type: ignore[no-untyped-def]
+    world: World = await make_world(resync_seconds=0.001, config=config(rollback=True))
+    halt = Halt("api", Promoted(ST, A, NOW, NOW, over="whatever"), Signal("alert X", NOW))
+    moved_on = snapshot((stage(QA, A), stage(ST, "b" * 40), stage(PROD, "o" * 40)))
+    rollbacks = Rollbacks(world.heroku, world.reconciler.store, world.reconciler.audit, world.clock)
+    await rollbacks(halt, moved_on)
+    assert world.heroku.calls["POST /apps/{app}/releases"] == 0
+    assert await world.reconciler.audit.read("api") == []
+
+
+async def test_an_unknown_previous_release_is_reported_once_not_retried(make_world) -> None:  # type: ignore[no-untyped-def]
+    world: World = await make_world(resync_seconds=0.001, config=config(rollback=True))
+    halt = Halt("api", Promoted(ST, A, NOW, NOW, over="expired-id"), Signal("alert X", NOW))
+    running = snapshot((stage(QA, A), stage(ST, A), stage(PROD, "o" * 40)))
+    rollbacks = Rollbacks(world.heroku, world.reconciler.store, world.reconciler.audit, world.clock)
+    await world.reconciler.reconcile("api")  # the sandbox's apps exist
+    await rollbacks(halt, running)
+    await rollbacks(halt, running)  # another process, a repeated webhook
+    (failed,) = await events(world, "rollback.failed")
+    assert failed["message"] == (
+        f"rollback of {ST} from {A[:7]} failed: Heroku no longer has that release"
+    )
+    assert failed["details"] == {"release": "expired-id", "to_commit": None}
+    assert world.heroku.calls["POST /apps/{app}/releases"] == 0

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.audit import Event
 from app.metrics import Metrics
 from app.models import Candidate, GateResult, GateState, Pair, PairState, Plan, StageView
 from tests.e2e.harness import sign
@@ -189,6 +190,18 @@ def test_gate_state_is_the_worst_over_the_waiting_commits() -> None:
     metrics.plan("svc", _plan())  # nothing waits any more: the series go
     assert get("cascade_gate_state", {"service": "svc", "gate": "age", "state": "closed"}) is None
     assert get("cascade_gate_state", {"service": "svc", "gate": "age", "state": "open"}) is None
+
+
+async def test_halts_and_rollbacks_are_counted() -> None:
+    metrics = Metrics("host:1", "sandbox")
+    now = datetime.now(UTC)
+    for kind in ("service.halted", "rollback.started", "rollback.succeeded"):
+        await metrics.on_event(Event(kind, "…", now, service="api", commit="a", target="api-st"))
+    get = metrics.registry.get_sample_value
+    assert get("cascade_halts_total", {"service": "api", "stage": "api-st"}) == 1
+    labels = {"service": "api", "stage": "api-st", "outcome": "succeeded"}
+    assert get("cascade_rollbacks_total", labels) == 1
+    assert get("cascade_rollbacks_total", {**labels, "outcome": "started"}) is None
 
 
 def _write(path: Path, text: str) -> None:

@@ -150,6 +150,18 @@ def event(kind: str, message: str, service: str | None = "api") -> Event:
         (event("gate.changed", "aaaaaaa api-qa → api-st: waiting"), None),
         (event("signal.github", "push to main"), None),
         (event("promotion.retry", "cleared for retry"), None),
+        (
+            event(
+                "service.halted",
+                "auto-halt: alert X started firing 5s after aaaaaaa reached api-st",
+            ),
+            ":rotating_light: *api*: auto-halt: alert X started firing 5s after aaaaaaa"
+            " reached api-st",
+        ),
+        (
+            event("rollback.failed", "rollback of api-st from aaaaaaa failed: gone"),
+            ":x: *api*: rollback of api-st from aaaaaaa failed: gone",
+        ),
     ],
     ids=[
         "started",
@@ -160,6 +172,8 @@ def event(kind: str, message: str, service: str | None = "api") -> Event:
         "gates-not-told",
         "signal-not-told",
         "retry-not-told",
+        "halted",
+        "rollback-failed",
     ],
 )
 def test_describe(given: Event, expected: str | None) -> None:
