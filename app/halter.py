@@ -61,7 +61,10 @@ class Halter:
         running = [
             (s.app, s.commit)
             for s in snapshot.stages[1:]
-            if s.commit and s.release and s.release.created_at >= since
+            if s.commit
+            and s.release
+            and s.release.created_at >= since
+            and s.release.rollback_of is None  # a rollback (the halt's own) is no promotion
         ]
         records = await self.ledger.find(name, running) if running else {}
         return [
