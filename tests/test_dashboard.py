@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from app import keys
 from app.api import dashboard
 from app.live import EVERYTHING, Live
+from app.models import Pause
 from app.redis_client import connect
 from app.reload import ConfigProblem
 from tests.dora_history import history, seed
@@ -778,8 +779,25 @@ def test_each_colour_means_one_thing() -> None:
         ".badge-promoting": "moving",
         ".banner-paused": "paused",
         ".badge-failed": "failed", ".banner-config": "failed", ".mark-problem": "failed",
+        ".mark-halted": "failed",  # an auto-halt is a change that failed
     }  # fmt: skip
     for selector, kind in same.items():
         assert back[selector] == own[kind], f"{selector} is not the colour of {kind}"
     red = [s for s, colour_ in back.items() if colour_ == own["failed"]]
     assert set(red) == {".kind-failed", *(s for s, k in same.items() if k == "failed")}
+
+
+async def test_a_halt_by_cascade_is_shown_apart_from_a_persons_pause(start: Start) -> None:
+    cascade = await start()
+    reason = "auto-halt: alert HighErrorRate started firing 40s after abc1234 reached api-st"
+    halt = Pause(reason=reason, created_at=datetime.now(UTC), by="cascade", service="web")
+    assert await cascade.runtime.store.halt("web-prod", "abc1234", halt)
+    shown = await page(cascade)
+    web = shown.by_id("card-web")
+    assert "is-halted" in web[1]["class"].split()
+    assert "is-paused" not in web[1]["class"].split()
+    mark = shown.one(class_="mark-halted")[2]
+    assert "Halted by Cascade" in mark
+    assert reason in mark
+    assert "POST /retry" in mark
+    assert shown.find(class_="mark-paused") == []

@@ -32,6 +32,7 @@ from app.api.schemas import EventOut, PauseOut, PromotionOut, ServiceOut
 from app.api.status import get_service_status, pause_out
 from app.clock import utcnow
 from app.durations import short, spoken
+from app.halter import BY as HALTED_BY
 from app.live import EVERYTHING
 from app.runtime import Runtime
 
@@ -64,6 +65,10 @@ KINDS = {
     "gate.changed": "◆ gates changed",
     "pause.set": "‖ paused",
     "pause.lifted": "▶ resumed",
+    "service.halted": "⛔ halted",
+    "rollback.started": "⏪ rollback started",
+    "rollback.succeeded": "⏪ rolled back",
+    "rollback.failed": "✕ rollback failed",
 }
 
 
@@ -122,6 +127,7 @@ templates.env.globals.update(
     LABELS=fleet.LABELS,
     MOVES=fleet.MOVES,
     NEEDS_ME=sorted(fleet.NEEDS_ME),
+    HALTED_BY=HALTED_BY,
 )
 
 
