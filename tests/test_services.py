@@ -546,3 +546,17 @@ def test_errors_name_file_service_and_field(write: Write, text: str, expected: s
     message = load_error(path)
     assert message.startswith(f"{path}: ")
     assert expected in message
+
+
+def test_halt_window_and_rollback_default_and_override(write: Write) -> None:
+    text = '[defaults]\nhalt_window = "10m"\n' + MINIMAL + "rollback = true\n"
+    text += MINIMAL.replace('"api"', '"web"') + 'halt_window = "0s"\n'
+    api, web = load_services(write(text)).services
+    assert (api.halt_window, api.rollback) == (timedelta(minutes=10), True)
+    assert (web.halt_window, web.rollback) == (timedelta(0), False)
+    assert load_services(write(MINIMAL)).services[0].halt_window == timedelta(minutes=30)
+
+
+def test_a_bad_halt_window_is_refused(write: Write) -> None:
+    message = load_error(write(MINIMAL + 'halt_window = "soon"\n'))
+    assert 'service "api": field "halt_window": "soon" is not a duration' in message

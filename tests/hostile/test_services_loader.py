@@ -155,6 +155,11 @@ def services(draw: st.DrawFn, name: str) -> dict[str, Any]:
             "require_checks": st.booleans(),
             "min_age": DURATIONS,
             "stage_min_age": st.dictionaries(st.sampled_from(stages[1:]), DURATIONS, max_size=2),
+            "stage_alerts": st.dictionaries(
+                st.sampled_from(stages), st.lists(WORDS, max_size=2), max_size=2
+            ),
+            "halt_window": DURATIONS,
+            "rollback": st.booleans(),
         },
     )
     if "repo" in table:
@@ -183,6 +188,7 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
             "branch": st.sampled_from(["main", "trunk"]),
             "require_checks": st.booleans(),
             "incident_systems": st.lists(WORDS, max_size=2),
+            "halt_window": DURATIONS,
         },
     )
     document: dict[str, Any] = {
