@@ -143,6 +143,25 @@ async def test_a_stage_alert_of_another_stage_halts_nothing(make_world) -> None:
     assert await world.reconciler.store.pause("api") is None
 
 
+async def test_a_promotion_into_the_last_stage_is_halted_too(make_world) -> None:  # type: ignore[no-untyped-def]
+    """Every stage then runs the commit: the reconcile that finds it settled looks too."""
+    world: World = await make_world(resync_seconds=0.001, config=config(alerts=("HighErrorRate",)))
+    await promote_to_staging(world)
+    await step(world, 61)  # production's minute: promoted there
+    await step(world, 1)
+    await step(world, 1)
+    assert world.running(PROD) == A
+    world.reconciler.resync_seconds = 3600  # no resync due: the settled look, without the lock
+    await step(world, 1)
+    await step(world, 1)
+    (record,) = (await world.reconciler.ledger.find("api", [(PROD, A)])).values()
+    await fire(world, "HighErrorRate", record.updated_at + timedelta(seconds=5))
+    await step(world, 5)
+    pause = await world.reconciler.store.pause("api")
+    assert pause is not None
+    assert pause.reason.endswith(f"after {A[:7]} reached {PROD}")
+
+
 # rollback = true ---------------------------------------------------------------------
 
 
