@@ -89,7 +89,8 @@ class Reconciler:
         self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
         self.topologies = Topologies(heroku, store)
         self.snapshots = Snapshots(store, ledger, health, self.topologies, clock, epoch)
-        self.halter = Halter(store, ledger, health, audit, rollback)  # the auto-halt
+        # The auto-halt; a dry run changes nothing on Heroku, so it rolls nothing back.
+        self.halter = Halter(store, ledger, health, audit, None if dry_run else rollback)
         self._caught_up: set[str] = set()  # pipelines re-read since this process started
         self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
         self._looked_behind: set[str] = set()  # failed newest releases whose runner was read

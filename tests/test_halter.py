@@ -10,6 +10,7 @@ from app import keys
 from app.halt import Halt, Promoted, Signal
 from app.health.incidents import SOURCE as STATUS
 from app.models import PairState, PromotionState
+from app.reconciler import Reconciler
 from app.rollback import Rollbacks
 from app.services import Service, ServicesConfig
 from app.signals.alerts import ALERTMANAGER, Alert
@@ -212,4 +213,34 @@ async def test_an_unknown_previous_release_is_reported_once_not_retried(make_wor
         f"rollback of {ST} from {A[:7]} failed: Heroku no longer has that release"
     )
     assert failed["details"] == {"release": "expired-id", "to_commit": None}
+    assert world.heroku.calls["POST /apps/{app}/releases"] == 0
+
+
+async def test_a_dry_run_halts_but_rolls_nothing_back(make_world) -> None:  # type: ignore[no-untyped-def]
+    world: World = await make_world(
+        resync_seconds=0.001, config=config(alerts=("HighErrorRate",), rollback=True)
+    )
+    live = world.reconciler
+    dry = Reconciler(
+        config=live.config,
+        heroku=live.heroku,
+        store=live.store,
+        ledger=live.ledger,
+        locks=live.locks,
+        audit=live.audit,
+        promoter=live.promoter,
+        clock=live.clock,
+        resync_seconds=live.resync_seconds,
+        health=live.health,
+        dry_run=True,
+        rollback=Rollbacks(live.heroku, live.store, live.audit, live.clock),
+    )
+    before = world.running(ST)
+    promoted_at = await promote_to_staging(world)
+    world.reconciler = dry
+    await fire(world, "HighErrorRate", promoted_at + timedelta(seconds=5))
+    await step(world, 5)
+    await step(world, 1)
+    assert await dry.store.pause("api") is not None
+    assert world.running(ST) == A != before
     assert world.heroku.calls["POST /apps/{app}/releases"] == 0
