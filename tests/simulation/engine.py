@@ -37,6 +37,7 @@ from app.metrics import Metrics
 from app.promoter import Promoter
 from app.reconciler import Reconciler
 from app.redis_client import connect
+from app.rollback import Rollbacks
 from app.runtime import Runtime
 from app.services import Service, ServicesConfig
 from app.settings import Settings
@@ -119,10 +120,26 @@ def _health(client: "redis.Redis") -> Health:
     )
 
 
+ALERT = "SimAlert"  # the service's alert: it holds promotions, and halts after one
+HALT_WINDOW = timedelta(minutes=10)
+
+
 def services(
-    stages: tuple[str, ...], min_age: timedelta, waves: tuple[tuple[str, ...], ...] = ()
+    stages: tuple[str, ...],
+    min_age: timedelta,
+    waves: tuple[tuple[str, ...], ...] = (),
+    rollback: bool = False,
 ) -> ServicesConfig:
-    service = Service(name="sim", pipeline="sim", stages=stages, min_age=min_age, waves=waves)
+    service = Service(
+        name="sim",
+        pipeline="sim",
+        stages=stages,
+        min_age=min_age,
+        waves=waves,
+        alerts=(ALERT,),
+        halt_window=HALT_WINDOW,
+        rollback=rollback,
+    )
     return ServicesConfig(path=Path("simulation.toml"), services=(service,))
 
 
@@ -191,6 +208,7 @@ class Engine:
             resync_seconds=RESYNC_SECONDS,
             health=health,
             epoch=self.epoch,
+            rollback=Rollbacks(heroku, store, audit, clock),
         )
         self.queue = Queue()
         self.wakeups = Wakeups(enqueue=self.queue.enqueue)

@@ -54,6 +54,8 @@ WEIGHTS: dict[str, int] = {
     "timed_pause": 2,
     "retry": 1,
     "recover": 3,
+    "alert_fires": 2,  # the service's alert starts firing: an auto-halt after a promotion
+    "alert_resolves": 3,
     # faults
     "lose_webhook": 2,
     "duplicate_webhook": 2,

@@ -52,6 +52,26 @@ class Judge:
         rereads = [step for step, call in op.issued if call.is_reread and step <= asked.step]
         return rereads[-1] if rereads else None
 
+    def halts(self, halted: dict[str, int]) -> list[str]:
+        """The halts' promises, for every POST and rollback so far: a commit Cascade halted
+        (at the step in `halted`) is never promoted after it, unless an operator retried
+        since; a release rollback is asked once per (app, release) at most."""
+        broken = []
+        retried = max(self.truth.retried.values(), default=-1)
+        for asked in self.truth.asked:
+            at = halted.get(asked.commit)
+            if at is not None and at < self.post_issued(asked) and retried < at:
+                broken.append(
+                    f"suspect: {asked.commit[:8]} promoted to {asked.target} at step"
+                    f" {asked.step}, after Cascade halted it at step {at}"
+                )
+        seen: set[tuple[str, str]] = set()
+        for step, app, release in self.truth.rolled_back:
+            if (app, release) in seen:
+                broken.append(f"rollback twice: {app} to release {release[:8]} at step {step}")
+            seen.add((app, release))
+        return broken
+
     def post_issued(self, asked: Asked) -> int:
         """The step at which its engine sent this POST (it may reach Heroku later)."""
         op = asked.op

@@ -44,6 +44,8 @@ class Totals:
     promotions: int = 0
     proven: int = 0  # promotions pinning an older release than the source's current
     shapes: Counter[str] = field(default_factory=Counter)  # seeds whose world had waves, Fir
+    halts: int = 0  # commits Cascade halted by itself
+    rollbacks: int = 0  # release rollbacks it asked for
     violations: int = 0
     duplicates: int = 0
     converged: list[float] = field(default_factory=list)  # virtual seconds
@@ -61,6 +63,8 @@ class Totals:
         self.promotions += result.promotions
         self.proven += result.proven
         self.shapes.update(result.shape)
+        self.halts += result.halts
+        self.rollbacks += result.rollbacks
         self.violations += len(result.violations)
         self.duplicates += sum("at most once" in v for v in result.violations)
         if result.converged_after is not None:
@@ -81,6 +85,8 @@ class Totals:
         self.promotions += other.promotions
         self.proven += other.proven
         self.shapes.update(other.shapes)
+        self.halts += other.halts
+        self.rollbacks += other.rollbacks
         self.violations += other.violations
         self.duplicates += other.duplicates
         self.converged += other.converged
@@ -100,7 +106,7 @@ class Totals:
         return (
             f"{self.seeds} seeds, {self.steps} steps, {self.promotions} promotions"
             f" ({self.proven} of a proven release), worlds with waves {self.shapes['waves']},"
-            f" Fir {self.shapes['fir']},"
+            f" Fir {self.shapes['fir']}, {self.halts} halts, {self.rollbacks} rollbacks,"
             f" {self.violations} violations, convergence p50 {self.percentile(0.5)}"
             f" p99 {self.percentile(0.99)} (virtual), {time.monotonic() - self.started:.0f} s"
         )
@@ -116,6 +122,8 @@ class Totals:
             "promotions": self.promotions,
             "proven": self.proven,
             "shapes": dict(self.shapes),
+            "halts": self.halts,
+            "rollbacks": self.rollbacks,
             "violations": self.violations,
             "failing": self.failing[:20],
             "converged": len(self.converged),
@@ -245,6 +253,8 @@ def section(title: str, details: dict[str, Any], how: str) -> str:
         " proven release: older than what its source ran by then)\n"
         f"- worlds: {details.get('shapes', {}).get('waves', 0)} seeds with a wave of two apps"
         f" as the last stage, {details.get('shapes', {}).get('fir', 0)} of the Fir generation\n"
+        f"- auto-halts: {details.get('halts', 0)}, release rollbacks:"
+        f" {details.get('rollbacks', 0)}\n"
         f"- invariant violations (must be 0): **{details['violations']}**"
         f" (failing seeds: {failing})\n"
         f"- convergence after faults stop, virtual time: p50 {details['p50']},"

@@ -26,7 +26,9 @@ from app import keys
 from app.ledger import Ledger
 from app.redis_client import connect
 from app.sandbox.world import App, PromotionTarget, Release, ReleaseStatus
-from tests.simulation.engine import Engine, services
+from app.signals.alerts import ALERTMANAGER, Alert
+from app.webhooks.alerts import take
+from tests.simulation.engine import ALERT, Engine, services
 from tests.simulation.faults import MODES, RATES, WEIGHTS, Enabled
 from tests.simulation.invariants import Judge, Pause
 from tests.simulation.platform import OPERATION, Call
@@ -36,6 +38,10 @@ SERVICE = "sim"
 MIN_AGE = timedelta(minutes=3)
 WAVES_RATE = 0.3  # seeds whose last stage is a wave of two apps
 FIR_RATE = 0.3  # seeds whose pipeline is of the Fir generation
+ROLLBACK_RATE = 0.5  # seeds whose service rolls a halted stage back
+HALT_FOCUS = 20  # how much likelier the alert fires just after a promotion landed
+DRILL_RATE = 0.5  # seeds whose quiet phase halts its commit once (`Simulation._drill`)
+DRILL_FOR = timedelta(minutes=5)  # how long the drill's alert fires before the operator acts
 LATE = timedelta(minutes=15)  # a late webhook arrives this long after its event
 CONVERGE_WITHIN = timedelta(hours=3)
 QUIET_TICK = timedelta(minutes=2)
@@ -79,6 +85,8 @@ class Result:
     promotions: int = 0
     proven: int = 0  # of them, pinning a release older than the source's current
     shape: tuple[str, ...] = ()  # "waves", "fir": what the world is made of
+    halts: int = 0  # commits Cascade halted (its auto-halt)
+    rollbacks: int = 0  # release rollbacks it asked of Heroku
     violations: list[str] = field(default_factory=list)
     converged_after: timedelta | None = None
     trace: list[str] = field(default_factory=list)
@@ -143,13 +151,17 @@ class Simulation:
         # generation (OCI images, no slugs).
         shape = random.Random(f"shape-{seed}")
         waves, fir = shape.random() < WAVES_RATE, shape.random() < FIR_RATE
-        self.result.shape = ("waves",) * waves + ("fir",) * fir
+        rollback = shape.random() < ROLLBACK_RATE
+        self.drill = shape.random() < DRILL_RATE  # the quiet phase's commit is halted once
+        self.result.shape = ("waves",) * waves + ("fir",) * fir + ("rollback",) * rollback
         spec = pipeline_spec(4 if waves else 3, fir=fir)
         self.sandbox = SimSandbox(spec, self.clock, self.rng, skew=lambda: heroku_skew)
         self.sandbox.copy_window = "copy_window" in self.modes
         apps = tuple(a.name for a in self.sandbox.apps)
         grouped = ((apps[0],), (apps[1],), apps[2:]) if waves else ()
-        self.config = services(apps, MIN_AGE, grouped)
+        self.config = services(apps, MIN_AGE, grouped, rollback)
+        self.alert_since: datetime | None = None  # when the service's alert started firing
+        self.halted: dict[str, int] = {}  # commit -> the step Cascade's halt of it was seen
         self.judge = Judge(self.sandbox.truth, MIN_AGE, strict_age="clock_skew" in enabled.kinds)
         self.judge.pause_from_start = "pause_mid_reconcile" not in enabled.kinds
         self.parked: list[Call] = []
@@ -191,6 +203,7 @@ class Simulation:
             if "long_history" in self.modes:
                 self._long_history()
             self.engines = [await self._engine(f"e{i}") for i in range(self.engine_count)]
+            await self._alert(firing=False)  # the alert source is heard from: the gate opens
             for _ in range(self.rounds):  # a later round's faults meet settled promotions
                 for step in range(self.base, self.base + self.steps):
                     await self.step(step)
@@ -242,6 +255,7 @@ class Simulation:
         await self.settle()
         self._note(number, f"{kind}: {said}")
         self._check(number)
+        await self._check_halts(number)
 
     def _note(self, number: int, text: str) -> None:
         self.result.trace.append(f"{number:5d} {self.clock().strftime('%d %H:%M:%S')} {text}")
@@ -249,7 +263,15 @@ class Simulation:
     def _draw(self) -> str:
         kinds = [k for k, w in WEIGHTS.items() if w and k in self.enabled.kinds and self._can(k)]
         weights = [self.enabled.weight(k, self.rate) for k in kinds]
+        if "alert_fires" in kinds and self._just_promoted():  # an alert where a halt can follow
+            weights[kinds.index("alert_fires")] *= HALT_FOCUS
         return self.rng.choices(kinds, weights)[0]
+
+    def _just_promoted(self) -> bool:
+        """Whether a release Cascade's promotion made became current in the last few steps."""
+        truth, now = self.sandbox.truth, self.sandbox.step
+        landed = [a.release for a in truth.asked[-3:] if a.release is not None]
+        return any(now - truth.current_since.get(r.id, -100) <= 10 for r in landed)
 
     def _can(self, kind: str) -> bool:
         parked = bool(self._releasable())
@@ -263,6 +285,8 @@ class Simulation:
             return bool(self._finishable())
         if kind == "reconcile":
             return bool(self._idle_engines())
+        if kind in ("alert_fires", "alert_resolves"):
+            return (self.alert_since is None) == (kind == "alert_fires")
         if kind == "recover":  # once Redis lost data since the last confirmation
             truth = self.sandbox.truth
             return bool(truth.lost) and (
@@ -574,6 +598,70 @@ class Simulation:
             self.sandbox.truth.retried[target] = self.sandbox.step
         return f"POST /retry to {target} via {engine.name}: {response.status_code} {detail[:60]}"
 
+    # alerts and halts ------------------------------------------------------------
+
+    async def _alert_fires(self) -> str:
+        return await self._alert(firing=True)
+
+    async def _alert_resolves(self) -> str:
+        return await self._alert(firing=False)
+
+    async def _alert(self, *, firing: bool) -> str:
+        """The service's alert, as an Alertmanager webhook brings it past its token check
+        (`app.webhooks.alerts.take`), at the virtual time: firing since now (or since it
+        started, while it fires), or resolved."""
+        if firing and self.alert_since is None:
+            self.alert_since = self.clock()
+        since = self.alert_since or self.clock()
+        alert = Alert(ALERTMANAGER, ALERT, "sim-alert", {"alertname": ALERT}, since=since)
+        if not firing:
+            self.alert_since = None
+        engine = self.rng.choice(self.engines)
+        shown = [alert] if firing else []
+        await engine.runtime.store.heard(ALERTMANAGER, self.clock())
+        await take(engine.runtime, ALERTMANAGER, shown, [] if firing else [alert], self.clock())
+        return f"{ALERT} {'firing' if firing else 'resolved'} via {engine.name}"
+
+    async def _drill(self, step: int, newest: str) -> str:
+        """The quiet phase's halt drill: once `newest` lands on the second stage by Cascade's
+        promotion, the service's alert starts firing, inside the halt window: Cascade must halt
+        it (a violation if not, once the alert has fired `DRILL_FOR`). Then the operator
+        resolves the alert, lifts the pause and ships a fix: the commit to converge on."""
+        if not self.drill:
+            return newest
+        second = self.sandbox.apps[1].name
+        if self.alert_since is None:
+            landed = [
+                a for a in self.sandbox.truth.asked if a.commit == newest and a.target == second
+            ]
+            if any(a.release is not None and a.release is a.landing.app.current for a in landed):
+                self._note(step, "quiet: drill: " + await self._alert(firing=True))
+            return newest
+        if self.clock() - self.alert_since < DRILL_FOR:
+            return newest
+        await self._check_halts(step)
+        if newest not in self.halted:
+            self._violation(step, f"no halt: {ALERT} fired as {newest[:8]} reached {second}")
+        self.drill = False
+        self._note(step, "quiet: drill over: " + await self._alert(firing=False))
+        await self._unpause_quietly(step)
+        fixed = self.sandbox.new_commit()
+        self.sandbox.deploy_commit(self.sandbox.apps[0], fixed)
+        self._note(step, f"quiet: drill: a fix, {fixed[:8]}, deployed")
+        return fixed
+
+    async def _check_halts(self, number: int) -> None:
+        """Cascade's halts, as its events say: a halted commit is never promoted again before a
+        retry; no release rollback is asked twice."""
+        engine = self.engines[0]
+        for event in await engine.runtime.audit.read(SERVICE, limit=20):
+            if event["kind"] == "service.halted" and event["commit"] not in self.halted:
+                self.halted[event["commit"]] = number
+        for broken in self.judge.halts(self.halted):
+            self._violation(number, broken)
+        self.result.halts = len(self.halted)
+        self.result.rollbacks = len(self.sandbox.truth.rolled_back)
+
     # time and Redis ------------------------------------------------------------
 
     async def _advance(self, by: timedelta | None = None) -> str:
@@ -638,6 +726,7 @@ class Simulation:
         self.late.clear()
         # A promotion that fails in the quiet phase, which the operator retries, is row 6's.
         self.sandbox.faults.fail_promotions = int("failed_release" in self.enabled.kinds)
+        await self._alert(firing=False)
         await self._unpause_quietly(step)
         newest = self.sandbox.new_commit()
         dev = self.sandbox.apps[0]
@@ -660,6 +749,10 @@ class Simulation:
                 if target not in retried:
                     retried.add(target)
                     self._note(step, "quiet: " + await self._retry(target))
+            newest = await self._drill(step, newest)
+            await self._check_halts(step)
+            if self.result.violations:
+                return
             if self._converged(newest):
                 self.result.converged_after = self.clock() - start
                 self._note(step, f"converged after {self.result.converged_after}")

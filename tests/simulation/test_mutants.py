@@ -15,7 +15,7 @@ pytestmark = pytest.mark.reliability
 
 ROUNDS = 4
 STEPS = 60
-FOUND = {5: 1}  # row -> a seed that finds its mutant, with the row's kinds drawn more often
+FOUND = {5: 3}  # row -> a seed that finds its mutant, with the row's kinds drawn more often
 
 
 @pytest.mark.parametrize(("row", "seed"), sorted(FOUND.items()), ids=lambda v: str(v))

@@ -97,6 +97,8 @@ class Truth:
     revealed: dict[str, int] = field(default_factory=dict)  # release id -> step Cascade knew
     asked: list[Asked] = field(default_factory=list)
     retried: dict[str, int] = field(default_factory=dict)  # target -> step of the last /retry
+    # Cascade's release rollbacks (`POST /apps/{app}/releases`): (step, app, release id)
+    rolled_back: list[tuple[int, str, str]] = field(default_factory=list)
     # When Redis lost data, and when an operator confirmed it (POST /recover): how many
     # promotions had been asked for by then (finer than a step, which holds several), and
     # how many losses and recoveries came before (`moment`).
@@ -262,6 +264,13 @@ class SimSandbox(Sandbox):
                 )
             )
         return answer or promotion_json(promotion)
+
+    def roll_back(self, app: str, body: object) -> Json:
+        """Cascade's release rollback after an auto-halt: recorded with what it asked for."""
+        answer = super().roll_back(app, body)
+        wanted = body.get("release") if isinstance(body, dict) else None
+        self.truth.rolled_back.append((self.step, app, str(wanted)))
+        return answer
 
     def reveal(self, releases: list[Release]) -> None:
         """Cascade was told of these releases (a webhook taken in, a read answered)."""
