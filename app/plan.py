@@ -88,12 +88,9 @@ def candidate(snapshot: Snapshot, pair: Pair, gates: Sequence[Gate] = GATES) -> 
         return found
     if found.state is PROMOTING:  # only while the promotion in flight is the proven one's
         busy = snapshot.in_flight.get(pair.target.app) if snapshot.in_flight else None
-        return (
-            found
-            if busy is None or busy.commit != proven.commit
-            else _proven(snapshot, pair, gates, found, proven)
-        )
-    if found.state not in (WAITING, BLOCKED):
+        if busy is None or busy.commit != proven.commit:
+            return found
+    elif found.state not in (WAITING, BLOCKED):
         return found
     return _proven(snapshot, pair, gates, found, proven)
 
