@@ -17,10 +17,10 @@ from app import runtime as runtimes
 from app.api import ROUTERS as API_ROUTERS
 from app.api.docs import ASSETS
 from app.api.errors import invalid_request
+from app.config.services import ConfigError
+from app.config.settings import Settings, get_settings
 from app.logs import RequestIds, configure_logging, secret_values
-from app.redis_client import UnsupportedRedis
-from app.services import ConfigError
-from app.settings import Settings, get_settings
+from app.storage.client import UnsupportedRedis
 from app.swagger import swagger_assets
 from app.webhooks import ROUTERS as WEBHOOK_ROUTERS
 from app.webhooks.auth import BodyLimit

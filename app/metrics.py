@@ -22,9 +22,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-from app.audit import Event
-from app.dora import StageFigures
-from app.models import GateState, Plan
+from app.core.dora import StageFigures
+from app.core.models import GateState, Plan
+from app.storage.audit import Event
 from app.version import version
 
 __all__ = ["CONTENT_TYPE", "Metrics"]

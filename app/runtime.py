@@ -17,34 +17,36 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
-from app import admin_token, logs, upkeep
+from app import logs
 from app import sandbox as sandboxes
-from app.audit import Audit
 from app.clock import utcnow
-from app.commit_status import CommitStatuses
-from app.deployments import Deployments
-from app.dora_record import DoraRecord
-from app.epoch import Epoch
-from app.health import Health
-from app.health.poller import Poller
-from app.heroku import CallObserver, HerokuClient
-from app.ledger import Ledger
-from app.live import Live
-from app.locks import Locks
+from app.config import admin_token
+from app.config.reload import ConfigProblem, Reloader, Watcher
+from app.config.services import ServicesConfig, load_services
+from app.config.settings import Settings
+from app.engine import upkeep
+from app.engine.promote import Promoter
+from app.engine.queue import ReconcileQueue
+from app.engine.reconcile import Reconciler
+from app.engine.rollback import Rollbacks
+from app.engine.scheduler import Scheduler
+from app.heroku.client import CallObserver, HerokuClient
+from app.heroku.subscriptions import Subscriptions
 from app.metrics import Metrics
-from app.notify import Notifier
-from app.promoter import Promoter
-from app.queue import ReconcileQueue
-from app.reconciler import Reconciler
-from app.redis_client import UnsupportedRedis, connect, refuse_a_cluster
-from app.redis_server import EmbeddedRedis
-from app.reload import ConfigProblem, Reloader, Watcher
-from app.rollback import Rollbacks
-from app.scheduler import Scheduler
-from app.services import ServicesConfig, load_services
-from app.settings import Settings
-from app.store import Store
-from app.subscriptions import Subscriptions
+from app.notify.commit_status import CommitStatuses
+from app.notify.deployments import Deployments
+from app.notify.slack import Notifier
+from app.signals.poller import Poller
+from app.signals.views import Views
+from app.storage.audit import Audit
+from app.storage.client import UnsupportedRedis, connect, refuse_a_cluster
+from app.storage.dora_record import DoraRecord
+from app.storage.embedded import EmbeddedRedis
+from app.storage.epoch import Epoch
+from app.storage.ledger import Ledger
+from app.storage.live import Live
+from app.storage.locks import Locks
+from app.storage.store import Store
 
 log = logging.getLogger("cascade")
 
@@ -64,7 +66,7 @@ class Runtime:
     metrics: Metrics  # this process's Prometheus metrics, served at /metrics
     live: Live  # tells dashboards in every process what changed
     epoch: Epoch  # notices when Redis lost Cascade's data; `POST /recover` confirms it
-    health: Health  # the signals' views (GitHub, alerts, incidents, URLs) and their readers
+    views: Views  # the signals' views (GitHub, alerts, incidents, URLs) and their readers
     poller: Poller  # the fallback feeds' clock
     dora: DoraRecord  # what delivery metrics are computed from, kept from the audit trail
     heroku_secret: SecretStr | None
@@ -111,7 +113,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     if secret is not None:  # the sandbox's is made here: it must never be logged either
         logs.REDACT.add(secret.get_secret_value())
     audit, ledger = Audit(client), Ledger(client)
-    health = Health.from_settings(settings, client)
+    views = Views.from_settings(settings, client)
     epoch = Epoch(client, utcnow, forget=lambda: reconciler.forget_all())
     await epoch.start()
     promoter = Promoter(heroku, store, ledger, audit, utcnow, owner, durable=epoch.durable)
@@ -126,7 +128,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         promoter=promoter,
         clock=utcnow,
         resync_seconds=settings.resync_seconds,
-        health=health,
+        views=views,
         dry_run=settings.dry_run,
         live=live,
         epoch=epoch,
@@ -142,7 +144,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     queue = ReconcileQueue(lambda service: runtime.handle(service))
     scheduler = Scheduler(queue.enqueue, lambda: [s.name for s in runtime.config.services])
     poller = Poller(
-        health, client, lambda: runtime.config.services, queue.enqueue, settings.poll_seconds
+        views, client, lambda: runtime.config.services, queue.enqueue, settings.poll_seconds
     )
     runtime = Runtime(
         settings=settings,
@@ -158,7 +160,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         metrics=metrics,
         live=live,
         epoch=epoch,
-        health=health,
+        views=views,
         poller=poller,
         dora=DoraRecord(client),
         heroku_secret=secret,
@@ -198,7 +200,7 @@ async def stop(runtime: Runtime) -> None:
     if runtime.sandbox is not None:
         await runtime.sandbox.stop()
     await runtime.heroku.aclose()
-    await runtime.health.aclose()
+    await runtime.views.aclose()
     if runtime.notifier is not None:
         await runtime.notifier.stop()
     await runtime.live.stop()

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app import keys
 from app.runtime import Runtime
 from app.sandbox.api import ErrorFault, RatePool
+from app.storage import keys
 from bench import procs
 from bench.fleet import Fleet
 from bench.inprocess import cascade

@@ -4,8 +4,8 @@ A cold start reads every pipeline from the Platform API (three calls, plus one p
 source app for its history, plus slugs): for 1,000 services that is more than Heroku's
 4,500-call hour. The scale, memory and intake benchmarks start warm instead: `seed`
 writes what a cold start would have learnt (topology, stage views, history, resync
-marks) into Redis, with the app's own key layout and encodings (`app.keys`,
-`app.models`), from the peer's world. A seeded fleet is in the middle of a rollout:
+marks) into Redis, with the app's own key layout and encodings (`app.storage.keys`,
+`app.core.models`), from the peer's world. A seeded fleet is in the middle of a rollout:
 stage i runs commit i, every adjacent pair differs and waits on its age gate (1 h), so a
 reconcile evaluates every gate of every pair.
 """
@@ -21,9 +21,9 @@ from typing import Any
 import redis
 from pydantic import TypeAdapter
 
-from app import keys
-from app import topology as topo
-from app.models import Release, ReleaseStatus, StageView
+from app.core.models import Release, ReleaseStatus, StageView
+from app.engine import topology as topo
+from app.storage import keys
 from bench import procs
 from bench.payloads import github_push_template, heroku_release_template
 
@@ -108,7 +108,7 @@ def seed(
                 history = {commit: (now - timedelta(minutes=10)).timestamp()}
                 history[target] = (now - timedelta(days=1)).timestamp()
                 pipe.zadd(keys.history(name, app), history)
-                pipe.zadd(keys.positions(name, app), {commit: 100, target: 50})  # app.order
+                pipe.zadd(keys.positions(name, app), {commit: 100, target: 50})  # app.core.order
                 pipe.set(keys.history_loaded(name, app), "1")
         if len(pipe) > 5000:
             pipe.execute()

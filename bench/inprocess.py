@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from asgi_lifespan import LifespanManager
 
+from app.config.settings import Settings
 from app.main import create_app
 from app.runtime import Runtime
-from app.settings import Settings
 from tests.inprocess import ENV_NAMES, ENV_PREFIXES
 
 T = TypeVar("T")

@@ -5,7 +5,7 @@ A 4-stage service with a soak `A` (min_age) per stage and a merge every `M` on t
 stage, for `M` from `A/4` to `4A`, in virtual time (the Reconciler on the in-process sandbox
 and a real Valkey, as `tests/sandboxed.py` builds it; the clock jumps from one event to the
 next: a merge, or the moment Cascade asked to be woken). Two strategies side by side:
-Cascade's (a commit that proved itself moves on, `app.proven`) and promoting only the
+Cascade's (a commit that proved itself moves on, `app.core.proven`) and promoting only the
 source's current release (the round before; the same code with the proven path taken out).
 
 Per run: how often the last stage receives a commit (the gaps between its changes) and each
@@ -13,7 +13,7 @@ commit's lead time, from its first release to the last stage running it or a new
 beside the theoretical minimum: the three soaks plus three promotions, a promotion being the
 least time a hop took beyond its soak in the run. A stage runs a commit from when Cascade
 sees it run there (its age starts then): the sandbox copies a slug at once, and Cascade
-looks at a promotion it sent 2 s later (`app.plan.FOLLOW_FIRST`). Goals: the last stage
+looks at a promotion it sent 2 s later (`app.core.plan.FOLLOW_FIRST`). Goals: the last stage
 receives a commit at least every `max(M, A)` plus one promotion; the median lead time within
 1.1x the minimum. At `M = A` exactly, a commit comes of age at the very moment the next one
 lands: promoting only the current release then never moves anything.
@@ -33,8 +33,8 @@ from unittest import mock
 
 import redis.asyncio as redis
 
-from app.redis_server import EmbeddedRedis
-from app.services import Service, ServicesConfig
+from app.config.services import Service, ServicesConfig
+from app.storage.embedded import EmbeddedRedis
 from tests.sandboxed import World, build_world, close_world
 
 SOAK = timedelta(minutes=30)
@@ -93,8 +93,8 @@ def current_only() -> Iterator[None]:
         return young
 
     with (
-        mock.patch("app.plan._proven", waiting),
-        mock.patch("app.snapshot._proves_at", return_value={}),
+        mock.patch("app.core.plan._proven", waiting),
+        mock.patch("app.engine.snapshot._proves_at", return_value={}),
     ):
         yield
 

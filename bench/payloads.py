@@ -94,7 +94,7 @@ def github_push_template(repo: str = "acme/bench", size: int = 7 * 1024) -> str:
         "committer": {"name": "GitHub", "email": "noreply@github.com", "username": "web-flow"},
         "added": [],
         "removed": [],
-        "modified": ["app/reconciler.py"],
+        "modified": ["app/engine/reconcile.py"],
     }
     event: Json = {
         "ref": "refs/heads/main",

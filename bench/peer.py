@@ -23,9 +23,9 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config.services import load_services
 from app.sandbox import Sandbox, pipelines_from_services
 from app.sandbox.api import RatePool
-from app.services import load_services
 
 Json = dict[str, Any]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from app.redis_server import EmbeddedRedis
+from app.storage.embedded import EmbeddedRedis
 from tests.e2e import harness
 from tests.e2e.harness import base_env, free_port, python, wait_for
 

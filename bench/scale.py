@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.models import Snapshot
-from app.plan import plan
+from app.core.models import Snapshot
+from app.core.plan import plan
 from app.runtime import Runtime
 from bench import fleet as fleets
 from bench import procs

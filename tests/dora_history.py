@@ -1,4 +1,4 @@
-"""A delivery history written by hand, and its figures worked out by hand (`app.dora`).
+"""A delivery history written by hand, and its figures worked out by hand (`app.core.dora`).
 
 Service "api", stages api-qa → api-st → api-prod; T is any moment, the window starts
 a day before it. Times are minutes after T.
@@ -26,9 +26,9 @@ Nearest rank: p = the ceil(q·n)-th smallest value.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.audit import Event
-from app.dora import StageFigures
+from app.core.dora import StageFigures
 from app.runtime import Runtime
+from app.storage.audit import Event
 
 SERVICE = "api"
 STAGES = ("api-qa", "api-st", "api-prod")

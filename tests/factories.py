@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import respx
 
-from app.models import Pause, Release, ReleaseStatus, Snapshot, StageView
-from app.services import Service
+from app.config.services import Service
+from app.core.models import Pause, Release, ReleaseStatus, Snapshot, StageView
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 # A services-file entry for a second service, ready to promote at once (tests of several).

@@ -18,9 +18,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from app.config.settings import Settings
 from app.main import create_app
 from app.runtime import Runtime
-from app.settings import Settings
 
 ADMIN_TOKEN = "t"
 WEBHOOK_SECRET = "s"

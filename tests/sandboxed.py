@@ -11,18 +11,18 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from app.audit import Audit
-from app.health import Health
-from app.heroku import HerokuClient
-from app.ledger import Ledger
-from app.locks import Locks
-from app.promoter import Promoter
-from app.reconciler import Reconciler
-from app.rollback import Rollbacks
+from app.config.services import Freeze, Service, ServicesConfig
+from app.config.settings import Settings
+from app.engine.promote import Promoter
+from app.engine.reconcile import Reconciler
+from app.engine.rollback import Rollbacks
+from app.heroku.client import HerokuClient
 from app.sandbox import Sandbox, pipelines_from_services
-from app.services import Freeze, Service, ServicesConfig
-from app.settings import Settings
-from app.store import Store
+from app.signals.views import Views
+from app.storage.audit import Audit
+from app.storage.ledger import Ledger
+from app.storage.locks import Locks
+from app.storage.store import Store
 
 STAGES = ("api-qa", "api-st", "api-prod")
 
@@ -98,7 +98,7 @@ async def build_world(
         promoter=Promoter(heroku, store, ledger, audit, clock, "test", durable=durable),
         clock=clock,
         resync_seconds=resync_seconds,
-        health=Health.from_settings(Settings(_env_file=None), redis_client),
+        views=Views.from_settings(Settings(_env_file=None), redis_client),
         rollback=Rollbacks(heroku, store, audit, clock),
     )
     return World(sandbox, heroku, reconciler, clock)

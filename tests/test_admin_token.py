@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app import admin_token
+from app.config import admin_token
 
 
 def test_it_is_made_once_private_and_kept(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`AlertsHealth` against a real Redis, Librato's API faked by respx (unmatched calls fail)."""
+"""`AlertsView` against a real Redis, Librato's API faked by respx (unmatched calls fail)."""
 
 import asyncio
 import json
@@ -11,12 +11,12 @@ import pytest
 import redis.asyncio as redis
 import respx
 
-from app import keys
-from app.health.alerts import NO_ALERTMANAGER, NO_SOURCE, AlertsHealth
-from app.settings import Settings
-from app.signals.alerts import ALERTMANAGER, LIBRATO, Alert, AlertsView
-from app.sources.librato import LibratoClient
-from app.store import Store
+from app.config.settings import Settings
+from app.signals.alerts.client import LibratoClient
+from app.signals.alerts.facts import ALERTMANAGER, LIBRATO, Alert, AlertsFacts
+from app.signals.alerts.view import NO_ALERTMANAGER, NO_SOURCE, AlertsView
+from app.storage import keys
+from app.storage.store import Store
 from tests.conftest import FIXTURES
 from tests.factories import NOW, service
 
@@ -51,14 +51,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def health(redis_client: "redis.Redis", clock: Clock) -> AlertsHealth:
-    return AlertsHealth(redis_client, None, RETRY, clock)
+async def views(redis_client: "redis.Redis", clock: Clock) -> AlertsView:
+    return AlertsView(redis_client, None, RETRY, clock)
 
 
 @pytest.fixture
-async def with_librato(redis_client: "redis.Redis", clock: Clock) -> AsyncIterator[AlertsHealth]:
+async def with_librato(redis_client: "redis.Redis", clock: Clock) -> AsyncIterator[AlertsView]:
     librato = LibratoClient(API, "ops", "token")
-    yield AlertsHealth(redis_client, librato, RETRY, clock)
+    yield AlertsView(redis_client, librato, RETRY, clock)
     await librato.aclose()
 
 
@@ -69,44 +69,44 @@ async def heard(client: "redis.Redis", source: str = ALERTMANAGER, at: datetime 
 # the webhook view, without Librato's API -------------------------------------------------
 
 
-async def test_a_service_without_alerts_gathers_none(health: AlertsHealth) -> None:
-    assert await health.gather(service("plain"), NOW) is None
+async def test_a_service_without_alerts_gathers_none(views: AlertsView) -> None:
+    assert await views.gather(service("plain"), NOW) is None
 
 
 async def test_unknown_until_some_sender_reports(
-    health: AlertsHealth, redis_client: "redis.Redis"
+    views: AlertsView, redis_client: "redis.Redis"
 ) -> None:
-    assert await health.gather(API_SVC, NOW) == AlertsView((), NO_SOURCE, NOW + RETRY)
+    assert await views.gather(API_SVC, NOW) == AlertsFacts((), NO_SOURCE, NOW + RETRY)
     await heard(redis_client, LIBRATO)
-    assert await health.gather(API_SVC, NOW) == AlertsView(())
+    assert await views.gather(API_SVC, NOW) == AlertsFacts(())
 
 
 async def test_entries_with_labels_wait_for_alertmanager(
-    health: AlertsHealth, redis_client: "redis.Redis"
+    views: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client, LIBRATO)
-    assert await health.gather(WEB_SVC, NOW) == AlertsView((), NO_ALERTMANAGER, NOW + RETRY)
+    assert await views.gather(WEB_SVC, NOW) == AlertsFacts((), NO_ALERTMANAGER, NOW + RETRY)
     await heard(redis_client, ALERTMANAGER)
-    assert await health.gather(WEB_SVC, NOW) == AlertsView(())
+    assert await views.gather(WEB_SVC, NOW) == AlertsFacts(())
 
 
 async def test_record_keeps_firing_and_forgets_cleared(
-    health: AlertsHealth, redis_client: "redis.Redis"
+    views: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client)
     api, web = latency("api", "f-api"), latency("web", "f-web")
-    recorded = await health.record([api, web, RATE], [], NOW)
+    recorded = await views.record([api, web, RATE], [], NOW)
     assert (recorded.fired, recorded.cleared, recorded.changed) == ((api, web, RATE), (), True)
-    assert (await health.gather(API_SVC, NOW)) == AlertsView((api, web, RATE))
-    assert (await health.gather(WEB_SVC, NOW)) == AlertsView((web,))
+    assert (await views.gather(API_SVC, NOW)) == AlertsFacts((api, web, RATE))
+    assert (await views.gather(WEB_SVC, NOW)) == AlertsFacts((web,))
 
-    again = await health.record([api], [], NOW)  # a repeat: nothing new
+    again = await views.record([api], [], NOW)  # a repeat: nothing new
     assert (again.fired, again.changed) == ((), False)
 
-    cleared = await health.record([], [web, latency("web", "never-seen")], NOW)
+    cleared = await views.record([], [web, latency("web", "never-seen")], NOW)
     assert cleared.cleared == (web,)
-    assert (await health.gather(WEB_SVC, NOW)) == AlertsView(())
-    assert (await health.gather(API_SVC, NOW)).firing == (api, RATE)  # type: ignore[union-attr]
+    assert (await views.gather(WEB_SVC, NOW)) == AlertsFacts(())
+    assert (await views.gather(API_SVC, NOW)).firing == (api, RATE)  # type: ignore[union-attr]
 
 
 def ended(alert: Alert, until: datetime) -> Alert:
@@ -115,103 +115,103 @@ def ended(alert: Alert, until: datetime) -> Alert:
 
 
 async def test_a_late_resolve_of_an_earlier_episode_keeps_the_alert_firing(
-    health: AlertsHealth, redis_client: "redis.Redis"
+    views: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     """Alertmanager HA pairs and retries: episode 1's "resolved" arrives after episode 2 fired."""
     await heard(redis_client)
     first = latency("api", "f-api", NOW)
     second = latency("api", "f-api", NOW + timedelta(minutes=20))
-    await health.record([first], [], NOW)
-    await health.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
-    assert (await health.record([second], [], NOW)).fired == (second,)
+    await views.record([first], [], NOW)
+    await views.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
+    assert (await views.record([second], [], NOW)).fired == (second,)
     resolve = ended(first, NOW + timedelta(minutes=10))
-    late = await health.record([], [resolve], NOW)
+    late = await views.record([], [resolve], NOW)
     assert (late.cleared, late.outdated, late.changed) == ((), (resolve,), False)
-    assert (await health.gather(API_SVC, NOW)) == AlertsView((second,))
+    assert (await views.gather(API_SVC, NOW)) == AlertsFacts((second,))
 
 
 async def test_a_late_firing_of_a_resolved_episode_stays_resolved(
-    health: AlertsHealth, redis_client: "redis.Redis", clock: Clock
+    views: AlertsView, redis_client: "redis.Redis", clock: Clock
 ) -> None:
     await heard(redis_client)
     first = latency("api", "f-api", NOW)
-    await health.record([first], [], NOW)
-    await health.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
-    late = await health.record([first], [], NOW)  # the other HA peer, or a retry
+    await views.record([first], [], NOW)
+    await views.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
+    late = await views.record([first], [], NOW)  # the other HA peer, or a retry
     assert (late.fired, late.outdated) == ((), (first,))
-    assert (await health.gather(API_SVC, NOW)) == AlertsView(())
+    assert (await views.gather(API_SVC, NOW)) == AlertsFacts(())
     again = latency("api", "f-api", NOW + timedelta(minutes=11))  # a new episode fires
-    assert (await health.record([again], [], NOW)).fired == (again,)
+    assert (await views.record([again], [], NOW)).fired == (again,)
     assert await redis_client.hkeys(keys.ALERTS_ENDED) == [first.key]
     clock.now = NOW + keys.ALERTMANAGER_TTL + timedelta(seconds=1)
-    await health.refresh([API_SVC])  # the ended marks last as long as an alert kept
+    await views.refresh([API_SVC])  # the ended marks last as long as an alert kept
     assert await redis_client.hkeys(keys.ALERTS_ENDED) == []
 
 
 async def test_a_late_librato_clear_keeps_a_newer_trigger(
-    health: AlertsHealth, redis_client: "redis.Redis"
+    views: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     """Librato's clear carries its trigger_time: one older than the firing alert's is late."""
     await heard(redis_client, LIBRATO)
     old = replace(RATE, since=NOW - timedelta(hours=1))
-    await health.record([RATE], [], NOW)
-    late = await health.record([], [old], NOW)
+    await views.record([RATE], [], NOW)
+    late = await views.record([], [old], NOW)
     assert late.cleared == ()
-    assert (await health.gather(API_SVC, NOW)) == AlertsView((RATE,))
-    assert (await health.record([], [RATE], NOW)).cleared == (RATE,)  # its own clear clears
+    assert (await views.gather(API_SVC, NOW)) == AlertsFacts((RATE,))
+    assert (await views.record([], [RATE], NOW)).cleared == (RATE,)  # its own clear clears
 
 
 async def test_a_resolve_ending_before_it_starts_is_read_as_its_start(
-    health: AlertsHealth, redis_client: "redis.Redis"
+    views: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client)
     api = latency("api", "f-api", NOW)
-    await health.record([api], [], NOW)
+    await views.record([api], [], NOW)
     odd = ended(api, NOW - timedelta(days=800))
-    assert [a.key for a in (await health.record([], [odd], NOW)).cleared] == [api.key]
+    assert [a.key for a in (await views.record([], [odd], NOW)).cleared] == [api.key]
 
 
 async def test_a_clear_without_times_clears_by_arrival(
-    health: AlertsHealth, redis_client: "redis.Redis"
+    views: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client)
     api = latency("api", "f-api")
-    await health.record([api], [], NOW)
-    cleared = await health.record([], [replace(api, since=None)], NOW)
+    await views.record([api], [], NOW)
+    cleared = await views.record([], [replace(api, since=None)], NOW)
     assert [a.key for a in cleared.cleared] == [api.key]
 
 
 async def test_an_alertmanager_alert_expires_unless_repeated(
-    health: AlertsHealth, redis_client: "redis.Redis", clock: Clock
+    views: AlertsView, redis_client: "redis.Redis", clock: Clock
 ) -> None:
     await heard(redis_client)
     api, web = latency("api", "f-api"), latency("web", "f-web")
-    await health.record([api, web], [], NOW)
+    await views.record([api, web], [], NOW)
     later = NOW + keys.ALERTMANAGER_TTL - timedelta(hours=1)
-    await health.record([api], [], later)  # Alertmanager's repeat_interval
+    await views.record([api], [], later)  # Alertmanager's repeat_interval
     await heard(redis_client, at=later)
     clock.now = NOW + keys.ALERTMANAGER_TTL + timedelta(seconds=1)
-    assert (await health.gather(WEB_SVC, clock.now)) == AlertsView(())
-    assert (await health.gather(API_SVC, clock.now)).firing == (api,)  # type: ignore[union-attr]
-    assert await health.refresh([API_SVC, WEB_SVC, service("plain")]) == ["api", "web"]
+    assert (await views.gather(WEB_SVC, clock.now)) == AlertsFacts(())
+    assert (await views.gather(API_SVC, clock.now)).firing == (api,)  # type: ignore[union-attr]
+    assert await views.refresh([API_SVC, WEB_SVC, service("plain")]) == ["api", "web"]
     assert await redis_client.hkeys(keys.ALERTS_FIRING) == [api.key]  # the expired one is gone
 
 
 async def test_a_full_view_refuses_new_alerts_and_knows_nothing(
-    health: AlertsHealth, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+    views: AlertsView, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(keys, "ALERTS_MAX", 2)
     await heard(redis_client)
     first, second, third = (latency("api", f"f{i}") for i in range(3))
-    recorded = await health.record([first, second, third], [], NOW)
+    recorded = await views.record([first, second, third], [], NOW)
     assert (recorded.fired, recorded.refused) == ((first, second), (third,))
     assert "refused (the view is full)" in recorded.summary()
-    view = await health.gather(API_SVC, NOW)
+    view = await views.gather(API_SVC, NOW)
     assert view is not None
     assert view.firing == (first, second)
     assert view.problem is not None
     assert "more than 2 alerts are firing" in view.problem
-    assert (await health.record([first], [], NOW)).refused == ()  # a repeat still fits
+    assert (await views.record([first], [], NOW)).refused == ()  # a repeat still fits
     assert len(await redis_client.hkeys(keys.ALERTS_FIRING)) == 2
 
 
@@ -219,13 +219,13 @@ async def test_a_full_view_refuses_new_alerts_and_knows_nothing(
 
 
 async def test_a_silent_alertmanager_is_unknown_after_the_allowed_silence(
-    health: AlertsHealth, redis_client: "redis.Redis"
+    views: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     """Without a heartbeat, "nothing fires" ages: past the allowed silence it is not known."""
     await heard(redis_client)
-    assert (await health.gather(API_SVC, NOW + timedelta(hours=23))) == AlertsView(())
+    assert (await views.gather(API_SVC, NOW + timedelta(hours=23))) == AlertsFacts(())
     later = NOW + SILENCE + timedelta(seconds=1)
-    view = await health.gather(API_SVC, later)
+    view = await views.gather(API_SVC, later)
     assert view is not None
     assert view.problem == (
         "alertmanager was last heard 1d1s ago, longer than CASCADE_SILENT_SOURCE_MAX_AGE (1d)"
@@ -238,73 +238,73 @@ async def test_a_silent_alertmanager_is_unknown_after_the_allowed_silence(
 async def test_with_a_heartbeat_alertmanager_is_known_only_while_it_beats(
     redis_client: "redis.Redis", clock: Clock
 ) -> None:
-    health = AlertsHealth(redis_client, None, RETRY, clock, heartbeat="Watchdog")
+    views = AlertsView(redis_client, None, RETRY, clock, heartbeat="Watchdog")
     await heard(redis_client)
-    view = await health.gather(API_SVC, NOW)
+    view = await views.gather(API_SVC, NOW)
     assert view is not None
     assert view.problem == (
         'Alertmanager\'s heartbeat "Watchdog" has not been heard: route it to Cascade'
         " (repeat_interval under 5m)"
     )
     watchdog = Alert(ALERTMANAGER, "Watchdog", "f-watchdog", {"alertname": "Watchdog"}, NOW)
-    await health.record([watchdog], [], NOW)
-    assert (await health.gather(API_SVC, NOW + timedelta(minutes=4))) == AlertsView(())
-    stopped = await health.gather(API_SVC, NOW + timedelta(minutes=6))
+    await views.record([watchdog], [], NOW)
+    assert (await views.gather(API_SVC, NOW + timedelta(minutes=4))) == AlertsFacts(())
+    stopped = await views.gather(API_SVC, NOW + timedelta(minutes=6))
     assert stopped is not None
     assert stopped.problem == (
         'Alertmanager\'s heartbeat "Watchdog" was last heard 6m ago (it must be under'
         " 5m old): its notifications are not reaching Cascade"
     )
-    await health.record([watchdog], [], NOW + timedelta(minutes=6))  # the next repeat
-    assert (await health.gather(API_SVC, NOW + timedelta(minutes=7))) == AlertsView(())
+    await views.record([watchdog], [], NOW + timedelta(minutes=6))  # the next repeat
+    assert (await views.gather(API_SVC, NOW + timedelta(minutes=7))) == AlertsFacts(())
     # a heartbeat beating proves Alertmanager alive however long nothing else fired
-    await health.record([watchdog], [], NOW + SILENCE * 2)
-    assert (await health.gather(API_SVC, NOW + SILENCE * 2)) == AlertsView(())
+    await views.record([watchdog], [], NOW + SILENCE * 2)
+    assert (await views.gather(API_SVC, NOW + SILENCE * 2)) == AlertsFacts(())
 
 
 async def test_a_truncated_notification_is_unknown_for_the_alerts_it_may_hide(
-    health: AlertsHealth, redis_client: "redis.Redis"
+    views: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client)
     group = {"alertname": "APIHighLatency"}
-    await health.record_truncated('{}:{alertname="APIHighLatency"}', group, 3, NOW)
-    view = await health.gather(API_SVC, NOW)
+    await views.record_truncated('{}:{alertname="APIHighLatency"}', group, 3, NOW)
+    view = await views.gather(API_SVC, NOW)
     assert view is not None
     assert view.problem == (
         "Alertmanager left 3 alerts of the group alertname=APIHighLatency out of a notification"
         " (max_alerts), and this service's may be among them: set max_alerts: 0 for Cascade"
     )
     other = service("other", alerts=("DiskFull", 'APIHighLatency{job="x"}'))
-    assert (await health.gather(service("disk", alerts=("DiskFull",)), NOW)) == AlertsView(())
-    assert (await health.gather(other, NOW)).problem is not None  # type: ignore[union-attr]
-    await health.record_truncated('{}:{alertname="APIHighLatency"}', group, 0, NOW)
-    assert (await health.gather(API_SVC, NOW)) == AlertsView(())
+    assert (await views.gather(service("disk", alerts=("DiskFull",)), NOW)) == AlertsFacts(())
+    assert (await views.gather(other, NOW)).problem is not None  # type: ignore[union-attr]
+    await views.record_truncated('{}:{alertname="APIHighLatency"}', group, 0, NOW)
+    assert (await views.gather(API_SVC, NOW)) == AlertsFacts(())
 
 
 async def test_freshness_says_when_each_alert_source_was_last_heard(
     redis_client: "redis.Redis", clock: Clock
 ) -> None:
-    health = AlertsHealth(redis_client, None, RETRY, clock, heartbeat="Watchdog")
-    (never,) = await health.freshness(NOW)  # expected, never heard
+    views = AlertsView(redis_client, None, RETRY, clock, heartbeat="Watchdog")
+    (never,) = await views.freshness(NOW)  # expected, never heard
     assert never.describe(NOW) == (
         "alerts: never heard from alertmanager (heartbeat Watchdog): stale, over 5m: unknown"
     )
     await heard(redis_client, at=NOW)
     watchdog = Alert(ALERTMANAGER, "Watchdog", "f-watchdog", {"alertname": "Watchdog"}, NOW)
-    await health.record([watchdog], [], NOW)
+    await views.record([watchdog], [], NOW)
     later = NOW + timedelta(minutes=3)
-    (fresh,) = await health.freshness(later)
+    (fresh,) = await views.freshness(later)
     assert fresh.describe(later) == (
         "alerts: last heard 3m ago from alertmanager (heartbeat Watchdog)"
     )
     much_later = NOW + timedelta(minutes=7)
-    (stale,) = await health.freshness(much_later)
+    (stale,) = await views.freshness(much_later)
     assert stale.stale
     assert stale.describe(much_later) == (
         "alerts: last heard 7m ago from alertmanager (heartbeat Watchdog): stale, over 5m: unknown"
     )
 
-    plain = AlertsHealth(redis_client, None, RETRY, clock)
+    plain = AlertsView(redis_client, None, RETRY, clock)
     await heard(redis_client, LIBRATO, NOW)
     lines = [f.describe(much_later) for f in await plain.freshness(much_later)]
     assert lines == [
@@ -315,14 +315,14 @@ async def test_freshness_says_when_each_alert_source_was_last_heard(
 
 def test_a_polled_feed_is_stale_after_three_missed_polls(redis_client: "redis.Redis") -> None:
     settings = Settings(librato_user="ops", librato_token="t", poll_seconds=120)
-    health = AlertsHealth.from_settings(settings, redis_client)
-    assert health.stale_after == timedelta(minutes=6)
-    assert health.silence_max == timedelta(hours=24)
+    views = AlertsView.from_settings(settings, redis_client)
+    assert views.stale_after == timedelta(minutes=6)
+    assert views.silence_max == timedelta(hours=24)
 
 
-async def test_without_librato_refresh_calls_nobody(health: AlertsHealth) -> None:
+async def test_without_librato_refresh_calls_nobody(views: AlertsView) -> None:
     with respx.mock:  # any HTTP call fails
-        assert await health.refresh([API_SVC]) == []
+        assert await views.refresh([API_SVC]) == []
 
 
 # Librato's alert status API --------------------------------------------------------------
@@ -339,7 +339,7 @@ def librato_api(mock: respx.MockRouter, firing: object = STATUS) -> respx.Route:
     return mock.get("/v1/alerts/status").respond(json=firing)
 
 
-async def test_a_poll_names_the_firing_alerts(with_librato: AlertsHealth) -> None:
+async def test_a_poll_names_the_firing_alerts(with_librato: AlertsView) -> None:
     with librato_mock() as mock:
         librato_api(mock)
         assert await with_librato.refresh([API_SVC, WEB_SVC, BY_ID]) == ["api", "ids"]
@@ -359,11 +359,11 @@ async def test_a_poll_names_the_firing_alerts(with_librato: AlertsHealth) -> Non
     with librato_mock() as mock:  # it cleared
         librato_api(mock, {"firing": [{"id": 129, "triggered_at": 1444934147}], "cleared": []})
         assert await with_librato.refresh([API_SVC, WEB_SVC, BY_ID]) == ["api", "ids"]
-    assert await with_librato.gather(API_SVC, NOW) == AlertsView(())
+    assert await with_librato.gather(API_SVC, NOW) == AlertsFacts(())
 
 
 async def test_unreachable_librato_is_unknown_then_recovers_by_itself(
-    with_librato: AlertsHealth, redis_client: "redis.Redis", clock: Clock
+    with_librato: AlertsView, redis_client: "redis.Redis", clock: Clock
 ) -> None:
     await heard(redis_client)  # the webhook view alone does not do while Librato is configured
     with librato_mock() as mock:
@@ -384,15 +384,15 @@ async def test_unreachable_librato_is_unknown_then_recovers_by_itself(
     with librato_mock() as mock:
         librato_api(mock, {"firing": [], "cleared": []})
         assert await with_librato.refresh([API_SVC, WEB_SVC]) == ["api"]  # it may open now
-    assert await with_librato.gather(API_SVC, clock.now, fetch=False) == AlertsView(())
+    assert await with_librato.gather(API_SVC, clock.now, fetch=False) == AlertsFacts(())
 
 
 async def test_a_reconcile_polls_a_stale_feed_once_per_retry(
-    with_librato: AlertsHealth, redis_client: "redis.Redis"
+    with_librato: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     with librato_mock() as mock:
         librato_api(mock, {"firing": [], "cleared": []})
-        assert await with_librato.gather(API_SVC, NOW) == AlertsView(())
+        assert await with_librato.gather(API_SVC, NOW) == AlertsFacts(())
     await redis_client.delete(keys.LIBRATO_TRIED)  # the retry interval passed
 
     later = NOW + timedelta(minutes=6)
@@ -415,18 +415,18 @@ async def test_a_reconcile_polls_a_stale_feed_once_per_retry(
     assert [a.id for a in view.firing] == ["106"]
 
 
-async def test_reconciles_at_once_share_one_poll(with_librato: AlertsHealth) -> None:
+async def test_reconciles_at_once_share_one_poll(with_librato: AlertsView) -> None:
     with librato_mock() as mock:
         status = librato_api(mock, {"firing": [], "cleared": []})
         views = await asyncio.gather(
             with_librato.gather(API_SVC, NOW), with_librato.gather(BY_ID, NOW)
         )
-    assert list(views) == [AlertsView(()), AlertsView(())]
+    assert list(views) == [AlertsFacts(()), AlertsFacts(())]
     assert status.call_count == 1
 
 
 async def test_fetch_false_makes_no_http_call(
-    with_librato: AlertsHealth, redis_client: "redis.Redis"
+    with_librato: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     with librato_mock() as mock:
         status = librato_api(mock)
@@ -439,16 +439,16 @@ async def test_fetch_false_makes_no_http_call(
 
 
 async def test_a_feed_of_entries_with_labels_only_is_not_needed(
-    with_librato: AlertsHealth, redis_client: "redis.Redis"
+    with_librato: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client)
     with librato_mock():  # any HTTP call fails
-        assert await with_librato.gather(WEB_SVC, NOW) == AlertsView(())
+        assert await with_librato.gather(WEB_SVC, NOW) == AlertsFacts(())
         assert await with_librato.refresh([WEB_SVC]) == []
 
 
 async def test_a_poll_settles_a_webhook_alert_it_does_not_list(
-    with_librato: AlertsHealth, clock: Clock
+    with_librato: AlertsView, clock: Clock
 ) -> None:
     other = Alert(LIBRATO, "api 5xx rate", "777", since=NOW)
     await with_librato.record([other], [], NOW)
@@ -466,10 +466,10 @@ async def test_a_poll_settles_a_webhook_alert_it_does_not_list(
         librato_api(mock, {"firing": [], "cleared": []})
         mock.get("/v1/alerts/777/status").respond(json={"alert": {"id": 777}, "status": "ok"})
         assert await with_librato.refresh([API_SVC]) == ["api"]
-    assert await with_librato.gather(API_SVC, clock.now) == AlertsView(())
+    assert await with_librato.gather(API_SVC, clock.now) == AlertsFacts(())
 
 
-async def test_a_webhook_newer_than_the_poll_is_kept(with_librato: AlertsHealth) -> None:
+async def test_a_webhook_newer_than_the_poll_is_kept(with_librato: AlertsView) -> None:
     later = NOW + timedelta(seconds=1)
     await with_librato.record([Alert(LIBRATO, "api 5xx rate", "777", since=later)], [], later)
     with librato_mock() as mock:
@@ -478,7 +478,7 @@ async def test_a_webhook_newer_than_the_poll_is_kept(with_librato: AlertsHealth)
     assert [a.id for a in (await with_librato.gather(API_SVC, later)).firing] == ["777"]  # type: ignore[union-attr]
 
 
-async def test_a_firing_alert_whose_name_is_unknown(with_librato: AlertsHealth) -> None:
+async def test_a_firing_alert_whose_name_is_unknown(with_librato: AlertsView) -> None:
     with librato_mock() as mock:
         mock.get("/v1/alerts/status").respond(json=STATUS)
         mock.get(url__regex=r"/v1/alerts/\d+$").respond(500)

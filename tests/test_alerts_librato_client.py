@@ -14,7 +14,7 @@ import httpx
 import pytest
 import respx
 
-from app.sources.librato import LibratoClient, LibratoError
+from app.signals.alerts.client import LibratoClient, LibratoError
 from tests.conftest import FIXTURES
 
 API = "http://librato.test"

@@ -5,15 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from app.config.services import ConfigError, load_services
+from app.core.models import GateState, Signals
 from app.gates import alerts as gate
-from app.models import GateState
-from app.services import ConfigError, load_services
-from app.signals import Signals
-from app.signals.alerts import (
+from app.signals.alerts.facts import (
     ALERTMANAGER,
     LIBRATO,
     Alert,
-    AlertsView,
+    AlertsFacts,
     Entry,
     matches,
     matching,
@@ -175,46 +174,46 @@ LATER = NOW + timedelta(seconds=10)
 @pytest.mark.parametrize(
     ("view", "state", "reason", "recheck_at"),
     [
-        (AlertsView(()), GateState.OPEN, "none of api 5xx rate, APIHighLatency is firing", None),
+        (AlertsFacts(()), GateState.OPEN, "none of api 5xx rate, APIHighLatency is firing", None),
         (
-            AlertsView((AM,)),
+            AlertsFacts((AM,)),
             GateState.CLOSED,
             '"APIHighLatency" firing since 11:03 UTC (alertmanager, instance=i-1)',
             None,
         ),
         (
-            AlertsView((AM, AM2)),
+            AlertsFacts((AM, AM2)),
             GateState.CLOSED,
             '"APIHighLatency" firing since 11:03 UTC (alertmanager, 2 alerts)',
             None,
         ),
         (
-            AlertsView((LIB,)),
+            AlertsFacts((LIB,)),
             GateState.CLOSED,
             '"api 5xx rate" firing since 2026-04-29 12:00 UTC (librato #6, runbook http://run/book)',
             None,
         ),
         (
-            AlertsView((Alert(LIBRATO, "", "6"),)),
+            AlertsFacts((Alert(LIBRATO, "", "6"),)),
             GateState.CLOSED,
             "Librato alert #6 firing (librato #6)",
             None,
         ),
         (
-            AlertsView((AM, LIB)),
+            AlertsFacts((AM, LIB)),
             GateState.CLOSED,
             '"APIHighLatency" firing since 11:03 UTC (alertmanager, instance=i-1); "api 5xx rate"'
             " firing since 2026-04-29 12:00 UTC (librato #6, runbook http://run/book)",
             None,
         ),
         (
-            AlertsView((AM,), "Librato is down", LATER),
+            AlertsFacts((AM,), "Librato is down", LATER),
             GateState.CLOSED,
             '"APIHighLatency" firing since 11:03 UTC (alertmanager, instance=i-1);'
             " also, Librato is down",
             LATER,
         ),
-        (AlertsView((), "Librato is down", LATER), GateState.UNKNOWN, "Librato is down", LATER),
+        (AlertsFacts((), "Librato is down", LATER), GateState.UNKNOWN, "Librato is down", LATER),
         (None, GateState.UNKNOWN, "the alerts were not read", None),
     ],
     ids=[
@@ -229,7 +228,7 @@ LATER = NOW + timedelta(seconds=10)
         "not-gathered",
     ],
 )
-def test_gate(view: AlertsView | None, state: GateState, reason: str, recheck_at: object) -> None:
+def test_gate(view: AlertsFacts | None, state: GateState, reason: str, recheck_at: object) -> None:
     snap = snapshot(STAGES, service=service(alerts=ENTRIES), signals=Signals(alerts=view))
     result = gate.check(snap, snap.pairs()[0])
     assert result is not None
@@ -242,7 +241,7 @@ def test_gate(view: AlertsView | None, state: GateState, reason: str, recheck_at
 
 
 def test_gate_does_not_apply_without_alerts() -> None:
-    snap = snapshot(STAGES, signals=Signals(alerts=AlertsView((AM,))))
+    snap = snapshot(STAGES, signals=Signals(alerts=AlertsFacts((AM,))))
     assert gate.check(snap, snap.pairs()[0]) is None
 
 
@@ -294,7 +293,7 @@ STAGED = service(alerts=("api 5xx rate",), stage_alerts={"api-qa": ("APIHighLate
 )
 def test_stage_alert_closes_promotions_out_of_its_stage_only(source: str, state: GateState) -> None:
     stages = (stage("api-qa", "c" * 40), stage("api-st", "b" * 40), stage("api-prod", "a" * 40))
-    snap = snapshot(stages, service=STAGED, signals=Signals(alerts=AlertsView((AM,))))
+    snap = snapshot(stages, service=STAGED, signals=Signals(alerts=AlertsFacts((AM,))))
     pair = next(p for p in snap.pairs() if p.source.app == source)
     result = gate.check(snap, pair)
     assert result is not None
@@ -304,7 +303,7 @@ def test_stage_alert_closes_promotions_out_of_its_stage_only(source: str, state:
 def test_stage_alerts_alone_apply_to_their_stage_only() -> None:
     svc = service(stage_alerts={"api-qa": ("APIHighLatency",)})
     stages = (stage("api-qa", "c" * 40), stage("api-st", "b" * 40), stage("api-prod", "a" * 40))
-    snap = snapshot(stages, service=svc, signals=Signals(alerts=AlertsView((AM,))))
+    snap = snapshot(stages, service=svc, signals=Signals(alerts=AlertsFacts((AM,))))
     first, second = snap.pairs()
     assert gate.check(snap, second) is None
     assert (result := gate.check(snap, first)) is not None

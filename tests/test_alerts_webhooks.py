@@ -16,8 +16,8 @@ import httpx
 import pytest
 import respx
 
-from app import keys
-from app.signals.alerts import ALERTMANAGER, LIBRATO
+from app.signals.alerts.facts import ALERTMANAGER, LIBRATO
+from app.storage import keys
 from tests.conftest import FIXTURES
 from tests.inprocess import Cascade, Json, Start, eventually
 
@@ -245,7 +245,7 @@ async def test_a_truncated_notification_makes_the_group_unknown_until_a_whole_on
     body = accepted(await to_alertmanager(cascade, cut))
     assert body["detail"].endswith("4 left out (set max_alerts: 0 for Cascade)")
     api, _web = cascade.runtime.config.services
-    alerts = cascade.runtime.health.alerts
+    alerts = cascade.runtime.views.alerts
     view = await alerts.gather(api, datetime.now(UTC), fetch=False)
     assert view is not None
     assert view.problem is not None

@@ -17,9 +17,9 @@ import redis.asyncio as redis
 import respx
 from asgi_lifespan import LifespanManager
 
-from app import keys
+from app.core.models import Pause, PromotionRecord, PromotionState
 from app.main import YOUNG_COLLECTION_EVERY, create_app
-from app.models import Pause, PromotionRecord, PromotionState
+from app.storage import keys
 from tests.factories import refuse_the_platform_token
 from tests.inprocess import (
     ADMIN,

@@ -1,7 +1,7 @@
 """The one-click Heroku deploy: `app.json`, the `Procfile` and what the buildpack installs.
 
 The README's configuration table is the list of settings: it names exactly the variables
-`app.settings.Settings` reads, and `app.json` names every one of them with a description,
+`app.config.settings.Settings` reads, and `app.json` names every one of them with a description,
 unless Heroku provides it (PORT, HEROKU_APP_DEFAULT_DOMAIN_NAME) or the Redis add-on does
 (REDIS_URL). SPEC.md's environment table, the external contract, is a part of it.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from pydantic import AliasChoices
 
-from app.services import load_services
-from app.settings import Settings
+from app.config.services import load_services
+from app.config.settings import Settings
 from tests.inprocess import Start
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,8 @@
 import pytest
 import redis.asyncio as redis
 
-from app import keys
-from app.audit import Audit, Event
+from app.storage import keys
+from app.storage.audit import Audit, Event
 from tests.factories import NOW
 
 

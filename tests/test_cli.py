@@ -18,8 +18,8 @@ import httpx
 import pytest
 import respx
 
-from app import cli
-from app.settings import Settings
+from app.cli import main as cli
+from app.config.settings import Settings
 from tests.inprocess import clean_environment
 
 HEROKU = "https://heroku.test"
@@ -482,7 +482,7 @@ def test_resume_says_exactly_what_it_lifted(
 
 EVENTS_FOREVER = """
 import sys
-from app import cli
+from app.cli import main as cli
 event = {"at": "2026-05-01T12:00:00+00:00", "kind": "pause.set", "service": "api",
          "message": "x" * 200}
 cli._call = lambda *args, **kwargs: {"events": [event] * 5000}  # about 1 MB: more than a pipe

@@ -1,4 +1,5 @@
-"""GitHub commit statuses (`app.commit_status`, `app.sources.github`) as a commit moves and waits.
+"""GitHub commit statuses (`app.notify.commit_status`, `app.signals.github.client`) as a commit
+moves and waits.
 
 The GitHub peer is respx on a local base URL (unmatched requests fail); Cascade runs
 in-process on the sandbox, so the commit really is promoted, then waits on its age gate.
@@ -14,10 +15,10 @@ import httpx
 import pytest
 import respx
 
-from app.audit import Event
-from app.commit_status import Status, statuses
-from app.services import ConfigError, load_services
-from app.sources.github import GitHubClient, GitHubError
+from app.config.services import ConfigError, load_services
+from app.notify.commit_status import Status, statuses
+from app.signals.github.client import GitHubClient, GitHubError
+from app.storage.audit import Event
 from tests.inprocess import Cascade, Start, eventually
 
 GITHUB = "https://github.test/api/v3"

@@ -23,12 +23,12 @@ import respx
 import uvicorn
 from fastapi import FastAPI
 
-from app import keys
 from app.api import dashboard
-from app.live import EVERYTHING, Live
-from app.models import Pause
-from app.redis_client import connect
-from app.reload import ConfigProblem
+from app.config.reload import ConfigProblem
+from app.core.models import Pause
+from app.storage import keys
+from app.storage.client import connect
+from app.storage.live import EVERYTHING, Live
 from tests.dora_history import history, seed
 from tests.factories import refuse_the_platform_token
 from tests.inprocess import ADMIN, Cascade, Start, cascades, eventually, in_future

@@ -1,4 +1,4 @@
-"""GitHub deployments (`app.deployments`, `app.sources.github`) following promotions.
+"""GitHub deployments (`app.notify.deployments`, `app.signals.github.client`) following promotions.
 
 The GitHub peer is respx on a local base URL (unmatched requests fail) that checks every
 request against GitHub's REST documentation ("Create a deployment", "Create a deployment
@@ -21,10 +21,10 @@ import pytest
 import redis.asyncio as redis
 import respx
 
-from app.audit import Event
-from app.deployments import Deployments
-from app.services import ConfigError, Service, load_services
-from app.sources.github import GitHubClient, GitHubError
+from app.config.services import ConfigError, Service, load_services
+from app.notify.deployments import Deployments
+from app.signals.github.client import GitHubClient, GitHubError
+from app.storage.audit import Event
 from tests.inprocess import Start, eventually
 
 GITHUB = "https://github.test/api/v3"
@@ -277,7 +277,7 @@ async def test_github_down_is_logged_and_the_next_event_makes_the_deployment(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     github.down = True
-    with caplog.at_level(logging.WARNING, logger="app.deployments"):
+    with caplog.at_level(logging.WARNING, logger="app.notify.deployments"):
         await heard(listener(), event("promotion.started"))
     assert github.deployments == {}
     [record] = caplog.records
@@ -381,7 +381,7 @@ async def test_github_down_never_stops_a_promotion(
     async def promoted() -> bool:
         return await cascade.stage_commit("api", "api-prod") == commit
 
-    with caplog.at_level(logging.WARNING, logger="app.deployments"):
+    with caplog.at_level(logging.WARNING, logger="app.notify.deployments"):
         await eventually(promoted, "the promotions despite GitHub", 30)
 
         async def logged() -> bool:

@@ -1,18 +1,18 @@
-"""The delivery metrics' fold (`app.dora`), on the history written by hand in
+"""The delivery metrics' fold (`app.core.dora`), on the history written by hand in
 `tests.dora_history`, and the quantile it uses."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.dora import Mark, ServiceRecord, StageRecord, figures, quantile
+from app.core.dora import Mark, ServiceRecord, StageRecord, figures, quantile
 from tests.dora_history import EXPECTED, STAGES, History, history
 
 T = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 
 def record_of(h: History) -> ServiceRecord:
-    """The records as `app.dora_record` reads them: the first stage's marks are arrivals."""
+    """The records as `app.storage.dora_record` reads them: the first stage's marks are arrivals."""
 
     def marks(stage: str, rows: list[tuple[str, str, datetime]]) -> tuple[Mark, ...]:
         return tuple(Mark(commit, at) for app, commit, at in rows if app == stage)

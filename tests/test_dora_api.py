@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import cli, keys
-from app.audit import Event
+from app.cli import main as cli
 from app.runtime import Runtime
+from app.storage import keys
+from app.storage.audit import Event
 from tests.dora_history import EXPECTED, history, seed
 from tests.inprocess import Cascade
 

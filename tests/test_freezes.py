@@ -4,12 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.freezes import trigger, windows
+from app.config.services import Freeze
+from app.core.models import GateState, Signals
 from app.gates import allow
-from app.models import GateState
-from app.services import Freeze
-from app.signals import Signals
-from app.signals.freeze import FreezeWindow
+from app.signals.freezes.facts import FreezeWindow
+from app.signals.freezes.windows import trigger, windows
 from tests.factories import NOW, pause, snapshot, stage
 
 WEEKEND = Freeze("0 15 * * FRI", timedelta(hours=66), "America/Los_Angeles", "no weekend deploys")

@@ -2,9 +2,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app.durations import humanize
+from app.config.durations import humanize
+from app.core.models import GateState, Pause, Snapshot
 from app.gates import age, allow
-from app.models import GateState, Pause, Snapshot
 from tests.factories import NOW, pause, service, snapshot, stage
 
 QA, ST = "api-qa", "api-st"

@@ -4,10 +4,9 @@ from datetime import timedelta
 
 import pytest
 
+from app.core.models import GateResult, GateState, Signals, Snapshot
 from app.gates import github
-from app.models import GateResult, GateState, Snapshot
-from app.signals import Signals
-from app.signals.github import Checks, ChecksState, GitHubFacts, Relation, fold
+from app.signals.github.facts import Checks, ChecksState, GitHubFacts, Relation, fold
 from tests.factories import NOW, service, snapshot, stage
 
 SOURCE, TARGET = "a" * 40, "b" * 40

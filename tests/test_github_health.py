@@ -1,4 +1,5 @@
-"""The github signal's view (`app.health.github`) and its REST reads (`app.sources.github`).
+"""The github signal's view (`app.signals.github.view`) and its REST reads
+(`app.signals.github.client`).
 
 Redis is the session's real server; GitHub is respx on a local base URL, answering in the
 shapes of GitHub's REST API (FORMATS.md §3: compare `status`, combined status `statuses[]`,
@@ -14,9 +15,8 @@ import pytest
 import redis.asyncio as redis
 import respx
 
-from app import keys
-from app.health.github import GitHubHealth
-from app.signals.github import (
+from app.signals.github.client import GitHubClient, GitHubError
+from app.signals.github.facts import (
     CheckReport,
     Checks,
     ChecksState,
@@ -24,7 +24,8 @@ from app.signals.github import (
     Push,
     Relation,
 )
-from app.sources.github import GitHubClient, GitHubError
+from app.signals.github.view import GitHubView
+from app.storage import keys
 from tests.factories import NOW, service
 
 GITHUB = "https://github.test/api/v3"
@@ -93,8 +94,8 @@ def peer() -> Iterator[GitHubPeer]:
 
 
 @pytest.fixture
-async def health(redis_client: "redis.Redis", peer: GitHubPeer) -> AsyncIterator[GitHubHealth]:
-    view = GitHubHealth(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
+async def views(redis_client: "redis.Redis", peer: GitHubPeer) -> AsyncIterator[GitHubView]:
+    view = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
     yield view
     await view.aclose()
 
@@ -105,14 +106,14 @@ def on_main(peer: GitHubPeer, *shas: str) -> None:
 
 
 async def facts(
-    health: GitHubHealth,
+    views: GitHubView,
     now: datetime = NOW,
     *,
     fetch: bool = True,
     svc: Any = API,
     pair: tuple[str, str] = (SOURCE, TARGET),
 ) -> GitHubFacts:
-    return (await health.gather(svc, [pair], now, fetch=fetch))[pair]
+    return (await views.gather(svc, [pair], now, fetch=fetch))[pair]
 
 
 def push(after: str | None, before: str | None = None, *commits: str, forced: bool = False) -> Push:
@@ -122,10 +123,10 @@ def push(after: str | None, before: str | None = None, *commits: str, forced: bo
 # on the branch and ahead, from GitHub's compare ------------------------------------------
 
 
-async def test_on_the_branch_and_ahead_then_cached(health: GitHubHealth, peer: GitHubPeer) -> None:
+async def test_on_the_branch_and_ahead_then_cached(views: GitHubView, peer: GitHubPeer) -> None:
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    assert await facts(health) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(views) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == [
         f"/repos/acme/api/compare/{SOURCE}...main",
         f"/repos/acme/api/compare/{TARGET}...{SOURCE}",
@@ -134,7 +135,7 @@ async def test_on_the_branch_and_ahead_then_cached(health: GitHubHealth, peer: G
 
     peer.calls.clear()
     later = NOW + timedelta(days=1)
-    assert await facts(health, later) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(views, later) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == []  # a commit on the branch stays there; a compare never changes
 
 
@@ -154,40 +155,40 @@ async def test_on_the_branch_and_ahead_then_cached(health: GitHubHealth, peer: G
     ],
 )
 async def test_how_the_source_stands_to_the_target(
-    health: GitHubHealth, peer: GitHubPeer, relation: str | httpx.Response, expected: Relation
+    views: GitHubView, peer: GitHubPeer, relation: str | httpx.Response, expected: Relation
 ) -> None:
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = relation
-    assert (await facts(health)).relation is expected
+    assert (await facts(views)).relation is expected
 
 
 async def test_not_on_the_branch_skips_the_compare_with_the_target(
-    health: GitHubHealth, peer: GitHubPeer
+    views: GitHubView, peer: GitHubPeer
 ) -> None:
     peer.compares[(SOURCE, "main")] = "diverged"
-    assert await facts(health) == GitHubFacts(False, None)
+    assert await facts(views) == GitHubFacts(False, None)
     assert peer.calls == [f"/repos/acme/api/compare/{SOURCE}...main"]
 
 
 async def test_a_negative_is_kept_briefly_and_dropped_by_a_push(
-    health: GitHubHealth, peer: GitHubPeer, redis_client: "redis.Redis"
+    views: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
 ) -> None:
     peer.compares[(SOURCE, "main")] = "diverged"
-    assert (await facts(health)).on_branch is False
-    assert (await facts(health, NOW + timedelta(seconds=5))).on_branch is False
+    assert (await facts(views)).on_branch is False
+    assert (await facts(views, NOW + timedelta(seconds=5))).on_branch is False
     assert len(peer.calls) == 1  # the negative answered the second time
     negative = keys.github_off_branch(REPO, 0, "main", SOURCE)
     assert 0 < await redis_client.ttl(negative) <= keys.GITHUB_OFF_BRANCH_TTL.total_seconds()
     stale = NOW + keys.GITHUB_OFF_BRANCH_FRESH
-    assert (await facts(health, stale, fetch=False)).on_branch is False  # still shown
+    assert (await facts(views, stale, fetch=False)).on_branch is False  # still shown
     assert len(peer.calls) == 1
-    assert (await facts(health, stale)).on_branch is False  # asked again before deciding
+    assert (await facts(views, stale)).on_branch is False  # asked again before deciding
     assert len(peer.calls) == 2
 
-    await health.record_push(push(OTHER, TARGET, OTHER))  # something was merged into main
+    await views.record_push(push(OTHER, TARGET, OTHER))  # something was merged into main
     on_main(peer, SOURCE)  # ... and it was our commit
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    assert await facts(health, stale + timedelta(seconds=1)) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(views, stale + timedelta(seconds=1)) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls[2] == f"/repos/acme/api/compare/{SOURCE}...main"
 
 
@@ -195,85 +196,83 @@ async def test_a_negative_is_kept_briefly_and_dropped_by_a_push(
 
 
 async def test_pushes_prove_on_branch_and_order_without_a_call(
-    health: GitHubHealth, peer: GitHubPeer
+    views: GitHubView, peer: GitHubPeer
 ) -> None:
-    await health.record_push(push(TARGET, None, TARGET))  # creates main at TARGET
-    await health.record_push(push(OTHER, TARGET, OTHER))
-    await health.record_push(push(SOURCE, OTHER, "d" * 40, SOURCE))
-    assert await facts(health) == GitHubFacts(True, Relation.AHEAD)
-    assert await facts(health, pair=(TARGET, SOURCE)) == GitHubFacts(True, Relation.BEHIND)
-    assert await facts(health, pair=("d" * 40, TARGET)) != GitHubFacts(None)  # listed: on main
+    await views.record_push(push(TARGET, None, TARGET))  # creates main at TARGET
+    await views.record_push(push(OTHER, TARGET, OTHER))
+    await views.record_push(push(SOURCE, OTHER, "d" * 40, SOURCE))
+    assert await facts(views) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(views, pair=(TARGET, SOURCE)) == GitHubFacts(True, Relation.BEHIND)
+    assert await facts(views, pair=("d" * 40, TARGET)) != GitHubFacts(None)  # listed: on main
     assert peer.calls == [f"/repos/acme/api/compare/{TARGET}...{'d' * 40}"]  # not a push head
 
 
-async def test_a_forced_push_clears_what_is_cached(health: GitHubHealth, peer: GitHubPeer) -> None:
+async def test_a_forced_push_clears_what_is_cached(views: GitHubView, peer: GitHubPeer) -> None:
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    await health.record_push(push(SOURCE, TARGET, SOURCE))
-    assert await facts(health) == GitHubFacts(True, Relation.AHEAD)
+    await views.record_push(push(SOURCE, TARGET, SOURCE))
+    assert await facts(views) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == []
 
-    await health.record_push(push(OTHER, SOURCE, OTHER, forced=True))  # SOURCE rewritten away
+    await views.record_push(push(OTHER, SOURCE, OTHER, forced=True))  # SOURCE rewritten away
     peer.compares[(SOURCE, "main")] = "diverged"
-    assert await facts(health) == GitHubFacts(False, None)
+    assert await facts(views) == GitHubFacts(False, None)
     assert peer.calls == [f"/repos/acme/api/compare/{SOURCE}...main"]
-    assert await facts(health, pair=(OTHER, TARGET)) != GitHubFacts(None)  # the new head is on main
+    assert await facts(views, pair=(OTHER, TARGET)) != GitHubFacts(None)  # the new head is on main
 
 
 async def test_a_push_after_another_process_rewrote_the_branch_is_kept_where_it_is_read(
-    health: GitHubHealth, peer: GitHubPeer, redis_client: "redis.Redis"
+    views: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
 ) -> None:
-    await health.record_push(push(TARGET, None, TARGET))  # this process sees generation 0
-    elsewhere = GitHubHealth(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
+    await views.record_push(push(TARGET, None, TARGET))  # this process sees generation 0
+    elsewhere = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
     await elsewhere.record_push(push(TARGET, None, TARGET, forced=True))  # generation 1
-    await health.record_push(push(SOURCE, TARGET, SOURCE))  # written under 0, then under 1
-    assert await facts(health) == GitHubFacts(True, Relation.AHEAD)
+    await views.record_push(push(SOURCE, TARGET, SOURCE))  # written under 0, then under 1
+    assert await facts(views) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == []
     await elsewhere.aclose()
 
 
 async def test_a_delivery_seen_before_records_nothing_and_says_so(
-    health: GitHubHealth, redis_client: "redis.Redis"
+    views: GitHubView, redis_client: "redis.Redis"
 ) -> None:
     seen = keys.dedup("github", "d-1")
-    elsewhere = GitHubHealth(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
+    elsewhere = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
     await elsewhere.record_push(push(TARGET, None, TARGET, forced=True))  # generation 1 there
-    assert await health.record_push(push(SOURCE, TARGET, SOURCE), seen) is True  # 0, then 1
+    assert await views.record_push(push(SOURCE, TARGET, SOURCE), seen) is True  # 0, then 1
     assert await redis_client.get(seen) == "1"
-    assert await health.record_push(push(SOURCE, TARGET, SOURCE), seen) is False
+    assert await views.record_push(push(SOURCE, TARGET, SOURCE), seen) is False
     assert await redis_client.get(keys.github_pushes(REPO, "main")) == "2"  # counted once here
     forced = keys.dedup("github", "d-2")
-    assert await health.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is True
-    assert await health.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is False
+    assert await views.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is True
+    assert await views.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is False
     assert await redis_client.get(keys.github_generation(REPO)) == "2"  # one rewrite, not two
     await elsewhere.aclose()
 
 
 async def test_where_the_branch_stands_may_come_read_already(
-    health: GitHubHealth, peer: GitHubPeer, redis_client: "redis.Redis"
+    views: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
 ) -> None:
-    await health.record_push(push(SOURCE, TARGET, SOURCE))  # generation 0: on main, ahead
+    await views.record_push(push(SOURCE, TARGET, SOURCE))  # generation 0: on main, ahead
     async with redis_client.pipeline(transaction=False) as pipe:
-        GitHubHealth.send_branch_read(pipe, REPO, "main")
+        GitHubView.send_branch_read(pipe, REPO, "main")
         (read,) = await pipe.execute()
     assert read == [None, "1"]  # no rewrite yet; one push
     pair = (SOURCE, TARGET)
-    found = await health.gather(API, [pair], NOW, branch_read=read)
+    found = await views.gather(API, [pair], NOW, branch_read=read)
     assert found[pair] == GitHubFacts(True, Relation.AHEAD)
     later = ["1", "2"]  # as read after a rewrite elsewhere: nothing known of generation 1
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    assert (await health.gather(API, [pair], NOW, branch_read=later))[pair].on_branch is True
+    assert (await views.gather(API, [pair], NOW, branch_read=later))[pair].on_branch is True
     assert peer.calls  # asked GitHub: the facts of generation 0 were not read for 1
 
 
-async def test_a_deleted_branch_clears_what_is_cached(
-    health: GitHubHealth, peer: GitHubPeer
-) -> None:
-    await health.record_push(push(SOURCE, TARGET, SOURCE))
-    await health.record_push(push(None, SOURCE, forced=False))  # main deleted
+async def test_a_deleted_branch_clears_what_is_cached(views: GitHubView, peer: GitHubPeer) -> None:
+    await views.record_push(push(SOURCE, TARGET, SOURCE))
+    await views.record_push(push(None, SOURCE, forced=False))  # main deleted
     peer.compares[(SOURCE, "main")] = httpx.Response(404, json={"message": "Not Found"})
-    found = await facts(health)
+    found = await facts(views)
     assert found.on_branch is None
     assert found.problem == "GitHub answered 404 for acme/api: check `repo` and GITHUB_TOKEN"
     assert found.recheck_at == NOW + timedelta(seconds=POLL)  # refused: not asked again soon
@@ -282,53 +281,51 @@ async def test_a_deleted_branch_clears_what_is_cached(
 # GitHub unreachable, and back --------------------------------------------------------------
 
 
-async def test_unreachable_is_unknown_until_it_is_back(
-    health: GitHubHealth, peer: GitHubPeer
-) -> None:
+async def test_unreachable_is_unknown_until_it_is_back(views: GitHubView, peer: GitHubPeer) -> None:
     peer.down = True
-    found = await facts(health)
+    found = await facts(views)
     assert found.on_branch is None
     assert found.problem is not None
     assert found.problem.startswith("GitHub unreachable: ConnectError")
     assert found.recheck_at == NOW + timedelta(seconds=RETRY)
 
-    assert (await facts(health, NOW + timedelta(seconds=RETRY - 1))).recheck_at == found.recheck_at
+    assert (await facts(views, NOW + timedelta(seconds=RETRY - 1))).recheck_at == found.recheck_at
     assert len(peer.calls) == 1  # a failed read is not repeated before its recheck time
 
     peer.down = False
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    back = await facts(health, NOW + timedelta(seconds=RETRY))
+    back = await facts(views, NOW + timedelta(seconds=RETRY))
     assert back == GitHubFacts(True, Relation.AHEAD)
 
 
-async def test_fetch_false_reads_only_the_cache(health: GitHubHealth, peer: GitHubPeer) -> None:
-    found = await facts(health, fetch=False)
+async def test_fetch_false_reads_only_the_cache(views: GitHubView, peer: GitHubPeer) -> None:
+    found = await facts(views, fetch=False)
     assert found == GitHubFacts(None, problem="not read from GitHub yet")
     assert peer.calls == []
 
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    await facts(health)
+    await facts(views)
     peer.calls.clear()
-    assert await facts(health, fetch=False) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(views, fetch=False) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == []
 
 
-async def test_fetch_false_tells_the_last_failure(health: GitHubHealth, peer: GitHubPeer) -> None:
+async def test_fetch_false_tells_the_last_failure(views: GitHubView, peer: GitHubPeer) -> None:
     peer.down = True
-    await facts(health)
-    found = await facts(health, NOW + timedelta(hours=1), fetch=False)
+    await facts(views)
+    found = await facts(views, NOW + timedelta(hours=1), fetch=False)
     assert found.problem is not None
     assert found.problem.startswith("GitHub unreachable")
     assert len(peer.calls) == 1
 
 
 async def test_a_service_without_a_repo_gathers_nothing(
-    health: GitHubHealth, peer: GitHubPeer
+    views: GitHubView, peer: GitHubPeer
 ) -> None:
-    assert await health.gather(service(), [(SOURCE, TARGET)], NOW) == {}
-    assert await health.gather(API, [], NOW) == {}
+    assert await views.gather(service(), [(SOURCE, TARGET)], NOW) == {}
+    assert await views.gather(API, [], NOW) == {}
     assert peer.calls == []
 
 
@@ -339,35 +336,35 @@ def report(key: str, state: str, at: datetime = NOW, name: str | None = None) ->
     return CheckReport(REPO, SOURCE, key, name or key.partition(":")[2], state, at)
 
 
-async def on_and_ahead(health: GitHubHealth) -> None:
-    await health.record_push(push(TARGET, None, TARGET))
-    await health.record_push(push(SOURCE, TARGET, SOURCE))
+async def on_and_ahead(views: GitHubView) -> None:
+    await views.record_push(push(TARGET, None, TARGET))
+    await views.record_push(push(SOURCE, TARGET, SOURCE))
 
 
-async def test_recorded_checks_join_githubs_answer(health: GitHubHealth, peer: GitHubPeer) -> None:
-    await on_and_ahead(health)
-    await health.record_check(report("status:ci/build", "success"))
-    await health.record_check(report("suite:7", "success", name="github-actions"))
-    found = await facts(health, svc=CHECKED)
+async def test_recorded_checks_join_githubs_answer(views: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(views)
+    await views.record_check(report("status:ci/build", "success"))
+    await views.record_check(report("suite:7", "success", name="github-actions"))
+    found = await facts(views, svc=CHECKED)
     assert found == GitHubFacts(True, Relation.AHEAD, Checks(ChecksState.SUCCESS))
     assert len(peer.calls) == 2  # GitHub's statuses and suites of the commit: the whole truth
 
-    await health.record_check(report("suite:8", "timed_out", name="github-actions"))
-    found = await facts(health, NOW + timedelta(seconds=RETRY), svc=CHECKED)
+    await views.record_check(report("suite:8", "timed_out", name="github-actions"))
+    found = await facts(views, NOW + timedelta(seconds=RETRY), svc=CHECKED)
     assert found.checks == Checks(ChecksState.FAILURE, failing=("github-actions",))
 
 
-async def test_the_latest_report_of_a_context_wins(health: GitHubHealth, peer: GitHubPeer) -> None:
-    await on_and_ahead(health)
-    assert await health.record_check(report("status:ci", "pending", NOW))
-    assert await health.record_check(report("status:ci", "success", NOW + timedelta(minutes=2)))
+async def test_the_latest_report_of_a_context_wins(views: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(views)
+    assert await views.record_check(report("status:ci", "pending", NOW))
+    assert await views.record_check(report("status:ci", "success", NOW + timedelta(minutes=2)))
     # a delivery that crossed the newer one on the way is not taken
-    assert not await health.record_check(report("status:ci", "failure", NOW + timedelta(minutes=1)))
-    assert (await facts(health, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
+    assert not await views.record_check(report("status:ci", "failure", NOW + timedelta(minutes=1)))
+    assert (await facts(views, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
 
 
-async def test_checks_fall_back_to_the_api(health: GitHubHealth, peer: GitHubPeer) -> None:
-    await on_and_ahead(health)
+async def test_checks_fall_back_to_the_api(views: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(views)
     peer.statuses[SOURCE] = [
         {"context": "ci/build", "state": "success"},
         {"context": "cascade/api-st", "state": "pending"},  # Cascade's own: left out
@@ -388,7 +385,7 @@ async def test_checks_fall_back_to_the_api(health: GitHubHealth, peer: GitHubPee
             "latest_check_runs_count": 0,
         },  # an app that runs no check: left out
     ]
-    found = await facts(health, svc=CHECKED)
+    found = await facts(views, svc=CHECKED)
     assert found.checks == Checks(ChecksState.PENDING, pending=("github-actions",))
     assert found.recheck_at == NOW + timedelta(seconds=POLL)  # no webhook will say: look again
     assert sorted(peer.calls) == [
@@ -397,11 +394,11 @@ async def test_checks_fall_back_to_the_api(health: GitHubHealth, peer: GitHubPee
     ]
 
     peer.calls.clear()
-    assert (await facts(health, NOW + timedelta(seconds=1), svc=CHECKED)).checks == found.checks
+    assert (await facts(views, NOW + timedelta(seconds=1), svc=CHECKED)).checks == found.checks
     assert peer.calls == []  # read again only after a poll interval
 
     peer.suites[SOURCE][0].update(status="completed", conclusion="success")
-    later = await facts(health, NOW + timedelta(seconds=POLL), svc=CHECKED)
+    later = await facts(views, NOW + timedelta(seconds=POLL), svc=CHECKED)
     assert later.checks == Checks(ChecksState.SUCCESS)
     assert later.recheck_at is None
 
@@ -419,106 +416,104 @@ def suite(number: int, app: str, conclusion: str | None, at: datetime = NOW, run
 
 
 async def test_a_green_suite_reported_by_webhook_does_not_hide_one_still_running(
-    health: GitHubHealth, peer: GitHubPeer
+    views: GitHubView, peer: GitHubPeer
 ) -> None:
     """Repository webhooks bring a check suite only when it completes: the first green one
     says nothing of the others, so GitHub is asked for every suite of the commit."""
-    await on_and_ahead(health)
-    await health.record_check(report("suite:7", "success", name="github-actions"))
+    await on_and_ahead(views)
+    await views.record_check(report("suite:7", "success", name="github-actions"))
     peer.suites[SOURCE] = [suite(7, "github-actions", "success"), suite(9, "circleci", None)]
-    found = await facts(health, svc=CHECKED)
+    found = await facts(views, svc=CHECKED)
     assert found.checks == Checks(ChecksState.PENDING, pending=("circleci",))
 
 
 async def test_checks_are_read_again_after_each_webhook_on_the_commit(
-    health: GitHubHealth, peer: GitHubPeer
+    views: GitHubView, peer: GitHubPeer
 ) -> None:
-    await on_and_ahead(health)
+    await on_and_ahead(views)
     peer.statuses[SOURCE] = [
         {"context": "ci", "state": "success", "updated_at": "2026-05-01T11:00:00Z"}
     ]
-    assert (await facts(health, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
+    assert (await facts(views, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
     assert len(peer.calls) == 2
     later = NOW + timedelta(hours=5)
-    assert (await facts(health, later, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
+    assert (await facts(views, later, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
     assert len(peer.calls) == 2  # green and nothing said since: cached, however long
 
     peer.suites[SOURCE] = [suite(3, "circleci", "failure", NOW)]
-    await health.record_check(report("suite:3", "failure", NOW, name="circleci"))
-    found = await facts(health, later, svc=CHECKED)
+    await views.record_check(report("suite:3", "failure", NOW, name="circleci"))
+    found = await facts(views, later, svc=CHECKED)
     assert found.checks == Checks(ChecksState.FAILURE, failing=("circleci",))
     assert len(peer.calls) == 4  # the webhook concerned the commit: GitHub asked again
-    await health.record_check(report("suite:3", "failure", NOW, name="circleci"))  # a repeat
-    assert (await facts(health, later, svc=CHECKED)).checks == found.checks
+    await views.record_check(report("suite:3", "failure", NOW, name="circleci"))  # a repeat
+    assert (await facts(views, later, svc=CHECKED)).checks == found.checks
     assert len(peer.calls) == 4
 
 
 async def test_a_burst_of_webhooks_reads_github_at_most_once_per_retry(
-    health: GitHubHealth, peer: GitHubPeer
+    views: GitHubView, peer: GitHubPeer
 ) -> None:
     """Every status change of every context is a delivery: the calls stay bounded by time."""
-    await on_and_ahead(health)
+    await on_and_ahead(views)
     peer.suites[SOURCE] = [suite(3, "circleci", None)]
-    found = await facts(health, svc=CHECKED)
+    found = await facts(views, svc=CHECKED)
     assert found.checks == Checks(ChecksState.PENDING, pending=("circleci",))
     assert len(peer.calls) == 2
     soon = NOW + timedelta(seconds=1)
     for n, at in enumerate((soon, soon + timedelta(seconds=1))):
-        await health.record_check(report(f"status:lint-{n}", "pending", at, name=f"lint-{n}"))
-        found = await facts(health, at, svc=CHECKED)
+        await views.record_check(report(f"status:lint-{n}", "pending", at, name=f"lint-{n}"))
+        found = await facts(views, at, svc=CHECKED)
         assert found.checks is None  # changed since GitHub was asked, asked too recently
         assert found.problem == "the checks changed since GitHub was last asked; asking again soon"
         assert found.recheck_at == NOW + timedelta(seconds=RETRY)
     assert len(peer.calls) == 2
     later = NOW + timedelta(seconds=RETRY)
-    found = await facts(health, later, svc=CHECKED)
+    found = await facts(views, later, svc=CHECKED)
     assert found.checks == Checks(ChecksState.PENDING, pending=("circleci", "lint-0", "lint-1"))
     assert len(peer.calls) == 4  # one read for the whole burst
 
 
 async def test_a_webhook_newer_than_the_apis_answer_wins(
-    health: GitHubHealth, peer: GitHubPeer
+    views: GitHubView, peer: GitHubPeer
 ) -> None:
     """GitHub's API may lag behind the delivery that made Cascade ask it."""
-    await on_and_ahead(health)
+    await on_and_ahead(views)
     peer.suites[SOURCE] = [suite(3, "circleci", "success", NOW)]
-    await health.record_check(report("suite:3", "failure", NOW + timedelta(minutes=1), "circleci"))
-    found = await facts(health, svc=CHECKED)
+    await views.record_check(report("suite:3", "failure", NOW + timedelta(minutes=1), "circleci"))
+    found = await facts(views, svc=CHECKED)
     assert found.checks == Checks(ChecksState.FAILURE, failing=("circleci",))
 
 
-async def test_more_checks_than_one_page_are_unknown(
-    health: GitHubHealth, peer: GitHubPeer
-) -> None:
-    await on_and_ahead(health)
+async def test_more_checks_than_one_page_are_unknown(views: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(views)
     peer.suites[SOURCE] = [suite(n, f"app-{n}", "success") for n in range(101)]
-    found = await facts(health, svc=CHECKED)
+    found = await facts(views, svc=CHECKED)
     assert found.checks is None
     assert found.problem is not None
     assert "101 check suites" in found.problem
 
 
 async def test_webhook_reports_alone_do_not_open_when_github_is_unreachable(
-    health: GitHubHealth, peer: GitHubPeer
+    views: GitHubView, peer: GitHubPeer
 ) -> None:
-    await on_and_ahead(health)
-    await health.record_check(report("suite:7", "success", name="github-actions"))
+    await on_and_ahead(views)
+    await views.record_check(report("suite:7", "success", name="github-actions"))
     peer.down = True
-    found = await facts(health, svc=CHECKED)
+    found = await facts(views, svc=CHECKED)
     assert found.checks is None
     assert found.problem is not None
     assert "unreachable" in found.problem
 
 
-async def test_no_checks_at_all(health: GitHubHealth, peer: GitHubPeer) -> None:
-    await on_and_ahead(health)
-    assert (await facts(health, svc=CHECKED)).checks == Checks(ChecksState.NONE)
+async def test_no_checks_at_all(views: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(views)
+    assert (await facts(views, svc=CHECKED)).checks == Checks(ChecksState.NONE)
 
 
-async def test_unreadable_checks_are_unknown(health: GitHubHealth, peer: GitHubPeer) -> None:
-    await on_and_ahead(health)
+async def test_unreadable_checks_are_unknown(views: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(views)
     peer.down = True
-    found = await facts(health, svc=CHECKED)
+    found = await facts(views, svc=CHECKED)
     assert (found.on_branch, found.relation, found.checks) == (True, Relation.AHEAD, None)
     assert found.problem is not None
     assert "unreachable" in found.problem
@@ -526,10 +521,10 @@ async def test_unreadable_checks_are_unknown(health: GitHubHealth, peer: GitHubP
 
 
 async def test_checks_are_not_read_for_a_commit_that_may_not_move(
-    health: GitHubHealth, peer: GitHubPeer
+    views: GitHubView, peer: GitHubPeer
 ) -> None:
     peer.compares[(SOURCE, "main")] = "diverged"
-    assert (await facts(health, svc=CHECKED)).checks is None
+    assert (await facts(views, svc=CHECKED)).checks is None
     assert peer.calls == [f"/repos/acme/api/compare/{SOURCE}...main"]
 
 
@@ -597,7 +592,7 @@ async def test_a_rate_limit_is_waited_out(redis_client: "redis.Redis", peer: Git
     reset = NOW + timedelta(minutes=20)
     headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(reset.timestamp()))}
     peer.compares[(SOURCE, "main")] = httpx.Response(403, headers=headers, json={"message": "x"})
-    view = GitHubHealth(redis_client, GitHubClient(GITHUB, None), RETRY, POLL)
+    view = GitHubView(redis_client, GitHubClient(GITHUB, None), RETRY, POLL)
     found = await facts(view)
     await view.aclose()
     assert found.recheck_at == reset

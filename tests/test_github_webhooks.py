@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as redis
 import respx
 
-from app import keys
+from app.storage import keys
 from tests import signing
 from tests.conftest import FIXTURES
 from tests.inprocess import Cascade, Start
@@ -316,7 +316,7 @@ async def test_a_delivery_that_failed_to_record_is_taken_again(
     cascade: Cascade, monkeypatch: pytest.MonkeyPatch, redis_client: "redis.Redis"
 ) -> None:
     payload = sample("push-with-new-branch.json")
-    view = cascade.runtime.health.github
+    view = cascade.runtime.views.github
     record = view.record_push
 
     async def broken(*args: Any) -> None:

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from app.halt import Promoted, Signal, alert_signals, halts, incident_signals
-from app.signals.alerts import ALERTMANAGER, Alert
-from app.signals.incidents import Incident
+from app.core.halt import Promoted, Signal, alert_signals, halts, incident_signals
+from app.signals.alerts.facts import ALERTMANAGER, Alert
+from app.signals.incidents.facts import Incident
 from tests.factories import NOW, service
 
 COMMIT = "abc1234" + "0" * 33

@@ -6,15 +6,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from app import keys
-from app.halt import Halt, Promoted, Signal
-from app.health.incidents import SOURCE as STATUS
-from app.models import PairState, PromotionState
-from app.reconciler import Reconciler
-from app.rollback import Rollbacks
-from app.services import Service, ServicesConfig
-from app.signals.alerts import ALERTMANAGER, Alert
-from app.signals.incidents import Incident
+from app.config.services import Service, ServicesConfig
+from app.core.halt import Halt, Promoted, Signal
+from app.core.models import PairState, PromotionState
+from app.engine.reconcile import Reconciler
+from app.engine.rollback import Rollbacks
+from app.signals.alerts.facts import ALERTMANAGER, Alert
+from app.signals.incidents.facts import Incident
+from app.signals.incidents.view import SOURCE as STATUS
+from app.storage import keys
 from tests.factories import NOW, snapshot, stage
 from tests.sandboxed import STAGES, World
 
@@ -62,7 +62,7 @@ async def promote_to_staging(world: World) -> datetime:
 
 async def fire(world: World, name: str, since: datetime) -> None:
     alert = Alert(ALERTMANAGER, name, f"fp-{name}", {"alertname": name}, since)
-    await world.reconciler.health.alerts.record([alert], [], world.clock.now)
+    await world.reconciler.views.alerts.record([alert], [], world.clock.now)
 
 
 async def events(world: World, kind: str) -> list[dict[str, Any]]:
@@ -87,7 +87,7 @@ async def test_an_alert_soon_after_a_promotion_halts_the_service(make_world) -> 
     assert halted["details"]["signal"] == "alert HighErrorRate"
     assert halted["details"]["promoted_at"] == promoted_at.isoformat()
 
-    await world.reconciler.health.alerts.record(
+    await world.reconciler.views.alerts.record(
         [], [Alert(ALERTMANAGER, "HighErrorRate", "fp-HighErrorRate")], world.clock.now
     )
     await world.reconciler.store.lift_pause("api")  # DELETE /pause: the halt is lifted
@@ -110,7 +110,7 @@ async def test_an_incident_soon_after_a_promotion_halts_the_service(make_world) 
     world: World = await make_world(resync_seconds=0.001, config=config(incident_systems=("Apps",)))
     opened = await promote_to_staging(world) + timedelta(seconds=5)
     incident = Incident("inc-1", "Apps down", "investigating", ("Apps",), created_at=opened)
-    await world.reconciler.health.incidents.record_incident(incident, opened)
+    await world.reconciler.views.incidents.record_incident(incident, opened)
     await step(world, 5)
     pause = await world.reconciler.store.pause("api")
     assert pause is not None
@@ -231,7 +231,7 @@ async def test_a_dry_run_halts_but_rolls_nothing_back(make_world) -> None:  # ty
         promoter=live.promoter,
         clock=live.clock,
         resync_seconds=live.resync_seconds,
-        health=live.health,
+        views=live.views,
         dry_run=True,
         rollback=Rollbacks(live.heroku, live.store, live.audit, live.clock),
     )

@@ -1,4 +1,5 @@
-"""app.health.urls: the prober against respx routes, and once against a real local server."""
+"""app.signals.urls.client: the prober against respx routes, and once against a real local
+server."""
 
 import asyncio
 import base64
@@ -12,9 +13,9 @@ import httpx
 import pytest
 import respx
 
-from app.health.urls import UrlProber
-from app.settings import Settings
-from app.signals.urls import NOT_CHECKED, UrlCheck
+from app.config.settings import Settings
+from app.signals.urls.client import UrlProber
+from app.signals.urls.facts import NOT_CHECKED, UrlCheck
 from tests.factories import NOW, service
 
 CI = "https://ci.example.com/status/api"

@@ -1,4 +1,4 @@
-"""app.heroku against respx routes that answer in the shapes of Heroku's published schema."""
+"""app.heroku.client against respx routes that answer in the shapes of Heroku's published schema."""
 
 import json
 import logging
@@ -12,7 +12,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import respx
 
-from app.heroku import (
+from app.core.models import Artifact, ArtifactKind, Release, ReleaseStatus
+from app.heroku.client import (
     Coupling,
     HerokuClient,
     HerokuError,
@@ -22,7 +23,6 @@ from app.heroku import (
     PromotionRefused,
     PromotionTarget,
 )
-from app.models import Artifact, ArtifactKind, Release, ReleaseStatus
 from tests.conftest import FIXTURES
 
 BASE = "https://api.heroku.test"
@@ -615,7 +615,7 @@ async def test_low_rate_limit_remaining_paces_requests_and_warns_once(
         ]
     )
 
-    with caplog.at_level(logging.WARNING, logger="app.heroku"):
+    with caplog.at_level(logging.WARNING, logger="app.heroku.client"):
         await client.get_pipeline("api")
         await client.get_pipeline("api")
         assert clock.sleeps == []  # plenty left so far: no pacing

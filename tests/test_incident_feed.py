@@ -1,4 +1,5 @@
-"""The status page reader (`app.sources.statusfeed`): shapes recognised, bodies read, failures.
+"""The status page reader (`app.signals.incidents.client`): shapes recognised, bodies read,
+failures.
 
 Heroku v4: the heroku/cli test mock in tests/fixtures/status/ (FORMATS.md §5), and the
 same with an incident in the shape the CLI's `status` command reads (`title`, `created_at`,
@@ -14,8 +15,8 @@ import httpx
 import pytest
 import respx
 
-from app.signals.incidents import Component, Feed, Incident
-from app.sources.statusfeed import StatusFeed, StatusFeedError, parse, recognise
+from app.signals.incidents.client import StatusFeed, StatusFeedError, parse, recognise
+from app.signals.incidents.facts import Component, Feed, Incident
 from tests.conftest import FIXTURES
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -4,14 +4,13 @@ from datetime import timedelta
 
 import pytest
 
+from app.core.models import GateResult, GateState, Signals
 from app.gates import incident
-from app.models import GateResult, GateState
-from app.signals import Signals
-from app.signals.incidents import (
+from app.signals.incidents.facts import (
     Component,
     Feed,
     Incident,
-    IncidentsView,
+    IncidentsFacts,
     is_open,
     merge,
     touches,
@@ -23,7 +22,7 @@ PAGE = "jb7j80lkgqvb"
 URL = "http://stspg.io/646947c1e"
 
 
-def judge(view: IncidentsView | None, systems: tuple[str, ...] = ()) -> GateResult | None:
+def judge(view: IncidentsFacts | None, systems: tuple[str, ...] = ()) -> GateResult | None:
     snap = snapshot(
         (stage("api-qa", "a" * 40), stage("api-st", "b" * 40)),
         service=service(incident_systems=systems),
@@ -45,38 +44,38 @@ def inc(
 # the gate ------------------------------------------------------------------------------
 
 GATE_CASES = [
-    ("nothing-open", IncidentsView(()), ("Apps",), GateState.OPEN,
+    ("nothing-open", IncidentsFacts(()), ("Apps",), GateState.OPEN,
      "no open incident on the status page (watching Apps)"),
-    ("nothing-open-watching-all", IncidentsView(()), (), GateState.OPEN,
+    ("nothing-open-watching-all", IncidentsFacts(()), (), GateState.OPEN,
      "no open incident on the status page (watching every system)"),
-    ("incident-on-watched", IncidentsView((inc(url=URL),)), ("Apps", "Data"), GateState.CLOSED,
+    ("incident-on-watched", IncidentsFacts((inc(url=URL),)), ("Apps", "Data"), GateState.CLOSED,
      f"incident 'Elevated API errors' (identified) on Apps: {URL}"),
-    ("incident-elsewhere", IncidentsView((inc(components=("Data",)),)), ("Apps",),
+    ("incident-elsewhere", IncidentsFacts((inc(components=("Data",)),)), ("Apps",),
      GateState.OPEN, "no open incident on the status page (watching Apps)"),
-    ("incident-case-insensitive", IncidentsView((inc(components=("apps",)),)), ("Apps",),
+    ("incident-case-insensitive", IncidentsFacts((inc(components=("apps",)),)), ("Apps",),
      GateState.CLOSED, "incident 'Elevated API errors' (identified) on apps"),
-    ("incident-naming-none-touches-all", IncidentsView((inc(components=()),)), ("Apps",),
+    ("incident-naming-none-touches-all", IncidentsFacts((inc(components=()),)), ("Apps",),
      GateState.CLOSED, "incident 'Elevated API errors' (identified) on every system"),
-    ("service-watching-all", IncidentsView((inc(components=("Data",)),)), (),
+    ("service-watching-all", IncidentsFacts((inc(components=("Data",)),)), (),
      GateState.CLOSED, "incident 'Elevated API errors' (identified) on Data"),
-    ("maintenance-in-progress", IncidentsView((inc("in_progress", name="DB upgrade"),)),
+    ("maintenance-in-progress", IncidentsFacts((inc("in_progress", name="DB upgrade"),)),
      ("Apps",), GateState.CLOSED, "incident 'DB upgrade' (in_progress) on Apps"),
     ("maintenance-its-own-reason",
-     IncidentsView((inc("in progress", name="DB upgrade", kind="maintenance", url=URL),)),
+     IncidentsFacts((inc("in progress", name="DB upgrade", kind="maintenance", url=URL),)),
      ("Apps",), GateState.CLOSED, f"maintenance 'DB upgrade' (in progress) on Apps: {URL}"),
-    ("troubled-component", IncidentsView((), (Component("Data", "major_outage"),)),
+    ("troubled-component", IncidentsFacts((), (Component("Data", "major_outage"),)),
      ("Data",), GateState.CLOSED, "Data is major outage on the status page"),
-    ("troubled-component-elsewhere", IncidentsView((), (Component("Data", "red"),)),
+    ("troubled-component-elsewhere", IncidentsFacts((), (Component("Data", "red"),)),
      ("Apps",), GateState.OPEN, "no open incident on the status page (watching Apps)"),
     ("incident-and-component",
-     IncidentsView((inc(),), (Component("Apps", "degraded_performance"),)), ("Apps",),
+     IncidentsFacts((inc(),), (Component("Apps", "degraded_performance"),)), ("Apps",),
      GateState.CLOSED,
      "incident 'Elevated API errors' (identified) on Apps;"
      " Apps is degraded performance on the status page"),
-    ("unknown", IncidentsView((), problem="the status page has not been read yet",
+    ("unknown", IncidentsFacts((), problem="the status page has not been read yet",
                               recheck_at=NOW + timedelta(seconds=10)),
      ("Apps",), GateState.UNKNOWN, "the status page has not been read yet"),
-    ("unknown-meanwhile", IncidentsView((inc(),), problem="cannot be read"), ("Apps",),
+    ("unknown-meanwhile", IncidentsFacts((inc(),), problem="cannot be read"), ("Apps",),
      GateState.UNKNOWN,
      "cannot be read; meanwhile incident 'Elevated API errors' (identified) on Apps"),
 ]  # fmt: skip
@@ -87,7 +86,9 @@ GATE_CASES = [
     [case[1:] for case in GATE_CASES],
     ids=[case[0] for case in GATE_CASES],
 )
-def test_gate(view: IncidentsView, systems: tuple[str, ...], state: GateState, reason: str) -> None:
+def test_gate(
+    view: IncidentsFacts, systems: tuple[str, ...], state: GateState, reason: str
+) -> None:
     result = judge(view, systems)
     assert result is not None
     assert (result.name, result.state, result.reason) == ("incident", state, reason)

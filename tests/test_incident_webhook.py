@@ -15,7 +15,7 @@ import httpx
 import pytest
 import respx
 
-from app import keys
+from app.storage import keys
 from tests.conftest import FIXTURES
 from tests.inprocess import Cascade, Json, Start, eventually, observed
 
@@ -120,10 +120,10 @@ async def test_what_the_samples_say(started: Any) -> None:
     cascade = await started()
     created = accepted(await deliver(cascade, load(CREATED)))
     assert created["detail"] == "incident 'Database query delays' identified"
-    health = cascade.runtime.health.incidents
+    views = cascade.runtime.views.incidents
     api = cascade.runtime.config.get("api")
     assert api is not None
-    view = await health.gather(api, cascade.runtime.reconciler.clock(), fetch=False)
+    view = await views.gather(api, cascade.runtime.reconciler.clock(), fetch=False)
     assert view is not None
     (incident,) = view.incidents
     assert (incident.id, incident.components, incident.url, incident.page_id) == (
@@ -134,7 +134,7 @@ async def test_what_the_samples_say(started: Any) -> None:
     )
     resolved = accepted(await deliver(cascade, load(RESOLVED)))
     assert resolved["services"] == ["api"]
-    view = await health.gather(api, cascade.runtime.reconciler.clock(), fetch=False)
+    view = await views.gather(api, cascade.runtime.reconciler.clock(), fetch=False)
     assert view is not None
     assert view.incidents == ()
     assert accepted(await deliver(cascade, load(CREATED)), "duplicate")  # older than resolved

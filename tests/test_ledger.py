@@ -6,9 +6,9 @@ import pytest
 import redis.asyncio as redis
 from pydantic import TypeAdapter
 
-from app import keys
-from app.ledger import Ledger, Sent
-from app.models import PromotionRecord, PromotionState
+from app.core.models import PromotionRecord, PromotionState
+from app.storage import keys
+from app.storage.ledger import Ledger, Sent
 from tests.factories import NOW
 
 

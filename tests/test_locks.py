@@ -3,8 +3,8 @@ import asyncio
 import pytest
 import redis.asyncio as redis
 
-from app import keys
-from app.locks import Locks
+from app.storage import keys
+from app.storage.locks import Locks
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 
 from app import logs
+from app.config.settings import Settings
 from app.logs import JsonFormatter, Redactor, RequestIds, TextFormatter, secret_values
-from app.settings import Settings
 from tests.conftest import FIXTURES
 from tests.e2e.harness import sign
 from tests.inprocess import Cascade, cascades, eventually
@@ -279,7 +279,9 @@ async def test_every_line_is_json_with_the_ids_and_no_secret(
     assert (mine["service"], mine["commit"]) == ("api", payload["data"]["slug"]["commit"])
     started = [x for x in lines if x.get("event") == "promotion.started"]
     assert [(x["service"], x["commit"]) for x in started] == [("api", commit)]
-    reconciling = [x for x in lines if x["logger"] in ("app.reconciler", "app.promoter")]
+    reconciling = [
+        x for x in lines if x["logger"] in ("app.engine.reconcile", "app.engine.promote")
+    ]
     assert all(x["service"] == "api" for x in reconciling)
     text = captured.getvalue()
     for secret in (ADMIN, HOOK_SECRET, GITHUB):

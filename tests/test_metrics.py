@@ -13,9 +13,9 @@ import pytest
 import redis.asyncio as redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.audit import Event
+from app.core.models import Candidate, GateResult, GateState, Pair, PairState, Plan, StageView
 from app.metrics import Metrics
-from app.models import Candidate, GateResult, GateState, Pair, PairState, Plan, StageView
+from app.storage.audit import Event
 from tests.e2e.harness import sign
 from tests.inprocess import WEBHOOK_SECRET, Cascade, cascades, eventually
 

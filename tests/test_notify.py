@@ -21,12 +21,13 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from app import keys, notify
-from app.audit import Event
-from app.models import GateResult, GateState, Plan
-from app.notify import Notifier, describe, describe_blocked
-from app.plan import plan
-from app.settings import Settings
+from app.config.settings import Settings
+from app.core.models import GateResult, GateState, Plan
+from app.core.plan import plan
+from app.notify import slack as notify
+from app.notify.slack import Notifier, describe, describe_blocked
+from app.storage import keys
+from app.storage.audit import Event
 from tests import factories as f
 from tests.inprocess import (
     ADMIN,

@@ -1,4 +1,5 @@
-"""Newer and older from immutable facts (`app.order`): Git ancestry, else Heroku's release order."""
+"""Newer and older from immutable facts (`app.core.order`): Git ancestry, else Heroku's release
+order."""
 
 import json
 from dataclasses import replace
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.models import Release, ReleaseStatus
-from app.order import held, position, positions, rolled_back_to
-from app.signals.github import Relation
+from app.core.models import Release, ReleaseStatus
+from app.core.order import held, position, positions, rolled_back_to
+from app.signals.github.facts import Relation
 from app.webhooks.heroku import parse, to_release
 from tests.factories import release
 

@@ -1,12 +1,12 @@
-"""The ordered background queue (`app.outbox`): order, a failure in between, shutdown."""
+"""The ordered background queue (`app.notify.outbox`): order, a failure in between, shutdown."""
 
 import asyncio
 import logging
 
 import pytest
 
-from app import outbox
-from app.outbox import Outbox
+from app.notify import outbox
+from app.notify.outbox import Outbox
 
 
 async def test_items_go_out_in_order_past_a_failing_one(caplog: pytest.LogCaptureFixture) -> None:
@@ -36,6 +36,6 @@ async def test_stop_gives_up_on_what_does_not_go_out(
     box.start()
     box.put(1)
     box.put(2)
-    with caplog.at_level(logging.WARNING, logger="app.outbox"):
+    with caplog.at_level(logging.WARNING, logger="app.notify.outbox"):
         await asyncio.wait_for(box.stop(), timeout=2)
     assert "numbers: 1 not sent at shutdown" in caplog.text

@@ -3,8 +3,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app.gates import Gate
-from app.models import (
+from app.core.models import (
     GateResult,
     GateState,
     Pair,
@@ -12,12 +11,13 @@ from app.models import (
     PromotionRecord,
     PromotionState,
     ReleaseStatus,
+    Signals,
     Snapshot,
     StageView,
 )
-from app.plan import FOLLOW_FIRST, candidate, follow_at, plan
-from app.signals import Signals
-from app.signals.github import GitHubFacts, Relation
+from app.core.plan import FOLLOW_FIRST, candidate, follow_at, plan
+from app.gates import Gate
+from app.signals.github.facts import GitHubFacts, Relation
 from tests.factories import NOW, pause, release, snapshot, stage
 
 QA, ST, PROD = "api-qa", "api-st", "api-prod"
@@ -31,7 +31,7 @@ HISTORY = {
     },
     ST: {"O": NOW - timedelta(hours=4), "A": NOW - timedelta(hours=2, minutes=30)},
 }
-# The same order in the apps' releases: O at v1, A at v2, B at v3 (positions, `app.order`).
+# The same order in the apps' releases: O at v1, A at v2, B at v3 (positions, `app.core.order`).
 POSITIONS = {QA: {"O": 1, "A": 2, "B": 3}, ST: {"O": 1, "A": 2}}
 
 

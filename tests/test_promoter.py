@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from app import keys
-from app.heroku import HerokuClient
-from app.models import PairState, Pause, PromotionState
-from app.plan import plan
-from app.promoter import CLAIM_GRACE
+from app.core.models import PairState, Pause, PromotionState
+from app.core.plan import plan
+from app.engine.promote import CLAIM_GRACE
+from app.engine.topology import Topology
+from app.heroku.client import HerokuClient
 from app.sandbox.api import ErrorFault
-from app.topology import Topology
+from app.storage import keys
 from tests.sandboxed import World
 from tests.test_reconciler import A
 

@@ -1,4 +1,4 @@
-"""A commit that proved itself moves on while its source has moved past it (`app.proven`)."""
+"""A commit that proved itself moves on while its source has moved past it (`app.core.proven`)."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from app import keys
-from app.gates import GATES
-from app.models import (
+from app.config.services import load_services
+from app.core.models import (
     GateResult,
     GateState,
     Pair,
@@ -18,9 +17,10 @@ from app.models import (
     Release,
     Snapshot,
 )
-from app.plan import candidate, plan
-from app.services import load_services
-from app.store import Store
+from app.core.plan import candidate, plan
+from app.gates import GATES
+from app.storage import keys
+from app.storage.store import Store
 from tests.factories import NOW, release, snapshot, stage
 from tests.sandboxed import World
 

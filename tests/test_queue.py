@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from app.queue import ReconcileQueue
+from app.engine.queue import ReconcileQueue
 
 Handler = Callable[[str], Awaitable[None]]
 MakeQueue = Callable[..., ReconcileQueue]
@@ -92,7 +92,7 @@ async def test_handler_error_is_logged_and_the_worker_goes_on(
             raise RuntimeError("boom")
 
     queue = make_queue(handle, workers=1)
-    with caplog.at_level(logging.ERROR, logger="app.queue"):
+    with caplog.at_level(logging.ERROR, logger="app.engine.queue"):
         queue.enqueue("bad")
         queue.enqueue("good")
         await settle(runs, 2)

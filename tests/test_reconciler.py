@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from app import keys
-from app.history import HISTORY_DEPTH
-from app.locks import Locks
-from app.models import Candidate, PairState, Pause
-from app.reconciler import Outcome
-from app.services import Freeze
-from app.store import Store
+from app.config.services import Freeze
+from app.core.models import Candidate, PairState, Pause
+from app.engine.history import HISTORY_DEPTH
+from app.engine.reconcile import Outcome
+from app.storage import keys
+from app.storage.locks import Locks
+from app.storage.store import Store
 from tests.factories import release
 from tests.sandboxed import STAGES, World
 
@@ -193,7 +193,7 @@ async def test_the_status_page_is_read_in_the_round_trip_that_takes_the_lock(  #
     await world.reconciler.store.put_release(
         "api", release("api-qa", 100, A), world.clock()
     )  # a pair moves
-    incidents = world.reconciler.health.incidents
+    incidents = world.reconciler.views.incidents
     given: list[object] = []
     read_itself = incidents.gather
 

@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.utils import HIREDIS_AVAILABLE
 
 from app.main import create_app
-from app.redis_client import UnsupportedRedis, connect, refuse_a_cluster
+from app.storage.client import UnsupportedRedis, connect, refuse_a_cluster
 from tests.inprocess import clean_environment, make_settings
 
 

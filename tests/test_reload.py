@@ -1,4 +1,4 @@
-"""Reloading the services file (`app.reload`) in a running, in-process Cascade.
+"""Reloading the services file (`app.config.reload`) in a running, in-process Cascade.
 
 The sandbox grows the pipelines a reloaded file adds, so a new service can be promoted
 end to end. SIGHUP is exercised on a real process in `tests/e2e/test_production.py`.
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from app.reload import ConfigProblem, differences, stamp
-from app.services import Service, ServicesConfig
+from app.config.reload import ConfigProblem, differences, stamp
+from app.config.services import Service, ServicesConfig
 from tests.factories import WEB
 from tests.inprocess import ADMIN, Cascade, Start, eventually
 
@@ -73,14 +73,14 @@ async def test_a_broken_file_is_refused_and_the_old_one_keeps_running(
 ) -> None:
     cascade = await start_cascade(config_path=services, reload_seconds=0)
     write(services, BROKEN)
-    with caplog.at_level(logging.ERROR, logger="app.reload"):
+    with caplog.at_level(logging.ERROR, logger="app.config.reload"):
         code, body = await reload(cascade)
     assert code == 422
     detail = str(body["detail"])
     for named in (str(services), '"web"', '"stagez"'):  # the file, the service, the field
         assert named in detail
     assert "still running the previous file" in detail
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "app.reload"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "app.config.reload"]
     for said in ("NOT reloaded", '"stagez"', "(1 services)"):
         assert said in line
     assert [s["name"] for s in (await cascade.status())["services"]] == ["api"]

@@ -23,9 +23,9 @@ from jsonschema import Draft4Validator, FormatChecker
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
+from app.config.services import Service, ServicesConfig
+from app.config.settings import get_settings
 from app.sandbox import Sandbox, SandboxPipeline, in_process, main, pipelines_from_services
-from app.services import Service, ServicesConfig
-from app.settings import get_settings
 from tests import signing
 from tests.conftest import FIXTURES
 
@@ -930,7 +930,7 @@ def test_standalone_serves_the_configured_pipelines(monkeypatch: pytest.MonkeyPa
     config = ServicesConfig(path=Path("x.toml"), services=(Service("api", "api"),))
     served: list[Any] = []
     monkeypatch.setenv("HEROKU_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setattr("app.services.load_services", lambda path: config)
+    monkeypatch.setattr("app.config.services.load_services", lambda path: config)
     monkeypatch.setattr("app.sandbox.uvicorn.run", lambda app, **kw: served.append((app, kw)))
     get_settings.cache_clear()
     try:

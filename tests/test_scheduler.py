@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from app.scheduler import Scheduler
+from app.engine.scheduler import Scheduler
 
 
 async def _first_enqueue(start: Callable[[Scheduler], None]) -> tuple[str, int]:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.services import ConfigError, Freeze, Service, load_services, parse_duration
+from app.config.services import ConfigError, Freeze, Service, load_services, parse_duration
 
 SPEC_EXAMPLE = """
 [defaults]

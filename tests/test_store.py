@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from app import keys
-from app.models import Artifact, ArtifactKind, Pause, ReleaseStatus, StageView
-from app.store import Kept, Store
+from app.core.models import Artifact, ArtifactKind, Pause, ReleaseStatus, StageView
+from app.storage import keys
+from app.storage.store import Kept, Store
 from tests.factories import NOW, pause, release
 
 APP = "api-qa"

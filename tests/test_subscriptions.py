@@ -1,4 +1,5 @@
-"""Webhook subscriptions kept by Cascade (`app.subscriptions`) against the in-process sandbox.
+"""Webhook subscriptions kept by Cascade (`app.heroku.subscriptions`) against the in-process
+sandbox.
 
 The sandbox starts every app subscribed to its own internal URL: a subscription that is not
 ours, which must never change. Cascade, given a public URL, adds and keeps its own. The
@@ -13,17 +14,17 @@ from typing import Any
 import httpx
 import pytest
 
-from app import keys
-from app.locks import Locks
-from app.sandbox.world import ReleaseStatus
-from app.services import Service, ServicesConfig
-from app.subscriptions import (
+from app.config.services import Service, ServicesConfig
+from app.heroku.subscriptions import (
     PLACEHOLDER,
     Subscriptions,
     endpoint,
     manual_commands,
     same_endpoint,
 )
+from app.sandbox.world import ReleaseStatus
+from app.storage import keys
+from app.storage.locks import Locks
 from tests.inprocess import (
     API_STAGES,
     WEB_STAGES,
@@ -169,7 +170,7 @@ async def test_an_unannounced_release_checks_that_apps_subscription_only(
     before = dict(runtime.heroku.calls)
     await sandbox.deploy("api-st")
     await eventually(lambda: released(subscribing, "api-st"), "the release to finish")
-    with caplog.at_level(logging.INFO, logger="app.subscriptions"):
+    with caplog.at_level(logging.INFO, logger="app.heroku.subscriptions"):
         await resync(subscribing, "api")  # finds the release no webhook brought
         await eventually(lambda: recreated(subscribing, "api-st"), "our subscription back")
         # the check logs once the subscription is back: a moment after what `recreated` sees

@@ -3,8 +3,8 @@ from typing import cast
 
 import pytest
 
-from app.heroku import HerokuClient
-from app.topology import Topology, codec, moved, on_container_stack, order_stages
+from app.engine.topology import Topology, codec, moved, on_container_stack, order_stages
+from app.heroku.client import HerokuClient
 from tests.factories import release
 
 

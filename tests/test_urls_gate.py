@@ -4,10 +4,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from app.core.models import GateState, Signals
 from app.gates import urls
-from app.models import GateState
-from app.signals import Signals
-from app.signals.urls import NOT_CHECKED, UrlCheck, shown
+from app.signals.urls.facts import NOT_CHECKED, UrlCheck, shown
 from tests.factories import NOW, service, snapshot, stage
 
 CI = "https://ci.example.com/status/api"

@@ -1,7 +1,7 @@
 import pytest
 
-from app.models import Release, ReleaseStatus, StageView
-from app.view import fold_release
+from app.core.models import Release, ReleaseStatus, StageView
+from app.core.view import fold_release
 from tests.factories import release
 
 APP = "api-qa"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from app.api.status import render
-from app.models import PairState, Snapshot
-from app.plan import plan
-from app.services import ConfigError, Service, ServicesConfig, load_services
+from app.config.services import ConfigError, Service, ServicesConfig, load_services
+from app.core.models import PairState, Snapshot
+from app.core.plan import plan
 from tests.factories import NOW, snapshot, stage
 from tests.sandboxed import World
 

@@ -19,7 +19,7 @@ import respx
 from fastapi import HTTPException
 from redis.exceptions import RedisError
 
-from app.models import Artifact, ArtifactKind
+from app.core.models import Artifact, ArtifactKind
 from app.webhooks.auth import MAX_BODY, verify_base64_hmac, verify_hex_hmac
 from tests.conftest import FIXTURES
 from tests.e2e.harness import sign

@@ -4,7 +4,7 @@ Drawn from the objects `/status` answers with (snapshot → plan → `render`), 
 the page never disagrees with the API: a table of every service (`app.api.fleet`
 says what its row shows), each row opening the service's card. The stream sends a
 part of the page (an element with an id: a banner block, a service's row and card)
-when its HTML changed; `app.live` says which service may have, whichever Cascade
+when its HTML changed; `app.storage.live` says which service may have, whichever Cascade
 process changed it. Without JavaScript the page is whole (a row's name links to its card).
 The delivery metrics' panel (`app.api.dora`) is drawn with the page only: it moves in days.
 """
@@ -31,10 +31,10 @@ from app.api.dora import DEFAULT_DAYS, measured
 from app.api.schemas import EventOut, PauseOut, PromotionOut, ServiceOut
 from app.api.status import get_service_status, pause_out
 from app.clock import utcnow
-from app.durations import short, spoken
-from app.halter import BY as HALTED_BY
-from app.live import EVERYTHING
+from app.config.durations import short, spoken
+from app.engine.halter import BY as HALTED_BY
 from app.runtime import Runtime
+from app.storage.live import EVERYTHING
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["dashboard"])
@@ -235,7 +235,7 @@ async def _banners(runtime: Runtime) -> dict[str, Any]:
         "sandbox": runtime.sandbox is not None,
         "dry_run": runtime.settings.dry_run,
         "paused": paused,
-        "sources": [(f.stale, f.describe(now)) for f in await runtime.health.freshness(now)],
+        "sources": [(f.stale, f.describe(now)) for f in await runtime.views.freshness(now)],
         "config_problem": runtime.config_problem,  # the last reload refused, if so
     }
 

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from app.bearer import bearer, matches
+from app.config.services import Service
+from app.core.bearer import bearer, matches
 from app.runtime import Runtime
-from app.services import Service
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -1,7 +1,7 @@
 """`GET /dora`: delivery metrics per service and stage, from Cascade's own records.
 
-Reads Redis alone (`app.dora_record`, two round trips for all the services asked) and
-folds with the pure `app.dora`; `/metrics`, the dashboard and `cascade dora` show the same
+Reads Redis alone (`app.storage.dora_record`, two round trips for all the services asked) and
+folds with the pure `app.core.dora`; `/metrics`, the dashboard and `cascade dora` show the same
 answer.
 """
 
@@ -11,11 +11,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app import dora, keys
 from app.api.deps import RuntimeDep, service_named
 from app.api.schemas import INVALID, DoraOut, ServiceDoraOut, StageDoraOut, errors
+from app.config.services import Service
+from app.core import dora
 from app.runtime import Runtime
-from app.services import Service
+from app.storage import keys
 
 router = APIRouter(tags=["dora"])
 DEFAULT_DAYS = 30

@@ -12,7 +12,7 @@ from enum import StrEnum
 from operator import attrgetter
 
 from app.api.schemas import PauseOut, PromotionOut, ServiceOut
-from app.durations import short
+from app.config.durations import short
 
 GOLDEN_ANGLE = 137.50776  # degrees: consecutive values land far apart on the colour wheel
 

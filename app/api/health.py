@@ -1,5 +1,6 @@
 """`/healthz` (the process answers) and `/readyz` (Redis reachable with Cascade's data, config
-loaded); `POST /recover`, the operator's confirmation after Redis lost that data (`app.epoch`).
+loaded); `POST /recover`, the operator's confirmation after Redis lost that data
+(`app.storage.epoch`).
 """
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -8,8 +9,8 @@ from redis.exceptions import RedisError
 from app.api.deps import AdminDep, RuntimeDep
 from app.api.pause import REFUSALS
 from app.api.schemas import INVALID, Accepted, errors
-from app.audit import Event
-from app.epoch import HOW
+from app.storage.audit import Event
+from app.storage.epoch import HOW
 
 router = APIRouter(tags=["health"])
 

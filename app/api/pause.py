@@ -18,10 +18,10 @@ from app.api.schemas import (
     errors,
 )
 from app.api.status import pause_out
-from app.audit import Event
-from app.models import Pause, PromotionRecord, PromotionState, StageView, pause_scope
+from app.config.services import Service, parse_duration
+from app.core.models import Pause, PromotionRecord, PromotionState, StageView, pause_scope
 from app.runtime import Runtime
-from app.services import Service, parse_duration
+from app.storage.audit import Event
 
 router = APIRouter(tags=["pause"], dependencies=[AdminDep])
 REFUSALS = errors({401: "missing or wrong admin token", 403: "CASCADE_ADMIN_TOKEN is not set"})

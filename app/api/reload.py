@@ -1,4 +1,4 @@
-"""`POST /reload`: read the services file again now (the admin's hand on `app.reload`).
+"""`POST /reload`: read the services file again now (the admin's hand on `app.config.reload`).
 
 200 with what changed; 422 with the loader's message when the new file is invalid, in
 which case the previous configuration keeps running.

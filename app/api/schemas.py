@@ -112,7 +112,7 @@ class SourceOut(BaseModel):
 
 
 class ConfigProblemOut(BaseModel):
-    """A services file this process refused to reload (`app.reload.ConfigProblem`)."""
+    """A services file this process refused to reload (`app.config.reload.ConfigProblem`)."""
 
     message: str = Field(description="why: the file, the service and the field, as at startup")
     path: str = Field(description="the services file that was refused")
@@ -124,7 +124,9 @@ class StatusOut(BaseModel):
     dry_run: bool
     paused: PauseOut | None
     services: list[ServiceOut]
-    problem: str | None = None  # Redis lost Cascade's data: nothing is promoted (`app.epoch`)
+    problem: str | None = (
+        None  # Redis lost Cascade's data: nothing is promoted (`app.storage.epoch`)
+    )
     sources: list[SourceOut] = []
     config_problem: ConfigProblemOut | None = Field(
         None,
@@ -172,7 +174,7 @@ INVALID = "the request is not valid: the detail says what to change, one sentenc
 
 
 class StageDoraOut(BaseModel):
-    """One stage's delivery metrics over the window (`app.dora`, docs/dora.md)."""
+    """One stage's delivery metrics over the window (`app.core.dora`, docs/dora.md)."""
 
     stage: str
     deployments: int = Field(

@@ -22,10 +22,10 @@ from app.api.schemas import (
     StatusOut,
     errors,
 )
-from app.models import PairState, Pause, Plan, Release, Snapshot
-from app.plan import plan
+from app.config.services import Service
+from app.core.models import PairState, Pause, Plan, Release, Snapshot
+from app.core.plan import plan
 from app.runtime import Runtime
-from app.services import Service
 
 router = APIRouter(tags=["status"])
 
@@ -47,7 +47,7 @@ async def get_status(runtime: RuntimeDep) -> StatusOut:
 
 
 def config_problem_out(runtime: Runtime) -> ConfigProblemOut | None:
-    """The refused reload this process remembers, if any (see `app.reload.ConfigProblem`)."""
+    """The refused reload this process remembers, if any (see `app.config.reload.ConfigProblem`)."""
     found = runtime.config_problem
     if found is None:
         return None
@@ -66,7 +66,7 @@ async def sources(runtime: Runtime, now: datetime) -> list[SourceOut]:
             stale=f.stale,
             limit_seconds=f.limit.total_seconds() if f.limit is not None else None,
         )
-        for f in await runtime.health.freshness(now)
+        for f in await runtime.views.freshness(now)
     ]
 
 

@@ -7,8 +7,8 @@ A gate that never reads `pair` is listed in `SAME_FOR_EVERY_PAIR` too.
 
 from collections.abc import Callable
 
+from app.core.models import GateResult, Pair, Snapshot
 from app.gates import age, alerts, allow, github, incident, urls
-from app.models import GateResult, Pair, Snapshot
 
 Gate = Callable[[Snapshot, Pair], GateResult | None]
 

@@ -4,11 +4,11 @@ Counted from the first succeeded release that carried the commit into the
 source stage (the snapshot's history), so a config-var release does not reset it.
 """
 
-from app.durations import humanize
-from app.models import GateResult, GateState, Pair, Snapshot
+from app.config.durations import humanize
+from app.core.models import GateResult, GateState, Pair, Snapshot
 
 NAME = "age"
-# Bound once, as in `app.plan`: this gate is asked for every pair of every service.
+# Bound once, as in `app.core.plan`: this gate is asked for every pair of every service.
 OPEN, CLOSED, UNKNOWN = GateState.OPEN, GateState.CLOSED, GateState.UNKNOWN
 
 

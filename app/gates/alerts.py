@@ -8,8 +8,8 @@ Unknown (Librato's feed stale, no sender heard yet) asks to be looked at again s
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from app.models import GateResult, GateState, Pair, Snapshot
-from app.signals.alerts import LIBRATO, Alert, detail, matching, shown_labels, title
+from app.core.models import GateResult, GateState, Pair, Snapshot
+from app.signals.alerts.facts import LIBRATO, Alert, detail, matching, shown_labels, title
 
 NAME = "alerts"
 

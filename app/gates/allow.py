@@ -5,8 +5,8 @@ A timed pause or a freeze window knows when it opens; its end wakes the reconcil
 
 from datetime import datetime
 
-from app.models import GateResult, GateState, Pair, Pause, Snapshot, pause_scope
-from app.signals.freeze import FreezeWindow
+from app.core.models import GateResult, GateState, Pair, Pause, Snapshot, pause_scope
+from app.signals.freezes.facts import FreezeWindow
 
 NAME = "allow"
 

@@ -5,9 +5,9 @@ diverged is closed and says which). With `require_checks`, the commit's statuses
 check suites must be green too. Applies to services that name a `repo`.
 """
 
-from app.durations import short
-from app.models import GateResult, GateState, Pair, Snapshot
-from app.signals.github import ChecksState, GitHubFacts, Relation
+from app.config.durations import short
+from app.core.models import GateResult, GateState, Pair, Snapshot
+from app.signals.github.facts import ChecksState, GitHubFacts, Relation
 
 NAME = "github"
 

@@ -6,8 +6,8 @@ An incident naming no component touches every service; a service listing no
 
 from collections.abc import Collection
 
-from app.models import GateResult, GateState, Pair, Snapshot
-from app.signals.incidents import Component, Incident, touches
+from app.core.models import GateResult, GateState, Pair, Snapshot
+from app.signals.incidents.facts import Component, Incident, touches
 
 NAME = "incident"
 

@@ -4,8 +4,8 @@ An answer is cached briefly (`CASCADE_SIGNAL_RETRY_SECONDS`); a gate that is not
 asks to be looked at again when the cache expires, so it reopens by itself.
 """
 
-from app.models import GateResult, GateState, Pair, Snapshot
-from app.signals.urls import UrlCheck, shown
+from app.core.models import GateResult, GateState, Pair, Snapshot
+from app.signals.urls.facts import UrlCheck, shown
 
 NAME = "urls"
 

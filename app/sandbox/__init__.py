@@ -22,6 +22,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from app.clock import utcnow
+from app.config.services import ServicesConfig
+from app.config.settings import get_settings
 from app.sandbox.api import Faults, RatePool, build_app
 from app.sandbox.hooks import WebhookSender
 from app.sandbox.views import promotion_json, release_hook_data, release_json
@@ -36,8 +38,6 @@ from app.sandbox.world import (
     World,
     new_commit,
 )
-from app.services import ServicesConfig
-from app.settings import get_settings
 from app.tasks import cancel
 
 __all__ = ["Sandbox", "SandboxPipeline", "in_process", "main", "pipelines_from_services"]
@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     secret = get_settings().heroku_webhook_secret
     if secret is None or not secret.get_secret_value():
         parser.error("HEROKU_WEBHOOK_SECRET is not set: the sandbox signs its webhooks with it")
-    from app.services import ConfigError, load_services  # written alongside; load only here
+    from app.config.services import ConfigError, load_services  # written alongside; load only here
 
     try:
         config = load_services(args.config)

@@ -9,7 +9,7 @@ dashboard and `cascade status` show these lines.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.durations import humanize
+from app.config.durations import humanize
 
 
 @dataclass(frozen=True)

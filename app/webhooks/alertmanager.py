@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from app.runtime import Runtime
-from app.signals.alerts import ALERTMANAGER, Alert
+from app.signals.alerts.facts import ALERTMANAGER, Alert
 from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
 from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, not_the_shape, require_token
@@ -102,7 +102,7 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
     firing = [to_alert(a) for a in payload.alerts if a.status == "firing"]
     resolved = [to_alert(a) for a in payload.alerts if a.status == "resolved"]
     group = payload.group_key or _fingerprint(payload.group_labels)
-    await runtime.health.alerts.record_truncated(
+    await runtime.views.alerts.record_truncated(
         group, payload.group_labels, payload.truncated, now
     )  # first: a gate must not open on the part of the list that came
     services, recorded = await alerts.take(runtime, SENDER, firing, resolved, now)

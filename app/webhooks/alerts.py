@@ -9,10 +9,10 @@ from datetime import datetime
 
 from fastapi import HTTPException, status
 
-from app.audit import Event
-from app.health.alerts import Recorded
 from app.runtime import Runtime
-from app.signals.alerts import Alert, matching
+from app.signals.alerts.facts import Alert, matching
+from app.signals.alerts.view import Recorded
+from app.storage.audit import Event
 from app.webhooks.intake import reconcile
 
 
@@ -23,7 +23,7 @@ async def take(
     concerned = [
         s.name for s in runtime.config.services if matching(s.every_alert, [*firing, *gone])
     ]
-    recorded = await runtime.health.alerts.record(firing, gone, now)
+    recorded = await runtime.views.alerts.record(firing, gone, now)
     if recorded.changed or recorded.refused or recorded.outdated:
         event = Event("signal.alerts", recorded.summary(), now, details={"source": sender})
         await runtime.audit.record(event, tuple(concerned))

@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
-from app import keys, logs
-from app.durations import short
+from app import logs
+from app.config.durations import short
+from app.config.services import Service
 from app.runtime import Runtime
-from app.services import Service
-from app.signals.github import OWN_CONTEXT, CheckReport, Push
+from app.signals.github.facts import OWN_CONTEXT, CheckReport, Push
+from app.storage import keys
 from app.webhooks.auth import (
     json_of_form,
     parse_json,
@@ -183,7 +184,7 @@ def _push(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | str:
             f"push to {push.branch} of {repo}: {short(push.after)}, {len(push.commits)} commits"
         )
     concerned = services if push.rewrites else followers  # a rewrite voids the repo's cache
-    github = runtime.health.github
+    github = runtime.views.github
     return _Delivery(concerned, detail, lambda delivery: github.record_push(push, _mark(delivery)))
 
 
@@ -196,7 +197,7 @@ def _status(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | str:
     repo, context = payload.repository.full_name, payload.context
     if context.startswith(OWN_CONTEXT):
         return f"{context} is Cascade's own status"
-    services, github = _checked(runtime, repo), runtime.health.github
+    services, github = _checked(runtime, repo), runtime.views.github
     if not services:
         return f"no service of {repo} has require_checks"
     at = payload.updated_at or payload.created_at or now
@@ -210,7 +211,7 @@ def _check_suite(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | st
     repo, suite = payload.repository.full_name, payload.check_suite
     if payload.action != "completed":
         return f"check_suite {payload.action}: only completed suites matter"
-    services, github = _checked(runtime, repo), runtime.health.github
+    services, github = _checked(runtime, repo), runtime.views.github
     if not services:
         return f"no service of {repo} has require_checks"
     app = (suite.app.slug or suite.app.name) if suite.app else None

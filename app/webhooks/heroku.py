@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
 from app import logs
-from app.models import ArtifactKind, Release, ReleaseStatus
-from app.order import rolled_back_to
+from app.core.models import ArtifactKind, Release, ReleaseStatus
+from app.core.order import rolled_back_to
 from app.runtime import Runtime
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
 from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, headers, not_the_shape

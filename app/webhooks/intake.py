@@ -14,7 +14,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from app import logs
 from app.api.deps import runtime_of
 from app.api.schemas import errors
-from app.bearer import bearer, matches
+from app.core.bearer import bearer, matches
 from app.runtime import Runtime
 
 log = logging.getLogger("app.webhooks")

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from app.audit import Event
 from app.runtime import Runtime
-from app.signals.alerts import LIBRATO, Alert, describe, matching
+from app.signals.alerts.facts import LIBRATO, Alert, describe, matching
+from app.storage.audit import Event
 from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
 from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, not_the_shape, require_token

@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
-from app.health.incidents import SOURCE, affected
 from app.runtime import Runtime
-from app.signals.incidents import Component, Incident
+from app.signals.incidents.facts import Component, Incident
+from app.signals.incidents.view import SOURCE, affected
 from app.webhooks.auth import parse_json, read_body
 from app.webhooks.intake import (
     REFUSALS,
@@ -139,12 +139,12 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
         raise not_the_shape("a Statuspage incident or component webhook", error) from None
     if news is None:
         return WebhookAnswer(status="ignored", detail="neither an incident nor a component update")
-    health = runtime.health.incidents
+    views = runtime.views.incidents
     if isinstance(news, Incident):
-        touched = await health.record_incident(news, now)
+        touched = await views.record_incident(news, now)
         what = f"incident '{news.name}' {news.status}"
     else:
-        touched = await health.record_component(news, now)
+        touched = await views.record_component(news, now)
         what = f"component '{news.name}' {news.status}"
     services = runtime.config.services
     # The first status webhook ever heard makes the gate known for every service.

@@ -28,7 +28,7 @@ A = "a" * 40
 
 
 def command() -> list[str]:
-    return [str(SCRIPT)] if SCRIPT.exists() else harness.python("-m", "app.cli")
+    return [str(SCRIPT)] if SCRIPT.exists() else harness.python("-m", "app.cli.main")
 
 
 def cascade(*argv: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""Redis loses Cascade's data under two running Cascade processes (`app.epoch`).
+"""Redis loses Cascade's data under two running Cascade processes (`app.storage.epoch`).
 
 Both must notice (one by its own look, the other by the flag the first set), refuse to be
 ready, say why in `/status`, promote nothing, and resume everywhere once an operator confirms

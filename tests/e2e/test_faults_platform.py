@@ -31,7 +31,7 @@ from tests.figures import Figure, record
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
 A, B, C, D, E = (c * 40 for c in "abcde")
-CLIENT_TIMEOUT = 10  # app.heroku.HerokuClient's read timeout
+CLIENT_TIMEOUT = 10  # app.heroku.client.HerokuClient's read timeout
 KINDS = (
     "429 with RateLimit-Remaining: 0",
     "429 on the promotion POST",

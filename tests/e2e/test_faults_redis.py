@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.redis_server import EmbeddedRedis
+from app.storage.embedded import EmbeddedRedis
 from tests.e2e import harness
 from tests.e2e.conftest import THREE_STAGES, Cluster, duplicates, promoted
 from tests.factories import WEB

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.promoter import Promoter
-from app.topology import Topology
+from app.engine.promote import Promoter
+from app.engine.topology import Topology
 from tests.figures import Figure, record
 from tests.sandboxed import World
 from tests.test_promoter import posts, ready

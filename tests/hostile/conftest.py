@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from app.config.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.e2e.harness import Process, free_port, python
 from tests.figures import Figure, record
 from tests.hostile.senders import SERVICES, Sender

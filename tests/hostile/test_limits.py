@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from app import keys
+from app.storage import keys
 from tests.figures import Figure, record
 from tests.hostile.conftest import SECRETS, landed
 from tests.hostile.senders import SENDERS, encode, github_hmac, heroku_hmac

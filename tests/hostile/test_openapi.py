@@ -27,8 +27,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from app.config.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.e2e.harness import Process
 from tests.figures import Figure, record
 from tests.hostile.conftest import EXAMPLES, SECRETS, cascade_process

@@ -331,7 +331,7 @@ def cli(world: World, settings: dict[str, str]) -> None:
     ]
     for args, run_env in runs:
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", *args],
+            [sys.executable, "-m", "app.cli.main", *args],
             env=run_env,
             capture_output=True,
             text=True,

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services import ConfigError, ServicesConfig, load_services
+from app.config.services import ConfigError, ServicesConfig, load_services
 from tests.figures import Figure, record
 from tests.hostile.conftest import EXAMPLES
 

@@ -21,28 +21,28 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from app.audit import Audit
-from app.dora_record import DoraRecord
-from app.epoch import Epoch
-from app.health import Health
-from app.health.alerts import AlertsHealth
-from app.health.github import GitHubHealth
-from app.health.incidents import IncidentsHealth
-from app.health.urls import UrlProber
-from app.heroku import HerokuClient
-from app.ledger import Ledger
-from app.locks import Locks
+from app.config.services import Service, ServicesConfig
+from app.config.settings import Settings
+from app.engine.promote import Promoter
+from app.engine.reconcile import Reconciler
+from app.engine.rollback import Rollbacks
+from app.heroku.client import HerokuClient
 from app.main import create_app
 from app.metrics import Metrics
-from app.promoter import Promoter
-from app.reconciler import Reconciler
-from app.redis_client import connect
-from app.rollback import Rollbacks
 from app.runtime import Runtime
-from app.services import Service, ServicesConfig
-from app.settings import Settings
-from app.sources.github import GitHubClient
-from app.store import Store
+from app.signals.alerts.view import AlertsView
+from app.signals.github.client import GitHubClient
+from app.signals.github.view import GitHubView
+from app.signals.incidents.view import IncidentsView
+from app.signals.urls.client import UrlProber
+from app.signals.views import Views
+from app.storage.audit import Audit
+from app.storage.client import connect
+from app.storage.dora_record import DoraRecord
+from app.storage.epoch import Epoch
+from app.storage.ledger import Ledger
+from app.storage.locks import Locks
+from app.storage.store import Store
 from tests.simulation.platform import Call, ParkingTransport
 from tests.simulation.world import WEBHOOK_SECRET, SimSandbox, VirtualClock
 
@@ -108,14 +108,14 @@ def _outside() -> tuple[GitHubClient, UrlProber]:
     return GitHubClient(s.github_api_url, None), UrlProber.from_settings(s)
 
 
-def _health(client: "redis.Redis") -> Health:
-    """`Health.from_settings`, on this engine's Redis, with the shared HTTP clients."""
+def _health(client: "redis.Redis") -> Views:
+    """`Views.from_settings`, on this engine's Redis, with the shared HTTP clients."""
     github, urls = _outside()
     s = settings()
-    return Health(
-        github=GitHubHealth(client, github, s.signal_retry_seconds, s.poll_seconds),
-        alerts=AlertsHealth.from_settings(s, client),
-        incidents=IncidentsHealth.from_settings(s, client),
+    return Views(
+        github=GitHubView(client, github, s.signal_retry_seconds, s.poll_seconds),
+        alerts=AlertsView.from_settings(s, client),
+        incidents=IncidentsView.from_settings(s, client),
         urls=urls,
     )
 
@@ -189,8 +189,8 @@ class Engine:
             max_retries=1,
         )
         audit, ledger = Audit(self.client), Ledger(self.client)
-        health = _health(self.client)
-        # Told of a data loss by the marker (`app.epoch`), looked at by each reconcile; its
+        views = _health(self.client)
+        # Told of a data loss by the marker (`app.storage.epoch`), looked at by each reconcile; its
         # background watch is not started: only the scheduler moves work.
         self.epoch = ReplicatedEpoch(
             self.client, clock, forget=lambda: reconciler.forget_all(), replicate=replicate
@@ -206,7 +206,7 @@ class Engine:
             promoter=promoter,
             clock=clock,
             resync_seconds=RESYNC_SECONDS,
-            health=health,
+            views=views,
             epoch=self.epoch,
             rollback=Rollbacks(heroku, store, audit, clock),
         )
@@ -226,7 +226,7 @@ class Engine:
             metrics=shared_metrics(),
             live=None,  # type: ignore[arg-type]
             epoch=self.epoch,
-            health=health,
+            views=views,
             poller=None,  # type: ignore[arg-type]
             dora=DoraRecord(self.client),
             heroku_secret=SecretStr(WEBHOOK_SECRET),
@@ -254,7 +254,7 @@ class Engine:
         return bool(getattr(pool, "_in_use_connections", ()))
 
     async def close(self) -> None:
-        await self.runtime.heroku.aclose()  # the health's HTTP clients are shared: kept
+        await self.runtime.heroku.aclose()  # the views' HTTP clients are shared: kept
         await self.client.aclose()
 
 

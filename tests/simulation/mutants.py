@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from unittest import mock
 
-from app import keys, ledger
-from app.models import PromotionRecord
+from app.core.models import PromotionRecord
+from app.storage import keys, ledger
 
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 

@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", type=Path, help="write the figures to this file's soak section")
     parser.add_argument("--batch", type=int, default=250, help="seeds a job runs between reports")
     args = parser.parse_args(argv)
-    from app.redis_server import EmbeddedRedis
+    from app.storage.embedded import EmbeddedRedis
 
     enabled = Enabled.default(args.known_broken, tuple(args.row))
     record: Path | None = args.record

@@ -22,11 +22,11 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from app import keys
-from app.ledger import Ledger
-from app.redis_client import connect
 from app.sandbox.world import App, PromotionTarget, Release, ReleaseStatus
-from app.signals.alerts import ALERTMANAGER, Alert
+from app.signals.alerts.facts import ALERTMANAGER, Alert
+from app.storage import keys
+from app.storage.client import connect
+from app.storage.ledger import Ledger
 from app.webhooks.alerts import take
 from tests.simulation.engine import ALERT, Engine, services
 from tests.simulation.faults import MODES, RATES, WEIGHTS, Enabled

@@ -69,7 +69,7 @@ class Asked:
     replaced: Release | None  # the target's current release when the POST arrived
     landing: PromotionTarget  # its release appears on the target when the slug is copied
     op: object | None  # the scheduler's operation that sent it (decision bounds)
-    proven: bool = False  # it pinned an older release than the source's current (`app.proven`)
+    proven: bool = False  # it pinned an older release than the source's current (`app.core.proven`)
 
     @property
     def release(self) -> Release | None:

@@ -1,0 +1,1 @@
+"""Configuration: the environment (settings), the services file, durations, and reloading them."""

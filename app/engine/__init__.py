@@ -1,0 +1,1 @@
+"""The reconcile of one service and what drives it: snapshot, plan, promote, queue, timers."""

@@ -1,0 +1,397 @@
+"""The reconcile of one service, start to end.
+
+Under the service's lock: know the topology, resync when due, follow promotions
+in flight, build the snapshot once (all I/O, `now` stamped), plan (pure), act
+on what is ready, record what changed. Running it twice is harmless. A service
+found settled last time is first looked at without the lock: it needs no decision.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+
+from app.config.services import Service, ServicesConfig
+from app.core.models import (
+    Candidate,
+    Plan,
+    Release,
+    ReleaseStatus,
+    Snapshot,
+)
+from app.core.plan import FOLLOW_FIRST, plan
+from app.engine import topology as topo
+from app.engine.halter import Halter, RollBack
+from app.engine.history import HistoryReader
+from app.engine.promote import Promoter
+from app.engine.snapshot import Snapshots
+from app.engine.topologies import Topologies
+from app.heroku.client import HerokuClient, HerokuError, NotFound
+from app.signals.views import Prefetched, Views
+from app.storage.audit import Audit, gate_changed, gate_signature
+from app.storage.epoch import Epoch
+from app.storage.ledger import Ledger
+from app.storage.live import Live, fingerprint
+from app.storage.locks import Locks
+from app.storage.store import ServiceView, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile decided, and when to look again without outside news."""
+
+    plan: Plan | None
+    wake_at: datetime | None
+    again: bool  # news arrived while it ran, from this or another process
+    shown: int | None = None  # a fingerprint of what a status page shows of the service
+    settled: bool = False  # every stage runs its source's commit, nothing in flight or audited
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What a reconcile reads with its lock: the service's view, and what the signals' views
+    can read before it is known (`Views.send_reads`), a round trip fewer than later."""
+
+    view: ServiceView
+    signals: Prefetched
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        config: ServicesConfig,
+        heroku: HerokuClient,
+        store: Store,
+        ledger: Ledger,
+        locks: Locks,
+        audit: Audit,
+        promoter: Promoter,
+        clock: Callable[[], datetime],
+        resync_seconds: float,
+        views: Views,
+        dry_run: bool = False,
+        live: Live | None = None,
+        epoch: Epoch | None = None,
+        rollback: RollBack | None = None,
+    ) -> None:
+        self.config, self.heroku, self.store, self.ledger = config, heroku, store, ledger
+        self.locks, self.audit, self.promoter, self.clock = locks, audit, promoter, clock
+        self.resync_seconds, self.dry_run, self.views = resync_seconds, dry_run, views
+        self.live = live  # told when a service's pages would change
+        self.epoch = epoch  # says when Redis lost Cascade's data: then nothing is promoted
+        self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
+        self.topologies = Topologies(heroku, store)
+        self.snapshots = Snapshots(store, ledger, views, self.topologies, clock, epoch)
+        # The auto-halt; a dry run changes nothing on Heroku, so it rolls nothing back.
+        self.halter = Halter(store, ledger, views, audit, None if dry_run else rollback)
+        self._caught_up: set[str] = set()  # pipelines re-read since this process started
+        self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
+        self._looked_behind: set[str] = set()  # failed newest releases whose runner was read
+        # Services found settled, with this process's count of folds into their stages then:
+        # until a fold changes that count, a reconcile first looks without the lock.
+        self._settled: dict[str, int] = {}
+        # Told of each stage app whose release a resync found before any webhook brought it:
+        # the evidence that its webhook subscription may be broken (`app.heroku.subscriptions`).
+        self.unannounced: Callable[[str], None] | None = None
+
+    def forget(self, name: str) -> None:
+        """The services file changed or dropped the service: know its pipeline afresh."""
+        self.topologies.forget(name)
+        self._caught_up.discard(name)
+        self.histories.forget(name)
+        self._settled.pop(name, None)
+
+    def forget_all(self) -> None:
+        """Redis lost Cascade's data (`app.storage.epoch`): what this process learnt from it is
+        void."""
+        self.topologies.forget_all()
+        self._caught_up.clear()
+        self.histories.forget_all()
+        self._looked_behind.clear()
+        self._settled.clear()
+        self._shown.clear()
+        self.store.forget_kept()
+
+    async def reconcile(self, name: str) -> Outcome:
+        service = self.config.get(name)
+        if service is None:
+            return Outcome(None, None, again=False)
+        known = await self.topology_known(service)
+        folds = self.store.folds(name)
+        if known is not None and self._settled.get(name) == folds:
+            settled = await self._still_settled(service, known)
+            if settled is not None:
+                if self.live is not None and self._pages_change(name, settled):
+                    await self.live.changed(name)
+                return settled
+        # The view and the status page's are read in the round trip that takes the lock,
+        # when the stages are known.
+        apps = known.stages if known else ()
+        reading = (lambda pipe: self._send_reads(pipe, service, apps)) if known else None
+        async with self.locks.hold(name, reading) as lease:
+            if lease.held:
+                read = self._received(service, apps, lease.replies) if known else None
+                outcome = await self._reconcile(service, known, read)
+                if self._pages_change(name, outcome):  # told in the round trip that releases
+                    lease.publish = Live.message(name)
+        if not lease.held:
+            # The holder runs again for our news; should it have died, try when its lock expires.
+            expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
+            return Outcome(None, expiry, again=False)
+        if outcome.settled:
+            self._settled[name] = folds
+        else:
+            self._settled.pop(name, None)
+        return Outcome(outcome.plan, outcome.wake_at, lease.news, outcome.shown, outcome.settled)
+
+    def _pages_change(self, name: str, outcome: Outcome) -> bool:
+        """Whether the service's pages would look different now (a release may have arrived
+        without any audited event); noted as told."""
+        if self.live is None or outcome.shown is None or self._shown.get(name) == outcome.shown:
+            return False
+        self._shown[name] = outcome.shown
+        return True
+
+    async def _still_settled(self, service: Service, topology: topo.Topology) -> Outcome | None:
+        """The outcome for a service that is still settled, read without its lock; else None.
+
+        Settled: every stage runs the commit of the one before it, no promotion is in flight,
+        no gate state is left to clear, no resync is due. Nothing can be decided then, so
+        the lock and what it guards are not needed: one round trip, not two (most services
+        are settled most of the time, and a signal for everything reconciles them all). Only
+        a stage change unsettles one: a fold in this process, which skips this look, or in
+        another, which finds a pair to move here and goes the locked way.
+        """
+        name = service.name
+        view = await self.store.view(name, topology.stages)
+        if view.resync_due or view.in_flight or view.gate_states or name not in self._caught_up:
+            return None
+        snapshot = self.snapshots.build(service, self.clock(), view, topology=topology)
+        if await self.halter.check(snapshot):  # a promotion into the last stage, halted
+            return None
+        decided = plan(snapshot)
+        if decided.candidates:
+            return None
+        return Outcome(
+            decided, None, again=False, shown=fingerprint(snapshot, decided), settled=True
+        )
+
+    def _send_reads(self, pipe: Pipeline, service: Service, apps: Sequence[str]) -> None:
+        """Queue the view's reads, then the signals' (`Views.send_reads`)."""
+        self.store.send_view(pipe, service.name, apps)
+        self.views.send_reads(pipe, service)
+
+    def _received(self, service: Service, apps: Sequence[str], replies: Sequence[Any]) -> _Read:
+        """The replies to `_send_reads`."""
+        split = len(replies) - Views.reads(service)
+        view = self.store.view_of(service.name, apps, replies[:split])
+        return _Read(view, self.views.received(replies[split:]))
+
+    async def _reconcile(
+        self, service: Service, known: topo.Topology | None, read: _Read | None
+    ) -> Outcome:
+        """Under the lock; `read` was read with it, from the stages of `known`, when known."""
+        topology = known or await self.topology(service)
+        if topology is None:
+            return Outcome(None, None, again=False)
+        name = service.name
+        # One read says what is due; the view is read again only if something was done.
+        view = read.view if read else await self.store.view(name, topology.stages)
+        stale = False
+        try:
+            # Once per process (news may have been missed while no process ran), and then
+            # by the one process per resync interval that takes the mark.
+            due = view.resync_due and await self.store.mark_resync(name, self.resync_seconds)
+            if due or name not in self._caught_up:
+                latest = await self.heroku.latest_releases(topology.pipeline_id)
+                news = await self._fold(name, topology, latest)
+                if self.unannounced is not None and name in self._caught_up:
+                    for app in news:
+                        self.unannounced(app)
+                self._caught_up.add(name)
+                stale = bool(news)
+            await self.histories.learn(name, topology)
+        except NotFound as error:
+            # A cached id Heroku no longer knows: the pipeline or an app was re-created.
+            log.warning("pipeline of service=%s not found, reading it again: %s", name, error)
+            relearnt = await self._relearn(service, topology)
+            if relearnt is None:
+                return Outcome(None, None, again=False)
+            topology, stale = relearnt, True
+            await self._learn_history_or_log(name, topology)
+        except HerokuError as error:
+            log.warning("resync failed service=%s: %s", name, error)
+        if view.in_flight:
+            await self.promoter.follow(name, topology)
+            stale = True
+        snapshot, audited = await self.snapshots.read(
+            service,
+            topology,
+            self.config.freezes,
+            fetch=True,
+            view=None if stale else view,
+            prefetched=read.signals if read else None,
+        )
+        if await self.histories.look_further_back(name, snapshot):
+            snapshot, audited = await self.snapshots.read(
+                service, topology, self.config.freezes, fetch=True, view=None if stale else view
+            )
+        if await self.halter.check(snapshot):  # decided again with the pause and the suspect
+            snapshot, audited = await self.snapshots.read(
+                service, topology, self.config.freezes, fetch=True
+            )
+        decided = plan(snapshot)
+        # The decision's audit entries are written while the promotions go out: the POST
+        # waits for nothing else, and a promotion's own entry comes after its POST.
+        _, promoted = await asyncio.gather(
+            self._record_transitions(snapshot, decided, audited),
+            self._promote(snapshot, topology, decided),
+        )
+        wake_at = decided.wake_at
+        if promoted:
+            follow_at = snapshot.now + FOLLOW_FIRST
+            wake_at = min(wake_at, follow_at) if wake_at else follow_at
+        settled = not decided.candidates and not view.in_flight and not stale
+        return Outcome(decided, wake_at, False, fingerprint(snapshot, decided), settled)
+
+    async def _promote(self, snapshot: Snapshot, topology: topo.Topology, decided: Plan) -> bool:
+        """Promote every ready candidate; True when a POST was sent.
+
+        Not while Redis's data is lost: the records that keep a promotion once may be gone.
+        """
+        promoted = False
+        if self.dry_run or not decided.ready:
+            return promoted
+        if self.epoch is not None and await self.epoch.verify() is not None:
+            return promoted
+        for together in _waves(decided.ready):
+            promoted |= await self.promoter.promote(snapshot, topology, together)
+        return promoted
+
+    async def topology_known(self, service: Service) -> topo.Topology | None:
+        """The service's topology from memory or Redis: no Platform API call."""
+        return await self.topologies.cached(service)
+
+    async def topology(
+        self, service: Service, stale: topo.Topology | None = None
+    ) -> topo.Topology | None:
+        """The known topology, or read from the Platform API (three calls, once), its
+        releases folded in.
+
+        `stale`: the one Heroku answered 404 for; its apps that now have other ids start
+        afresh.
+        """
+        known = await self.topologies.cached(service)
+        if known is not None:
+            return known
+        read = await self.topologies.read(service, stale)
+        if read is None:
+            return None
+        known, releases, gone = read
+        self.histories.forget(service.name, set(gone))
+        await self._fold(service.name, known, releases)
+        await self.store.mark_resync(service.name, self.resync_seconds)  # just read it
+        self._caught_up.add(service.name)
+        self.topologies.remember(service.name, known)
+        return known
+
+    async def _relearn(self, service: Service, stale: topo.Topology) -> topo.Topology | None:
+        """Forget the topology Heroku no longer knows and read it again (three calls)."""
+        self.forget(service.name)
+        await self.store.forget_topology(service.name)
+        return await self.topology(service, stale)
+
+    async def observe(self, service: Service) -> Snapshot:
+        """The service as it stands, for status, retries and notices: Redis only, no lock."""
+        return await self.snapshot(service, await self.topology_known(service), fetch=False)
+
+    async def snapshot(
+        self, service: Service, topology: topo.Topology | None, *, fetch: bool = True
+    ) -> Snapshot:
+        """Everything the plan may look at, read once, with `now` stamped.
+
+        `fetch=False` reads the views in Redis only: no GitHub, status page or URL call.
+        """
+        read = await self.snapshots.read(service, topology, self.config.freezes, fetch=fetch)
+        return read[0]
+
+    async def _fold(self, name: str, topology: topo.Topology, releases: list[Release]) -> list[str]:
+        """Fold releases into the view, and what runs behind a newest one that failed; the
+        apps whose stage they changed."""
+        changed, now = [], self.clock()
+        for release in releases + await self._running(name, topology, releases):
+            if release.app not in topology.stages:
+                continue
+            if (await self.store.put_release(name, release, now)).changed:
+                changed.append(release.app)
+        return changed
+
+    async def _running(
+        self, name: str, topology: topo.Topology, latest: list[Release]
+    ) -> list[Release]:
+        """What runs on each app whose newest release failed, when the view cannot tell.
+
+        A pipeline read shows each app's newest release only: a succeeded one behind a
+        failed one (its webhook lost) would never be learnt. Looked for once per failed
+        release (one call), and only when releases the view does not know lie between.
+        """
+        failed = [
+            r
+            for r in latest
+            if r.app in topology.stages
+            and r.status in (ReleaseStatus.FAILED, ReleaseStatus.EXPIRED)
+            and r.id not in self._looked_behind
+        ]
+        if not failed:
+            return []
+        views = {stage.app: stage for stage in await self.store.stages(name, topology.stages)}
+        found = []
+        for release in failed:
+            try:
+                running = await self.heroku.running(release, views[release.app].release)
+            except HerokuError as error:
+                log.warning("cannot read what runs on %s: %s", release.app, error)
+                continue
+            self._looked_behind.add(release.id)
+            if running is not None:
+                found.append(running)
+        return found
+
+    async def _learn_history_or_log(self, name: str, topology: topo.Topology) -> None:
+        try:
+            await self.histories.learn(name, topology)
+        except HerokuError as error:
+            log.warning("cannot learn history service=%s: %s", name, error)
+
+    async def _record_transitions(
+        self, snapshot: Snapshot, decided: Plan, seen: dict[str, str]
+    ) -> None:
+        """An audit entry when what a pair waits on changes, not on every reconcile."""
+        name = snapshot.service.name
+        now_states = {c.pair.target.app: gate_signature(c) for c in decided.candidates}
+        for candidate in decided.candidates:
+            target = candidate.pair.target.app
+            if seen.get(target) == now_states[target]:
+                continue
+            await self.audit.record(gate_changed(snapshot, candidate, self.dry_run))
+        gone = [target for target in seen if target not in now_states]
+        if gone or any(seen.get(target) != state for target, state in now_states.items()):
+            await self.store.set_gate_states(name, now_states, gone)
+
+
+def _waves(ready: Sequence[Candidate]) -> list[list[Candidate]]:
+    """Ready candidates promoted with one POST: a wave's targets, from one source release."""
+    together: dict[tuple[int, str | None], list[Candidate]] = {}
+    for candidate in ready:
+        release = candidate.release
+        together.setdefault((candidate.pair.index, release.id if release else None), []).append(
+            candidate
+        )
+    return list(together.values())

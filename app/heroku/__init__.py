@@ -1,0 +1,1 @@
+"""The Platform API: its client and Cascade's webhook subscriptions."""

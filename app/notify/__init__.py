@@ -1,0 +1,1 @@
+"""Audit listeners that tell people: Slack, GitHub commit statuses and deployments."""

@@ -1,0 +1,1 @@
+"""The alerts signal: its facts, its Redis view, and Librato's status API as fallback."""

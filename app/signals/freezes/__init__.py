@@ -1,0 +1,1 @@
+"""Freeze windows: the facts the allow gate reads and the calendar that computes them."""

@@ -1,0 +1,1 @@
+"""The github signal: its facts, its Redis view, and the GitHub REST client."""

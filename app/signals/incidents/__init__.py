@@ -1,0 +1,1 @@
+"""The incident signal: its facts, its Redis view, and the status-page feed reader."""

@@ -1,0 +1,1 @@
+"""Every Redis adapter: the client, keys, records, locks, the audit trail and the live feed."""
