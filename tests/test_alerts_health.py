@@ -14,7 +14,8 @@ import respx
 from app.config.settings import Settings
 from app.signals.alerts.client import LibratoClient
 from app.signals.alerts.facts import ALERTMANAGER, LIBRATO, Alert, AlertsFacts
-from app.signals.alerts.view import NO_ALERTMANAGER, NO_SOURCE, AlertsView
+from app.signals.alerts.problems import NO_ALERTMANAGER, NO_SOURCE
+from app.signals.alerts.view import AlertsView
 from app.storage import keys
 from app.storage.store import Store
 from tests.conftest import FIXTURES
@@ -316,8 +317,8 @@ async def test_freshness_says_when_each_alert_source_was_last_heard(
 def test_a_polled_feed_is_stale_after_three_missed_polls(redis_client: "redis.Redis") -> None:
     settings = Settings(librato_user="ops", librato_token="t", poll_seconds=120)
     views = AlertsView.from_settings(settings, redis_client)
-    assert views.stale_after == timedelta(minutes=6)
-    assert views.silence_max == timedelta(hours=24)
+    assert views.expected.stale_after == timedelta(minutes=6)
+    assert views.expected.silence_max == timedelta(hours=24)
 
 
 async def test_without_librato_refresh_calls_nobody(views: AlertsView) -> None:
