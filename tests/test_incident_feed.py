@@ -1,5 +1,5 @@
-"""The status page reader (`app.signals.incidents.client`): shapes recognised, bodies read,
-failures.
+"""The status page reader (`app.signals.incidents.client`) and the shapes it reads
+(`app.signals.incidents.pages`): shapes recognised, bodies read, failures.
 
 Heroku v4: the heroku/cli test mock in tests/fixtures/status/ (FORMATS.md §5), and the
 same with an incident in the shape the CLI's `status` command reads (`title`, `created_at`,
@@ -15,8 +15,9 @@ import httpx
 import pytest
 import respx
 
-from app.signals.incidents.client import StatusFeed, StatusFeedError, parse, recognise
+from app.signals.incidents.client import StatusFeed
 from app.signals.incidents.facts import Component, Feed, Incident
+from app.signals.incidents.pages import StatusFeedError, parse, recognise
 from tests.conftest import FIXTURES
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -18,7 +18,8 @@ from app.config.services import Service
 from app.config.settings import Settings
 from app.signals.incidents.client import StatusFeed
 from app.signals.incidents.facts import Component, Incident, IncidentsFacts
-from app.signals.incidents.view import NO_SOURCE, SOURCE, IncidentsView, affected
+from app.signals.incidents.problems import NO_SOURCE
+from app.signals.incidents.view import SOURCE, IncidentsView, affected
 from app.storage import keys
 from tests.conftest import FIXTURES
 from tests.factories import service
@@ -127,7 +128,10 @@ def test_a_polled_status_page_is_stale_after_three_missed_polls(
 ) -> None:
     settings = Settings(status_api_url=URL, poll_seconds=120)
     views = IncidentsView.from_settings(settings, redis_client)
-    assert (views.stale_after, views.silence_max) == (timedelta(minutes=6), timedelta(days=1))
+    assert (views.expected.stale_after, views.expected.silence_max) == (
+        timedelta(minutes=6),
+        timedelta(days=1),
+    )
 
 
 # the feed: fresh, stale, unreachable, back ---------------------------------------------
