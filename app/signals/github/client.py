@@ -1,28 +1,29 @@
 """The GitHub REST API client: the one door to api.github.com (or GitHub Enterprise).
 
-`app.notify.commit_status` posts `cascade/<stage>` statuses through it, `app.notify.deployments`
-makes
-deployments and posts their statuses; the github gate's fallback reads compares, combined
-statuses and check suites through it. Without a token it calls anonymously (public
+`app.notify.commit_status` posts `cascade/<stage>` statuses through it,
+`app.notify.deployments` makes deployments and posts their statuses; the github view reads
+compares, combined statuses and check suites through it (their bodies are read by
+`app.signals.github.answers`). Without a token it calls anonymously (public
 repositories, 60 calls an hour). Errors come back as `GitHubError` carrying the status and
 a message that says what to check, never the token.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
+from app.signals.github import answers
 from app.signals.github.facts import CheckReport, Relation
 from app.version import user_agent
 
 ACCEPT = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
 DESCRIPTION_MAX = 140  # GitHub refuses a longer status description
-PAGE = 100  # statuses or check suites read per commit: one page, the most GitHub gives
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a report without a time: any webhook's is newer
 NO_COMMON_ANCESTOR = "No common ancestor"  # GitHub's 404 for a compare of unrelated histories
+T = TypeVar("T")
 
 
 class GitHubError(Exception):
@@ -154,13 +155,7 @@ class GitHubClient:
             if error.status == 404 and NO_COMMON_ANCESTOR in str(error):
                 return Relation.DIVERGED
             raise
-        status = body.get("status") if isinstance(body, dict) else None
-        try:
-            return Relation(str(status))
-        except ValueError:
-            raise GitHubError(
-                f"GitHub's compare of {repo} has no known status: {status!r}"
-            ) from None
+        return _read(answers.relation, body, repo)
 
     async def statuses(self, repo: str, sha: str) -> list[CheckReport]:
         """`GET /repos/{repo}/commits/{sha}/status`: each context's latest state.
@@ -168,40 +163,14 @@ class GitHubClient:
         More contexts than one page holds is an error: the ones left out may be failing.
         """
         path = f"{_repo_path(repo)}/commits/{quote(sha)}/status"
-        body = await self._get(repo, path, {"per_page": str(PAGE)})
-        items = body.get("statuses") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise GitHubError(f"GitHub's combined status of {repo}@{sha[:7]} has no statuses list")
-        _whole(body, len(items), "statuses", repo, sha)
-        return [
-            CheckReport(repo, sha, f"status:{context}", context, str(s.get("state")), _at(s))
-            for s in items
-            if isinstance(s, dict) and (context := str(s.get("context")))
-        ]
+        body = await self._get(repo, path, {"per_page": str(answers.PAGE)})
+        return _read(answers.statuses, body, repo, sha)
 
     async def check_suites(self, repo: str, sha: str) -> list[CheckReport]:
-        """`GET /repos/{repo}/commits/{sha}/check-suites`: each suite, pending until completed.
-
-        A suite with no check run is left out: GitHub makes one for every installed app,
-        and it stays queued forever when the app runs no check.
-        """
+        """`GET /repos/{repo}/commits/{sha}/check-suites`: each suite, pending until completed."""
         path = f"{_repo_path(repo)}/commits/{quote(sha)}/check-suites"
-        body = await self._get(repo, path, {"per_page": str(PAGE)})
-        items = body.get("check_suites") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise GitHubError(f"GitHub's check suites of {repo}@{sha[:7]} are not a list")
-        _whole(body, len(items), "check suites", repo, sha)
-        suites: list[CheckReport] = []
-        for suite in items:
-            if not isinstance(suite, dict) or suite.get("latest_check_runs_count") == 0:
-                continue
-            app = suite.get("app")
-            app = app if isinstance(app, dict) else {}
-            name = str(app.get("slug") or app.get("name") or f"check suite {suite.get('id')}")
-            state = str(suite.get("conclusion") or suite.get("status") or "pending")
-            key = f"suite:{suite.get('id')}"
-            suites.append(CheckReport(repo, sha, key, name, state, _at(suite)))
-        return suites
+        body = await self._get(repo, path, {"per_page": str(answers.PAGE)})
+        return _read(answers.check_suites, body, repo, sha)
 
     async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         """A write: unreachable or refused is a `GitHubError` with GitHub's message."""
@@ -255,23 +224,12 @@ class GitHubClient:
         return GitHubError(f"GitHub answered {code} for {repo}: {message}", code)
 
 
-def _whole(body: Any, listed: int, what: str, repo: str, sha: str) -> None:
-    """Refuse a list cut by the page: what was left out might be failing."""
-    total = body.get("total_count") if isinstance(body, dict) else None
-    count = max(total if isinstance(total, int) else 0, listed)
-    if count > PAGE or count > listed:
-        raise GitHubError(
-            f"GitHub lists {count} {what} on {repo}@{sha[:7]}, more than Cascade reads ({PAGE})"
-        )
-
-
-def _at(item: dict[str, Any]) -> datetime:
-    """When GitHub last changed a status or suite."""
-    text = item.get("updated_at") or item.get("created_at")
+def _read(reader: Callable[..., T], body: Any, *args: str) -> T:
+    """`body` read by one of `answers`; an answer not as promised is a `GitHubError`."""
     try:
-        return datetime.fromisoformat(str(text)) if text else EPOCH
-    except ValueError:
-        return EPOCH
+        return reader(body, *args)
+    except ValueError as error:
+        raise GitHubError(str(error)) from None
 
 
 def _repo_path(repo: str) -> str:
