@@ -1,8 +1,8 @@
 """Every signal's Redis view and its fallback reader, gathered per snapshot.
 
-Webhooks write each signal's view (`record…` methods of its module here); a reconcile
-reads them all at once through `Views.gather`. A signal's module falls back to its
-source's API (`app.sources`) when the view has nothing or has gone stale, and says
+Webhooks write each signal's view (the `record…` methods of `<signal>/view.py`); a
+reconcile reads them all at once through `Views.gather`. A view falls back to its
+source's API (`<signal>/client.py`) when it has nothing or has gone stale, and says
 `problem` when neither can tell: its gate is then unknown, which is closed.
 """
 
