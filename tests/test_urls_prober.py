@@ -1,5 +1,5 @@
-"""app.signals.urls.client: the prober against respx routes, and once against a real local
-server."""
+"""The URL prober (`app.signals.urls.client`) against respx routes, and once against a real
+local server."""
 
 import asyncio
 import base64

@@ -1,5 +1,5 @@
-"""The github signal's view (`app.signals.github.view`) and its REST reads
-(`app.signals.github.client`).
+"""The github signal's view (`app.signals.github.view` and the branch and checks views it
+keeps) and its REST reads (`app.signals.github.client`, `app.signals.github.answers`).
 
 Redis is the session's real server; GitHub is respx on a local base URL, answering in the
 shapes of GitHub's REST API (FORMATS.md §3: compare `status`, combined status `statuses[]`,
@@ -94,10 +94,10 @@ def peer() -> Iterator[GitHubPeer]:
 
 
 @pytest.fixture
-async def views(redis_client: "redis.Redis", peer: GitHubPeer) -> AsyncIterator[GitHubView]:
-    view = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
-    yield view
-    await view.aclose()
+async def view(redis_client: "redis.Redis", peer: GitHubPeer) -> AsyncIterator[GitHubView]:
+    made = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
+    yield made
+    await made.aclose()
 
 
 def on_main(peer: GitHubPeer, *shas: str) -> None:
@@ -106,14 +106,14 @@ def on_main(peer: GitHubPeer, *shas: str) -> None:
 
 
 async def facts(
-    views: GitHubView,
+    view: GitHubView,
     now: datetime = NOW,
     *,
     fetch: bool = True,
     svc: Any = API,
     pair: tuple[str, str] = (SOURCE, TARGET),
 ) -> GitHubFacts:
-    return (await views.gather(svc, [pair], now, fetch=fetch))[pair]
+    return (await view.gather(svc, [pair], now, fetch=fetch))[pair]
 
 
 def push(after: str | None, before: str | None = None, *commits: str, forced: bool = False) -> Push:
@@ -123,10 +123,10 @@ def push(after: str | None, before: str | None = None, *commits: str, forced: bo
 # on the branch and ahead, from GitHub's compare ------------------------------------------
 
 
-async def test_on_the_branch_and_ahead_then_cached(views: GitHubView, peer: GitHubPeer) -> None:
+async def test_on_the_branch_and_ahead_then_cached(view: GitHubView, peer: GitHubPeer) -> None:
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    assert await facts(views) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(view) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == [
         f"/repos/acme/api/compare/{SOURCE}...main",
         f"/repos/acme/api/compare/{TARGET}...{SOURCE}",
@@ -135,7 +135,7 @@ async def test_on_the_branch_and_ahead_then_cached(views: GitHubView, peer: GitH
 
     peer.calls.clear()
     later = NOW + timedelta(days=1)
-    assert await facts(views, later) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(view, later) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == []  # a commit on the branch stays there; a compare never changes
 
 
@@ -155,40 +155,40 @@ async def test_on_the_branch_and_ahead_then_cached(views: GitHubView, peer: GitH
     ],
 )
 async def test_how_the_source_stands_to_the_target(
-    views: GitHubView, peer: GitHubPeer, relation: str | httpx.Response, expected: Relation
+    view: GitHubView, peer: GitHubPeer, relation: str | httpx.Response, expected: Relation
 ) -> None:
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = relation
-    assert (await facts(views)).relation is expected
+    assert (await facts(view)).relation is expected
 
 
 async def test_not_on_the_branch_skips_the_compare_with_the_target(
-    views: GitHubView, peer: GitHubPeer
+    view: GitHubView, peer: GitHubPeer
 ) -> None:
     peer.compares[(SOURCE, "main")] = "diverged"
-    assert await facts(views) == GitHubFacts(False, None)
+    assert await facts(view) == GitHubFacts(False, None)
     assert peer.calls == [f"/repos/acme/api/compare/{SOURCE}...main"]
 
 
 async def test_a_negative_is_kept_briefly_and_dropped_by_a_push(
-    views: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
+    view: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
 ) -> None:
     peer.compares[(SOURCE, "main")] = "diverged"
-    assert (await facts(views)).on_branch is False
-    assert (await facts(views, NOW + timedelta(seconds=5))).on_branch is False
+    assert (await facts(view)).on_branch is False
+    assert (await facts(view, NOW + timedelta(seconds=5))).on_branch is False
     assert len(peer.calls) == 1  # the negative answered the second time
     negative = keys.github_off_branch(REPO, 0, "main", SOURCE)
     assert 0 < await redis_client.ttl(negative) <= keys.GITHUB_OFF_BRANCH_TTL.total_seconds()
     stale = NOW + keys.GITHUB_OFF_BRANCH_FRESH
-    assert (await facts(views, stale, fetch=False)).on_branch is False  # still shown
+    assert (await facts(view, stale, fetch=False)).on_branch is False  # still shown
     assert len(peer.calls) == 1
-    assert (await facts(views, stale)).on_branch is False  # asked again before deciding
+    assert (await facts(view, stale)).on_branch is False  # asked again before deciding
     assert len(peer.calls) == 2
 
-    await views.record_push(push(OTHER, TARGET, OTHER))  # something was merged into main
+    await view.record_push(push(OTHER, TARGET, OTHER))  # something was merged into main
     on_main(peer, SOURCE)  # ... and it was our commit
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    assert await facts(views, stale + timedelta(seconds=1)) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(view, stale + timedelta(seconds=1)) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls[2] == f"/repos/acme/api/compare/{SOURCE}...main"
 
 
@@ -196,83 +196,83 @@ async def test_a_negative_is_kept_briefly_and_dropped_by_a_push(
 
 
 async def test_pushes_prove_on_branch_and_order_without_a_call(
-    views: GitHubView, peer: GitHubPeer
+    view: GitHubView, peer: GitHubPeer
 ) -> None:
-    await views.record_push(push(TARGET, None, TARGET))  # creates main at TARGET
-    await views.record_push(push(OTHER, TARGET, OTHER))
-    await views.record_push(push(SOURCE, OTHER, "d" * 40, SOURCE))
-    assert await facts(views) == GitHubFacts(True, Relation.AHEAD)
-    assert await facts(views, pair=(TARGET, SOURCE)) == GitHubFacts(True, Relation.BEHIND)
-    assert await facts(views, pair=("d" * 40, TARGET)) != GitHubFacts(None)  # listed: on main
+    await view.record_push(push(TARGET, None, TARGET))  # creates main at TARGET
+    await view.record_push(push(OTHER, TARGET, OTHER))
+    await view.record_push(push(SOURCE, OTHER, "d" * 40, SOURCE))
+    assert await facts(view) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(view, pair=(TARGET, SOURCE)) == GitHubFacts(True, Relation.BEHIND)
+    assert await facts(view, pair=("d" * 40, TARGET)) != GitHubFacts(None)  # listed: on main
     assert peer.calls == [f"/repos/acme/api/compare/{TARGET}...{'d' * 40}"]  # not a push head
 
 
-async def test_a_forced_push_clears_what_is_cached(views: GitHubView, peer: GitHubPeer) -> None:
+async def test_a_forced_push_clears_what_is_cached(view: GitHubView, peer: GitHubPeer) -> None:
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    await views.record_push(push(SOURCE, TARGET, SOURCE))
-    assert await facts(views) == GitHubFacts(True, Relation.AHEAD)
+    await view.record_push(push(SOURCE, TARGET, SOURCE))
+    assert await facts(view) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == []
 
-    await views.record_push(push(OTHER, SOURCE, OTHER, forced=True))  # SOURCE rewritten away
+    await view.record_push(push(OTHER, SOURCE, OTHER, forced=True))  # SOURCE rewritten away
     peer.compares[(SOURCE, "main")] = "diverged"
-    assert await facts(views) == GitHubFacts(False, None)
+    assert await facts(view) == GitHubFacts(False, None)
     assert peer.calls == [f"/repos/acme/api/compare/{SOURCE}...main"]
-    assert await facts(views, pair=(OTHER, TARGET)) != GitHubFacts(None)  # the new head is on main
+    assert await facts(view, pair=(OTHER, TARGET)) != GitHubFacts(None)  # the new head is on main
 
 
 async def test_a_push_after_another_process_rewrote_the_branch_is_kept_where_it_is_read(
-    views: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
+    view: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
 ) -> None:
-    await views.record_push(push(TARGET, None, TARGET))  # this process sees generation 0
+    await view.record_push(push(TARGET, None, TARGET))  # this process sees generation 0
     elsewhere = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
     await elsewhere.record_push(push(TARGET, None, TARGET, forced=True))  # generation 1
-    await views.record_push(push(SOURCE, TARGET, SOURCE))  # written under 0, then under 1
-    assert await facts(views) == GitHubFacts(True, Relation.AHEAD)
+    await view.record_push(push(SOURCE, TARGET, SOURCE))  # written under 0, then under 1
+    assert await facts(view) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == []
     await elsewhere.aclose()
 
 
 async def test_a_delivery_seen_before_records_nothing_and_says_so(
-    views: GitHubView, redis_client: "redis.Redis"
+    view: GitHubView, redis_client: "redis.Redis"
 ) -> None:
     seen = keys.dedup("github", "d-1")
     elsewhere = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
     await elsewhere.record_push(push(TARGET, None, TARGET, forced=True))  # generation 1 there
-    assert await views.record_push(push(SOURCE, TARGET, SOURCE), seen) is True  # 0, then 1
+    assert await view.record_push(push(SOURCE, TARGET, SOURCE), seen) is True  # 0, then 1
     assert await redis_client.get(seen) == "1"
-    assert await views.record_push(push(SOURCE, TARGET, SOURCE), seen) is False
+    assert await view.record_push(push(SOURCE, TARGET, SOURCE), seen) is False
     assert await redis_client.get(keys.github_pushes(REPO, "main")) == "2"  # counted once here
     forced = keys.dedup("github", "d-2")
-    assert await views.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is True
-    assert await views.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is False
+    assert await view.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is True
+    assert await view.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is False
     assert await redis_client.get(keys.github_generation(REPO)) == "2"  # one rewrite, not two
     await elsewhere.aclose()
 
 
 async def test_where_the_branch_stands_may_come_read_already(
-    views: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
+    view: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
 ) -> None:
-    await views.record_push(push(SOURCE, TARGET, SOURCE))  # generation 0: on main, ahead
+    await view.record_push(push(SOURCE, TARGET, SOURCE))  # generation 0: on main, ahead
     async with redis_client.pipeline(transaction=False) as pipe:
         GitHubView.send_branch_read(pipe, REPO, "main")
         (read,) = await pipe.execute()
     assert read == [None, "1"]  # no rewrite yet; one push
     pair = (SOURCE, TARGET)
-    found = await views.gather(API, [pair], NOW, branch_read=read)
+    found = await view.gather(API, [pair], NOW, branch_read=read)
     assert found[pair] == GitHubFacts(True, Relation.AHEAD)
     later = ["1", "2"]  # as read after a rewrite elsewhere: nothing known of generation 1
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    assert (await views.gather(API, [pair], NOW, branch_read=later))[pair].on_branch is True
+    assert (await view.gather(API, [pair], NOW, branch_read=later))[pair].on_branch is True
     assert peer.calls  # asked GitHub: the facts of generation 0 were not read for 1
 
 
-async def test_a_deleted_branch_clears_what_is_cached(views: GitHubView, peer: GitHubPeer) -> None:
-    await views.record_push(push(SOURCE, TARGET, SOURCE))
-    await views.record_push(push(None, SOURCE, forced=False))  # main deleted
+async def test_a_deleted_branch_clears_what_is_cached(view: GitHubView, peer: GitHubPeer) -> None:
+    await view.record_push(push(SOURCE, TARGET, SOURCE))
+    await view.record_push(push(None, SOURCE, forced=False))  # main deleted
     peer.compares[(SOURCE, "main")] = httpx.Response(404, json={"message": "Not Found"})
-    found = await facts(views)
+    found = await facts(view)
     assert found.on_branch is None
     assert found.problem == "GitHub answered 404 for acme/api: check `repo` and GITHUB_TOKEN"
     assert found.recheck_at == NOW + timedelta(seconds=POLL)  # refused: not asked again soon
@@ -281,51 +281,49 @@ async def test_a_deleted_branch_clears_what_is_cached(views: GitHubView, peer: G
 # GitHub unreachable, and back --------------------------------------------------------------
 
 
-async def test_unreachable_is_unknown_until_it_is_back(views: GitHubView, peer: GitHubPeer) -> None:
+async def test_unreachable_is_unknown_until_it_is_back(view: GitHubView, peer: GitHubPeer) -> None:
     peer.down = True
-    found = await facts(views)
+    found = await facts(view)
     assert found.on_branch is None
     assert found.problem is not None
     assert found.problem.startswith("GitHub unreachable: ConnectError")
     assert found.recheck_at == NOW + timedelta(seconds=RETRY)
 
-    assert (await facts(views, NOW + timedelta(seconds=RETRY - 1))).recheck_at == found.recheck_at
+    assert (await facts(view, NOW + timedelta(seconds=RETRY - 1))).recheck_at == found.recheck_at
     assert len(peer.calls) == 1  # a failed read is not repeated before its recheck time
 
     peer.down = False
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    back = await facts(views, NOW + timedelta(seconds=RETRY))
+    back = await facts(view, NOW + timedelta(seconds=RETRY))
     assert back == GitHubFacts(True, Relation.AHEAD)
 
 
-async def test_fetch_false_reads_only_the_cache(views: GitHubView, peer: GitHubPeer) -> None:
-    found = await facts(views, fetch=False)
+async def test_fetch_false_reads_only_the_cache(view: GitHubView, peer: GitHubPeer) -> None:
+    found = await facts(view, fetch=False)
     assert found == GitHubFacts(None, problem="not read from GitHub yet")
     assert peer.calls == []
 
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    await facts(views)
+    await facts(view)
     peer.calls.clear()
-    assert await facts(views, fetch=False) == GitHubFacts(True, Relation.AHEAD)
+    assert await facts(view, fetch=False) == GitHubFacts(True, Relation.AHEAD)
     assert peer.calls == []
 
 
-async def test_fetch_false_tells_the_last_failure(views: GitHubView, peer: GitHubPeer) -> None:
+async def test_fetch_false_tells_the_last_failure(view: GitHubView, peer: GitHubPeer) -> None:
     peer.down = True
-    await facts(views)
-    found = await facts(views, NOW + timedelta(hours=1), fetch=False)
+    await facts(view)
+    found = await facts(view, NOW + timedelta(hours=1), fetch=False)
     assert found.problem is not None
     assert found.problem.startswith("GitHub unreachable")
     assert len(peer.calls) == 1
 
 
-async def test_a_service_without_a_repo_gathers_nothing(
-    views: GitHubView, peer: GitHubPeer
-) -> None:
-    assert await views.gather(service(), [(SOURCE, TARGET)], NOW) == {}
-    assert await views.gather(API, [], NOW) == {}
+async def test_a_service_without_a_repo_gathers_nothing(view: GitHubView, peer: GitHubPeer) -> None:
+    assert await view.gather(service(), [(SOURCE, TARGET)], NOW) == {}
+    assert await view.gather(API, [], NOW) == {}
     assert peer.calls == []
 
 
@@ -336,35 +334,35 @@ def report(key: str, state: str, at: datetime = NOW, name: str | None = None) ->
     return CheckReport(REPO, SOURCE, key, name or key.partition(":")[2], state, at)
 
 
-async def on_and_ahead(views: GitHubView) -> None:
-    await views.record_push(push(TARGET, None, TARGET))
-    await views.record_push(push(SOURCE, TARGET, SOURCE))
+async def on_and_ahead(view: GitHubView) -> None:
+    await view.record_push(push(TARGET, None, TARGET))
+    await view.record_push(push(SOURCE, TARGET, SOURCE))
 
 
-async def test_recorded_checks_join_githubs_answer(views: GitHubView, peer: GitHubPeer) -> None:
-    await on_and_ahead(views)
-    await views.record_check(report("status:ci/build", "success"))
-    await views.record_check(report("suite:7", "success", name="github-actions"))
-    found = await facts(views, svc=CHECKED)
+async def test_recorded_checks_join_githubs_answer(view: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(view)
+    await view.record_check(report("status:ci/build", "success"))
+    await view.record_check(report("suite:7", "success", name="github-actions"))
+    found = await facts(view, svc=CHECKED)
     assert found == GitHubFacts(True, Relation.AHEAD, Checks(ChecksState.SUCCESS))
     assert len(peer.calls) == 2  # GitHub's statuses and suites of the commit: the whole truth
 
-    await views.record_check(report("suite:8", "timed_out", name="github-actions"))
-    found = await facts(views, NOW + timedelta(seconds=RETRY), svc=CHECKED)
+    await view.record_check(report("suite:8", "timed_out", name="github-actions"))
+    found = await facts(view, NOW + timedelta(seconds=RETRY), svc=CHECKED)
     assert found.checks == Checks(ChecksState.FAILURE, failing=("github-actions",))
 
 
-async def test_the_latest_report_of_a_context_wins(views: GitHubView, peer: GitHubPeer) -> None:
-    await on_and_ahead(views)
-    assert await views.record_check(report("status:ci", "pending", NOW))
-    assert await views.record_check(report("status:ci", "success", NOW + timedelta(minutes=2)))
+async def test_the_latest_report_of_a_context_wins(view: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(view)
+    assert await view.record_check(report("status:ci", "pending", NOW))
+    assert await view.record_check(report("status:ci", "success", NOW + timedelta(minutes=2)))
     # a delivery that crossed the newer one on the way is not taken
-    assert not await views.record_check(report("status:ci", "failure", NOW + timedelta(minutes=1)))
-    assert (await facts(views, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
+    assert not await view.record_check(report("status:ci", "failure", NOW + timedelta(minutes=1)))
+    assert (await facts(view, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
 
 
-async def test_checks_fall_back_to_the_api(views: GitHubView, peer: GitHubPeer) -> None:
-    await on_and_ahead(views)
+async def test_checks_fall_back_to_the_api(view: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(view)
     peer.statuses[SOURCE] = [
         {"context": "ci/build", "state": "success"},
         {"context": "cascade/api-st", "state": "pending"},  # Cascade's own: left out
@@ -385,7 +383,7 @@ async def test_checks_fall_back_to_the_api(views: GitHubView, peer: GitHubPeer) 
             "latest_check_runs_count": 0,
         },  # an app that runs no check: left out
     ]
-    found = await facts(views, svc=CHECKED)
+    found = await facts(view, svc=CHECKED)
     assert found.checks == Checks(ChecksState.PENDING, pending=("github-actions",))
     assert found.recheck_at == NOW + timedelta(seconds=POLL)  # no webhook will say: look again
     assert sorted(peer.calls) == [
@@ -394,11 +392,11 @@ async def test_checks_fall_back_to_the_api(views: GitHubView, peer: GitHubPeer) 
     ]
 
     peer.calls.clear()
-    assert (await facts(views, NOW + timedelta(seconds=1), svc=CHECKED)).checks == found.checks
+    assert (await facts(view, NOW + timedelta(seconds=1), svc=CHECKED)).checks == found.checks
     assert peer.calls == []  # read again only after a poll interval
 
     peer.suites[SOURCE][0].update(status="completed", conclusion="success")
-    later = await facts(views, NOW + timedelta(seconds=POLL), svc=CHECKED)
+    later = await facts(view, NOW + timedelta(seconds=POLL), svc=CHECKED)
     assert later.checks == Checks(ChecksState.SUCCESS)
     assert later.recheck_at is None
 
@@ -416,104 +414,104 @@ def suite(number: int, app: str, conclusion: str | None, at: datetime = NOW, run
 
 
 async def test_a_green_suite_reported_by_webhook_does_not_hide_one_still_running(
-    views: GitHubView, peer: GitHubPeer
+    view: GitHubView, peer: GitHubPeer
 ) -> None:
     """Repository webhooks bring a check suite only when it completes: the first green one
     says nothing of the others, so GitHub is asked for every suite of the commit."""
-    await on_and_ahead(views)
-    await views.record_check(report("suite:7", "success", name="github-actions"))
+    await on_and_ahead(view)
+    await view.record_check(report("suite:7", "success", name="github-actions"))
     peer.suites[SOURCE] = [suite(7, "github-actions", "success"), suite(9, "circleci", None)]
-    found = await facts(views, svc=CHECKED)
+    found = await facts(view, svc=CHECKED)
     assert found.checks == Checks(ChecksState.PENDING, pending=("circleci",))
 
 
 async def test_checks_are_read_again_after_each_webhook_on_the_commit(
-    views: GitHubView, peer: GitHubPeer
+    view: GitHubView, peer: GitHubPeer
 ) -> None:
-    await on_and_ahead(views)
+    await on_and_ahead(view)
     peer.statuses[SOURCE] = [
         {"context": "ci", "state": "success", "updated_at": "2026-05-01T11:00:00Z"}
     ]
-    assert (await facts(views, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
+    assert (await facts(view, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
     assert len(peer.calls) == 2
     later = NOW + timedelta(hours=5)
-    assert (await facts(views, later, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
+    assert (await facts(view, later, svc=CHECKED)).checks == Checks(ChecksState.SUCCESS)
     assert len(peer.calls) == 2  # green and nothing said since: cached, however long
 
     peer.suites[SOURCE] = [suite(3, "circleci", "failure", NOW)]
-    await views.record_check(report("suite:3", "failure", NOW, name="circleci"))
-    found = await facts(views, later, svc=CHECKED)
+    await view.record_check(report("suite:3", "failure", NOW, name="circleci"))
+    found = await facts(view, later, svc=CHECKED)
     assert found.checks == Checks(ChecksState.FAILURE, failing=("circleci",))
     assert len(peer.calls) == 4  # the webhook concerned the commit: GitHub asked again
-    await views.record_check(report("suite:3", "failure", NOW, name="circleci"))  # a repeat
-    assert (await facts(views, later, svc=CHECKED)).checks == found.checks
+    await view.record_check(report("suite:3", "failure", NOW, name="circleci"))  # a repeat
+    assert (await facts(view, later, svc=CHECKED)).checks == found.checks
     assert len(peer.calls) == 4
 
 
 async def test_a_burst_of_webhooks_reads_github_at_most_once_per_retry(
-    views: GitHubView, peer: GitHubPeer
+    view: GitHubView, peer: GitHubPeer
 ) -> None:
     """Every status change of every context is a delivery: the calls stay bounded by time."""
-    await on_and_ahead(views)
+    await on_and_ahead(view)
     peer.suites[SOURCE] = [suite(3, "circleci", None)]
-    found = await facts(views, svc=CHECKED)
+    found = await facts(view, svc=CHECKED)
     assert found.checks == Checks(ChecksState.PENDING, pending=("circleci",))
     assert len(peer.calls) == 2
     soon = NOW + timedelta(seconds=1)
     for n, at in enumerate((soon, soon + timedelta(seconds=1))):
-        await views.record_check(report(f"status:lint-{n}", "pending", at, name=f"lint-{n}"))
-        found = await facts(views, at, svc=CHECKED)
+        await view.record_check(report(f"status:lint-{n}", "pending", at, name=f"lint-{n}"))
+        found = await facts(view, at, svc=CHECKED)
         assert found.checks is None  # changed since GitHub was asked, asked too recently
         assert found.problem == "the checks changed since GitHub was last asked; asking again soon"
         assert found.recheck_at == NOW + timedelta(seconds=RETRY)
     assert len(peer.calls) == 2
     later = NOW + timedelta(seconds=RETRY)
-    found = await facts(views, later, svc=CHECKED)
+    found = await facts(view, later, svc=CHECKED)
     assert found.checks == Checks(ChecksState.PENDING, pending=("circleci", "lint-0", "lint-1"))
     assert len(peer.calls) == 4  # one read for the whole burst
 
 
 async def test_a_webhook_newer_than_the_apis_answer_wins(
-    views: GitHubView, peer: GitHubPeer
+    view: GitHubView, peer: GitHubPeer
 ) -> None:
     """GitHub's API may lag behind the delivery that made Cascade ask it."""
-    await on_and_ahead(views)
+    await on_and_ahead(view)
     peer.suites[SOURCE] = [suite(3, "circleci", "success", NOW)]
-    await views.record_check(report("suite:3", "failure", NOW + timedelta(minutes=1), "circleci"))
-    found = await facts(views, svc=CHECKED)
+    await view.record_check(report("suite:3", "failure", NOW + timedelta(minutes=1), "circleci"))
+    found = await facts(view, svc=CHECKED)
     assert found.checks == Checks(ChecksState.FAILURE, failing=("circleci",))
 
 
-async def test_more_checks_than_one_page_are_unknown(views: GitHubView, peer: GitHubPeer) -> None:
-    await on_and_ahead(views)
+async def test_more_checks_than_one_page_are_unknown(view: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(view)
     peer.suites[SOURCE] = [suite(n, f"app-{n}", "success") for n in range(101)]
-    found = await facts(views, svc=CHECKED)
+    found = await facts(view, svc=CHECKED)
     assert found.checks is None
     assert found.problem is not None
     assert "101 check suites" in found.problem
 
 
 async def test_webhook_reports_alone_do_not_open_when_github_is_unreachable(
-    views: GitHubView, peer: GitHubPeer
+    view: GitHubView, peer: GitHubPeer
 ) -> None:
-    await on_and_ahead(views)
-    await views.record_check(report("suite:7", "success", name="github-actions"))
+    await on_and_ahead(view)
+    await view.record_check(report("suite:7", "success", name="github-actions"))
     peer.down = True
-    found = await facts(views, svc=CHECKED)
+    found = await facts(view, svc=CHECKED)
     assert found.checks is None
     assert found.problem is not None
     assert "unreachable" in found.problem
 
 
-async def test_no_checks_at_all(views: GitHubView, peer: GitHubPeer) -> None:
-    await on_and_ahead(views)
-    assert (await facts(views, svc=CHECKED)).checks == Checks(ChecksState.NONE)
+async def test_no_checks_at_all(view: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(view)
+    assert (await facts(view, svc=CHECKED)).checks == Checks(ChecksState.NONE)
 
 
-async def test_unreadable_checks_are_unknown(views: GitHubView, peer: GitHubPeer) -> None:
-    await on_and_ahead(views)
+async def test_unreadable_checks_are_unknown(view: GitHubView, peer: GitHubPeer) -> None:
+    await on_and_ahead(view)
     peer.down = True
-    found = await facts(views, svc=CHECKED)
+    found = await facts(view, svc=CHECKED)
     assert (found.on_branch, found.relation, found.checks) == (True, Relation.AHEAD, None)
     assert found.problem is not None
     assert "unreachable" in found.problem
@@ -521,10 +519,10 @@ async def test_unreadable_checks_are_unknown(views: GitHubView, peer: GitHubPeer
 
 
 async def test_checks_are_not_read_for_a_commit_that_may_not_move(
-    views: GitHubView, peer: GitHubPeer
+    view: GitHubView, peer: GitHubPeer
 ) -> None:
     peer.compares[(SOURCE, "main")] = "diverged"
-    assert (await facts(views, svc=CHECKED)).checks is None
+    assert (await facts(view, svc=CHECKED)).checks is None
     assert peer.calls == [f"/repos/acme/api/compare/{SOURCE}...main"]
 
 

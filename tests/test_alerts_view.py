@@ -52,7 +52,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def views(redis_client: "redis.Redis", clock: Clock) -> AlertsView:
+async def view(redis_client: "redis.Redis", clock: Clock) -> AlertsView:
     return AlertsView(redis_client, None, RETRY, clock)
 
 
@@ -70,44 +70,44 @@ async def heard(client: "redis.Redis", source: str = ALERTMANAGER, at: datetime 
 # the webhook view, without Librato's API -------------------------------------------------
 
 
-async def test_a_service_without_alerts_gathers_none(views: AlertsView) -> None:
-    assert await views.gather(service("plain"), NOW) is None
+async def test_a_service_without_alerts_gathers_none(view: AlertsView) -> None:
+    assert await view.gather(service("plain"), NOW) is None
 
 
 async def test_unknown_until_some_sender_reports(
-    views: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: "redis.Redis"
 ) -> None:
-    assert await views.gather(API_SVC, NOW) == AlertsFacts((), NO_SOURCE, NOW + RETRY)
+    assert await view.gather(API_SVC, NOW) == AlertsFacts((), NO_SOURCE, NOW + RETRY)
     await heard(redis_client, LIBRATO)
-    assert await views.gather(API_SVC, NOW) == AlertsFacts(())
+    assert await view.gather(API_SVC, NOW) == AlertsFacts(())
 
 
 async def test_entries_with_labels_wait_for_alertmanager(
-    views: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client, LIBRATO)
-    assert await views.gather(WEB_SVC, NOW) == AlertsFacts((), NO_ALERTMANAGER, NOW + RETRY)
+    assert await view.gather(WEB_SVC, NOW) == AlertsFacts((), NO_ALERTMANAGER, NOW + RETRY)
     await heard(redis_client, ALERTMANAGER)
-    assert await views.gather(WEB_SVC, NOW) == AlertsFacts(())
+    assert await view.gather(WEB_SVC, NOW) == AlertsFacts(())
 
 
 async def test_record_keeps_firing_and_forgets_cleared(
-    views: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client)
     api, web = latency("api", "f-api"), latency("web", "f-web")
-    recorded = await views.record([api, web, RATE], [], NOW)
+    recorded = await view.record([api, web, RATE], [], NOW)
     assert (recorded.fired, recorded.cleared, recorded.changed) == ((api, web, RATE), (), True)
-    assert (await views.gather(API_SVC, NOW)) == AlertsFacts((api, web, RATE))
-    assert (await views.gather(WEB_SVC, NOW)) == AlertsFacts((web,))
+    assert (await view.gather(API_SVC, NOW)) == AlertsFacts((api, web, RATE))
+    assert (await view.gather(WEB_SVC, NOW)) == AlertsFacts((web,))
 
-    again = await views.record([api], [], NOW)  # a repeat: nothing new
+    again = await view.record([api], [], NOW)  # a repeat: nothing new
     assert (again.fired, again.changed) == ((), False)
 
-    cleared = await views.record([], [web, latency("web", "never-seen")], NOW)
+    cleared = await view.record([], [web, latency("web", "never-seen")], NOW)
     assert cleared.cleared == (web,)
-    assert (await views.gather(WEB_SVC, NOW)) == AlertsFacts(())
-    assert (await views.gather(API_SVC, NOW)).firing == (api, RATE)  # type: ignore[union-attr]
+    assert (await view.gather(WEB_SVC, NOW)) == AlertsFacts(())
+    assert (await view.gather(API_SVC, NOW)).firing == (api, RATE)  # type: ignore[union-attr]
 
 
 def ended(alert: Alert, until: datetime) -> Alert:
@@ -116,103 +116,103 @@ def ended(alert: Alert, until: datetime) -> Alert:
 
 
 async def test_a_late_resolve_of_an_earlier_episode_keeps_the_alert_firing(
-    views: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     """Alertmanager HA pairs and retries: episode 1's "resolved" arrives after episode 2 fired."""
     await heard(redis_client)
     first = latency("api", "f-api", NOW)
     second = latency("api", "f-api", NOW + timedelta(minutes=20))
-    await views.record([first], [], NOW)
-    await views.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
-    assert (await views.record([second], [], NOW)).fired == (second,)
+    await view.record([first], [], NOW)
+    await view.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
+    assert (await view.record([second], [], NOW)).fired == (second,)
     resolve = ended(first, NOW + timedelta(minutes=10))
-    late = await views.record([], [resolve], NOW)
+    late = await view.record([], [resolve], NOW)
     assert (late.cleared, late.outdated, late.changed) == ((), (resolve,), False)
-    assert (await views.gather(API_SVC, NOW)) == AlertsFacts((second,))
+    assert (await view.gather(API_SVC, NOW)) == AlertsFacts((second,))
 
 
 async def test_a_late_firing_of_a_resolved_episode_stays_resolved(
-    views: AlertsView, redis_client: "redis.Redis", clock: Clock
+    view: AlertsView, redis_client: "redis.Redis", clock: Clock
 ) -> None:
     await heard(redis_client)
     first = latency("api", "f-api", NOW)
-    await views.record([first], [], NOW)
-    await views.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
-    late = await views.record([first], [], NOW)  # the other HA peer, or a retry
+    await view.record([first], [], NOW)
+    await view.record([], [ended(first, NOW + timedelta(minutes=10))], NOW)
+    late = await view.record([first], [], NOW)  # the other HA peer, or a retry
     assert (late.fired, late.outdated) == ((), (first,))
-    assert (await views.gather(API_SVC, NOW)) == AlertsFacts(())
+    assert (await view.gather(API_SVC, NOW)) == AlertsFacts(())
     again = latency("api", "f-api", NOW + timedelta(minutes=11))  # a new episode fires
-    assert (await views.record([again], [], NOW)).fired == (again,)
+    assert (await view.record([again], [], NOW)).fired == (again,)
     assert await redis_client.hkeys(keys.ALERTS_ENDED) == [first.key]
     clock.now = NOW + keys.ALERTMANAGER_TTL + timedelta(seconds=1)
-    await views.refresh([API_SVC])  # the ended marks last as long as an alert kept
+    await view.refresh([API_SVC])  # the ended marks last as long as an alert kept
     assert await redis_client.hkeys(keys.ALERTS_ENDED) == []
 
 
 async def test_a_late_librato_clear_keeps_a_newer_trigger(
-    views: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     """Librato's clear carries its trigger_time: one older than the firing alert's is late."""
     await heard(redis_client, LIBRATO)
     old = replace(RATE, since=NOW - timedelta(hours=1))
-    await views.record([RATE], [], NOW)
-    late = await views.record([], [old], NOW)
+    await view.record([RATE], [], NOW)
+    late = await view.record([], [old], NOW)
     assert late.cleared == ()
-    assert (await views.gather(API_SVC, NOW)) == AlertsFacts((RATE,))
-    assert (await views.record([], [RATE], NOW)).cleared == (RATE,)  # its own clear clears
+    assert (await view.gather(API_SVC, NOW)) == AlertsFacts((RATE,))
+    assert (await view.record([], [RATE], NOW)).cleared == (RATE,)  # its own clear clears
 
 
 async def test_a_resolve_ending_before_it_starts_is_read_as_its_start(
-    views: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client)
     api = latency("api", "f-api", NOW)
-    await views.record([api], [], NOW)
+    await view.record([api], [], NOW)
     odd = ended(api, NOW - timedelta(days=800))
-    assert [a.key for a in (await views.record([], [odd], NOW)).cleared] == [api.key]
+    assert [a.key for a in (await view.record([], [odd], NOW)).cleared] == [api.key]
 
 
 async def test_a_clear_without_times_clears_by_arrival(
-    views: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client)
     api = latency("api", "f-api")
-    await views.record([api], [], NOW)
-    cleared = await views.record([], [replace(api, since=None)], NOW)
+    await view.record([api], [], NOW)
+    cleared = await view.record([], [replace(api, since=None)], NOW)
     assert [a.key for a in cleared.cleared] == [api.key]
 
 
 async def test_an_alertmanager_alert_expires_unless_repeated(
-    views: AlertsView, redis_client: "redis.Redis", clock: Clock
+    view: AlertsView, redis_client: "redis.Redis", clock: Clock
 ) -> None:
     await heard(redis_client)
     api, web = latency("api", "f-api"), latency("web", "f-web")
-    await views.record([api, web], [], NOW)
+    await view.record([api, web], [], NOW)
     later = NOW + keys.ALERTMANAGER_TTL - timedelta(hours=1)
-    await views.record([api], [], later)  # Alertmanager's repeat_interval
+    await view.record([api], [], later)  # Alertmanager's repeat_interval
     await heard(redis_client, at=later)
     clock.now = NOW + keys.ALERTMANAGER_TTL + timedelta(seconds=1)
-    assert (await views.gather(WEB_SVC, clock.now)) == AlertsFacts(())
-    assert (await views.gather(API_SVC, clock.now)).firing == (api,)  # type: ignore[union-attr]
-    assert await views.refresh([API_SVC, WEB_SVC, service("plain")]) == ["api", "web"]
+    assert (await view.gather(WEB_SVC, clock.now)) == AlertsFacts(())
+    assert (await view.gather(API_SVC, clock.now)).firing == (api,)  # type: ignore[union-attr]
+    assert await view.refresh([API_SVC, WEB_SVC, service("plain")]) == ["api", "web"]
     assert await redis_client.hkeys(keys.ALERTS_FIRING) == [api.key]  # the expired one is gone
 
 
 async def test_a_full_view_refuses_new_alerts_and_knows_nothing(
-    views: AlertsView, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+    view: AlertsView, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(keys, "ALERTS_MAX", 2)
     await heard(redis_client)
     first, second, third = (latency("api", f"f{i}") for i in range(3))
-    recorded = await views.record([first, second, third], [], NOW)
+    recorded = await view.record([first, second, third], [], NOW)
     assert (recorded.fired, recorded.refused) == ((first, second), (third,))
     assert "refused (the view is full)" in recorded.summary()
-    view = await views.gather(API_SVC, NOW)
-    assert view is not None
-    assert view.firing == (first, second)
-    assert view.problem is not None
-    assert "more than 2 alerts are firing" in view.problem
-    assert (await views.record([first], [], NOW)).refused == ()  # a repeat still fits
+    facts = await view.gather(API_SVC, NOW)
+    assert facts is not None
+    assert facts.firing == (first, second)
+    assert facts.problem is not None
+    assert "more than 2 alerts are firing" in facts.problem
+    assert (await view.record([first], [], NOW)).refused == ()  # a repeat still fits
     assert len(await redis_client.hkeys(keys.ALERTS_FIRING)) == 2
 
 
@@ -220,86 +220,86 @@ async def test_a_full_view_refuses_new_alerts_and_knows_nothing(
 
 
 async def test_a_silent_alertmanager_is_unknown_after_the_allowed_silence(
-    views: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     """Without a heartbeat, "nothing fires" ages: past the allowed silence it is not known."""
     await heard(redis_client)
-    assert (await views.gather(API_SVC, NOW + timedelta(hours=23))) == AlertsFacts(())
+    assert (await view.gather(API_SVC, NOW + timedelta(hours=23))) == AlertsFacts(())
     later = NOW + SILENCE + timedelta(seconds=1)
-    view = await views.gather(API_SVC, later)
-    assert view is not None
-    assert view.problem == (
+    facts = await view.gather(API_SVC, later)
+    assert facts is not None
+    assert facts.problem == (
         "alertmanager was last heard 1d1s ago, longer than CASCADE_SILENT_SOURCE_MAX_AGE (1d)"
         " allows: set CASCADE_ALERTMANAGER_HEARTBEAT to an always-firing alert (Watchdog),"
         " or check its route to Cascade"
     )
-    assert view.recheck_at == later + RETRY
+    assert facts.recheck_at == later + RETRY
 
 
 async def test_with_a_heartbeat_alertmanager_is_known_only_while_it_beats(
     redis_client: "redis.Redis", clock: Clock
 ) -> None:
-    views = AlertsView(redis_client, None, RETRY, clock, heartbeat="Watchdog")
+    view = AlertsView(redis_client, None, RETRY, clock, heartbeat="Watchdog")
     await heard(redis_client)
-    view = await views.gather(API_SVC, NOW)
-    assert view is not None
-    assert view.problem == (
+    facts = await view.gather(API_SVC, NOW)
+    assert facts is not None
+    assert facts.problem == (
         'Alertmanager\'s heartbeat "Watchdog" has not been heard: route it to Cascade'
         " (repeat_interval under 5m)"
     )
     watchdog = Alert(ALERTMANAGER, "Watchdog", "f-watchdog", {"alertname": "Watchdog"}, NOW)
-    await views.record([watchdog], [], NOW)
-    assert (await views.gather(API_SVC, NOW + timedelta(minutes=4))) == AlertsFacts(())
-    stopped = await views.gather(API_SVC, NOW + timedelta(minutes=6))
+    await view.record([watchdog], [], NOW)
+    assert (await view.gather(API_SVC, NOW + timedelta(minutes=4))) == AlertsFacts(())
+    stopped = await view.gather(API_SVC, NOW + timedelta(minutes=6))
     assert stopped is not None
     assert stopped.problem == (
         'Alertmanager\'s heartbeat "Watchdog" was last heard 6m ago (it must be under'
         " 5m old): its notifications are not reaching Cascade"
     )
-    await views.record([watchdog], [], NOW + timedelta(minutes=6))  # the next repeat
-    assert (await views.gather(API_SVC, NOW + timedelta(minutes=7))) == AlertsFacts(())
+    await view.record([watchdog], [], NOW + timedelta(minutes=6))  # the next repeat
+    assert (await view.gather(API_SVC, NOW + timedelta(minutes=7))) == AlertsFacts(())
     # a heartbeat beating proves Alertmanager alive however long nothing else fired
-    await views.record([watchdog], [], NOW + SILENCE * 2)
-    assert (await views.gather(API_SVC, NOW + SILENCE * 2)) == AlertsFacts(())
+    await view.record([watchdog], [], NOW + SILENCE * 2)
+    assert (await view.gather(API_SVC, NOW + SILENCE * 2)) == AlertsFacts(())
 
 
 async def test_a_truncated_notification_is_unknown_for_the_alerts_it_may_hide(
-    views: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: "redis.Redis"
 ) -> None:
     await heard(redis_client)
     group = {"alertname": "APIHighLatency"}
-    await views.record_truncated('{}:{alertname="APIHighLatency"}', group, 3, NOW)
-    view = await views.gather(API_SVC, NOW)
-    assert view is not None
-    assert view.problem == (
+    await view.record_truncated('{}:{alertname="APIHighLatency"}', group, 3, NOW)
+    facts = await view.gather(API_SVC, NOW)
+    assert facts is not None
+    assert facts.problem == (
         "Alertmanager left 3 alerts of the group alertname=APIHighLatency out of a notification"
         " (max_alerts), and this service's may be among them: set max_alerts: 0 for Cascade"
     )
     other = service("other", alerts=("DiskFull", 'APIHighLatency{job="x"}'))
-    assert (await views.gather(service("disk", alerts=("DiskFull",)), NOW)) == AlertsFacts(())
-    assert (await views.gather(other, NOW)).problem is not None  # type: ignore[union-attr]
-    await views.record_truncated('{}:{alertname="APIHighLatency"}', group, 0, NOW)
-    assert (await views.gather(API_SVC, NOW)) == AlertsFacts(())
+    assert (await view.gather(service("disk", alerts=("DiskFull",)), NOW)) == AlertsFacts(())
+    assert (await view.gather(other, NOW)).problem is not None  # type: ignore[union-attr]
+    await view.record_truncated('{}:{alertname="APIHighLatency"}', group, 0, NOW)
+    assert (await view.gather(API_SVC, NOW)) == AlertsFacts(())
 
 
 async def test_freshness_says_when_each_alert_source_was_last_heard(
     redis_client: "redis.Redis", clock: Clock
 ) -> None:
-    views = AlertsView(redis_client, None, RETRY, clock, heartbeat="Watchdog")
-    (never,) = await views.freshness(NOW)  # expected, never heard
+    view = AlertsView(redis_client, None, RETRY, clock, heartbeat="Watchdog")
+    (never,) = await view.freshness(NOW)  # expected, never heard
     assert never.describe(NOW) == (
         "alerts: never heard from alertmanager (heartbeat Watchdog): stale, over 5m: unknown"
     )
     await heard(redis_client, at=NOW)
     watchdog = Alert(ALERTMANAGER, "Watchdog", "f-watchdog", {"alertname": "Watchdog"}, NOW)
-    await views.record([watchdog], [], NOW)
+    await view.record([watchdog], [], NOW)
     later = NOW + timedelta(minutes=3)
-    (fresh,) = await views.freshness(later)
+    (fresh,) = await view.freshness(later)
     assert fresh.describe(later) == (
         "alerts: last heard 3m ago from alertmanager (heartbeat Watchdog)"
     )
     much_later = NOW + timedelta(minutes=7)
-    (stale,) = await views.freshness(much_later)
+    (stale,) = await view.freshness(much_later)
     assert stale.stale
     assert stale.describe(much_later) == (
         "alerts: last heard 7m ago from alertmanager (heartbeat Watchdog): stale, over 5m: unknown"
@@ -316,14 +316,14 @@ async def test_freshness_says_when_each_alert_source_was_last_heard(
 
 def test_a_polled_feed_is_stale_after_three_missed_polls(redis_client: "redis.Redis") -> None:
     settings = Settings(librato_user="ops", librato_token="t", poll_seconds=120)
-    views = AlertsView.from_settings(settings, redis_client)
-    assert views.expected.stale_after == timedelta(minutes=6)
-    assert views.expected.silence_max == timedelta(hours=24)
+    view = AlertsView.from_settings(settings, redis_client)
+    assert view.expected.stale_after == timedelta(minutes=6)
+    assert view.expected.silence_max == timedelta(hours=24)
 
 
-async def test_without_librato_refresh_calls_nobody(views: AlertsView) -> None:
+async def test_without_librato_refresh_calls_nobody(view: AlertsView) -> None:
     with respx.mock:  # any HTTP call fails
-        assert await views.refresh([API_SVC]) == []
+        assert await view.refresh([API_SVC]) == []
 
 
 # Librato's alert status API --------------------------------------------------------------
@@ -344,12 +344,12 @@ async def test_a_poll_names_the_firing_alerts(with_librato: AlertsView) -> None:
     with librato_mock() as mock:
         librato_api(mock)
         assert await with_librato.refresh([API_SVC, WEB_SVC, BY_ID]) == ["api", "ids"]
-    view = await with_librato.gather(API_SVC, NOW, fetch=False)
-    assert view is not None
-    assert view.problem is None
+    facts = await with_librato.gather(API_SVC, NOW, fetch=False)
+    assert facts is not None
+    assert facts.problem is None
     since = datetime.fromtimestamp(1413328283, UTC)
-    assert view.firing == (Alert(LIBRATO, "api 5xx rate", "106", since=since),)
-    assert (await with_librato.gather(BY_ID, NOW, fetch=False)).firing == view.firing  # type: ignore[union-attr]
+    assert facts.firing == (Alert(LIBRATO, "api 5xx rate", "106", since=since),)
+    assert (await with_librato.gather(BY_ID, NOW, fetch=False)).firing == facts.firing  # type: ignore[union-attr]
 
     with librato_mock() as mock:  # nothing changed: nothing to reconcile
         status = librato_api(mock)
@@ -369,13 +369,13 @@ async def test_unreachable_librato_is_unknown_then_recovers_by_itself(
     await heard(redis_client)  # the webhook view alone does not do while Librato is configured
     with librato_mock() as mock:
         status = mock.get("/v1/alerts/status").mock(side_effect=httpx.ConnectError("refused"))
-        view = await with_librato.gather(API_SVC, NOW)
-        assert view is not None
-        assert view.firing == ()
-        assert view.recheck_at == NOW + RETRY
-        assert view.problem is not None
-        assert view.problem.startswith("Librato's alert status has not been read yet: ")
-        assert "ConnectError: refused" in view.problem
+        facts = await with_librato.gather(API_SVC, NOW)
+        assert facts is not None
+        assert facts.firing == ()
+        assert facts.recheck_at == NOW + RETRY
+        assert facts.problem is not None
+        assert facts.problem.startswith("Librato's alert status has not been read yet: ")
+        assert "ConnectError: refused" in facts.problem
         await with_librato.gather(API_SVC, NOW)  # within the retry interval: no second call
         assert status.call_count == 1
         assert await with_librato.refresh([API_SVC]) == []  # the poller's try fails too
@@ -399,10 +399,10 @@ async def test_a_reconcile_polls_a_stale_feed_once_per_retry(
     later = NOW + timedelta(minutes=6)
     with librato_mock() as mock:  # stale, and the feed fails now
         mock.get("/v1/alerts/status").respond(503, text="down for maintenance")
-        view = await with_librato.gather(API_SVC, later)
-    assert view is not None
-    assert view.recheck_at == later + RETRY
-    assert view.problem == (
+        facts = await with_librato.gather(API_SVC, later)
+    assert facts is not None
+    assert facts.recheck_at == later + RETRY
+    assert facts.problem == (
         "Librato's alert status was last read 6m ago: Librato GET"
         f" {API}/v1/alerts/status: 503 down for maintenance (it must be under 3m old)"
     )
@@ -410,19 +410,19 @@ async def test_a_reconcile_polls_a_stale_feed_once_per_retry(
     await redis_client.delete(keys.LIBRATO_TRIED)
     with librato_mock() as mock:  # back
         librato_api(mock)
-        view = await with_librato.gather(API_SVC, later)
-    assert view is not None
-    assert view.problem is None
-    assert [a.id for a in view.firing] == ["106"]
+        facts = await with_librato.gather(API_SVC, later)
+    assert facts is not None
+    assert facts.problem is None
+    assert [a.id for a in facts.firing] == ["106"]
 
 
 async def test_reconciles_at_once_share_one_poll(with_librato: AlertsView) -> None:
     with librato_mock() as mock:
         status = librato_api(mock, {"firing": [], "cleared": []})
-        views = await asyncio.gather(
+        view = await asyncio.gather(
             with_librato.gather(API_SVC, NOW), with_librato.gather(BY_ID, NOW)
         )
-    assert list(views) == [AlertsFacts(()), AlertsFacts(())]
+    assert list(view) == [AlertsFacts(()), AlertsFacts(())]
     assert status.call_count == 1
 
 
@@ -431,11 +431,11 @@ async def test_fetch_false_makes_no_http_call(
 ) -> None:
     with librato_mock() as mock:
         status = librato_api(mock)
-        view = await with_librato.gather(API_SVC, NOW, fetch=False)
+        facts = await with_librato.gather(API_SVC, NOW, fetch=False)
         assert not status.called
-    assert view is not None
-    assert view.problem is not None
-    assert view.problem.startswith("Librato's alert status has not been read yet")
+    assert facts is not None
+    assert facts.problem is not None
+    assert facts.problem.startswith("Librato's alert status has not been read yet")
     assert await redis_client.get(keys.LIBRATO_TRIED) is None
 
 
@@ -484,10 +484,10 @@ async def test_a_firing_alert_whose_name_is_unknown(with_librato: AlertsView) ->
         mock.get("/v1/alerts/status").respond(json=STATUS)
         mock.get(url__regex=r"/v1/alerts/\d+$").respond(500)
         await with_librato.refresh([API_SVC])
-    view = await with_librato.gather(API_SVC, NOW, fetch=False)
-    assert view is not None
-    assert view.firing == ()
-    assert view.problem == (
+    facts = await with_librato.gather(API_SVC, NOW, fetch=False)
+    assert facts is not None
+    assert facts.firing == ()
+    assert facts.problem == (
         "Librato alerts fire whose names are not known: #106, #129 (retried at the next poll)"
     )
     by_id = await with_librato.gather(BY_ID, NOW, fetch=False)  # an id needs no name
