@@ -9,7 +9,7 @@ every webhook subscription check it asks for: none while every release comes by 
 first). What one such unannounced release costs is measured on its own: one stage app's
 subscriptions deleted, a release on it, the resync that finds it. Calls are counted by the
 client (`HerokuClient.calls`), so nothing is missed or double-counted.
-`tests/test_economy.py` asserts the same counts on a smaller fleet.
+`tests/engine/test_economy.py` asserts the same counts on a smaller fleet.
 """
 
 import asyncio

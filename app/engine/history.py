@@ -94,7 +94,7 @@ class HistoryReader:
           would be older than the history. Looked up in each stage whose order may decide.
 
         Not in an app whose history is whole (read from v1, none missed since): nothing
-        ran there before it, so a promotion there costs no read (`tests/test_economy.py`).
+        ran there before it, so a promotion there costs no read (`tests/engine/test_economy.py`).
         """
         wanted: dict[str, dict[str, int | None]] = {}  # app -> commit -> known place
         for pair in snapshot.pairs():

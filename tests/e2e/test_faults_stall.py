@@ -12,10 +12,10 @@ import pytest
 
 from app.engine.promote import Promoter
 from app.engine.topology import Topology
+from tests.engine.test_promote import posts, ready
+from tests.engine.test_reconcile import A
 from tests.figures import Figure, record
 from tests.sandboxed import World
-from tests.test_promoter import posts, ready
-from tests.test_reconciler import A
 
 pytestmark = pytest.mark.reliability
 

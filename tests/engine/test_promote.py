@@ -14,8 +14,8 @@ from app.engine.topology import Topology
 from app.heroku.client import HerokuClient
 from app.sandbox.api import ErrorFault
 from app.storage import keys
+from tests.engine.test_reconcile import A
 from tests.sandboxed import World
-from tests.test_reconciler import A
 
 
 async def ready(world: World) -> None:

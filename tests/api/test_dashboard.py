@@ -1,7 +1,7 @@
 """The dashboard (`GET /`), its live stream, the change feed behind it, and its colours.
 
 Cascade runs in-process on the sandbox, on the session's real Redis, as in
-tests/test_api.py; the stream is read from a real uvicorn server in the same loop,
+tests/api/test_routes.py; the stream is read from a real uvicorn server in the same loop,
 because an ASGI test transport buffers whole responses. The page is parsed as
 HTML, and compared with `/status`, which it must never contradict.
 """
@@ -33,7 +33,7 @@ from tests.dora_history import history, seed
 from tests.factories import refuse_the_platform_token
 from tests.inprocess import ADMIN, Cascade, Start, cascades, eventually, in_future
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CSS = ROOT / "app" / "static" / "dashboard.css"
 AA = 4.5  # WCAG 2.1 AA, normal text
 NON_TEXT = 3.0  # WCAG 2.1 AA, focus rings and other non-text contrast

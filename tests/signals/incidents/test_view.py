@@ -23,7 +23,7 @@ from app.signals.incidents.view import SOURCE, IncidentsView, affected
 from app.storage import keys
 from tests.conftest import FIXTURES
 from tests.factories import service
-from tests.test_incident_feed import SUMMARY, heroku_with_incident
+from tests.signals.incidents.test_client import SUMMARY, heroku_with_incident
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 URL = "https://status.example.test/api/v4/current-status"

@@ -13,7 +13,7 @@ from app.signals.github.facts import Relation
 from app.webhooks.heroku import parse, to_release
 from tests.factories import release
 
-SAMPLES = Path(__file__).parent / "fixtures" / "heroku"
+SAMPLES = Path(__file__).parents[1] / "fixtures" / "heroku"
 
 
 @pytest.mark.parametrize(

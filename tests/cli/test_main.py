@@ -496,7 +496,7 @@ def test_a_reader_that_leaves_early_ends_it_quietly() -> None:
         [sys.executable, "-c", EVENTS_FOREVER],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
     )
     assert process.stdout is not None
     assert process.stdout.read(100)  # it has started writing, and blocks on the full pipe

@@ -1,7 +1,7 @@
 """The sandbox's app webhook subscriptions: Heroku's `/apps/{app}/webhooks`, and who gets what.
 
 Every answer is checked against the official schema (`app-webhook`) by the harness of
-`tests.test_sandbox`; deliveries are captured by its MockTransport receiver.
+`tests.sandbox.test_sandbox`; deliveries are captured by its MockTransport receiver.
 """
 
 import json
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests import signing
-from tests.test_sandbox import (  # noqa: F401  (fixtures)
+from tests.sandbox.test_sandbox import (  # noqa: F401  (fixtures)
     HOOK_URL,
     SECRET,
     Harness,

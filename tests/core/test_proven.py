@@ -25,7 +25,7 @@ from tests.factories import NOW, release, snapshot, stage
 from tests.sandboxed import World
 
 QA, ST, PROD = "api-qa", "api-st", "api-prod"
-DEMO = Path(__file__).parent.parent / "examples" / "demo.toml"
+DEMO = Path(__file__).parents[2] / "examples" / "demo.toml"
 
 # qa ran O, A, then B (proven: 2 h), and runs C since 10 minutes; staging runs A.
 HISTORY = {
