@@ -48,7 +48,7 @@ async def run(settings: Settings) -> list[Finding]:
     text = f"{config.path}: {count} {'service' if count == 1 else 'services'}: {names}"
     found = [Finding(OK, "services file", text)]
     found += await _redis(settings)
-    heroku_log = logging.getLogger("app.heroku.client")
+    heroku_log = logging.getLogger("app.heroku.transport")
     level, heroku_log.level = heroku_log.level, logging.CRITICAL  # its findings say it all
     try:
         found += await _heroku(settings, config)

@@ -1,4 +1,5 @@
-"""app.heroku.client against respx routes that answer in the shapes of Heroku's published schema."""
+"""app.heroku.client (and its transport) against respx routes that answer in the shapes of
+Heroku's published schema."""
 
 import json
 import logging
@@ -615,7 +616,7 @@ async def test_low_rate_limit_remaining_paces_requests_and_warns_once(
         ]
     )
 
-    with caplog.at_level(logging.WARNING, logger="app.heroku.client"):
+    with caplog.at_level(logging.WARNING, logger="app.heroku.transport"):
         await client.get_pipeline("api")
         await client.get_pipeline("api")
         assert clock.sleeps == []  # plenty left so far: no pacing
