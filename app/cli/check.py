@@ -19,7 +19,7 @@ from app.config.services import ConfigError, Service, ServicesConfig, load_servi
 from app.config.settings import Settings
 from app.engine import topology
 from app.heroku.client import HerokuClient, HerokuError
-from app.heroku.subscriptions import endpoint
+from app.heroku.endpoint import endpoint
 from app.storage.client import UnsupportedRedis, connect, refuse_a_cluster
 
 OK, PROBLEM, NOTE = "✓", "✗", "-"

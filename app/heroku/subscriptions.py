@@ -11,55 +11,27 @@ gives the `heroku webhooks:add` lines to run.
 """
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import shlex
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 
 from app.config.services import Service, ServicesConfig
 from app.heroku.client import AppWebhook, HerokuClient, HerokuError
+from app.heroku.endpoint import INCLUDE, LEVEL, endpoint, same_endpoint, secret_tag
 from app.storage import keys
 from app.storage.locks import Locks
 from app.tasks import cancel
 
 log = logging.getLogger(__name__)
 
-ENDPOINT = "/webhooks/heroku"
-INCLUDE = ("api:release",)
-LEVEL = "sync"
 PLACEHOLDER = "https://CASCADE-PUBLIC-URL"
 LOCK = ":webhook-subscriptions"  # a lock name no service can have (names start alphanumeric)
 LOCK_TRIES = 20  # another process may be checking them; wait for it rather than skip
-
-
-def endpoint(public_url: str) -> str:
-    """Where Heroku should post: the public URL's `/webhooks/heroku`."""
-    return public_url.rstrip("/") + ENDPOINT
-
-
-def same_endpoint(url: str, ours: str) -> bool:
-    """Same scheme, host, port and path (case of the host and a trailing slash aside)."""
-    try:
-        a, b = urlsplit(url), urlsplit(ours)
-        ports = (a.port, b.port)
-    except ValueError:
-        return False
-    return (
-        (a.scheme.lower(), (a.hostname or "").lower(), ports[0], a.path.rstrip("/"))
-        == (b.scheme.lower(), (b.hostname or "").lower(), ports[1], b.path.rstrip("/"))
-    )  # fmt: skip
-
-
-def secret_tag(secret: str) -> str:
-    """What Redis keeps to notice a changed secret (Heroku never shows one): not the secret."""
-    return hmac.new(secret.encode(), b"cascade app webhook", hashlib.sha256).hexdigest()[:16]
 
 
 def manual_commands(

@@ -15,13 +15,8 @@ import httpx
 import pytest
 
 from app.config.services import Service, ServicesConfig
-from app.heroku.subscriptions import (
-    PLACEHOLDER,
-    Subscriptions,
-    endpoint,
-    manual_commands,
-    same_endpoint,
-)
+from app.heroku.endpoint import endpoint, same_endpoint
+from app.heroku.subscriptions import PLACEHOLDER, Subscriptions, manual_commands
 from app.sandbox.world import ReleaseStatus
 from app.storage import keys
 from app.storage.locks import Locks
