@@ -1,40 +1,46 @@
 """`cascade check`: the services file and every configured peer, one finding per item.
 
-Each finding says what is wrong and how to fix it. The Platform API is tried the
-way Cascade reads it (`topology.load` through `HerokuClient`); GitHub, Librato,
-the status feed and each service URL with a plain GET. Nothing is written
+Each finding says what is wrong and how to fix it (`app.cli.peers` tries the peers); what is
+set is named, never its value. Without CASCADE_PUBLIC_URL it also prints the
+`heroku webhooks:add` lines that subscribe every stage app by hand. Nothing is written
 anywhere, and no secret is printed.
 """
 
+import argparse
 import asyncio
-import logging
-from dataclasses import dataclass
-from pathlib import Path
+import sys
 
-import httpx
-from redis.exceptions import RedisError
-
+from app.cli import peers
+from app.cli.peers import NOTE, OK, PROBLEM, Finding
 from app.config import admin_token
-from app.config.services import ConfigError, Service, ServicesConfig, load_services
-from app.config.settings import Settings
-from app.engine import topology
-from app.heroku.client import HerokuClient, HerokuError
+from app.config.services import ConfigError, load_services
+from app.config.settings import Settings, get_settings
 from app.heroku.endpoint import endpoint
-from app.storage.client import UnsupportedRedis, connect, refuse_a_cluster
-
-OK, PROBLEM, NOTE = "✓", "✗", "-"
-TIMEOUT_SECONDS = 10.0
-URL_TIMEOUT_SECONDS = 5.0
+from app.heroku.subscriptions import manual_commands
 
 
-@dataclass(frozen=True)
-class Finding:
-    mark: str  # OK, PROBLEM, or NOTE (skipped, or worth knowing)
-    item: str
-    text: str
+def check(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    found = asyncio.run(run(settings))
+    for finding in found:
+        print(finding.line())
+    if settings.public_url is None and not settings.sandbox:
+        _print_subscription_commands(settings)
+    problems = sum(f.mark == PROBLEM for f in found)
+    if problems:
+        print(f"{problems} {'problem' if problems == 1 else 'problems'} found", file=sys.stderr)
+    return 1 if problems else 0
 
-    def line(self) -> str:
-        return f"{self.mark} {self.item}: {self.text}"
+
+def _print_subscription_commands(settings: Settings) -> None:
+    """Without CASCADE_PUBLIC_URL Cascade cannot subscribe by itself: say how to, by hand."""
+    try:
+        config = load_services(settings.config_path)
+    except ConfigError:
+        return  # already reported above
+    print("\nCASCADE_PUBLIC_URL is not set, so add the Heroku webhooks by hand:")
+    for line in manual_commands(config):
+        print(f"  {line}")
 
 
 async def run(settings: Settings) -> list[Finding]:
@@ -47,183 +53,10 @@ async def run(settings: Settings) -> list[Finding]:
     names = ", ".join(s.name for s in config.services)
     text = f"{config.path}: {count} {'service' if count == 1 else 'services'}: {names}"
     found = [Finding(OK, "services file", text)]
-    found += await _redis(settings)
-    heroku_log = logging.getLogger("app.heroku.transport")
-    level, heroku_log.level = heroku_log.level, logging.CRITICAL  # its findings say it all
-    try:
-        found += await _heroku(settings, config)
-    finally:
-        heroku_log.setLevel(level)
-    async with httpx.AsyncClient(timeout=URL_TIMEOUT_SECONDS) as http:
-        found += await _github(settings, config, http)
-        found += await _librato(settings, config, http)
-        found += await _status_feed(settings, http)
-        found += await _urls(config, http)
+    found += await peers.redis(settings)
+    found += await peers.heroku(settings, config)
+    found += await peers.over_http(settings, config)
     found += _secrets(settings)
-    return found
-
-
-async def _redis(settings: Settings) -> list[Finding]:
-    if settings.redis_url is None:
-        where = settings.data_dir / "redis"
-        return [Finding(NOTE, "Redis", f"REDIS_URL not set: Cascade runs its own, data in {where}")]
-    try:
-        client = connect(settings.redis_url.get_secret_value())
-    except UnsupportedRedis as error:
-        return [Finding(PROBLEM, "Redis", str(error))]
-    try:
-        await asyncio.wait_for(client.ping(), TIMEOUT_SECONDS)
-        await asyncio.wait_for(refuse_a_cluster(client), TIMEOUT_SECONDS)
-    except (RedisError, OSError, TimeoutError) as error:
-        fix = "check REDIS_URL (redis:// or rediss://, password) and that the server is up"
-        return [Finding(PROBLEM, "Redis", f"no answer ({type(error).__name__}): {fix}")]
-    except UnsupportedRedis as error:
-        return [Finding(PROBLEM, "Redis", str(error))]
-    finally:
-        await client.aclose()
-    return [Finding(OK, "Redis", "REDIS_URL answers")]
-
-
-async def _heroku(settings: Settings, config: ServicesConfig) -> list[Finding]:
-    if settings.heroku_api_key is None:
-        text = "HEROKU_API_KEY not set: Cascade runs on the sandbox, a simulated Heroku"
-        return [Finding(NOTE, "Heroku", text)]
-    api = settings.heroku_api_url
-    client = HerokuClient(
-        api,
-        settings.heroku_api_key.get_secret_value(),
-        timeout=TIMEOUT_SECONDS,
-        max_retries=1,
-        backoff=0.2,
-    )
-    pipelines: list[Finding] = []
-    accepted = False
-    try:
-        for service in config.services:
-            item = f"pipeline {service.pipeline}"
-            try:
-                stages, _releases = await topology.load(client, service)
-            except topology.TopologyError as error:
-                accepted = True
-                fix = f'fix "stages" of service "{service.name}" in {config.path}'
-                pipelines.append(Finding(PROBLEM, item, f"{error}: {fix}"))
-                continue
-            except HerokuError as error:
-                if error.status == 401:
-                    fix = "create one (heroku authorizations:create) and set HEROKU_API_KEY"
-                    return [Finding(PROBLEM, "Heroku token", f"refused by {api} (401): {fix}")]
-                if error.status is None:
-                    fix = "check HEROKU_API_URL and the network"
-                    return [Finding(PROBLEM, "Heroku", f"cannot reach {api} ({error}): {fix}")]
-                accepted = True
-                pipelines.append(Finding(PROBLEM, item, _pipeline_fix(error, service, config.path)))
-                continue
-            accepted = True
-            flow = " → ".join(stages.stages)
-            pipelines.append(Finding(OK, item, f"service {service.name}: {flow}"))
-    finally:
-        await client.aclose()
-    head = [Finding(OK, "Heroku token", f"accepted by {api}")] if accepted else []
-    return head + pipelines
-
-
-def _pipeline_fix(error: HerokuError, service: Service, path: Path) -> str:
-    if error.status == 404:
-        return (
-            f'not found, or the token cannot see it: check "pipeline" of service'
-            f' "{service.name}" in {path} (heroku pipelines lists them)'
-        )
-    if error.status == 403:
-        return "the token may not read it: use a token of a member of the pipeline's team"
-    return f"{error} (HTTP {error.status})"
-
-
-async def _github(
-    settings: Settings, config: ServicesConfig, http: httpx.AsyncClient
-) -> list[Finding]:
-    repos = [s for s in config.services if s.repo]
-    api = settings.github_api_url.rstrip("/")
-    headers = {"Accept": "application/vnd.github+json"}
-    found: list[Finding] = []
-    if settings.github_token is not None:
-        headers["Authorization"] = f"Bearer {settings.github_token.get_secret_value()}"
-        answer = await _get(http, f"{api}/rate_limit", headers=headers)
-        if isinstance(answer, str) or answer.status_code != 200:
-            why = answer if isinstance(answer, str) else f"HTTP {answer.status_code}"
-            fix = "create a token that can read the repositories and set GITHUB_TOKEN"
-            return [Finding(PROBLEM, "GitHub token", f"refused by {api} ({why}): {fix}")]
-        found.append(Finding(OK, "GitHub token", f"accepted by {api}"))
-    elif repos:
-        text = "GITHUB_TOKEN not set: 60 requests an hour, and private repositories stay unseen"
-        found.append(Finding(NOTE, "GitHub", text))
-    else:
-        return [Finding(NOTE, "GitHub", "no service names a repo: skipped")]
-    for service in repos:
-        answer = await _get(http, f"{api}/repos/{service.repo}", headers=headers)
-        item = f"repo {service.repo}"
-        if not isinstance(answer, str) and answer.status_code == 200:
-            found.append(Finding(OK, item, f"readable (service {service.name})"))
-            continue
-        why = answer if isinstance(answer, str) else f"HTTP {answer.status_code}"
-        fix = (
-            f'check "repo" of service "{service.name}" in {config.path},'
-            " and that the token may read it"
-        )
-        found.append(Finding(PROBLEM, item, f"not readable ({why}): {fix}"))
-    return found
-
-
-async def _librato(
-    settings: Settings, config: ServicesConfig, http: httpx.AsyncClient
-) -> list[Finding]:
-    user, token = settings.librato_user, settings.librato_token
-    if user is None and token is None:
-        alerts = any(s.every_alert for s in config.services)
-        text = "not configured: alerts come from webhooks only" if alerts else "not configured"
-        return [Finding(NOTE, "Librato", text)]
-    if user is None or token is None:
-        missing = "LIBRATO_USER" if user is None else "LIBRATO_TOKEN"
-        return [Finding(PROBLEM, "Librato", f"{missing} is not set: set both or neither")]
-    api = settings.librato_api_url.rstrip("/")
-    auth = (user, token.get_secret_value())
-    answer = await _get(http, f"{api}/v1/alerts", params={"length": "1"}, auth=auth)
-    if isinstance(answer, str) or answer.status_code != 200:
-        why = answer if isinstance(answer, str) else f"HTTP {answer.status_code}"
-        fix = "check LIBRATO_USER and LIBRATO_TOKEN (a token that may read alerts)"
-        return [Finding(PROBLEM, "Librato", f"refused by {api} ({why}): {fix}")]
-    return [Finding(OK, "Librato", f"credentials accepted by {api}")]
-
-
-async def _status_feed(settings: Settings, http: httpx.AsyncClient) -> list[Finding]:
-    url = settings.status_api_url
-    if not url:
-        return [Finding(NOTE, "status feed", "STATUS_API_URL not set: skipped")]
-    answer = await _get(http, url)
-    if isinstance(answer, str) or answer.status_code != 200:
-        why = answer if isinstance(answer, str) else f"HTTP {answer.status_code}"
-        fix = "STATUS_API_URL should be a Statuspage summary.json or Heroku's current-status"
-        return [Finding(PROBLEM, "status feed", f"{url}: {why}: {fix}")]
-    try:
-        body = answer.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return [Finding(PROBLEM, "status feed", f"{url} answered, but not with a JSON object")]
-    return [Finding(OK, "status feed", f"{url} answers")]
-
-
-async def _urls(config: ServicesConfig, http: httpx.AsyncClient) -> list[Finding]:
-    pairs = [(s, url) for s in config.services for url in s.urls]
-    answers = await asyncio.gather(*(_get(http, url) for _s, url in pairs))
-    found = []
-    for (service, url), answer in zip(pairs, answers, strict=True):
-        item = f"url {url}"
-        if not isinstance(answer, str) and answer.status_code == 200:
-            found.append(Finding(OK, item, f"answers 200 (service {service.name})"))
-            continue
-        why = answer if isinstance(answer, str) else f"answers HTTP {answer.status_code}"
-        fix = f"the urls gate of service {service.name} stays closed until it answers 200"
-        found.append(Finding(PROBLEM, item, f"{why}: {fix}"))
     return found
 
 
@@ -256,20 +89,3 @@ def _secrets(settings: Settings) -> list[Finding]:
         text = "CASCADE_SLACK_WEBHOOK_URL set (not tried: that would post a message)"
         found.append(Finding(NOTE, "Slack", text))
     return found
-
-
-async def _get(
-    http: httpx.AsyncClient,
-    url: str,
-    *,
-    headers: dict[str, str] | None = None,
-    params: dict[str, str] | None = None,
-    auth: tuple[str, str] | None = None,
-) -> httpx.Response | str:
-    """The response, or why there was none (a timeout, a refused connection)."""
-    try:
-        return await http.get(url, headers=headers, params=params, auth=auth)
-    except httpx.TimeoutException:
-        return f"no answer within {URL_TIMEOUT_SECONDS:.0f}s"
-    except httpx.HTTPError as error:
-        return f"cannot connect ({type(error).__name__})"

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.cli import main as cli
+from app.cli import remote
 from app.runtime import Runtime
 from app.storage import keys
 from app.storage.audit import Event
@@ -121,7 +122,9 @@ async def test_cascade_dora_prints_each_stage_in_words(
     await seeded(cascade)
     body = await cascade.json("/dora", service="api", days=3)
     asked: list[Any] = []
-    monkeypatch.setattr(cli, "_call", lambda *args, **kwargs: asked.append((args, kwargs)) or body)
+    monkeypatch.setattr(
+        remote, "call", lambda *args, **kwargs: asked.append((args, kwargs)) or body
+    )
     assert cli.main(["dora", "api", "--days", "3"]) == 0
     assert asked == [(("GET", "/dora"), {"params": {"days": 3, "service": "api"}})]
     # The figures of tests.dora_history in words (api-qa: c1..c5 and the sandbox's commit).

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import respx
 
+from app.cli import check, remote, serve, status
 from app.cli import main as cli
 from app.config.settings import Settings
 from tests.inprocess import clean_environment
@@ -49,7 +50,8 @@ def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
         values: dict[str, Any] = {"config_path": config, "data_dir": tmp_path / "data"}
         values.update(settings)
         chosen = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        monkeypatch.setattr(cli, "get_settings", lambda: chosen)
+        for module in (serve, check, remote):  # each command reads the settings itself
+            monkeypatch.setattr(module, "get_settings", lambda: chosen)
         code = cli.main(list(argv))
         out, err = capsys.readouterr()
         return code, out, err
@@ -334,8 +336,8 @@ def test_status_names_each_source_and_whether_it_is_stale(
              "limit_seconds": 86400.0},
         ],
     }  # fmt: skip
-    monkeypatch.setattr(cli, "_call", lambda *args, **kwargs: body)
-    assert cli.status(cli._parser().parse_args(["status"])) == 0
+    monkeypatch.setattr(remote, "call", lambda *args, **kwargs: body)
+    assert status.status(cli._parser().parse_args(["status"])) == 0
     assert capsys.readouterr().out.splitlines() == [
         "SOURCE   alerts: last heard 3m ago from alertmanager (webhook)",
         "STALE    incidents: last heard 2d ago from status webhooks (webhook): stale, over 1d:"
@@ -361,8 +363,8 @@ def test_status_says_first_that_the_services_file_was_not_reloaded(
         "at": (now - timedelta(minutes=2)).isoformat(),
     }
     body = {"sandbox": True, "paused": None, "services": [], "config_problem": problem}
-    monkeypatch.setattr(cli, "_call", lambda *args, **kwargs: body)
-    assert cli.status(cli._parser().parse_args(["status"])) == 0
+    monkeypatch.setattr(remote, "call", lambda *args, **kwargs: body)
+    assert status.status(cli._parser().parse_args(["status"])) == 0
     first, second = capsys.readouterr().out.splitlines()
     assert first == (
         f"CONFIG   services file NOT reloaded ({where}2m ago): {message};"
@@ -406,8 +408,8 @@ def test_status_says_each_time_once_in_one_format(
         "stages": stages,
     }
     body = {"sandbox": False, "dry_run": False, "paused": pause, "sources": [], "services": [api]}
-    monkeypatch.setattr(cli, "_call", lambda *args, **kwargs: body)
-    assert cli.status(cli._parser().parse_args(["status"])) == 0
+    monkeypatch.setattr(remote, "call", lambda *args, **kwargs: body)
+    assert status.status(cli._parser().parse_args(["status"])) == 0
     out = capsys.readouterr().out
     assert "PAUSED   everything: incident 7 (by ana), until 2030-05-01T18:00Z\n" in out
     assert out.rstrip("\n").splitlines()[4].endswith("v3       2h ago")
@@ -482,10 +484,10 @@ def test_resume_says_exactly_what_it_lifted(
 
 EVENTS_FOREVER = """
 import sys
-from app.cli import main as cli
+from app.cli import main as cli, remote
 event = {"at": "2026-05-01T12:00:00+00:00", "kind": "pause.set", "service": "api",
          "message": "x" * 200}
-cli._call = lambda *args, **kwargs: {"events": [event] * 5000}  # about 1 MB: more than a pipe
+remote.call = lambda *args, **kwargs: {"events": [event] * 5000}  # about 1 MB: more than a pipe
 sys.exit(cli.main(["events"]))
 """
 
