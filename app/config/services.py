@@ -1,27 +1,42 @@
-"""Load and validate the services file (TOML) into frozen values.
+"""The services file (TOML): its frozen values, and how each of its tables becomes one.
 
-A bad file stops startup with a `ConfigError` naming the file, the service and
-the field, so an operator can fix it without guessing. Validation is written by
-hand: every check knows where it is, which is what makes the messages useful.
+A bad file stops startup with a `ConfigError` naming the file, the service and the field,
+so an operator can fix it without guessing; the getters that know where they are (`Table`,
+durations, cron expressions) are `app.config.table`'s. `ConfigError` and `parse_duration`
+are importable from here, where their users have always found them.
 """
 
-import json
 import re
 import tomllib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.config.table import (
+    ConfigError,
+    Table,
+    cron_problem,
+    is_timezone,
+    is_url,
+    parse_duration,
+    show,
+)
 from app.signals.alerts.facts import parse_entry
 
+__all__ = [
+    "ConfigError",
+    "Freeze",
+    "Service",
+    "ServicesConfig",
+    "load_services",
+    "parse_duration",
+]
 
-class ConfigError(ValueError):
-    """The services file is invalid; the message names file, service and field."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*", re.ASCII)  # safe in a URL path segment
+_REPO = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -87,143 +102,13 @@ class ServicesConfig:
         return {service.name: service for service in self.services}
 
 
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", re.ASCII)
-_SECONDS = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*", re.ASCII)  # safe in a URL path segment
-_REPO = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", re.ASCII)
-_CRON_ITEM = re.compile(r"(?:\*|(\w+)(?:-(\w+))?)(?:/(\d+))?", re.ASCII)
-_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
-    ("minute", 0, 59, ()),
-    ("hour", 0, 23, ()),
-    ("day-of-month", 1, 31, ()),
-    ("month", 1, 12, _MONTHS),
-    ("day-of-week", 0, 7, _DAYS),
-)
-Check = Callable[[str], object]  # truthy when the string is acceptable
 _DEFAULT_FIELDS = ("min_age", "branch", "require_checks", "incident_systems", "halt_window")
 # the TOML keys are the field names (`waves` is written inside `stages`)
 _SERVICE_FIELDS = tuple(f.name for f in fields(Service) if f.name != "waves")
 _FREEZE_FIELDS = tuple(f.name for f in fields(Freeze))
 
 
-def _show(value: object) -> str:
-    """A value as the operator wrote it in TOML, more or less."""
-    return "a table" if isinstance(value, dict) else json.dumps(value, default=str)
-
-
-def parse_duration(value: object) -> timedelta:
-    """`90s`, `30m`, `1h`, `1h30m`, `2d`, or a number of seconds (`90` or `"90"`)."""
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value
-    elif isinstance(value, str) and _SECONDS.fullmatch(value):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)) and any(match.groups()):
-        days, hours, minutes, secs = (int(group or 0) for group in match.groups())
-        seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
-    try:
-        if seconds is not None and seconds >= 0:  # NaN fails this too
-            return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"{_show(value)} is too long a duration") from None
-    hint = "write 90s, 30m, 1h or 1h30m, or a number of seconds"
-    raise ValueError(f"{_show(value)} is not a duration ({hint})")
-
-
-def _cron_problem(expr: str) -> str | None:
-    """Why `expr` is not a 5-field cron expression, or None when it looks like one."""
-    parts = expr.split()
-    if len(parts) != 5:
-        order = "minute hour day-of-month month day-of-week"
-        return f"{_show(expr)} has {len(parts)} fields; expected 5: {order}"
-    for part, (name, low, high, names) in zip(parts, _CRON_FIELDS, strict=True):
-        for item in part.upper().split(","):
-            match = _CRON_ITEM.fullmatch(item)
-            values = [v for v in match.groups()[:2] if v is not None] if match else []
-            step = match and match.group(3)
-            in_range = all(v in names or (v.isdigit() and low <= int(v) <= high) for v in values)
-            if not match or not in_range or step == "0":
-                allowed = f"{low}-{high}" + (f" or {names[0]}-{names[-1]}" if names else "")
-                return f"{_show(expr)}: the {name} field {_show(part)} is not {allowed}"
-    return None
-
-
-class _Table:
-    """One TOML table being read; each error it raises says where the value was."""
-
-    def __init__(self, where: str, data: object) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where}: expected a table, got {_show(data)}")
-        self.where, self.data = where, data
-
-    def only(self, known: Collection[str]) -> "_Table":
-        """Refuse keys outside `known`: a typo must not silently become a default."""
-        if unknown := [key for key in self.data if key not in known]:
-            listed = ", ".join(known)
-            raise ConfigError(f'{self.where}: unknown field "{unknown[0]}" (known: {listed})')
-        return self
-
-    def error(self, key: str, what: str) -> ConfigError:
-        return ConfigError(f'{self.where}: field "{key}": {what}')
-
-    def text(self, key: str, expected: str, check: Check = str.strip) -> str | None:
-        """The string at `key`, None when absent; `check` refuses bad content."""
-        value = self.data.get(key)
-        if value is not None and not (isinstance(value, str) and check(value)):
-            raise self.error(key, f"expected {expected}, got {_show(value)}")
-        return value
-
-    def required(self, key: str, expected: str, check: Check = str.strip) -> str:
-        value = self.text(key, expected, check)
-        if value is None:
-            raise self.error(key, f"missing; expected {expected}")
-        return value
-
-    def texts(
-        self, key: str, expected: str, check: Check = str.strip, default: tuple[str, ...] = ()
-    ) -> tuple[str, ...]:
-        """A list of strings, `default` when absent; every item must pass `check`."""
-        value = self.data.get(key, default)
-        if not isinstance(value, list | tuple):
-            raise self.error(key, f"expected a list of {expected}, got {_show(value)}")
-        for item in value:
-            if not (isinstance(item, str) and check(item)):
-                raise self.error(key, f"expected a list of {expected}; {_show(item)} is not one")
-        return tuple(value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {_show(value)}")
-        return value
-
-    def duration(self, key: str, default: timedelta | None) -> timedelta:
-        """The duration at `key`; `default` when absent, required when that is None."""
-        value = self.data.get(key)
-        if value is not None:
-            return self.as_duration(key, value)
-        if default is None:
-            raise self.error(key, "missing; expected a duration such as 30m")
-        return default
-
-    def as_duration(self, key: str, value: object) -> timedelta:
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise self.error(key, str(exc)) from None
-
-
-def _is_url(text: str) -> bool:
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _alerts(table: _Table, key: str = "alerts") -> tuple[str, ...]:
+def _alerts(table: Table, key: str = "alerts") -> tuple[str, ...]:
     """Each entry: an alert name or id, or `alertname{label="value", …}` (equality only)."""
     entries = table.texts(key, "alert names")
     for entry in entries:
@@ -234,44 +119,34 @@ def _alerts(table: _Table, key: str = "alerts") -> tuple[str, ...]:
     return entries
 
 
-def _stage_alerts(table: _Table, stages: tuple[str, ...] | None) -> dict[str, tuple[str, ...]]:
+def _stage_alerts(table: Table, stages: tuple[str, ...] | None) -> dict[str, tuple[str, ...]]:
     """`[service.stage_alerts]`: keyed by a stage app of `stages`, which must be written out:
     an alert keyed by an app that is no stage would silently watch nothing."""
     if "stage_alerts" not in table.data:
         return {}
-    by_stage = _Table(f'{table.where}: field "stage_alerts"', table.data["stage_alerts"])
+    by_stage = Table(f'{table.where}: field "stage_alerts"', table.data["stage_alerts"])
     if stages is None:
         raise table.error("stage_alerts", 'needs "stages", the apps its keys must be among')
     if unknown := [app for app in by_stage.data if app not in stages]:
         expected = f"one of {', '.join(stages)}"
-        raise table.error(
-            "stage_alerts", f"{_show(unknown[0])} is not a stage; expected {expected}"
-        )
+        raise table.error("stage_alerts", f"{show(unknown[0])} is not a stage; expected {expected}")
     return {app: _alerts(by_stage, app) for app in by_stage.data}
-
-
-def _is_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
 
 
 def _service(path: Path, index: int, data: object, defaults: Service) -> Service:
     """One `[[service]]` table; `defaults` carries what `[defaults]` said."""
-    table = _Table(f"{path}: service #{index}", data)
+    table = Table(f"{path}: service #{index}", data)
     name = table.required("name", "a URL-safe name (letters, digits, . _ -)", _NAME.fullmatch)
     table.where = f'{path}: service "{name}"'
     table.only(_SERVICE_FIELDS)
     waves = _waves(table) if "stages" in table.data else None
     stages = tuple(app for wave in waves for app in wave) if waves is not None else None
-    by_target = _Table(f'{table.where}: field "stage_min_age"', table.data.get("stage_min_age", {}))
+    by_target = Table(f'{table.where}: field "stage_min_age"', table.data.get("stage_min_age", {}))
     # the first wave is never a target; without stages, the pipeline decides later
     targets = stages[len(waves[0]) :] if waves and stages else tuple(by_target.data)
     if unknown := [t for t in by_target.data if t not in targets]:
         expected = f"one of {', '.join(targets)} (the first stage is never a target)"
-        raise table.error("stage_min_age", f"{_show(unknown[0])} is not a target stage; {expected}")
+        raise table.error("stage_min_age", f"{show(unknown[0])} is not a target stage; {expected}")
     commit_statuses, github_deployments = _github_writes(table)
     return Service(
         name=name,
@@ -280,7 +155,7 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
         repo=table.text("repo", 'a GitHub repository "owner/name"', _REPO.fullmatch),
         branch=table.text("branch", "a branch name") or defaults.branch,
         alerts=_alerts(table),
-        urls=table.texts("urls", "http(s) URLs", _is_url),
+        urls=table.texts("urls", "http(s) URLs", is_url),
         incident_systems=table.texts(
             "incident_systems", "names", default=defaults.incident_systems
         ),
@@ -298,26 +173,26 @@ def _service(path: Path, index: int, data: object, defaults: Service) -> Service
     )
 
 
-def _waves(table: _Table) -> tuple[tuple[str, ...], ...]:
+def _waves(table: Table) -> tuple[tuple[str, ...], ...]:
     """`stages`: app names in order, an entry a list of apps for a wave promoted together."""
     value = table.data["stages"]
     expected = "a list of app names in order (an entry may be a list of apps: a wave)"
     if not isinstance(value, list):
-        raise table.error("stages", f"expected {expected}, got {_show(value)}")
+        raise table.error("stages", f"expected {expected}, got {show(value)}")
     waves = []
     for entry in value:
         apps = entry if isinstance(entry, list) else [entry]
         if not apps or not all(isinstance(app, str) and app.strip() for app in apps):
-            raise table.error("stages", f"expected {expected}; {_show(entry)} is not one")
+            raise table.error("stages", f"expected {expected}; {show(entry)} is not one")
         waves.append(tuple(apps))
     flat = [app for wave in waves for app in wave]
     if len(waves) < 2 or len(set(flat)) != len(flat):
         distinct = "2 or more distinct app names in order"
-        raise table.error("stages", f"expected {distinct}, got {_show(value)}")
+        raise table.error("stages", f"expected {distinct}, got {show(value)}")
     return tuple(waves)
 
 
-def _github_writes(table: _Table) -> tuple[bool, bool]:
+def _github_writes(table: Table) -> tuple[bool, bool]:
     """`commit_statuses` and `github_deployments`: each writes to the service's `repo`."""
     wanted = (table.boolean("commit_statuses", False), table.boolean("github_deployments", False))
     for name, on in zip(("commit_statuses", "github_deployments"), wanted, strict=True):
@@ -328,9 +203,9 @@ def _github_writes(table: _Table) -> tuple[bool, bool]:
 
 def _freeze(path: Path, index: int, data: object, names: Collection[str]) -> Freeze:
     """One `[[freeze]]` window; its `services` must be configured ones."""
-    table = _Table(f"{path}: freeze #{index}", data).only(_FREEZE_FIELDS)
+    table = Table(f"{path}: freeze #{index}", data).only(_FREEZE_FIELDS)
     cron = table.required("cron", 'a 5-field cron expression such as "0 15 * * FRI"')
-    if problem := _cron_problem(cron):
+    if problem := cron_problem(cron):
         raise table.error("cron", problem)
     duration = table.duration("duration", None)
     if not duration:
@@ -338,8 +213,8 @@ def _freeze(path: Path, index: int, data: object, names: Collection[str]) -> Fre
     services = table.texts("services", "service names")
     if unknown := [s for s in services if s not in names]:
         configured = ", ".join(names)
-        raise table.error("services", f"{_show(unknown[0])} is not a service here ({configured})")
-    zone = table.text("timezone", "an IANA time zone such as Europe/Paris", _is_timezone)
+        raise table.error("services", f"{show(unknown[0])} is not a service here ({configured})")
+    zone = table.text("timezone", "an IANA time zone such as Europe/Paris", is_timezone)
     return Freeze(
         cron=cron,
         duration=duration,
@@ -367,8 +242,8 @@ def load_services(path: Path) -> ServicesConfig:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the services file: {exc}") from None
-    _Table(str(path), data).only(("defaults", "service", "freeze"))
-    table = _Table(f"{path}: [defaults]", data.get("defaults", {})).only(_DEFAULT_FIELDS)
+    Table(str(path), data).only(("defaults", "service", "freeze"))
+    table = Table(f"{path}: [defaults]", data.get("defaults", {})).only(_DEFAULT_FIELDS)
     defaults = Service(
         name="",
         pipeline="",
@@ -382,7 +257,7 @@ def load_services(path: Path) -> ServicesConfig:
     for index, item in enumerate(_tables(path, data, "service"), 1):
         service = _service(path, index, item, defaults)
         if service.name in services:
-            taken = f"{_show(service.name)} is already taken; names must be unique"
+            taken = f"{show(service.name)} is already taken; names must be unique"
             raise ConfigError(f'{path}: service #{index}: field "name": {taken}')
         services[service.name] = service
     if not services:
