@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.sandbox import SandboxPipeline
-from app.sandbox.views import release_hook_data
-from app.sandbox.world import ACCOUNT, World
+from app.sandbox.bodies import ACCOUNT, release_hook_data
+from app.sandbox.world import World
 from tests import signing
 
 Json = dict[str, Any]

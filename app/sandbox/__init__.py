@@ -25,9 +25,9 @@ from app.clock import utcnow
 from app.config.services import ServicesConfig
 from app.config.settings import get_settings
 from app.sandbox.api import Faults, RatePool, build_app
+from app.sandbox.bodies import promotion_json, release_hook_data, release_json
 from app.sandbox.hooks import WebhookSender
-from app.sandbox.views import promotion_json, release_hook_data, release_json
-from app.sandbox.world import (
+from app.sandbox.resources import (
     COUPLING_STAGES,
     App,
     AppWebhook,
@@ -35,9 +35,9 @@ from app.sandbox.world import (
     PromotionTarget,
     Release,
     SandboxPipeline,
-    World,
     new_commit,
 )
+from app.sandbox.world import World
 from app.tasks import cancel
 
 __all__ = ["Sandbox", "SandboxPipeline", "in_process", "main", "pipelines_from_services"]

@@ -23,9 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
 
 from app.clock import utcnow
-from app.sandbox.hooks import API_MEDIA_TYPE
-from app.sandbox.views import (
-    ACCEPT_RANGES,
+from app.sandbox.bodies import (
     app_json,
     coupling_json,
     oci_image_json,
@@ -33,13 +31,14 @@ from app.sandbox.views import (
     promotion_json,
     promotion_record,
     release_json,
-    releases_page,
     slug_json,
     state_json,
     target_json,
     webhook_json,
 )
-from app.sandbox.world import Json, PlatformError, new_id
+from app.sandbox.hooks import API_MEDIA_TYPE
+from app.sandbox.ranges import ACCEPT_RANGES, releases_page
+from app.sandbox.resources import Json, PlatformError, new_id
 from app.swagger import swagger_assets, swagger_page
 
 if TYPE_CHECKING:

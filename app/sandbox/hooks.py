@@ -20,8 +20,8 @@ from datetime import datetime
 
 import httpx
 
-from app.sandbox.views import release_hook_data
-from app.sandbox.world import ACCOUNT, AppWebhook, Json, Release, iso, new_id
+from app.sandbox.bodies import ACCOUNT, iso, release_hook_data
+from app.sandbox.resources import AppWebhook, Json, Release, new_id
 
 log = logging.getLogger("cascade.sandbox")
 

@@ -1,198 +1,40 @@
-"""The sandbox platform's simulated Heroku: pipelines, apps, releases, builds and promotions.
+"""The sandbox platform's simulated Heroku: every pipeline, app, release and promotion.
 
 A build is a slug on a Cedar pipeline, an OCI image on a Fir one (`SandboxPipeline.fir`),
 and shows as neither on an app of the container stack, which Heroku refuses to promote.
 
 `app.sandbox` serves this world over the Platform API and sends its webhooks; this module
-only holds the state, changes it, and renders it in the shapes of Heroku's JSON schema
-(`heroku-platform-api-schema.json`). Every change is handed `now`: the world never reads
-the clock, so the timing lives in one place (the sandbox's background tasks).
+only holds the state (the records of `app.sandbox.resources`) and changes it, refusing as
+Heroku refuses; `app.sandbox.bodies` renders it in the shapes of Heroku's JSON schema. Every
+change is handed `now`: the world never reads the clock, so the timing lives in one place
+(the sandbox's background tasks).
 """
 
 import secrets
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any
+from datetime import datetime, timedelta
 
-Json = dict[str, Any]
+from app.sandbox.resources import (
+    App,
+    AppWebhook,
+    Json,
+    Pipeline,
+    Promotion,
+    PromotionTarget,
+    Release,
+    ReleaseStatus,
+    SandboxPipeline,
+    Slug,
+    invalid,
+    is_uuid,
+    new_commit,
+    not_found,
+)
 
-COUPLING_STAGES = ("development", "staging", "production")
-ACCOUNT: Json = {"id": "5a1d6c3e-0000-4000-8000-5a4db0c5a1d6", "email": "sandbox@example.com"}
-STACK: Json = {"id": "ee582d3c-717d-4a57-ba5f-8b3a39f3a817", "name": "heroku-24"}
-REGION: Json = {"id": "59accabd-516d-4f0e-83e6-6e3757701145", "name": "us"}
-GENERATION: Json = {"id": "7a1f9a6e-0000-4000-8000-00000000ced4", "name": "cedar"}
-FIR: Json = {"id": "7a1f9a6e-0000-4000-8000-0000000000f1", "name": "fir"}
-CNB_STACK: Json = {"id": "ba46bf09-7bd1-42fd-90df-a1a9a93eb4a2", "name": "cnb"}  # Fir's
-CONTAINER_STACK: Json = {"id": "7a1f9a6e-0000-4000-8000-00000000d0c4", "name": "container"}
 CONTAINER_REFUSED = "Pipeline promotions are not supported for apps using the container stack."
 INITIAL_AGE = timedelta(hours=2)  # v1 ran long before start: nothing is young at start
 WEBHOOK_LEVELS = ("notify", "sync")
 WEBHOOK_FIELDS = ("authorization", "include", "level", "secret", "url")
-
-
-class PlatformError(Exception):
-    """A refused Platform API call, answered with Heroku's `{id, message}` body."""
-
-    def __init__(self, status: int, error_id: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.error_id, self.message = status, error_id, message
-
-
-def not_found(what: str) -> PlatformError:
-    return PlatformError(404, "not_found", f"Couldn't find that {what}.")
-
-
-def invalid(message: str) -> PlatformError:
-    return PlatformError(422, "invalid_params", message)
-
-
-def iso(moment: datetime) -> str:
-    """Heroku's timestamp form: UTC, whole seconds, `Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def new_commit() -> str:
-    return secrets.token_hex(20)
-
-
-def is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
-class ReleaseStatus(StrEnum):
-    PENDING = "pending"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class SandboxPipeline:
-    """A pipeline to simulate: its name and (app name, coupling stage) pairs in order."""
-
-    name: str
-    apps: tuple[tuple[str, str], ...]
-    fir: bool = False  # Fir generation: releases run OCI images, no slug
-    container: frozenset[str] = frozenset()  # its apps on the container stack (Docker deploys)
-
-
-@dataclass(eq=False)
-class Slug:
-    """A build: served as a slug, or as an OCI image on a Fir pipeline (same id)."""
-
-    commit: str
-    created_at: datetime
-    id: str = field(default_factory=new_id)
-
-
-@dataclass(eq=False)
-class Pipeline:
-    name: str
-    created_at: datetime
-    id: str = field(default_factory=new_id)
-    apps: list["App"] = field(default_factory=list)
-    fir: bool = False
-
-
-@dataclass(eq=False)
-class App:
-    name: str
-    stage: str
-    pipeline: Pipeline
-    created_at: datetime
-    id: str = field(default_factory=new_id)
-    coupling_id: str = field(default_factory=new_id)
-    webhook_id: str = field(default_factory=new_id)  # its first api:release subscription
-    host_suffix: str = field(default_factory=lambda: secrets.token_hex(6))
-    releases: list["Release"] = field(default_factory=list)  # ascending by version
-    webhooks: list["AppWebhook"] = field(default_factory=list)  # its webhook subscriptions
-    container: bool = False  # on the container stack: its builds show as neither kind
-
-    @property
-    def build_kind(self) -> str | None:
-        """How its releases name their build: "slug", "oci-image", or None (container)."""
-        if self.container:
-            return None
-        return "oci-image" if self.pipeline.fir else "slug"
-
-    @property
-    def current(self) -> "Release | None":
-        """What runs: the newest succeeded release (a failed or pending one changes nothing)."""
-        done = [r for r in self.releases if r.status is ReleaseStatus.SUCCEEDED]
-        return done[-1] if done else None
-
-
-@dataclass(eq=False)
-class AppWebhook:
-    """A webhook subscription: where an app's events go, and the secret that signs them."""
-
-    app: App
-    url: str
-    include: list[str]
-    level: str
-    secret: str
-    created_at: datetime
-    updated_at: datetime
-    authorization: str | None = None
-    id: str = field(default_factory=new_id)
-
-
-@dataclass(eq=False)
-class Release:
-    app: App
-    version: int
-    slug: Slug
-    description: str
-    created_at: datetime
-    updated_at: datetime
-    status: ReleaseStatus = ReleaseStatus.PENDING
-    target: "PromotionTarget | None" = None  # set when a promotion made it
-    id: str = field(default_factory=new_id)
-
-    @property
-    def current(self) -> bool:
-        return self.app.current is self
-
-
-@dataclass(eq=False)
-class PromotionTarget:
-    """One app a promotion copies the slug to: no release until the copy is done."""
-
-    app: App
-    promotion: "Promotion"
-    release: Release | None = None  # made when the slug has been copied (`World.land`)
-    error_message: str | None = None
-    id: str = field(default_factory=new_id)
-
-    @property
-    def status(self) -> str:
-        return str(self.release.status) if self.release else str(ReleaseStatus.PENDING)
-
-
-@dataclass(eq=False)
-class Promotion:
-    pipeline: Pipeline
-    source: Release
-    request: Json  # the POST body as received, for /_sandbox/promotions
-    created_at: datetime
-    updated_at: datetime
-    targets: list[PromotionTarget] = field(default_factory=list)
-    id: str = field(default_factory=new_id)
-
-    @property
-    def status(self) -> str:
-        done = all(t.status != ReleaseStatus.PENDING for t in self.targets)
-        return "completed" if done else "pending"
 
 
 class World:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
-from app.sandbox.views import release_hook_data
+from app.sandbox.bodies import release_hook_data
 from app.storage import keys
 from tests import signing
 from tests.inprocess import WEBHOOK_SECRET, Cascade, Start, eventually

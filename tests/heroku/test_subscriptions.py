@@ -17,7 +17,7 @@ import pytest
 from app.config.services import Service, ServicesConfig
 from app.heroku.endpoint import endpoint, same_endpoint
 from app.heroku.subscriptions import PLACEHOLDER, Subscriptions, manual_commands
-from app.sandbox.world import ReleaseStatus
+from app.sandbox.resources import ReleaseStatus
 from app.storage import keys
 from app.storage.locks import Locks
 from tests.inprocess import (

@@ -10,7 +10,7 @@ the step at which the re-read was sent is when the decision was made.
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from app.sandbox.world import Release
+from app.sandbox.resources import Release
 from tests.simulation.world import Asked, Truth, newer
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from app.sandbox.world import App, PromotionTarget, Release, ReleaseStatus
+from app.sandbox.resources import App, PromotionTarget, Release, ReleaseStatus
 from app.signals.alerts.facts import ALERTMANAGER, Alert
 from app.storage import keys
 from app.storage.client import connect

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.sandbox import IN_PROCESS_WEBHOOK_URL, Sandbox
+from app.sandbox.bodies import promotion_json
 from app.sandbox.hooks import WebhookSender, _Delivery, signed
-from app.sandbox.views import promotion_json
-from app.sandbox.world import (
+from app.sandbox.resources import (
     App,
     Json,
     PromotionTarget,
@@ -280,7 +280,7 @@ class SimSandbox(Sandbox):
 
     def recreate_pipeline(self) -> None:
         """The pipeline deleted and made again with the same apps: new pipeline id."""
-        from app.sandbox.world import new_id
+        from app.sandbox.resources import new_id
 
         pipeline = self.world.pipelines[0]
         pipeline.id = new_id()

@@ -1,35 +1,36 @@
-"""The sandbox world rendered as Heroku renders it: Platform API bodies, webhook data, Ranges.
+"""The sandbox world rendered as Heroku renders it: Platform API bodies and webhook data.
 
-Pure functions from `app.sandbox.world` objects to JSON, so the shapes can be checked
+Pure functions from `app.sandbox.resources` records to JSON, so the shapes can be checked
 against Heroku's schema in one place; `app.sandbox` only routes and sends them.
 """
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
 
-from app.sandbox.world import (
-    ACCOUNT,
-    CNB_STACK,
-    CONTAINER_STACK,
-    FIR,
-    GENERATION,
-    REGION,
-    STACK,
+from app.sandbox.resources import (
     App,
     AppWebhook,
     Json,
     Pipeline,
-    PlatformError,
     Promotion,
     PromotionTarget,
     Release,
     ReleaseStatus,
     Slug,
-    World,
-    iso,
 )
+from app.sandbox.world import World
+
+ACCOUNT: Json = {"id": "5a1d6c3e-0000-4000-8000-5a4db0c5a1d6", "email": "sandbox@example.com"}
+STACK: Json = {"id": "ee582d3c-717d-4a57-ba5f-8b3a39f3a817", "name": "heroku-24"}
+REGION: Json = {"id": "59accabd-516d-4f0e-83e6-6e3757701145", "name": "us"}
+GENERATION: Json = {"id": "7a1f9a6e-0000-4000-8000-00000000ced4", "name": "cedar"}
+FIR: Json = {"id": "7a1f9a6e-0000-4000-8000-0000000000f1", "name": "fir"}
+CNB_STACK: Json = {"id": "ba46bf09-7bd1-42fd-90df-a1a9a93eb4a2", "name": "cnb"}  # Fir's
+CONTAINER_STACK: Json = {"id": "7a1f9a6e-0000-4000-8000-00000000d0c4", "name": "container"}
+
+
+def iso(moment: datetime) -> str:
+    """Heroku's timestamp form: UTC, whole seconds, `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pipeline_json(pipeline: Pipeline) -> Json:
@@ -261,57 +262,3 @@ def _release_brief(release: Release | None) -> Json | None:
         "description": release.description,
         "created_at": iso(release.created_at),
     }
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a Range-d list: 206 with `next_range` when more follow."""
-
-    items: list[Release]
-    content_range: str | None
-    next_range: str | None
-
-
-_RANGE = re.compile(r"^\s*(\w+)\s+(\]?)([^.;\s]*)\.\.([^;\s]*)\s*(?:;\s*(.*?))?\s*;?\s*$")
-_SORT_KEYS: dict[str, Callable[[Release], int | str]] = {
-    "version": lambda r: r.version,
-    "id": lambda r: r.id,
-}
-ACCEPT_RANGES = ", ".join(_SORT_KEYS)
-
-
-def releases_page(releases: list[Release], header: str | None) -> Page:
-    """Heroku's `Range: version ]12..; order=desc,max=10`; without a header, by version."""
-    spec = _RANGE.match(header or "version ..")
-    if spec is None or spec[1] not in _SORT_KEYS:
-        raise PlatformError(416, "requested_range_not_satisfiable", f"Invalid Range {header!r}.")
-    name, exclusive, start, end, options = spec.groups()
-    settings = dict(
-        part.split("=", 1) for part in re.split(r"[,;]\s*", options or "") if "=" in part
-    )
-    try:
-        size = int(settings.get("max", 200))
-        first: Any = (int(start) if name == "version" else start) if start else None
-        last: Any = (int(end) if name == "version" else end) if end else None
-    except ValueError:
-        raise PlatformError(416, "requested_range_not_satisfiable", "Invalid Range.") from None
-    if not 1 <= size <= 1000:
-        raise PlatformError(416, "requested_range_not_satisfiable", "max must be 1 to 1000.")
-    desc, key = settings.get("order") == "desc", _SORT_KEYS[name]
-
-    def within(release: Release) -> bool:
-        """`first` is where the order starts (`]` excludes it), `last` where it stops."""
-        value: Any = key(release)
-        if first is not None and value == first and exclusive:
-            return False
-        if first is not None and value != first and (value > first) == desc:  # before the start
-            return False
-        return last is None or value == last or (value < last) != desc
-
-    found = sorted(filter(within, releases), key=key, reverse=desc)
-    items = found[:size]
-    content = f"{name} {key(items[0])}..{key(items[-1])}" if items else None
-    if len(found) <= size:
-        return Page(items, content, None)
-    order = "desc" if desc else "asc"
-    return Page(items, content, f"{name} ]{key(items[-1])}..{end}; order={order},max={size}")
