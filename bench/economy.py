@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
-from app.sandbox.api import ErrorFault, RatePool
+from app.sandbox.faults import ErrorFault, RatePool
 from app.storage import keys
 from bench import procs
 from bench.fleet import Fleet

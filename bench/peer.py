@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config.services import load_services
 from app.sandbox import Sandbox, pipelines_from_services
-from app.sandbox.api import RatePool
+from app.sandbox.faults import RatePool
 
 Json = dict[str, Any]
 

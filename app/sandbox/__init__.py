@@ -24,8 +24,9 @@ from starlette.types import ASGIApp
 from app.clock import utcnow
 from app.config.services import ServicesConfig
 from app.config.settings import get_settings
-from app.sandbox.api import Faults, RatePool, build_app
+from app.sandbox.api import build_app
 from app.sandbox.bodies import promotion_json, release_hook_data, release_json
+from app.sandbox.faults import Faults, RatePool
 from app.sandbox.hooks import WebhookSender
 from app.sandbox.resources import (
     COUPLING_STAGES,

@@ -1,26 +1,22 @@
 """The sandbox platform's HTTP surface: Heroku's Platform API and the `/_sandbox` controls.
 
-Every Platform API request passes Heroku's edge first: it needs a bearer token and the v3
-Accept header, draws from the 4500-call rate pool, and may meet an injected fault. Then it
-reads or changes the `app.sandbox.world` held by a `Sandbox`. `/_sandbox` needs no token:
-it lets people and tests deploy, look at the world, and set faults.
+Every Platform API request passes Heroku's edge first (`app.sandbox.edge`: a bearer token,
+the v3 Accept header, the 4500-call rate pool, injected faults). Then it reads or changes the
+`app.sandbox.world` held by a `Sandbox`. `/_sandbox` needs no token: it lets people and tests
+deploy, look at the world, and set faults (`app.sandbox.faults`).
 """
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.base import RequestResponseEndpoint
 
 from app.clock import utcnow
 from app.sandbox.bodies import (
@@ -36,143 +32,18 @@ from app.sandbox.bodies import (
     target_json,
     webhook_json,
 )
-from app.sandbox.hooks import API_MEDIA_TYPE
+from app.sandbox.edge import Edge, heroku_error
+from app.sandbox.faults import Faults, FaultsRequest, RatePool
 from app.sandbox.ranges import ACCEPT_RANGES, releases_page
-from app.sandbox.resources import Json, PlatformError, new_id
+from app.sandbox.resources import Json, PlatformError
 from app.swagger import swagger_assets, swagger_page
 
 if TYPE_CHECKING:
     from app.sandbox import Sandbox
 
 log = logging.getLogger("cascade.sandbox")
-F = TypeVar("F", bound="_Fault")
-
-_ACCEPT = re.compile(r"application/vnd\.heroku\+json;\s*version=3(\.[\w-]+)?(?![\w.])")
-_ERROR_IDS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    406: "not_acceptable",
-    409: "conflict",
-    416: "requested_range_not_satisfiable",
-    422: "invalid_params",
-    429: "rate_limit",
-    503: "service_unavailable",
-}
-_RATE_LIMIT_MESSAGE = (
-    "Your account reached the API rate limit\nPlease wait a few minutes before making new requests"
-)
 
 DOCS_ASSETS = "/_sandbox/docs/assets"
-
-
-def _stamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def heroku_error(status: int, message: str, error_id: str | None = None) -> JSONResponse:
-    """Heroku's error body: `{id, message}`."""
-    default = "internal_server_error" if status >= 500 else "bad_request"
-    body = {"id": error_id or _ERROR_IDS.get(status, default), "message": message}
-    return JSONResponse(body, status_code=status)
-
-
-@dataclass
-class RatePool:
-    """Heroku's per-account pool: 4500 calls, refilled at about 75 a minute."""
-
-    size: float = 4500.0
-    per_second: float = 75 / 60
-    tokens: float = 4500.0
-    at: float = field(default_factory=time.monotonic)
-
-    def remaining(self) -> int:
-        now = time.monotonic()
-        self.tokens = min(self.size, self.tokens + (now - self.at) * self.per_second)
-        self.at = now
-        return int(self.tokens)
-
-    def take(self) -> bool:
-        if self.remaining() < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-class _Fault(BaseModel):
-    """Meets the next `count` requests matching method and path prefix."""
-
-    model_config = ConfigDict(extra="forbid")
-    method: str = "*"
-    path_prefix: str = "/"
-    count: int = Field(1, ge=1)
-
-    def matches(self, method: str, path: str) -> bool:
-        return self.method.upper() in ("*", method) and path.startswith(self.path_prefix)
-
-
-class ErrorFault(_Fault):
-    """Answer with `status`. With `after`, the request is carried out first and only its
-    answer is the error: the caller cannot tell whether anything happened."""
-
-    status: int = Field(500, ge=400, le=599)
-    after: bool = False
-
-
-class DelayFault(_Fault):
-    """Hold the request `seconds` before carrying it out: a slow Platform API, or one a caller
-    gives up on (timeouts). With `after`, it is carried out at once and only its answer is
-    held: a caller that gives up cannot tell that it happened."""
-
-    seconds: float = Field(ge=0)
-    after: bool = False
-
-
-class FaultsRequest(BaseModel):
-    """`POST /_sandbox/faults`: sets the fields it names, appends its `errors` and `delays`."""
-
-    model_config = ConfigDict(extra="forbid")
-    promotion_response_delay: float | None = Field(None, ge=0)
-    fail_promotions: int | None = Field(None, ge=0)
-    fail_targets: list[str] | None = None
-    errors: list[ErrorFault] = []
-    delays: list[DelayFault] = []
-    rate_limit_remaining: int | None = Field(None, ge=0, le=4500)
-    hold_releases: bool | None = None
-
-
-@dataclass
-class Faults:
-    """The misbehaviour in force; `DELETE /_sandbox/faults` replaces it with a fresh one."""
-
-    promotion_response_delay: float = 0.0  # the promotion exists at once; its answer waits
-    fail_promotions: int = 0  # the next N promotions' targets fail
-    fail_targets: list[str] = field(default_factory=list)  # apps whose next target fails
-    errors: list[ErrorFault] = field(default_factory=list)
-    delays: list[DelayFault] = field(default_factory=list)
-    hold_releases: bool = False  # releases stay pending until let go
-
-    def error_for(self, method: str, path: str) -> ErrorFault | None:
-        return _take(self.errors, method, path)
-
-    def delay_for(self, method: str, path: str) -> DelayFault | None:
-        return _take(self.delays, method, path)
-
-    def json(self) -> Json:
-        errors = [e.model_dump() for e in self.errors]
-        return {**vars(self), "errors": errors, "delays": [d.model_dump() for d in self.delays]}
-
-
-def _take(faults: list[F], method: str, path: str) -> F | None:
-    """The first fault meeting this request, used up by one."""
-    for fault in faults:
-        if fault.matches(method, path):
-            fault.count -= 1
-            if fault.count == 0:
-                faults.remove(fault)
-            return fault
-    return None
 
 
 class DeployRequest(BaseModel):
@@ -206,7 +77,7 @@ def build_app(sandbox: "Sandbox") -> FastAPI:
     async def docs(request: Request) -> HTMLResponse:
         return swagger_page(request, DOCS_ASSETS)
 
-    app.middleware("http")(_Edge(sandbox))
+    app.middleware("http")(Edge(sandbox))
 
     @app.exception_handler(PlatformError)
     async def platform_error(_: Request, exc: PlatformError) -> Response:
@@ -219,58 +90,6 @@ def build_app(sandbox: "Sandbox") -> FastAPI:
     _platform_routes(app, sandbox)
     _control_routes(app, sandbox)
     return app
-
-
-class _Edge:
-    """Heroku's edge: Request-Id everywhere; on the Platform API auth, Accept, rate, faults."""
-
-    def __init__(self, sandbox: "Sandbox") -> None:
-        self.sandbox = sandbox
-
-    async def __call__(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        request_id, path = new_id(), request.url.path
-        if path.startswith("/_sandbox"):
-            response = await call_next(request)
-        else:  # logged before answering: a caller killed mid-request still shows up
-            entry: Json = {"at": _stamp(), "method": request.method, "path": path}
-            entry |= {"query": request.url.query, "status": None, "request_id": request_id}
-            self.sandbox.requests.append(entry)
-            response = self._refusal(request) or await self._faulty(request, call_next)
-            response.headers["RateLimit-Remaining"] = str(self.sandbox.rate.remaining())
-            entry["status"] = response.status_code
-        response.headers["Request-Id"] = request_id
-        return response
-
-    def _refusal(self, request: Request) -> Response | None:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return heroku_error(401, "Invalid credentials provided.")
-        if not _ACCEPT.search(request.headers.get("Accept", "")):
-            return heroku_error(406, f"Please specify a version: `Accept: {API_MEDIA_TYPE}`.")
-        if request.url.path != "/account/rate-limits" and not self.sandbox.rate.take():
-            return heroku_error(429, _RATE_LIMIT_MESSAGE)
-        return None
-
-    async def _faulty(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        """The request, as the injected faults (delays, errors) let it through."""
-        faults, method, path = self.sandbox.faults, request.method, request.url.path
-        delay = faults.delay_for(method, path)
-        if delay is not None and not delay.after:
-            await asyncio.sleep(delay.seconds)
-        fault = faults.error_for(method, path)
-        if fault is None:
-            response = await call_next(request)
-        else:
-            if fault.after:  # it happens; the caller hears an error anyway
-                done = await call_next(request)
-                async for _ in done.body_iterator:  # type: ignore[attr-defined]
-                    pass
-            response = heroku_error(
-                fault.status, "Injected by the sandbox (POST /_sandbox/faults)."
-            )
-        if delay is not None and delay.after:
-            await asyncio.sleep(delay.seconds)
-        return response
 
 
 def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:

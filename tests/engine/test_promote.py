@@ -12,7 +12,7 @@ from app.core.plan import plan
 from app.engine.promote import CLAIM_GRACE
 from app.engine.topology import Topology
 from app.heroku.client import HerokuClient
-from app.sandbox.api import ErrorFault
+from app.sandbox.faults import ErrorFault
 from app.storage import keys
 from tests.engine.test_reconcile import A
 from tests.sandboxed import World
