@@ -5,25 +5,22 @@ Platform API peer. `Sandbox` owns the in-memory world (`app.sandbox.world`) and 
 in it: a promotion's slug copy lands after `copy_seconds` (no release on its target until
 then), releases finish after `release_seconds`, and each release change goes to Cascade
 as a signed `api:release` webhook (`app.sandbox.hooks`). Its HTTP surface, the Platform
-API plus the `/_sandbox` controls, is `app.sandbox.api`. Standalone: `python -m app.sandbox`.
+API plus the `/_sandbox` controls, is `app.sandbox.api`. Standalone: `python -m app.sandbox`
+(`app.sandbox.standalone`).
 """
 
-import argparse
 import asyncio
 import logging
 from collections import deque
 from collections.abc import Collection, Coroutine, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.types import ASGIApp
 
 from app.clock import utcnow
 from app.config.services import ServicesConfig
-from app.config.settings import get_settings
 from app.sandbox.api import build_app
 from app.sandbox.bodies import promotion_json, release_hook_data, release_json
 from app.sandbox.faults import Faults, RatePool
@@ -41,7 +38,7 @@ from app.sandbox.resources import (
 from app.sandbox.world import World
 from app.tasks import cancel
 
-__all__ = ["Sandbox", "SandboxPipeline", "in_process", "main", "pipelines_from_services"]
+__all__ = ["Sandbox", "SandboxPipeline", "in_process", "pipelines_from_services"]
 
 log = logging.getLogger("cascade.sandbox")
 
@@ -259,66 +256,3 @@ def in_process(
         deploy_every=deploy_every,
     )
     return sandbox, httpx.ASGITransport(app=sandbox.app)
-
-
-def _say_sandbox(record: logging.LogRecord) -> bool:
-    """Standalone, uvicorn's lines too say that they come from the sandbox."""
-    if not record.name.startswith(log.name):
-        record.msg = f"sandbox: {record.msg}"
-    return True
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m app.sandbox`: serve the simulated Heroku for the pipelines of a services file."""
-    parser = argparse.ArgumentParser(
-        prog="python -m app.sandbox",
-        description="Cascade's sandbox platform: a simulated Heroku (Platform API + webhooks).",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5001)
-    parser.add_argument("--config", type=Path, default=Path("cascade.toml"))
-    parser.add_argument("--webhook-url", help="where to POST api:release webhooks (Cascade)")
-    parser.add_argument("--deploy-every", type=float, help="demo: deploy a new commit every N s")
-    parser.add_argument("--release-seconds", type=float, default=1.0)
-    parser.add_argument(
-        "--copy-seconds", type=float, help="a promotion's slug copy (default: --release-seconds)"
-    )
-    parser.add_argument(
-        "--fir", action="append", default=[], metavar="PIPELINE", help="a Fir pipeline (OCI images)"
-    )
-    parser.add_argument(
-        "--container",
-        action="append",
-        default=[],
-        metavar="APP",
-        help="an app on the container stack",
-    )
-    args = parser.parse_args(argv)
-    secret = get_settings().heroku_webhook_secret
-    if secret is None or not secret.get_secret_value():
-        parser.error("HEROKU_WEBHOOK_SECRET is not set: the sandbox signs its webhooks with it")
-    from app.config.services import ConfigError, load_services  # written alongside; load only here
-
-    try:
-        config = load_services(args.config)
-    except ConfigError as exc:
-        parser.exit(2, f"sandbox: {exc}\n")
-    handler = logging.StreamHandler()
-    handler.addFilter(_say_sandbox)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=[handler]
-    )
-    sandbox = Sandbox(
-        pipelines_from_services(config, args.fir, args.container),
-        webhook_url=args.webhook_url,
-        webhook_secret=secret.get_secret_value(),
-        release_seconds=args.release_seconds,
-        copy_seconds=args.copy_seconds,
-        deploy_every=args.deploy_every,
-    )
-    log.info("sandbox: SIMULATED Heroku, not the real platform, on %s:%d", args.host, args.port)
-    # A request held by a fault (`delays`, `promotion_response_delay`) must not hold up a stop.
-    uvicorn.run(
-        sandbox.app, host=args.host, port=args.port, log_config=None, timeout_graceful_shutdown=1
-    )
-    return 0

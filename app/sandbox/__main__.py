@@ -1,5 +1,5 @@
 """`python -m app.sandbox`: the simulated Heroku on its own, for the e2e tests and demos."""
 
-from app.sandbox import main
+from app.sandbox.standalone import main
 
 raise SystemExit(main())

@@ -25,7 +25,8 @@ from referencing.jsonschema import DRAFT4
 
 from app.config.services import Service, ServicesConfig
 from app.config.settings import get_settings
-from app.sandbox import Sandbox, SandboxPipeline, in_process, main, pipelines_from_services
+from app.sandbox import Sandbox, SandboxPipeline, in_process, pipelines_from_services
+from app.sandbox.standalone import main
 from tests import signing
 from tests.conftest import FIXTURES
 
@@ -931,7 +932,9 @@ def test_standalone_serves_the_configured_pipelines(monkeypatch: pytest.MonkeyPa
     served: list[Any] = []
     monkeypatch.setenv("HEROKU_WEBHOOK_SECRET", SECRET)
     monkeypatch.setattr("app.config.services.load_services", lambda path: config)
-    monkeypatch.setattr("app.sandbox.uvicorn.run", lambda app, **kw: served.append((app, kw)))
+    monkeypatch.setattr(
+        "app.sandbox.standalone.uvicorn.run", lambda app, **kw: served.append((app, kw))
+    )
     get_settings.cache_clear()
     try:
         assert main(["--config", "x.toml", "--port", "5999", "--webhook-url", HOOK_URL]) == 0
