@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FIELDS = ("request_id", "delivery_id", "service", "commit")  # the ids every line may carry
 REDACTED = "[redacted]"
 MIN_SECRET = 6  # shorter values would blank out ordinary words
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,200}")

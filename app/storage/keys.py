@@ -24,7 +24,6 @@ POLLED = f"{PREFIX}:feeds-polled"  # set by the one process that polls the fallb
 DEDUP_TTL = timedelta(days=3)
 LOCK_TTL = timedelta(seconds=10)  # renewed by its holder while it works
 BLOCKED_TOLD_TTL = timedelta(days=30)  # a Slack notice told once per pair and commit
-TOPOLOGY_TTL = timedelta(hours=1)
 # Builds never change, but a flood of releases must not keep one key each for ever: past this,
 # a build's commit is asked of the Platform API again (one call) if it is ever needed.
 ARTIFACT_TTL = timedelta(days=30)
