@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench import economy, intake, latency, leadtime, memory, procs, report, scale
-from bench.inprocess import clean_environment
+from tests.inprocess import clean_environment
 
 SAVED = Path(tempfile.gettempdir()) / "cascade-bench-last.pickle"
 

@@ -26,8 +26,6 @@ from app.sandbox.faults import ErrorFault, RatePool
 from app.storage import keys
 from bench import procs
 from bench.fleet import Fleet
-from bench.inprocess import cascade
-from bench.inprocess import run as run_loop
 
 FLEET = Fleet(100, 10)
 MINUTES = 60
@@ -158,7 +156,7 @@ class Economy:
 
 
 def run(log: Callable[[str], None] = print) -> Economy:
-    return run_loop(_run(log))
+    return procs.run_loop(_run(log))
 
 
 async def _run(log: Callable[[str], None]) -> Economy:
@@ -166,7 +164,7 @@ async def _run(log: Callable[[str], None]) -> Economy:
     with procs.scratch("economy") as tmp, procs.valkey(tmp) as redis:
         config = FLEET.write(tmp / "cascade.toml", min_age="0")
         public = {"public_url": "http://cascade.internal"}
-        async with cascade(redis.url, config, tmp, **public) as runtime:
+        async with procs.in_process(redis.url, config, tmp, **public) as runtime:
             assert runtime.sandbox is not None
             await _subscribed(runtime, FLEET.services * FLEET.stages)
             found.cold = Counter(runtime.heroku.calls)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from bench import fleet as fleets
 from bench import payloads, procs
-from bench.inprocess import clean_environment
 from bench.intake import FLEET, KINDS
+from tests.inprocess import clean_environment
 
 WARM_UP = 300  # deliveries of the short run: caches filled, the first reconciles done
 DRIVER = Path(__file__).with_name("deliver.py")

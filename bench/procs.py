@@ -1,9 +1,11 @@
 """The processes a benchmark runs: its own Valkey, the Platform API peer, Cascade, wrk.
 
 Built on the end-to-end harness (`tests/e2e/harness.py`): every server is a child
-process on loopback, started and stopped by the benchmark that needs it.
+process on loopback, started and stopped by the benchmark that needs it. Cascade may
+also run in the benchmark's own process (`in_process`, the tests' `tests/inprocess.py`).
 """
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -11,22 +13,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from app.runtime import Runtime
 from app.storage.embedded import EmbeddedRedis
 from tests.e2e import harness
 from tests.e2e.harness import base_env, free_port, python, wait_for
+from tests.inprocess import make_settings, settled
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-webhook-secret"
 ADMIN = "bench-admin-token"
 TOKEN = "bench-webhook-token"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+T = TypeVar("T")
 
 
 class Process(harness.Process):
@@ -118,6 +124,31 @@ def cascade(
     argv += ["--timeout-graceful-shutdown", "10", "--workers", str(workers)]
     log = tmp / f"{name}.log"
     return Process(name, argv, base_env(**settings), port, log, "/readyz", cwd=tree)
+
+
+def in_process(
+    redis_url: str, config: Path, tmp: Path, **overrides: Any
+) -> AbstractAsyncContextManager[Runtime]:
+    """Cascade in this process on the in-process sandbox, quiet, its start-up reconciles done:
+    for counting calls and timing ticks (`run_loop` runs the benchmark around it)."""
+    values: dict[str, Any] = {
+        "admin_token": "bench",
+        "heroku_webhook_secret": "bench",
+        "resync_seconds": 900,
+        "log_level": "WARNING",
+        "log_format": "json",
+    }
+    settings = make_settings(redis_url, tmp, config=config, **(values | overrides))
+    return settled(settings, startup_timeout=600, shutdown_timeout=60)
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """On uvloop, as uvicorn runs Cascade (uvicorn[standard] brings it), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def ceiling(tmp: Path, *, workers: int = 1, port: int | None = None) -> Process:

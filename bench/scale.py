@@ -19,8 +19,6 @@ from app.core.plan import plan
 from app.runtime import Runtime
 from bench import fleet as fleets
 from bench import procs
-from bench.inprocess import cascade
-from bench.inprocess import run as run_loop
 
 SIZES = (10, 1_000, 10_000)
 PASSES = 5
@@ -44,7 +42,7 @@ class Scale:
 
 
 def run(log: Callable[[str], None] = print, sizes: tuple[int, ...] = SIZES) -> Scale:
-    return run_loop(_run(log, sizes))
+    return procs.run_loop(_run(log, sizes))
 
 
 async def _run(log: Callable[[str], None], sizes: tuple[int, ...]) -> Scale:
@@ -59,7 +57,9 @@ async def _run(log: Callable[[str], None], sizes: tuple[int, ...]) -> Scale:
             del state
             started = time.monotonic()
             platform = {"heroku_api_key": "bench", "heroku_api_url": peer.url}
-            async with cascade(redis.url, config, tmp, resync_seconds=3600, **platform) as runtime:
+            async with procs.in_process(
+                redis.url, config, tmp, resync_seconds=3600, **platform
+            ) as runtime:
                 found.startup_s = time.monotonic() - started
                 log(f"  scale: {fleet.services} services started warm in {found.startup_s:.1f} s")
                 snapshots = await _snapshots(runtime)

@@ -1,7 +1,9 @@
-"""Cascade in-process for tests: its lifespan run by asgi-lifespan, the sandbox as its Heroku.
+"""Cascade in-process for tests and benchmarks: its lifespan run by asgi-lifespan, the sandbox
+as its Heroku.
 
 The app is the real one (`create_app`), on the session's real Redis; requests go through
-httpx's ASGI transport.
+httpx's ASGI transport. The benchmarks (`bench/procs.py`) start it here too, through
+`settled`, with a services file of their own and no pytest.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from app.config.settings import Settings
 from app.main import create_app
@@ -98,19 +101,33 @@ async def eventually(
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No setting of the real environment may leak into the app under test."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch | None = None) -> None:
+    """No setting of the real environment may leak into the app under test: until the test
+    ends (`monkeypatch`), or for the rest of this process (None: a benchmark run)."""
     for name in list(os.environ):
         if name.upper() == "CASCADE_FIGURES":  # where the reliability tests report, not a setting
             continue
-        if name.upper().startswith(ENV_PREFIXES) or name.upper() in ENV_NAMES:
+        if not (name.upper().startswith(ENV_PREFIXES) or name.upper() in ENV_NAMES):
+            continue
+        if monkeypatch is None:
+            del os.environ[name]
+        else:
             monkeypatch.delenv(name)
 
 
-def make_settings(redis_url: str, tmp_path: Path, min_age: str, **overrides: Any) -> Settings:
-    """Settings for one in-process Cascade, none of them read from the environment."""
-    config = tmp_path / f"cascade-{len(list(tmp_path.glob('cascade-*.toml')))}.toml"
-    config.write_text(SERVICES.format(min_age=min_age))
+def make_settings(
+    redis_url: str,
+    tmp_path: Path,
+    min_age: str = "1h",
+    *,
+    config: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Settings for one in-process Cascade, none of them read from the environment; its
+    services file is `config`, else one written here (`SERVICES` with this `min_age`)."""
+    if config is None:
+        config = tmp_path / f"cascade-{len(list(tmp_path.glob('cascade-*.toml')))}.toml"
+        config.write_text(SERVICES.format(min_age=min_age))
     values: Json = {
         "redis_url": redis_url,
         "config_path": config,
@@ -135,13 +152,10 @@ async def cascades(
 
         async def start(*, min_age: str = "1h", **overrides: Any) -> Cascade:
             settings = make_settings(redis_url, tmp_path, min_age, **overrides)
-            app = create_app(settings)
-            manager = await stack.enter_async_context(
-                LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
-            )  # Heroku allows 30 s; a loaded machine may need them
+            app, served = await stack.enter_async_context(running(settings))
             client = await stack.enter_async_context(
                 httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=manager.app), base_url="http://cascade"
+                    transport=httpx.ASGITransport(app=served), base_url="http://cascade"
                 )
             )
             runtime: Runtime = app.state.runtime
@@ -153,6 +167,36 @@ async def cascades(
             return cascade
 
         yield start
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, *, startup_timeout: float = 30.0, shutdown_timeout: float = 30.0
+) -> AsyncIterator[tuple[FastAPI, ASGIApp]]:
+    """The real app with its lifespan run: the app, and the ASGI app that serves requests.
+
+    Heroku allows 30 s to start and to stop; a loaded machine may need them.
+    """
+    app = create_app(settings)
+    lifespan = LifespanManager(
+        app, startup_timeout=startup_timeout, shutdown_timeout=shutdown_timeout
+    )
+    async with lifespan as manager:
+        yield app, manager.app
+
+
+@asynccontextmanager
+async def settled(
+    settings: Settings, *, startup_timeout: float = 30.0, shutdown_timeout: float = 30.0
+) -> AsyncIterator[Runtime]:
+    """Cascade started, and its start-up reconciles done: its runtime, for code that drives
+    it directly (the benchmarks count its calls and time its ticks)."""
+    async with running(
+        settings, startup_timeout=startup_timeout, shutdown_timeout=shutdown_timeout
+    ) as (app, _served):
+        runtime: Runtime = app.state.runtime
+        await runtime.queue.join()
+        yield runtime
 
 
 async def _all_stages_known(cascade: Cascade) -> bool:
