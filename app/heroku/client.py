@@ -9,18 +9,15 @@ subscriptions through the `webhooks` calls.
 """
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
-
-import httpx
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, Unpack
 
 from app.core.models import Artifact, ArtifactKind, Release, ReleaseStatus
 from app.heroku import schema
 from app.heroku.errors import HerokuError, NotFound, OutcomeUnknown, PromotionRefused
 from app.heroku.schema import AppWebhook, Coupling, Pipeline, PromotionTarget
-from app.heroku.transport import CallObserver, Transport, shaped
+from app.heroku.transport import CallObserver, Options, Transport, shaped
 
 __all__ = [
     "AppWebhook",
@@ -56,31 +53,9 @@ class HerokuClient:
         token: str,
         *,
         commits: CommitCache | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 10.0,
-        max_retries: int = 4,
-        backoff: float = 0.5,
-        pace_below: int = 200,
-        pace_interval: float = 0.8,
-        concurrency: int = 8,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        observe: CallObserver | None = None,
+        **options: Unpack[Options],
     ) -> None:
-        self._api = Transport(
-            base_url,
-            token,
-            transport=transport,
-            timeout=timeout,
-            max_retries=max_retries,
-            backoff=backoff,
-            pace_below=pace_below,
-            pace_interval=pace_interval,
-            concurrency=concurrency,
-            sleep=sleep,
-            clock=clock,
-            observe=observe,
-        )
+        self._api = Transport(base_url, token, **options)
         self._commits = commits
 
     @property

@@ -13,7 +13,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -41,6 +41,21 @@ def shaped(what: str, parse: Callable[[Any], T], data: Any) -> T:
         return parse(data.json() if isinstance(data, httpx.Response) else data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HerokuError(f"unexpected {what} from Heroku: {exc!r}") from exc
+
+
+class Options(TypedDict, total=False):
+    """What a `Transport` may be given beyond where and as whom (its defaults are its own)."""
+
+    transport: httpx.AsyncBaseTransport | None  # httpx's: tests and the sandbox answer here
+    timeout: float
+    max_retries: int
+    backoff: float
+    pace_below: int
+    pace_interval: float
+    concurrency: int
+    sleep: Callable[[float], Awaitable[None]]
+    clock: Callable[[], float]
+    observe: CallObserver | None
 
 
 class Transport:
