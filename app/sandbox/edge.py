@@ -8,18 +8,17 @@ and is logged in `Sandbox.requests` before it is answered. Refusals carry Heroku
 
 import asyncio
 import re
+from collections import deque
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from starlette.middleware.base import RequestResponseEndpoint
 
+from app.sandbox.faults import Faults, RatePool
 from app.sandbox.hooks import API_MEDIA_TYPE
 from app.sandbox.resources import Json, new_id
-
-if TYPE_CHECKING:
-    from app.sandbox import Sandbox
 
 _ACCEPT = re.compile(r"application/vnd\.heroku\+json;\s*version=3(\.[\w-]+)?(?![\w.])")
 _ERROR_IDS = {
@@ -50,10 +49,18 @@ def heroku_error(status: int, message: str, error_id: str | None = None) -> JSON
     return JSONResponse(body, status_code=status)
 
 
+class Guarded(Protocol):
+    """What the edge reads of the sandbox on each request (faults and pool may be replaced)."""
+
+    requests: deque[Json]
+    faults: Faults
+    rate: RatePool
+
+
 class Edge:
     """Heroku's edge: Request-Id everywhere; on the Platform API auth, Accept, rate, faults."""
 
-    def __init__(self, sandbox: "Sandbox") -> None:
+    def __init__(self, sandbox: Guarded) -> None:
         self.sandbox = sandbox
 
     async def __call__(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
