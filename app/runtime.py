@@ -28,8 +28,10 @@ from app.engine import upkeep
 from app.engine.promote import Promoter
 from app.engine.queue import ReconcileQueue
 from app.engine.reconcile import Reconciler
+from app.engine.releases import Releases
 from app.engine.rollback import Rollbacks
 from app.engine.scheduler import Scheduler
+from app.engine.topologies import Topologies
 from app.heroku.client import CallObserver, HerokuClient
 from app.heroku.subscriptions import Subscriptions
 from app.metrics import Metrics
@@ -118,6 +120,7 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
     await epoch.start()
     promoter = Promoter(heroku, store, ledger, audit, utcnow, owner, durable=epoch.durable)
     live = Live(client)
+    releases = Releases(heroku, store, utcnow, settings.resync_seconds)
     reconciler = Reconciler(
         config=config,
         heroku=heroku,
@@ -127,8 +130,9 @@ async def start(settings: Settings, app: FastAPI) -> Runtime:
         audit=audit,
         promoter=promoter,
         clock=utcnow,
-        resync_seconds=settings.resync_seconds,
         views=views,
+        topologies=Topologies(heroku, store, releases),
+        releases=releases,
         dry_run=settings.dry_run,
         live=live,
         epoch=epoch,

@@ -15,7 +15,9 @@ from app.config.services import Freeze, Service, ServicesConfig
 from app.config.settings import Settings
 from app.engine.promote import Promoter
 from app.engine.reconcile import Reconciler
+from app.engine.releases import Releases
 from app.engine.rollback import Rollbacks
+from app.engine.topologies import Topologies
 from app.heroku.client import HerokuClient
 from app.sandbox import Sandbox, pipelines_from_services
 from app.signals.views import Views
@@ -88,6 +90,7 @@ async def build_world(
     )
     clock = Clock()
     ledger, audit = Ledger(redis_client), Audit(redis_client)
+    releases = Releases(heroku, store, clock, resync_seconds)
     reconciler = Reconciler(
         config=config,
         heroku=heroku,
@@ -97,7 +100,8 @@ async def build_world(
         audit=audit,
         promoter=Promoter(heroku, store, ledger, audit, clock, "test", durable=durable),
         clock=clock,
-        resync_seconds=resync_seconds,
+        topologies=Topologies(heroku, store, releases),
+        releases=releases,
         views=Views.from_settings(Settings(_env_file=None), redis_client),
         rollback=Rollbacks(heroku, store, audit, clock),
     )

@@ -36,14 +36,10 @@ class HistoryReader:
         self._looked: set[tuple[str, str, str]] = set()
         self._looked_since = clock()
 
-    def forget(self, name: str, apps: set[str] | None = None) -> None:
-        """The service's (or only these apps') histories are to be checked in Redis again."""
-
-        def kept(known: tuple[str, ...]) -> bool:
-            return known[0] != name or (apps is not None and known[1] not in apps)
-
-        self._loaded = set(filter(kept, self._loaded))
-        self._looked = set(filter(kept, self._looked))
+    def forget(self, name: str) -> None:
+        """The service's histories are to be checked in Redis again."""
+        self._loaded = {known for known in self._loaded if known[0] != name}
+        self._looked = {known for known in self._looked if known[0] != name}
 
     def forget_all(self) -> None:
         self._loaded.clear()

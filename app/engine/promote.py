@@ -30,6 +30,7 @@ from app.core.models import (
     Snapshot,
     StageView,
 )
+from app.engine.releases import fold
 from app.engine.topology import Topology
 from app.heroku.client import HerokuClient, HerokuError, NotFound, OutcomeUnknown, PromotionRefused
 from app.storage.audit import Audit, Event, gate_details
@@ -102,7 +103,8 @@ class Promoter:
             return False
         with logs.scope(commit=first.commit):
             sent = await self._send(records, topology, first, changed)
-        await self._fold(service, topology, latest)  # what the re-read found, after the POST
+        # What the re-read found, into the view after the POST: the POST waits for nothing.
+        await fold(self.store, service, topology, latest, self.clock())
         return sent
 
     async def _give_back(self, records: Sequence[PromotionRecord]) -> None:
@@ -302,14 +304,8 @@ class Promoter:
 
     async def _refresh(self, service: str, topology: Topology) -> None:
         """Read the pipeline's latest releases into the view; Heroku's state is the truth."""
-        await self._fold(service, topology, await self.heroku.latest_releases(topology.pipeline_id))
-
-    async def _fold(self, service: str, topology: Topology, latest: list[Release]) -> None:
-        # Each stage is its own key: fold them side by side, not one round trip after another.
-        now = self.clock()  # a commit arrives when Cascade learns it runs, by Cascade's clock
-        await asyncio.gather(
-            *(self.store.put_release(service, r, now) for r in latest if r.app in topology.app_ids)
-        )
+        latest = await self.heroku.latest_releases(topology.pipeline_id)
+        await fold(self.store, service, topology, latest, self.clock())
 
     async def _settle(self, record: PromotionRecord, state: PromotionState, why: str) -> None:
         error = why if state is PromotionState.FAILED else None

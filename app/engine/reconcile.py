@@ -16,18 +16,13 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from app.config.services import Service, ServicesConfig
-from app.core.models import (
-    Candidate,
-    Plan,
-    Release,
-    ReleaseStatus,
-    Snapshot,
-)
+from app.core.models import Candidate, Plan, Snapshot
 from app.core.plan import FOLLOW_FIRST, plan
 from app.engine import topology as topo
 from app.engine.halter import Halter, RollBack
 from app.engine.history import HistoryReader
 from app.engine.promote import Promoter
+from app.engine.releases import Releases
 from app.engine.snapshot import Snapshots
 from app.engine.topologies import Topologies
 from app.heroku.client import HerokuClient, HerokuError, NotFound
@@ -74,37 +69,36 @@ class Reconciler:
         audit: Audit,
         promoter: Promoter,
         clock: Callable[[], datetime],
-        resync_seconds: float,
         views: Views,
+        topologies: Topologies,
+        releases: Releases,
         dry_run: bool = False,
         live: Live | None = None,
         epoch: Epoch | None = None,
         rollback: RollBack | None = None,
+        unannounced: Callable[[str], None] | None = None,
     ) -> None:
-        self.config, self.heroku, self.store, self.ledger = config, heroku, store, ledger
-        self.locks, self.audit, self.promoter, self.clock = locks, audit, promoter, clock
-        self.resync_seconds, self.dry_run, self.views = resync_seconds, dry_run, views
+        self.config, self.store, self.ledger, self.locks = config, store, ledger, locks
+        self.audit, self.promoter, self.clock, self.views = audit, promoter, clock, views
+        self.topologies, self.releases, self.dry_run = topologies, releases, dry_run
         self.live = live  # told when a service's pages would change
         self.epoch = epoch  # says when Redis lost Cascade's data: then nothing is promoted
+        # Told of each stage app whose release a resync found before any webhook brought it:
+        # the evidence that its webhook subscription may be broken (`app.heroku.subscriptions`).
+        self.unannounced = unannounced
         self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
-        self.topologies = Topologies(heroku, store)
-        self.snapshots = Snapshots(store, ledger, views, self.topologies, clock, epoch)
+        self.snapshots = Snapshots(store, ledger, views, topologies, clock, epoch)
         # The auto-halt; a dry run changes nothing on Heroku, so it rolls nothing back.
         self.halter = Halter(store, ledger, views, audit, None if dry_run else rollback)
-        self._caught_up: set[str] = set()  # pipelines re-read since this process started
         self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
-        self._looked_behind: set[str] = set()  # failed newest releases whose runner was read
         # Services found settled, with this process's count of folds into their stages then:
         # until a fold changes that count, a reconcile first looks without the lock.
         self._settled: dict[str, int] = {}
-        # Told of each stage app whose release a resync found before any webhook brought it:
-        # the evidence that its webhook subscription may be broken (`app.heroku.subscriptions`).
-        self.unannounced: Callable[[str], None] | None = None
 
     def forget(self, name: str) -> None:
         """The services file changed or dropped the service: know its pipeline afresh."""
         self.topologies.forget(name)
-        self._caught_up.discard(name)
+        self.releases.forget(name)
         self.histories.forget(name)
         self._settled.pop(name, None)
 
@@ -112,9 +106,8 @@ class Reconciler:
         """Redis lost Cascade's data (`app.storage.epoch`): what this process learnt from it is
         void."""
         self.topologies.forget_all()
-        self._caught_up.clear()
+        self.releases.forget_all()
         self.histories.forget_all()
-        self._looked_behind.clear()
         self._settled.clear()
         self._shown.clear()
         self.store.forget_kept()
@@ -171,7 +164,9 @@ class Reconciler:
         """
         name = service.name
         view = await self.store.view(name, topology.stages)
-        if view.resync_due or view.in_flight or view.gate_states or name not in self._caught_up:
+        if view.resync_due or view.in_flight or view.gate_states:
+            return None
+        if not self.releases.caught_up(name):  # read once per process, under the lock
             return None
         snapshot = self.snapshots.build(service, self.clock(), view, topology=topology)
         if await self.halter.check(snapshot):  # a promotion into the last stage, halted
@@ -198,7 +193,7 @@ class Reconciler:
         self, service: Service, known: topo.Topology | None, read: _Read | None
     ) -> Outcome:
         """Under the lock; `read` was read with it, from the stages of `known`, when known."""
-        topology = known or await self.topology(service)
+        topology = known or await self.topologies.get(service)
         if topology is None:
             return Outcome(None, None, again=False)
         name = service.name
@@ -206,16 +201,12 @@ class Reconciler:
         view = read.view if read else await self.store.view(name, topology.stages)
         stale = False
         try:
-            # Once per process (news may have been missed while no process ran), and then
-            # by the one process per resync interval that takes the mark.
-            due = view.resync_due and await self.store.mark_resync(name, self.resync_seconds)
-            if due or name not in self._caught_up:
-                latest = await self.heroku.latest_releases(topology.pipeline_id)
-                news = await self._fold(name, topology, latest)
-                if self.unannounced is not None and name in self._caught_up:
+            caught_up = self.releases.caught_up(name)
+            if await self.releases.due(name, view):
+                news = await self.releases.resync(name, topology)
+                if caught_up and self.unannounced is not None:
                     for app in news:
                         self.unannounced(app)
-                self._caught_up.add(name)
                 stale = bool(news)
             await self.histories.learn(name, topology)
         except NotFound as error:
@@ -279,38 +270,15 @@ class Reconciler:
         """The service's topology from memory or Redis: no Platform API call."""
         return await self.topologies.cached(service)
 
-    async def topology(
-        self, service: Service, stale: topo.Topology | None = None
-    ) -> topo.Topology | None:
-        """The known topology, or read from the Platform API (three calls, once), its
-        releases folded in.
-
-        `stale`: the one Heroku answered 404 for; its apps that now have other ids start
-        afresh.
-        """
-        known = await self.topologies.cached(service)
-        if known is not None:
-            return known
-        read = await self.topologies.read(service, stale)
-        if read is None:
-            return None
-        known, releases, gone = read
-        self.histories.forget(service.name, set(gone))
-        await self._fold(service.name, known, releases)
-        await self.store.mark_resync(service.name, self.resync_seconds)  # just read it
-        self._caught_up.add(service.name)
-        self.topologies.remember(service.name, known)
-        return known
-
     async def _relearn(self, service: Service, stale: topo.Topology) -> topo.Topology | None:
         """Forget the topology Heroku no longer knows and read it again (three calls)."""
         self.forget(service.name)
         await self.store.forget_topology(service.name)
-        return await self.topology(service, stale)
+        return await self.topologies.get(service, stale)
 
     async def observe(self, service: Service) -> Snapshot:
         """The service as it stands, for status, retries and notices: Redis only, no lock."""
-        return await self.snapshot(service, await self.topology_known(service), fetch=False)
+        return await self.snapshot(service, await self.topologies.cached(service), fetch=False)
 
     async def snapshot(
         self, service: Service, topology: topo.Topology | None, *, fetch: bool = True
@@ -321,48 +289,6 @@ class Reconciler:
         """
         read = await self.snapshots.read(service, topology, self.config.freezes, fetch=fetch)
         return read[0]
-
-    async def _fold(self, name: str, topology: topo.Topology, releases: list[Release]) -> list[str]:
-        """Fold releases into the view, and what runs behind a newest one that failed; the
-        apps whose stage they changed."""
-        changed, now = [], self.clock()
-        for release in releases + await self._running(name, topology, releases):
-            if release.app not in topology.stages:
-                continue
-            if (await self.store.put_release(name, release, now)).changed:
-                changed.append(release.app)
-        return changed
-
-    async def _running(
-        self, name: str, topology: topo.Topology, latest: list[Release]
-    ) -> list[Release]:
-        """What runs on each app whose newest release failed, when the view cannot tell.
-
-        A pipeline read shows each app's newest release only: a succeeded one behind a
-        failed one (its webhook lost) would never be learnt. Looked for once per failed
-        release (one call), and only when releases the view does not know lie between.
-        """
-        failed = [
-            r
-            for r in latest
-            if r.app in topology.stages
-            and r.status in (ReleaseStatus.FAILED, ReleaseStatus.EXPIRED)
-            and r.id not in self._looked_behind
-        ]
-        if not failed:
-            return []
-        views = {stage.app: stage for stage in await self.store.stages(name, topology.stages)}
-        found = []
-        for release in failed:
-            try:
-                running = await self.heroku.running(release, views[release.app].release)
-            except HerokuError as error:
-                log.warning("cannot read what runs on %s: %s", release.app, error)
-                continue
-            self._looked_behind.add(release.id)
-            if running is not None:
-                found.append(running)
-        return found
 
     async def _learn_history_or_log(self, name: str, topology: topo.Topology) -> None:
         try:

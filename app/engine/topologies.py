@@ -1,13 +1,14 @@
 """Each service's topology as this process knows it, and which service a stage app is in.
 
 From memory, else Redis (no Platform API call), else read from Heroku once (`topology.load`)
-and kept in Redis for every process. A webhook names an app: `owner_of` routes it.
+and kept in Redis for every process, the releases read with it folded into the view. A
+webhook names an app: `owner_of` routes it.
 """
 
 import logging
 
 from app.config.services import Service, ServicesConfig
-from app.core.models import Release
+from app.engine.releases import Releases
 from app.engine.topology import Topology, TopologyError, codec, load, moved
 from app.heroku.client import HerokuClient, HerokuError
 from app.storage.store import Store
@@ -16,8 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class Topologies:
-    def __init__(self, heroku: HerokuClient, store: Store) -> None:
-        self.heroku, self.store = heroku, store
+    """Every service's topology, read once and kept; the routing of webhooks by app."""
+
+    def __init__(self, heroku: HerokuClient, store: Store, releases: Releases) -> None:
+        self.heroku, self.store, self.releases = heroku, store, releases
         self.known: dict[str, Topology] = {}
         self.problems: dict[str, str] = {}  # service -> why its pipeline cannot be read
         self._changes = 0  # topologies learnt or forgotten, to know when to index apps again
@@ -31,11 +34,6 @@ class Topologies:
     def forget_all(self) -> None:
         self.known.clear()
         self._changes += 1
-
-    def remember(self, name: str, topology: Topology) -> None:
-        self.known[name] = topology
-        self._changes += 1
-        self.problems.pop(name, None)
 
     async def cached(self, service: Service) -> Topology | None:
         """The service's topology from memory or Redis: no Platform API call."""
@@ -52,13 +50,16 @@ class Topologies:
         self._changes += 1
         return known
 
-    async def read(
-        self, service: Service, stale: Topology | None = None
-    ) -> tuple[Topology, list[Release], tuple[str, ...]] | None:
-        """Read from the Platform API (three calls) and kept in Redis: the topology, the
-        latest releases read with it, and the apps of `stale` (the one Heroku answered 404
-        for) that now have other ids, whose views are forgotten. None, and the problem
-        kept, when it cannot be read."""
+    async def get(self, service: Service, stale: Topology | None = None) -> Topology | None:
+        """The known topology, else read from the Platform API (three calls, once) with its
+        releases folded in; None, and the problem kept, when it cannot be read.
+
+        `stale`: the one Heroku answered 404 for; its apps that now have other ids start
+        afresh (their views are forgotten).
+        """
+        known = await self.cached(service)
+        if known is not None:
+            return known
         try:
             known, releases = await load(self.heroku, service)
         except (HerokuError, TopologyError) as error:
@@ -70,7 +71,11 @@ class Topologies:
             log.warning("apps re-created service=%s: %s", service.name, ", ".join(gone))
             await self.store.forget_apps(service.name, gone)
         await self.store.set_topology(service.name, codec.dump_json(known).decode())
-        return known, releases, gone
+        await self.releases.read_with(service.name, known, releases)
+        self.known[service.name] = known
+        self._changes += 1
+        self.problems.pop(service.name, None)
+        return known
 
     def owner_of(self, config: ServicesConfig, app: str) -> Service | None:
         """The service whose stages include `app` (the first listed), for routing webhooks.

@@ -110,7 +110,7 @@ def _stages(runtime: "Runtime") -> Stages:
     async def stages(service: Service) -> Sequence[str] | None:
         if service.stages:
             return service.stages
-        topology = await reconciler.topology(service)
+        topology = await reconciler.topologies.get(service)
         return topology.stages if topology else None
 
     return stages

@@ -10,7 +10,9 @@ from app.config.services import Service, ServicesConfig
 from app.core.halt import Halt, Promoted, Signal
 from app.core.models import PairState, PromotionState
 from app.engine.reconcile import Reconciler
+from app.engine.releases import Releases
 from app.engine.rollback import Rollbacks
+from app.engine.topologies import Topologies
 from app.signals.alerts.facts import ALERTMANAGER, Alert
 from app.signals.incidents.facts import Incident
 from app.signals.incidents.view import SOURCE as STATUS
@@ -152,7 +154,9 @@ async def test_a_promotion_into_the_last_stage_is_halted_too(make_world) -> None
     await step(world, 1)
     await step(world, 1)
     assert world.running(PROD) == A
-    world.reconciler.resync_seconds = 3600  # no resync due: the settled look, without the lock
+    world.reconciler.releases.resync_seconds = (
+        3600  # no resync due: the settled look, without the lock
+    )
     await step(world, 1)
     await step(world, 1)
     (record,) = (await world.reconciler.ledger.find("api", [(PROD, A)])).values()
@@ -220,20 +224,22 @@ async def test_a_dry_run_halts_but_rolls_nothing_back(make_world) -> None:  # ty
     world: World = await make_world(
         resync_seconds=0.001, config=config(alerts=("HighErrorRate",), rollback=True)
     )
-    live = world.reconciler
+    live, heroku = world.reconciler, world.heroku
+    releases = Releases(heroku, live.store, live.clock, live.releases.resync_seconds)
     dry = Reconciler(
         config=live.config,
-        heroku=live.heroku,
+        heroku=heroku,
         store=live.store,
         ledger=live.ledger,
         locks=live.locks,
         audit=live.audit,
         promoter=live.promoter,
         clock=live.clock,
-        resync_seconds=live.resync_seconds,
         views=live.views,
+        topologies=Topologies(heroku, live.store, releases),
+        releases=releases,
         dry_run=True,
-        rollback=Rollbacks(live.heroku, live.store, live.audit, live.clock),
+        rollback=Rollbacks(heroku, live.store, live.audit, live.clock),
     )
     before = world.running(ST)
     promoted_at = await promote_to_staging(world)

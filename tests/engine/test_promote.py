@@ -95,7 +95,7 @@ async def test_a_newer_source_release_drops_the_claim_instead_of_promoting(make_
     await world.reconciler.reconcile("api")
     assert await state_of_st(world) is PairState.WAITING
     # From now on Cascade hears nothing: no webhook, no resync.
-    world.reconciler.resync_seconds = 3600
+    world.reconciler.releases.resync_seconds = 3600
     await world.reconciler.store.mark_resync("api", 3600)
     await world.sandbox.deploy("api-qa", "b" * 40)
     await world.settle()
@@ -115,7 +115,7 @@ async def deaf(world: World) -> None:
     await world.reconciler.reconcile("api")
     assert await state_of_st(world) is PairState.WAITING
     world.clock.now += timedelta(hours=1)
-    world.reconciler.resync_seconds = 3600
+    world.reconciler.releases.resync_seconds = 3600
     await world.reconciler.store.mark_resync("api", 3600)
 
 
@@ -297,7 +297,7 @@ async def test_a_pause_set_after_the_decision_stops_its_post(  # type: ignore[no
     await ready(world)
     await deaf(world)  # A is known and old enough: the plan says promote it
     service = world.reconciler.config.services[0]
-    topology = await world.reconciler.topology(service)
+    topology = await world.reconciler.topologies.get(service)
     assert topology is not None
     snapshot = await world.reconciler.observe(service)
     (candidate,) = [c for c in plan(snapshot).candidates if c.pair.target.app == "api-st"]

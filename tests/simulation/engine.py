@@ -25,7 +25,9 @@ from app.config.services import Service, ServicesConfig
 from app.config.settings import Settings
 from app.engine.promote import Promoter
 from app.engine.reconcile import Reconciler
+from app.engine.releases import Releases
 from app.engine.rollback import Rollbacks
+from app.engine.topologies import Topologies
 from app.heroku.client import HerokuClient
 from app.main import create_app
 from app.metrics import Metrics
@@ -196,6 +198,7 @@ class Engine:
             self.client, clock, forget=lambda: reconciler.forget_all(), replicate=replicate
         )
         promoter = Promoter(heroku, store, ledger, audit, clock, name, durable=self.epoch.durable)
+        releases = Releases(heroku, store, clock, RESYNC_SECONDS)
         reconciler = Reconciler(
             config=config,
             heroku=heroku,
@@ -205,7 +208,8 @@ class Engine:
             audit=audit,
             promoter=promoter,
             clock=clock,
-            resync_seconds=RESYNC_SECONDS,
+            topologies=Topologies(heroku, store, releases),
+            releases=releases,
             views=views,
             epoch=self.epoch,
             rollback=Rollbacks(heroku, store, audit, clock),
