@@ -16,9 +16,10 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from app.config.services import Service, ServicesConfig
-from app.core.models import Candidate, Plan, Snapshot
+from app.core.models import Plan, Snapshot
 from app.core.plan import FOLLOW_FIRST, plan
 from app.engine import topology as topo
+from app.engine.follow import Follower
 from app.engine.halter import Halter, RollBack
 from app.engine.history import HistoryReader
 from app.engine.promote import Promoter
@@ -91,6 +92,7 @@ class Reconciler:
         # The auto-halt; a dry run changes nothing on Heroku, so it rolls nothing back.
         self.halter = Halter(store, ledger, views, audit, None if dry_run else rollback)
         self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
+        self.follower = Follower(heroku, store, ledger, audit, clock)
         # Services found settled, with this process's count of folds into their stages then:
         # until a fold changes that count, a reconcile first looks without the lock.
         self._settled: dict[str, int] = {}
@@ -220,7 +222,7 @@ class Reconciler:
         except HerokuError as error:
             log.warning("resync failed service=%s: %s", name, error)
         if view.in_flight:
-            await self.promoter.follow(name, topology)
+            await self.follower.follow(name, topology)
             stale = True
         snapshot, audited = await self.snapshots.read(
             service,
@@ -257,14 +259,11 @@ class Reconciler:
 
         Not while Redis's data is lost: the records that keep a promotion once may be gone.
         """
-        promoted = False
         if self.dry_run or not decided.ready:
-            return promoted
+            return False
         if self.epoch is not None and await self.epoch.verify() is not None:
-            return promoted
-        for together in _waves(decided.ready):
-            promoted |= await self.promoter.promote(snapshot, topology, together)
-        return promoted
+            return False
+        return await self.promoter.promote_ready(snapshot, topology, decided.ready)
 
     async def topology_known(self, service: Service) -> topo.Topology | None:
         """The service's topology from memory or Redis: no Platform API call."""
@@ -310,14 +309,3 @@ class Reconciler:
         gone = [target for target in seen if target not in now_states]
         if gone or any(seen.get(target) != state for target, state in now_states.items()):
             await self.store.set_gate_states(name, now_states, gone)
-
-
-def _waves(ready: Sequence[Candidate]) -> list[list[Candidate]]:
-    """Ready candidates promoted with one POST: a wave's targets, from one source release."""
-    together: dict[tuple[int, str | None], list[Candidate]] = {}
-    for candidate in ready:
-        release = candidate.release
-        together.setdefault((candidate.pair.index, release.id if release else None), []).append(
-            candidate
-        )
-    return list(together.values())

@@ -29,7 +29,8 @@ async def test_a_claim_taken_back_from_a_stalled_process_is_never_sent(
     send = promoter._send
 
     async def stalled(claims: Any, topology: Topology, *args: Any) -> bool:
-        await promoter.follow(claims[0].service, topology)  # meanwhile, the lock's next holder
+        # Meanwhile, the lock's next holder follows the claim.
+        await world.reconciler.follower.follow(claims[0].service, topology)
         return await send(claims, topology, *args)
 
     monkeypatch.setattr(promoter, "_send", stalled)

@@ -9,7 +9,7 @@ import redis.asyncio as redis
 
 from app.core.models import PairState, Pause, PromotionState
 from app.core.plan import plan
-from app.engine.promote import CLAIM_GRACE
+from app.engine.follow import CLAIM_GRACE
 from app.engine.topology import Topology
 from app.heroku.client import HerokuClient
 from app.sandbox.faults import ErrorFault
@@ -213,7 +213,7 @@ async def test_a_stalled_process_never_drops_the_next_holders_record(  # type: i
     async def stalled(claims: Any, topology: Topology, candidate: Any, changed: Any) -> bool:
         monkeypatch.setattr(promoter, "_send", send)
         # Meanwhile the lock's next holder takes the unsent claim back and promotes afresh.
-        await promoter.follow(claims[0].service, topology)
+        await world.reconciler.follower.follow(claims[0].service, topology)
         service = world.reconciler.config.services[0]
         snapshot = await world.reconciler.snapshot(service, topology)
         assert await promoter.promote(snapshot, topology, [candidate]) is True
