@@ -85,7 +85,10 @@ async def _snapshots(runtime: Runtime) -> list[Snapshot]:
     reconciler = runtime.reconciler
     found = []
     for service in runtime.config.services:
-        found.append(await reconciler.snapshot(service, reconciler.topologies.known[service.name]))
+        topology = reconciler.topologies.known[service.name]
+        freezes = runtime.config.freezes
+        read = await reconciler.snapshots.read(service, topology, freezes, fetch=True)
+        found.append(read[0])
     return found
 
 

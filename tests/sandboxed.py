@@ -13,6 +13,7 @@ import redis.asyncio as redis
 
 from app.config.services import Freeze, Service, ServicesConfig
 from app.config.settings import Settings
+from app.core.models import Snapshot
 from app.engine.promote import Promoter
 from app.engine.reconcile import Reconciler
 from app.engine.releases import Releases
@@ -53,6 +54,10 @@ class World:
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("sandbox releases never finished")
+
+    async def observe(self, service: Service) -> Snapshot:
+        """The service as its status page shows it (`Snapshots.observe`)."""
+        return await self.reconciler.snapshots.observe(service, self.reconciler.config.freezes)
 
     def running(self, app: str) -> str:
         current = self.sandbox.world.app(app).current

@@ -65,7 +65,7 @@ async def _stages(runtime: Runtime, service: Service) -> Sequence[str]:
     """Configured, else the pipeline's as Cascade knows it (no Platform API call)."""
     if service.stages:
         return service.stages
-    topology = await runtime.reconciler.topology_known(service)
+    topology = await runtime.reconciler.topologies.cached(service)
     return topology.stages if topology else ()
 
 

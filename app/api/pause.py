@@ -95,7 +95,7 @@ async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
     service = _known(runtime, body.service)
     if service is None:
         raise HTTPException(404, "name the service")
-    snapshot = await runtime.reconciler.observe(service)
+    snapshot = await runtime.reconciler.snapshots.observe(service, runtime.config.freezes)
     targets = [stage.app for stage in snapshot.stages[1:]]
     if body.to not in targets:
         named = ", ".join(targets) or "none"

@@ -81,7 +81,7 @@ async def get_service_status(service: str, runtime: RuntimeDep) -> ServiceOut:
 
 
 async def _service(runtime: Runtime, service: Service) -> ServiceOut:
-    snapshot = await runtime.reconciler.observe(service)
+    snapshot = await runtime.reconciler.snapshots.observe(service, runtime.config.freezes)
     return render(snapshot, plan(snapshot))
 
 

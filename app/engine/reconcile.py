@@ -1,31 +1,28 @@
 """The reconcile of one service, start to end.
 
 Under the service's lock: know the topology, resync when due, follow promotions
-in flight, build the snapshot once (all I/O, `now` stamped), plan (pure), act
-on what is ready, record what changed. Running it twice is harmless. A service
-found settled last time is first looked at without the lock: it needs no decision.
+in flight, build the snapshot once (all I/O, `now` stamped), check for a halt, plan
+(pure), act on what is ready, record what changed. Running it twice is harmless. A
+service found settled last time is first looked at without the lock: it needs no decision.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-
-from redis.asyncio.client import Pipeline
 
 from app.config.services import Service, ServicesConfig
 from app.core.models import Plan, Snapshot
 from app.core.plan import FOLLOW_FIRST, plan
-from app.engine import topology as topo
 from app.engine.follow import Follower
 from app.engine.halter import Halter, RollBack
 from app.engine.history import HistoryReader
 from app.engine.promote import Promoter
 from app.engine.releases import Releases
-from app.engine.snapshot import Snapshots
+from app.engine.snapshot import Prefetch, Snapshots
 from app.engine.topologies import Topologies
+from app.engine.topology import Topology
 from app.heroku.client import HerokuClient, HerokuError, NotFound
 from app.signals.views import Prefetched, Views
 from app.storage.audit import Audit, gate_changed, gate_signature
@@ -47,15 +44,6 @@ class Outcome:
     again: bool  # news arrived while it ran, from this or another process
     shown: int | None = None  # a fingerprint of what a status page shows of the service
     settled: bool = False  # every stage runs its source's commit, nothing in flight or audited
-
-
-@dataclass(frozen=True)
-class _Read:
-    """What a reconcile reads with its lock: the service's view, and what the signals' views
-    can read before it is known (`Views.send_reads`), a round trip fewer than later."""
-
-    view: ServiceView
-    signals: Prefetched
 
 
 class Reconciler:
@@ -89,10 +77,10 @@ class Reconciler:
         self.unannounced = unannounced
         self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
         self.snapshots = Snapshots(store, ledger, views, topologies, clock, epoch)
-        # The auto-halt; a dry run changes nothing on Heroku, so it rolls nothing back.
-        self.halter = Halter(store, ledger, views, audit, None if dry_run else rollback)
         self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
         self.follower = Follower(heroku, store, ledger, audit, clock)
+        # The auto-halt; a dry run changes nothing on Heroku, so it rolls nothing back.
+        self.halter = Halter(store, ledger, views, audit, None if dry_run else rollback)
         # Services found settled, with this process's count of folds into their stages then:
         # until a fold changes that count, a reconcile first looks without the lock.
         self._settled: dict[str, int] = {}
@@ -118,7 +106,7 @@ class Reconciler:
         service = self.config.get(name)
         if service is None:
             return Outcome(None, None, again=False)
-        known = await self.topology_known(service)
+        known = await self.topologies.cached(service)
         folds = self.store.folds(name)
         if known is not None and self._settled.get(name) == folds:
             settled = await self._still_settled(service, known)
@@ -129,10 +117,10 @@ class Reconciler:
         # The view and the status page's are read in the round trip that takes the lock,
         # when the stages are known.
         apps = known.stages if known else ()
-        reading = (lambda pipe: self._send_reads(pipe, service, apps)) if known else None
+        reading = (lambda pipe: self.snapshots.send_reads(pipe, service, apps)) if known else None
         async with self.locks.hold(name, reading) as lease:
             if lease.held:
-                read = self._received(service, apps, lease.replies) if known else None
+                read = self.snapshots.received(service, apps, lease.replies) if known else None
                 outcome = await self._reconcile(service, known, read)
                 if self._pages_change(name, outcome):  # told in the round trip that releases
                     lease.publish = Live.message(name)
@@ -154,7 +142,7 @@ class Reconciler:
         self._shown[name] = outcome.shown
         return True
 
-    async def _still_settled(self, service: Service, topology: topo.Topology) -> Outcome | None:
+    async def _still_settled(self, service: Service, topology: Topology) -> Outcome | None:
         """The outcome for a service that is still settled, read without its lock; else None.
 
         Settled: every stage runs the commit of the one before it, no promotion is in flight,
@@ -180,66 +168,24 @@ class Reconciler:
             decided, None, again=False, shown=fingerprint(snapshot, decided), settled=True
         )
 
-    def _send_reads(self, pipe: Pipeline, service: Service, apps: Sequence[str]) -> None:
-        """Queue the view's reads, then the signals' (`Views.send_reads`)."""
-        self.store.send_view(pipe, service.name, apps)
-        self.views.send_reads(pipe, service)
-
-    def _received(self, service: Service, apps: Sequence[str], replies: Sequence[Any]) -> _Read:
-        """The replies to `_send_reads`."""
-        split = len(replies) - Views.reads(service)
-        view = self.store.view_of(service.name, apps, replies[:split])
-        return _Read(view, self.views.received(replies[split:]))
-
     async def _reconcile(
-        self, service: Service, known: topo.Topology | None, read: _Read | None
+        self, service: Service, known: Topology | None, read: Prefetch | None
     ) -> Outcome:
         """Under the lock; `read` was read with it, from the stages of `known`, when known."""
         topology = known or await self.topologies.get(service)
         if topology is None:
             return Outcome(None, None, again=False)
-        name = service.name
         # One read says what is due; the view is read again only if something was done.
-        view = read.view if read else await self.store.view(name, topology.stages)
-        stale = False
-        try:
-            caught_up = self.releases.caught_up(name)
-            if await self.releases.due(name, view):
-                news = await self.releases.resync(name, topology)
-                if caught_up and self.unannounced is not None:
-                    for app in news:
-                        self.unannounced(app)
-                stale = bool(news)
-            await self.histories.learn(name, topology)
-        except NotFound as error:
-            # A cached id Heroku no longer knows: the pipeline or an app was re-created.
-            log.warning("pipeline of service=%s not found, reading it again: %s", name, error)
-            relearnt = await self._relearn(service, topology)
-            if relearnt is None:
-                return Outcome(None, None, again=False)
-            topology, stale = relearnt, True
-            await self._learn_history_or_log(name, topology)
-        except HerokuError as error:
-            log.warning("resync failed service=%s: %s", name, error)
+        view = read.view if read else await self.store.view(service.name, topology.stages)
+        topology, stale = await self._catch_up(service, topology, view)
+        if topology is None:
+            return Outcome(None, None, again=False)
         if view.in_flight:
-            await self.follower.follow(name, topology)
+            await self.follower.follow(service.name, topology)
             stale = True
-        snapshot, audited = await self.snapshots.read(
-            service,
-            topology,
-            self.config.freezes,
-            fetch=True,
-            view=None if stale else view,
-            prefetched=read.signals if read else None,
+        snapshot, audited = await self._snapshot(
+            service, topology, None if stale else view, read.signals if read else None
         )
-        if await self.histories.look_further_back(name, snapshot):
-            snapshot, audited = await self.snapshots.read(
-                service, topology, self.config.freezes, fetch=True, view=None if stale else view
-            )
-        if await self.halter.check(snapshot):  # decided again with the pause and the suspect
-            snapshot, audited = await self.snapshots.read(
-                service, topology, self.config.freezes, fetch=True
-            )
         decided = plan(snapshot)
         # The decision's audit entries are written while the promotions go out: the POST
         # waits for nothing else, and a promotion's own entry comes after its POST.
@@ -254,7 +200,57 @@ class Reconciler:
         settled = not decided.candidates and not view.in_flight and not stale
         return Outcome(decided, wake_at, False, fingerprint(snapshot, decided), settled)
 
-    async def _promote(self, snapshot: Snapshot, topology: topo.Topology, decided: Plan) -> bool:
+    async def _catch_up(
+        self, service: Service, topology: Topology, view: ServiceView
+    ) -> tuple[Topology | None, bool]:
+        """Resync when due and learn the sources' histories: the topology (read again when
+        Heroku no longer knows it; None if it cannot be), and whether the view went stale."""
+        name, stale = service.name, False
+        try:
+            caught_up = self.releases.caught_up(name)
+            if await self.releases.due(name, view):
+                news = await self.releases.resync(name, topology)
+                if caught_up and self.unannounced is not None:
+                    for app in news:
+                        self.unannounced(app)
+                stale = bool(news)
+            await self.histories.learn(name, topology)
+        except NotFound as error:
+            # A cached id Heroku no longer knows: the pipeline or an app was re-created.
+            log.warning("pipeline of service=%s not found, reading it again: %s", name, error)
+            self.forget(name)
+            await self.store.forget_topology(name)
+            relearnt = await self.topologies.get(service, topology)
+            if relearnt is not None:
+                try:
+                    await self.histories.learn(name, relearnt)
+                except HerokuError as error:
+                    log.warning("cannot learn history service=%s: %s", name, error)
+            return relearnt, True
+        except HerokuError as error:
+            log.warning("resync failed service=%s: %s", name, error)
+        return topology, stale
+
+    async def _snapshot(
+        self,
+        service: Service,
+        topology: Topology,
+        view: ServiceView | None,
+        prefetched: Prefetched | None,
+    ) -> tuple[Snapshot, dict[str, str]]:
+        """The snapshot to plan from, and the gate states last audited; read again when a
+        look further back placed a commit, and after a halt (with its pause and suspect)."""
+        freezes = self.config.freezes
+        read = await self.snapshots.read(
+            service, topology, freezes, fetch=True, view=view, prefetched=prefetched
+        )
+        if await self.histories.look_further_back(service.name, read[0]):
+            read = await self.snapshots.read(service, topology, freezes, fetch=True, view=view)
+        if await self.halter.check(read[0]):
+            read = await self.snapshots.read(service, topology, freezes, fetch=True)
+        return read
+
+    async def _promote(self, snapshot: Snapshot, topology: Topology, decided: Plan) -> bool:
         """Promote every ready candidate; True when a POST was sent.
 
         Not while Redis's data is lost: the records that keep a promotion once may be gone.
@@ -264,36 +260,6 @@ class Reconciler:
         if self.epoch is not None and await self.epoch.verify() is not None:
             return False
         return await self.promoter.promote_ready(snapshot, topology, decided.ready)
-
-    async def topology_known(self, service: Service) -> topo.Topology | None:
-        """The service's topology from memory or Redis: no Platform API call."""
-        return await self.topologies.cached(service)
-
-    async def _relearn(self, service: Service, stale: topo.Topology) -> topo.Topology | None:
-        """Forget the topology Heroku no longer knows and read it again (three calls)."""
-        self.forget(service.name)
-        await self.store.forget_topology(service.name)
-        return await self.topologies.get(service, stale)
-
-    async def observe(self, service: Service) -> Snapshot:
-        """The service as it stands, for status, retries and notices: Redis only, no lock."""
-        return await self.snapshot(service, await self.topologies.cached(service), fetch=False)
-
-    async def snapshot(
-        self, service: Service, topology: topo.Topology | None, *, fetch: bool = True
-    ) -> Snapshot:
-        """Everything the plan may look at, read once, with `now` stamped.
-
-        `fetch=False` reads the views in Redis only: no GitHub, status page or URL call.
-        """
-        read = await self.snapshots.read(service, topology, self.config.freezes, fetch=fetch)
-        return read[0]
-
-    async def _learn_history_or_log(self, name: str, topology: topo.Topology) -> None:
-        try:
-            await self.histories.learn(name, topology)
-        except HerokuError as error:
-            log.warning("cannot learn history service=%s: %s", name, error)
 
     async def _record_transitions(
         self, snapshot: Snapshot, decided: Plan, seen: dict[str, str]

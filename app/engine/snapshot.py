@@ -1,6 +1,8 @@
 """A service's snapshot: everything the plan may look at, read once, with `now` stamped.
 
-Two rounds of Redis reads: the stages (unless the caller has a fresh view), then, at once,
+A reconcile sends the first reads with its lock (`send_reads`): the service's view, and what
+the signals' views can read before it is known, a round trip fewer than later. Then two
+rounds of Redis reads: the stages (unless the caller has a fresh view), then, at once,
 what depends on their commits: the histories each moving pair needs, its promotion record,
 the records in flight, and the signals (`Views.gather`). A third when a source's commit is
 too young and an older one proved itself there (`app.core.proven`): what that one needs too.
@@ -8,7 +10,11 @@ too young and an older one proved itself there (`app.core.proven`): what that on
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from redis.asyncio.client import Pipeline
 
 from app.config.services import Freeze, Service
 from app.core.models import PromotionRecord, Release, Signals, Snapshot, StageView, adjacent
@@ -19,6 +25,14 @@ from app.signals.views import Prefetched, Views
 from app.storage.epoch import Epoch
 from app.storage.ledger import Ledger
 from app.storage.store import Histories, ServiceView, Store
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """What a reconcile read with its lock (`Snapshots.send_reads`)."""
+
+    view: ServiceView
+    signals: Prefetched
 
 
 class Snapshots:
@@ -35,6 +49,23 @@ class Snapshots:
         self.topologies = topologies  # a pipeline that cannot be read is the snapshot's problem
         self.epoch = epoch  # so is Cascade's data lost in Redis
 
+    def send_reads(self, pipe: Pipeline, service: Service, apps: Sequence[str]) -> None:
+        """Queue the view's reads of the stages `apps`, then the signals' (`Views.send_reads`)."""
+        self.store.send_view(pipe, service.name, apps)
+        self.views.send_reads(pipe, service)
+
+    def received(self, service: Service, apps: Sequence[str], replies: Sequence[Any]) -> Prefetch:
+        """The replies to `send_reads`."""
+        split = len(replies) - Views.reads(service)
+        view = self.store.view_of(service.name, apps, replies[:split])
+        return Prefetch(view, self.views.received(replies[split:]))
+
+    async def observe(self, service: Service, freezes: Sequence[Freeze]) -> Snapshot:
+        """The service as it stands, for status, retries and notices: no lock, no Platform API
+        call, and the signals' views as Redis holds them (no GitHub, status page or URL call)."""
+        topology = await self.topologies.cached(service)
+        return (await self.read(service, topology, freezes, fetch=False))[0]
+
     async def read(
         self,
         service: Service,
@@ -48,7 +79,7 @@ class Snapshots:
         """The snapshot, and the gate states last audited: two rounds of Redis reads.
 
         The first reads the stages (unless `view` is a fresh one); the second, at once,
-        what depends on their commits.
+        what depends on their commits. `fetch=False` reads the signals' views in Redis only.
         """
         name, now = service.name, self.clock()
         apps = topology.stages if topology else service.stages or ()

@@ -102,7 +102,7 @@ class Notifier:
 
         async def plans() -> list[Plan]:
             return [
-                plan(await runtime.reconciler.observe(service))
+                plan(await runtime.reconciler.snapshots.observe(service, runtime.config.freezes))
                 for service in runtime.config.services
             ]
 

@@ -30,7 +30,7 @@ async def ready(world: World) -> None:
 
 async def state_of_st(world: World) -> PairState:
     service = world.reconciler.config.services[0]
-    snapshot = await world.reconciler.observe(service)
+    snapshot = await world.observe(service)
     (candidate,) = [c for c in plan(snapshot).candidates if c.pair.target.app == "api-st"]
     return candidate.state
 
@@ -104,7 +104,7 @@ async def test_a_newer_source_release_drops_the_claim_instead_of_promoting(make_
     assert posts(world.heroku) == 0
     assert await world.reconciler.ledger.unsettled("api") == []
     service = world.reconciler.config.services[0]
-    snapshot = await world.reconciler.observe(service)
+    snapshot = await world.observe(service)
     assert snapshot.stages[0].commit == "b" * 40
 
 
@@ -132,9 +132,7 @@ async def test_a_hotfix_the_decision_did_not_see_is_never_overwritten(make_world
     assert await world.reconciler.ledger.unsettled("api") == []
     service = world.reconciler.config.services[0]
     (candidate,) = [
-        c
-        for c in plan(await world.reconciler.observe(service)).candidates
-        if c.pair.target.app == "api-st"
+        c for c in plan(await world.observe(service)).candidates if c.pair.target.app == "api-st"
     ]
     assert candidate.state is PairState.BLOCKED
     assert "left alone" in candidate.reason
@@ -215,7 +213,7 @@ async def test_a_stalled_process_never_drops_the_next_holders_record(  # type: i
         # Meanwhile the lock's next holder takes the unsent claim back and promotes afresh.
         await world.reconciler.follower.follow(claims[0].service, topology)
         service = world.reconciler.config.services[0]
-        snapshot = await world.reconciler.snapshot(service, topology)
+        snapshot, _ = await world.reconciler.snapshots.read(service, topology, (), fetch=True)
         assert await promoter.promote(snapshot, topology, [candidate]) is True
         # The stalled process wakes up, and its re-read said no: it gives its claim back.
         return await send(claims, topology, candidate, "its re-read failed")
@@ -299,7 +297,7 @@ async def test_a_pause_set_after_the_decision_stops_its_post(  # type: ignore[no
     service = world.reconciler.config.services[0]
     topology = await world.reconciler.topologies.get(service)
     assert topology is not None
-    snapshot = await world.reconciler.observe(service)
+    snapshot = await world.observe(service)
     (candidate,) = [c for c in plan(snapshot).candidates if c.pair.target.app == "api-st"]
     assert candidate.state is PairState.READY
     now = world.clock.now

@@ -111,7 +111,7 @@ async def test_a_stage_missing_from_the_pipeline_is_reported_not_guessed(make_wo
     outcome = await world.reconciler.reconcile("api")
     assert outcome.plan is None
     service = world.reconciler.config.services[0]
-    snapshot = await world.reconciler.snapshot(service, None)
+    snapshot, _ = await world.reconciler.snapshots.read(service, None, (), fetch=True)
     assert snapshot.problem is not None
     assert "api-nope" in snapshot.problem
     assert world.sandbox.world.promotions == []
@@ -243,7 +243,7 @@ async def test_a_resync_learns_the_release_that_runs_behind_a_failed_one(  # typ
     await redis_client.delete(keys.resynced("api"))  # the resync is due
     await world.reconciler.reconcile("api")  # reads only each app's newest release: failed
     service = world.reconciler.config.services[0]
-    snapshot = await world.reconciler.observe(service)
+    snapshot = await world.observe(service)
     assert snapshot.stages[0].commit == A
 
 

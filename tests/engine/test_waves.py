@@ -129,7 +129,7 @@ async def test_one_target_failing_leaves_the_other_succeeded_and_holds_the_next(
     states = {r.target: r.state.value for r in records.values()}
     assert states == {"w-us": "succeeded", "w-eu": "failed"}
     service = world.reconciler.config.services[0]
-    snap = await world.reconciler.observe(service)
+    snap = await world.observe(service)
     shown = {c.pair.target.app: c for c in plan(snap).candidates}
     assert shown["w-eu"].state is PairState.FAILED
     assert "w-eu failed" in shown["w-eu"].reason
