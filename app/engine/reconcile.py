@@ -25,7 +25,7 @@ from app.engine.topologies import Topologies
 from app.engine.topology import Topology
 from app.heroku.client import HerokuClient, HerokuError, NotFound
 from app.signals.views import Prefetched, Views
-from app.storage.audit import Audit, gate_changed, gate_signature
+from app.storage.audit import Audit, record_gate_changes
 from app.storage.epoch import Epoch
 from app.storage.ledger import Ledger
 from app.storage.live import Live, fingerprint
@@ -75,7 +75,6 @@ class Reconciler:
         # Told of each stage app whose release a resync found before any webhook brought it:
         # the evidence that its webhook subscription may be broken (`app.heroku.subscriptions`).
         self.unannounced = unannounced
-        self._shown: dict[str, int] = {}  # service -> what its pages showed when last told
         self.snapshots = Snapshots(store, ledger, views, topologies, clock, epoch)
         self.histories = HistoryReader(heroku, store, clock)  # what ran on each source app
         self.follower = Follower(heroku, store, ledger, audit, clock)
@@ -99,7 +98,8 @@ class Reconciler:
         self.releases.forget_all()
         self.histories.forget_all()
         self._settled.clear()
-        self._shown.clear()
+        if self.live is not None:
+            self.live.forget_shown()
         self.store.forget_kept()
 
     async def reconcile(self, name: str) -> Outcome:
@@ -111,7 +111,7 @@ class Reconciler:
         if known is not None and self._settled.get(name) == folds:
             settled = await self._still_settled(service, known)
             if settled is not None:
-                if self.live is not None and self._pages_change(name, settled):
+                if self.live is not None and self.live.redraws(name, settled.shown):
                     await self.live.changed(name)
                 return settled
         # The view and the status page's are read in the round trip that takes the lock,
@@ -122,8 +122,8 @@ class Reconciler:
             if lease.held:
                 read = self.snapshots.received(service, apps, lease.replies) if known else None
                 outcome = await self._reconcile(service, known, read)
-                if self._pages_change(name, outcome):  # told in the round trip that releases
-                    lease.publish = Live.message(name)
+                if self.live is not None and self.live.redraws(name, outcome.shown):
+                    lease.publish = Live.message(name)  # told in the round trip that releases
         if not lease.held:
             # The holder runs again for our news; should it have died, try when its lock expires.
             expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
@@ -133,14 +133,6 @@ class Reconciler:
         else:
             self._settled.pop(name, None)
         return Outcome(outcome.plan, outcome.wake_at, lease.news, outcome.shown, outcome.settled)
-
-    def _pages_change(self, name: str, outcome: Outcome) -> bool:
-        """Whether the service's pages would look different now (a release may have arrived
-        without any audited event); noted as told."""
-        if self.live is None or outcome.shown is None or self._shown.get(name) == outcome.shown:
-            return False
-        self._shown[name] = outcome.shown
-        return True
 
     async def _still_settled(self, service: Service, topology: Topology) -> Outcome | None:
         """The outcome for a service that is still settled, read without its lock; else None.
@@ -190,7 +182,7 @@ class Reconciler:
         # The decision's audit entries are written while the promotions go out: the POST
         # waits for nothing else, and a promotion's own entry comes after its POST.
         _, promoted = await asyncio.gather(
-            self._record_transitions(snapshot, decided, audited),
+            record_gate_changes(self.audit, self.store, snapshot, decided, audited, self.dry_run),
             self._promote(snapshot, topology, decided),
         )
         wake_at = decided.wake_at
@@ -260,18 +252,3 @@ class Reconciler:
         if self.epoch is not None and await self.epoch.verify() is not None:
             return False
         return await self.promoter.promote_ready(snapshot, topology, decided.ready)
-
-    async def _record_transitions(
-        self, snapshot: Snapshot, decided: Plan, seen: dict[str, str]
-    ) -> None:
-        """An audit entry when what a pair waits on changes, not on every reconcile."""
-        name = snapshot.service.name
-        now_states = {c.pair.target.app: gate_signature(c) for c in decided.candidates}
-        for candidate in decided.candidates:
-            target = candidate.pair.target.app
-            if seen.get(target) == now_states[target]:
-                continue
-            await self.audit.record(gate_changed(snapshot, candidate, self.dry_run))
-        gone = [target for target in seen if target not in now_states]
-        if gone or any(seen.get(target) != state for target, state in now_states.items()):
-            await self.store.set_gate_states(name, now_states, gone)

@@ -1,7 +1,8 @@
 """The audit trail: one capped Redis stream entry and one log line per decision.
 
 `/events` reads it back, newest first. Every event also goes to its service's
-own stream, so `?service=` never scans the whole history.
+own stream, so `?service=` never scans the whole history. What a pair waits on
+is audited when it changes (`record_gate_changes`), not on every reconcile.
 """
 
 import asyncio
@@ -16,8 +17,9 @@ import redis.asyncio as redis
 
 from app import logs
 from app.config.durations import short
-from app.core.models import Candidate, GateResult, PairState, Snapshot
+from app.core.models import Candidate, GateResult, PairState, Plan, Snapshot
 from app.storage import keys
+from app.storage.store import Store
 
 log = logging.getLogger("cascade.audit")
 
@@ -73,6 +75,25 @@ def gate_changed(snapshot: Snapshot, candidate: Candidate, dry_run: bool) -> Eve
             "opens_at": candidate.opens_at.isoformat() if candidate.opens_at else None,
         },
     )
+
+
+async def record_gate_changes(
+    audit: "Audit",
+    store: Store,
+    snapshot: Snapshot,
+    decided: Plan,
+    seen: dict[str, str],
+    dry_run: bool,
+) -> None:
+    """A `gate.changed` event for each pair whose signature differs from `seen` (the ones last
+    audited, kept in the service's view), and the signatures kept when any changed."""
+    now = {c.pair.target.app: gate_signature(c) for c in decided.candidates}
+    for candidate in decided.candidates:
+        if seen.get(candidate.pair.target.app) != now[candidate.pair.target.app]:
+            await audit.record(gate_changed(snapshot, candidate, dry_run))
+    gone = [target for target in seen if target not in now]
+    if gone or any(seen.get(target) != state for target, state in now.items()):
+        await store.set_gate_states(snapshot.service.name, now, gone)
 
 
 Listener = Callable[[Event], Awaitable[None]]

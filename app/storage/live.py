@@ -59,6 +59,7 @@ class Changes:
 class Live:
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
+        self._shown: dict[str, int] = {}  # service -> its `fingerprint` when pages were last told
         self._pages: set[Changes] = set()
         self._reader: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -68,6 +69,18 @@ class Live:
         """The channel and the message telling pages that `service` (None: everything) may
         look different, for a caller that publishes it in a round trip of its own making."""
         return keys.LIVE, service or EVERYTHING
+
+    def redraws(self, service: str, shown: int | None) -> bool:
+        """Whether the service's pages would look different from when they were last told
+        (`fingerprint`: a release may have arrived without any audited event); noted as told."""
+        if shown is None or self._shown.get(service) == shown:
+            return False
+        self._shown[service] = shown
+        return True
+
+    def forget_shown(self) -> None:
+        """Redis lost Cascade's data (`app.storage.epoch`): the next look tells the pages."""
+        self._shown.clear()
 
     async def changed(self, service: str | None) -> None:
         """Tell every process's pages that `service` (None: everything) may look different."""

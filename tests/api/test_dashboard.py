@@ -654,6 +654,18 @@ async def test_the_stream_shows_a_refused_reload_though_no_feed_announces_it(
 # the change feed -----------------------------------------------------------------------
 
 
+def test_pages_are_told_of_a_service_only_when_what_they_show_changed(
+    redis_client: "redis.Redis",
+) -> None:
+    live = Live(redis_client)
+    assert live.redraws("api", 1)
+    assert not live.redraws("api", 1)  # a reconcile that changed nothing shown tells no one
+    assert live.redraws("api", 2)
+    assert not live.redraws("api", None)  # nothing looked at
+    live.forget_shown()  # Redis lost Cascade's data: the next look tells the pages
+    assert live.redraws("api", 2)
+
+
 async def test_a_change_published_by_one_process_reaches_the_pages_of_another(
     redis_client: "redis.Redis", redis_url: str
 ) -> None:

@@ -1,9 +1,11 @@
 import pytest
 import redis.asyncio as redis
 
+from app.core.models import Candidate, GateResult, GateState, Pair, PairState, Plan
 from app.storage import keys
-from app.storage.audit import Audit, Event
-from tests.factories import NOW
+from app.storage.audit import Audit, Event, record_gate_changes
+from app.storage.store import Store
+from tests.factories import NOW, snapshot, stage
 
 
 @pytest.fixture
@@ -104,3 +106,29 @@ async def test_listeners_hear_every_event_and_a_failing_one_changes_nothing(
     assert heard == ["pause.set"]
     assert "receiver down" in caplog.text
     assert len(await audit.read()) == 1
+
+
+def waiting(target: str, gate: GateState) -> Candidate:
+    pair = Pair(0, stage("api-qa", "A"), stage(target, "O"))
+    gates = (GateResult("age", gate, "young"),)
+    return Candidate(pair, "A", PairState.WAITING, gates, "age: young")
+
+
+async def test_a_pairs_gates_are_audited_when_they_change_and_not_again(
+    audit: Audit, redis_client: "redis.Redis"
+) -> None:
+    store, seen = Store(redis_client), snapshot((stage("api-qa", "A"), stage("api-st", "O")))
+
+    async def decide(*candidates: Candidate) -> list[str]:
+        audited = (await store.view("api", [])).gate_states
+        await record_gate_changes(
+            audit, store, seen, Plan("api", candidates, None), audited, dry_run=False
+        )
+        return [e["details"]["gates"][0]["state"] for e in await audit.read("api")]
+
+    assert await decide(waiting("api-st", GateState.CLOSED)) == ["closed"]
+    assert await decide(waiting("api-st", GateState.CLOSED)) == ["closed"]  # unchanged: quiet
+    assert await decide(waiting("api-st", GateState.OPEN)) == ["open", "closed"]
+    await decide()  # nothing waits any more: the state kept is cleared, no event
+    assert (await store.view("api", [])).gate_states == {}
+    assert len(await audit.read("api")) == 2
