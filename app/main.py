@@ -1,4 +1,4 @@
-"""`create_app()` and the lifespan: Redis, the Platform API client, queue, scheduler.
+"""`create_app()` and the lifespan, which runs the composition root (`app.runtime.open`).
 
 `uvicorn app.main:app` serves it; `cascade serve` does the same.
 """
@@ -6,7 +6,7 @@
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,28 +34,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         chosen = settings or get_settings()
         configure_logging(chosen.log_level, chosen.log_format, secret_values(chosen))
-        try:
-            runtime = await runtimes.start(chosen, app)
-        except (ConfigError, UnsupportedRedis) as error:
-            log.error("cannot start: %s", error)
-            raise
-        app.state.runtime = runtime
-        # Everything made by start-up lives as long as the process: keep it out of the
-        # collector's full passes, which otherwise stalled every request 50-80 ms a few
-        # times a minute under load (the p99 in BENCHMARKS.md). And collect the young
-        # generation every 50,000 allocations, not 700: almost everything a request or a
-        # plan makes is freed by reference counting, and at 700 the collector walked the
-        # live young objects so often that it took a fifth of a plan's CPU.
-        thresholds = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(YOUNG_COLLECTION_EVERY, *thresholds[1:])
-        try:
+        async with AsyncExitStack() as stack:
+            try:
+                runtime = await stack.enter_async_context(runtimes.open(chosen, app))
+            except (ConfigError, UnsupportedRedis) as error:
+                log.error("cannot start: %s", error)
+                raise
+            app.state.runtime = runtime  # for whoever runs Cascade in-process: no route reads it
+            stack.callback(setattr, app.state, "runtime", None)
+            # Everything made by start-up lives as long as the process: keep it out of the
+            # collector's full passes, which otherwise stalled every request 50-80 ms a few
+            # times a minute under load (the p99 in BENCHMARKS.md). And collect the young
+            # generation every 50,000 allocations, not 700: almost everything a request or a
+            # plan makes is freed by reference counting, and at 700 the collector walked the
+            # live young objects so often that it took a fifth of a plan's CPU.
+            thresholds = gc.get_threshold()
+            gc.freeze()
+            stack.callback(gc.unfreeze)
+            gc.set_threshold(YOUNG_COLLECTION_EVERY, *thresholds[1:])
+            stack.callback(gc.set_threshold, *thresholds)
             yield
-        finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
-            app.state.runtime = None
-            await runtimes.stop(runtime)
 
     app = FastAPI(
         title="Cascade",

@@ -199,6 +199,10 @@ class Metrics:
     def webhook(self, sender: str, outcome: str) -> None:
         self.webhooks.labels(sender, outcome).inc()
 
+    def reloaded(self, result: str) -> None:
+        """The reloader's count: applied, unchanged or refused."""
+        self.reloads.labels(result).inc()
+
     def heroku_call(self, endpoint: str, status: int | None, remaining: int | None) -> None:
         """The Platform API client's observer: one call per attempt."""
         self.heroku_calls.labels(endpoint, str(status) if status else "none").inc()

@@ -35,7 +35,7 @@ RESYNC_MINUTES = 15
 
 async def idle_hour(runtime: Runtime) -> Counter[str]:
     """The Platform API calls of one simulated idle hour of the whole fleet."""
-    names = [s.name for s in runtime.config.services]
+    names = [s.name for s in runtime.catalog.services]
     before = Counter(runtime.heroku.calls)
     for minute in range(MINUTES):
         if minute % RESYNC_MINUTES == 0:
@@ -106,7 +106,7 @@ async def settled(
         await runtime.queue.join()
         views, unsettled = {}, 0
         for name in services:
-            service = runtime.config.get(name)
+            service = runtime.catalog.get(name)
             assert service is not None
             stages = await runtime.store.stages(name, service.stages or ())
             views.update({view.app: view.commit for view in stages})

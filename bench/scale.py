@@ -84,9 +84,9 @@ async def _run(log: Callable[[str], None], sizes: tuple[int, ...]) -> Scale:
 async def _snapshots(runtime: Runtime) -> list[Snapshot]:
     reconciler = runtime.reconciler
     found = []
-    for service in runtime.config.services:
+    for service in runtime.catalog.services:
         topology = reconciler.topologies.known[service.name]
-        freezes = runtime.config.freezes
+        freezes = runtime.catalog.freezes
         read = await reconciler.snapshots.read(service, topology, freezes, fetch=True)
         found.append(read[0])
     return found

@@ -10,7 +10,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -99,6 +99,22 @@ async def eventually(
             return result
         await asyncio.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def record_enqueues(
+    cascade: Cascade, monkeypatch: pytest.MonkeyPatch, seen: list[str] | None = None
+) -> list[str]:
+    """The services the webhooks enqueue from now on, in `seen` (they are still enqueued): the
+    routes are handed an intake whose `enqueue` is spied on."""
+    found: list[str] = [] if seen is None else seen
+    intake = cascade.app.state.intake
+
+    def spy(service: str) -> None:
+        found.append(service)
+        intake.enqueue(service)
+
+    monkeypatch.setattr(cascade.app.state, "intake", replace(intake, enqueue=spy))
+    return found
 
 
 def clean_environment(monkeypatch: pytest.MonkeyPatch | None = None) -> None:

@@ -1,5 +1,6 @@
 """A Reconciler against the sandbox platform (in-process) and a real Redis, its clock injected:
-the `make_world` fixture (registered in `tests/conftest.py`)."""
+the `make_world` fixture (registered in `tests/conftest.py`). Built by the composition root's
+own `engine` (`app.runtime.parts`), as every Cascade process is."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,20 +12,15 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
+from app.config.catalog import Catalog
 from app.config.services import Freeze, Service, ServicesConfig
 from app.config.settings import Settings
 from app.core.models import Snapshot
-from app.engine.promote import Promoter
 from app.engine.reconcile import Reconciler
-from app.engine.releases import Releases
-from app.engine.rollback import Rollbacks
-from app.engine.topologies import Topologies
 from app.heroku.client import HerokuClient
+from app.runtime.parts import engine
 from app.sandbox import Sandbox, pipelines_from_services
 from app.signals.views import Views
-from app.storage.audit import Audit
-from app.storage.ledger import Ledger
-from app.storage.locks import Locks
 from app.storage.store import Store
 
 STAGES = ("api-qa", "api-st", "api-prod")
@@ -94,23 +90,19 @@ async def build_world(
         transport=httpx.ASGITransport(app=sandbox.app),
     )
     clock = Clock()
-    ledger, audit = Ledger(redis_client), Audit(redis_client)
-    releases = Releases(heroku, store, clock, resync_seconds)
-    reconciler = Reconciler(
-        config=config,
-        heroku=heroku,
-        store=store,
-        ledger=ledger,
-        locks=Locks(redis_client),
-        audit=audit,
-        promoter=Promoter(heroku, store, ledger, audit, clock, "test", durable=durable),
-        clock=clock,
-        topologies=Topologies(heroku, store, releases),
-        releases=releases,
-        views=Views.from_settings(Settings(_env_file=None), redis_client),
-        rollback=Rollbacks(heroku, store, audit, clock),
+    views = Views.from_settings(Settings(_env_file=None), redis_client)
+    built = engine(
+        redis_client,
+        store,
+        heroku,
+        Catalog(config),
+        views,
+        clock,
+        "test",
+        resync_seconds=resync_seconds,
+        durable=durable,
     )
-    return World(sandbox, heroku, reconciler, clock)
+    return World(sandbox, heroku, built.reconciler, clock)
 
 
 async def close_world(world: World) -> None:

@@ -17,24 +17,38 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api import fleet
-from app.api.deps import RuntimeDep
+from app.api.deps import (
+    AuditDep,
+    CatalogDep,
+    DoraDep,
+    LiveDep,
+    ReconcilerDep,
+    SettingsDep,
+    StoreDep,
+    ViewsDep,
+)
 from app.api.dora import DEFAULT_DAYS, measured
 from app.api.schemas import EventOut, PauseOut, PromotionOut, ServiceOut
 from app.api.status import get_service_status, pause_out
 from app.clock import utcnow
+from app.config.catalog import Catalog
 from app.config.durations import short, spoken
+from app.config.settings import Settings
 from app.engine.halter import BY as HALTED_BY
-from app.runtime import Runtime
-from app.storage.live import EVERYTHING
+from app.engine.reconcile import Reconciler
+from app.signals.views import Views
+from app.storage.audit import Audit
+from app.storage.live import EVERYTHING, Live
+from app.storage.store import Store
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["dashboard"])
@@ -70,6 +84,32 @@ KINDS = {
     "rollback.succeeded": "⏪ rolled back",
     "rollback.failed": "✕ rollback failed",
 }
+
+
+@dataclass(frozen=True)
+class Page:
+    """What the page is drawn from: the same readers `/status` and `/events` use."""
+
+    catalog: Catalog
+    settings: Settings
+    reconciler: Reconciler
+    store: Store
+    views: Views
+    audit: Audit
+
+
+async def _page(
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    reconciler: ReconcilerDep,
+    store: StoreDep,
+    views: ViewsDep,
+    audit: AuditDep,
+) -> Page:
+    return Page(catalog, settings, reconciler, store, views, audit)
+
+
+PageDep = Annotated[Page, Depends(_page)]
 
 
 @dataclass(frozen=True)
@@ -132,27 +172,28 @@ templates.env.globals.update(
 
 
 @router.get("/", response_class=HTMLResponse, summary="The dashboard")
-async def dashboard(request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    context = await _banners(runtime) | await _events(runtime)
+async def dashboard(request: Request, page: PageDep, record: DoraDep) -> HTMLResponse:
+    catalog, reconciler = page.catalog, page.reconciler
+    context = await _banners(page) | await _events(page.audit)
     everything = context["paused"]
-    cards = [await _card(runtime, s.name, everything) for s in runtime.config.services]
+    cards = [await _card(page, name, everything) for name in catalog.names()]
     context["cards"] = cards
-    columns = _columns(runtime)
+    columns = _columns(catalog)
     widest = max((len(card.service.stages) for card in cards), default=0)
     context["columns"] = columns + [f"stage {n + 1}" for n in range(len(columns), widest)]
     context["counts"] = fleet.counts([card.status for card in cards])
-    token = runtime.settings.admin_token
+    token = page.settings.admin_token
     context["admin"] = bool(token and token.get_secret_value())  # a yes or no, never the token
-    context["names"] = [s.name for s in runtime.config.services]
-    since = runtime.reconciler.clock() - timedelta(days=DEFAULT_DAYS)
-    context["dora"] = await measured(runtime, runtime.config.services, since)
+    context["names"] = catalog.names()
+    since = reconciler.clock() - timedelta(days=DEFAULT_DAYS)
+    context["dora"] = await measured(record, reconciler, catalog.services, since)
     context["dora_days"] = DEFAULT_DAYS
     return templates.TemplateResponse(request, "dashboard.html", context)
 
 
 @router.get("/dashboard/stream", include_in_schema=False)
-async def stream(runtime: RuntimeDep) -> EventSourceResponse:
-    return EventSourceResponse(_stream(runtime), ping=15, send_timeout=30)
+async def stream(page: PageDep, live: LiveDep) -> EventSourceResponse:
+    return EventSourceResponse(_stream(page, live), ping=15, send_timeout=30)
 
 
 @router.get("/static/{name}", include_in_schema=False)
@@ -165,15 +206,15 @@ async def static(name: str) -> FileResponse:
     )
 
 
-async def _stream(runtime: Runtime) -> AsyncIterator[ServerSentEvent]:
+async def _stream(page: Page, live: Live) -> AsyncIterator[ServerSentEvent]:
     """Every part of the page once, then each part again whenever its HTML changes."""
     yield ServerSentEvent(retry=RETRY_MS, comment="connected")
-    async with runtime.live.watch() as changes:
+    async with live.watch() as changes:
         sent: dict[str, str] = {}
         touched = {EVERYTHING}
         while True:
             try:
-                parts = await _parts(runtime, touched)
+                parts = await _parts(page, touched)
             except RedisError as error:  # the page says "reconnecting" and comes back
                 log.warning("dashboard stream: Redis unreachable: %s", type(error).__name__)
                 return
@@ -189,22 +230,22 @@ async def _stream(runtime: Runtime) -> AsyncIterator[ServerSentEvent]:
             await asyncio.sleep(BURST_SECONDS)
 
 
-async def _parts(runtime: Runtime, touched: set[str]) -> list[tuple[str, str]]:
+async def _parts(page: Page, touched: set[str]) -> list[tuple[str, str]]:
     """The parts of the page `touched` may have changed, as (element id, HTML)."""
-    names = [s.name for s in runtime.config.services]
+    names = page.catalog.names()
     if EVERYTHING not in touched:
         names = [name for name in names if name in touched]
-    banners = await _banners(runtime)
+    banners = await _banners(page)
     parts = [("banners", _draw("_banners.html", banners))]
-    columns = _columns(runtime)
+    columns = _columns(page.catalog)
     for name in names:
         try:
-            card = await _card(runtime, name, banners["paused"])
+            card = await _card(page, name, banners["paused"])
         except HTTPException:  # no longer configured
             continue
         row = {"card": card, "now": utcnow(), "columns": columns}
         parts.append((f"service-{name}", _draw("_row.html", row)))
-    parts.append(("events", _draw("_events.html", await _events(runtime))))
+    parts.append(("events", _draw("_events.html", await _events(page.audit))))
     return parts
 
 
@@ -212,36 +253,36 @@ def _draw(template: str, context: dict[str, Any]) -> str:
     return templates.get_template(template).render(context)
 
 
-async def _card(runtime: Runtime, name: str, everything: PauseOut | None) -> Card:
-    service = await get_service_status(name, runtime)
-    configured = runtime.config.get(name)
+async def _card(page: Page, name: str, everything: PauseOut | None) -> Card:
+    service = await get_service_status(name, page.catalog, page.reconciler)
+    configured = page.catalog.get(name)
     return Card(service, configured.repo if configured else None, fleet.status(service, everything))
 
 
-def _columns(runtime: Runtime) -> list[str]:
+def _columns(catalog: Catalog) -> list[str]:
     """The table's stage headings, from the services file alone: a row drawn on its own (the
     stream redraws one service) has the same headings as the whole page."""
-    return fleet.columns([s.stages for s in runtime.config.services if s.stages])
+    return fleet.columns([s.stages for s in catalog.services if s.stages])
 
 
-async def _banners(runtime: Runtime) -> dict[str, Any]:
+async def _banners(page: Page) -> dict[str, Any]:
     paused: PauseOut | None = None
-    pause = await runtime.store.pause(None)
+    pause = await page.store.pause(None)
     now = utcnow()
     if pause is not None and pause.active(now):
         paused = pause_out(pause)
     return {
         "now": now,
-        "sandbox": runtime.sandbox is not None,
-        "dry_run": runtime.settings.dry_run,
+        "sandbox": page.settings.sandbox,
+        "dry_run": page.settings.dry_run,
         "paused": paused,
-        "sources": [(f.stale, f.describe(now)) for f in await runtime.views.freshness(now)],
-        "config_problem": runtime.config_problem,  # the last reload refused, if so
+        "sources": [(f.stale, f.describe(now)) for f in await page.views.freshness(now)],
+        "config_problem": page.catalog.problem,  # the last reload refused, if so
     }
 
 
-async def _events(runtime: Runtime) -> dict[str, Any]:
+async def _events(audit: Audit) -> dict[str, Any]:
     events: Sequence[EventOut] = [
-        EventOut.model_validate(e) for e in await runtime.audit.read(None, EVENTS_SHOWN)
+        EventOut.model_validate(e) for e in await audit.read(None, EVENTS_SHOWN)
     ]
     return {"events": events, "now": utcnow()}

@@ -11,37 +11,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import RuntimeDep, service_named
-from app.api.schemas import INVALID, DoraOut, ServiceDoraOut, StageDoraOut, errors
+from app.api.deps import SERVICE_REFUSALS, CatalogDep, DoraDep, ReconcilerDep, service_named
+from app.api.schemas import DoraOut, ServiceDoraOut, StageDoraOut
 from app.config.services import Service
 from app.core import dora
-from app.runtime import Runtime
+from app.engine.reconcile import Reconciler
 from app.storage import keys
+from app.storage.dora_record import DoraRecord
 
 router = APIRouter(tags=["dora"])
 DEFAULT_DAYS = 30
 
 
-@router.get(
-    "/dora",
-    response_model=DoraOut,
-    responses=errors({404: "no service of that name", 422: INVALID}),
-)
+@router.get("/dora", response_model=DoraOut, responses=SERVICE_REFUSALS)
 async def get_dora(
-    runtime: RuntimeDep,
+    catalog: CatalogDep,
+    record: DoraDep,
+    reconciler: ReconcilerDep,
     service: Annotated[str | None, Query()] = None,
     days: Annotated[int, Query(ge=1, le=keys.DORA_KEPT.days)] = DEFAULT_DAYS,
 ) -> DoraOut:
-    services = runtime.config.services if service is None else [service_named(runtime, service)]
-    return await collect(runtime, services, days, runtime.reconciler.clock())
-
-
-async def collect(
-    runtime: Runtime, services: Sequence[Service], days: int, now: datetime
-) -> DoraOut:
-    """The figures of `services` over the `days` before `now`, as `/dora` answers."""
-    since = now - timedelta(days=days)
-    found = await measured(runtime, services, since)
+    services = catalog.services if service is None else [service_named(catalog, service)]
+    since = reconciler.clock() - timedelta(days=days)
+    found = await measured(record, reconciler, services, since)
     return DoraOut(
         days=days,
         since=since,
@@ -53,19 +45,19 @@ async def collect(
 
 
 async def measured(
-    runtime: Runtime, services: Sequence[Service], since: datetime
+    record: DoraRecord, reconciler: Reconciler, services: Sequence[Service], since: datetime
 ) -> dict[str, tuple[dora.StageFigures, ...]]:
     """Each service's figures since `since`: two Redis round trips for them all."""
-    wanted = {service.name: await _stages(runtime, service) for service in services}
-    records = await runtime.dora.read(wanted, since)
-    return {name: dora.figures(record, since) for name, record in records.items()}
+    wanted = {service.name: await _stages(reconciler, service) for service in services}
+    records = await record.read(wanted, since)
+    return {name: dora.figures(kept, since) for name, kept in records.items()}
 
 
-async def _stages(runtime: Runtime, service: Service) -> Sequence[str]:
+async def _stages(reconciler: Reconciler, service: Service) -> Sequence[str]:
     """Configured, else the pipeline's as Cascade knows it (no Platform API call)."""
     if service.stages:
         return service.stages
-    topology = await runtime.reconciler.topologies.cached(service)
+    topology = await reconciler.topologies.cached(service)
     return topology.stages if topology else ()
 
 

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import RuntimeDep, service_named
-from app.api.schemas import INVALID, EventsOut, errors
+from app.api.deps import SERVICE_REFUSALS, AuditDep, CatalogDep, service_or_none
+from app.api.schemas import EventsOut
 
 router = APIRouter(tags=["events"])
 
@@ -14,13 +14,13 @@ router = APIRouter(tags=["events"])
     "/events",
     response_model=EventsOut,
     response_model_by_alias=True,
-    responses=errors({404: "no service of that name", 422: INVALID}),
+    responses=SERVICE_REFUSALS,
 )
 async def events(
-    runtime: RuntimeDep,
+    catalog: CatalogDep,
+    audit: AuditDep,
     service: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> EventsOut:
-    if service is not None:
-        service_named(runtime, service)
-    return EventsOut.model_validate({"events": await runtime.audit.read(service, limit)})
+    service_or_none(catalog, service)
+    return EventsOut.model_validate({"events": await audit.read(service, limit)})

@@ -6,11 +6,13 @@ loaded); `POST /recover`, the operator's confirmation after Redis lost that data
 from fastapi import APIRouter, HTTPException, Request, status
 from redis.exceptions import RedisError
 
-from app.api.deps import AdminDep, RuntimeDep
+from app.api.deps import AdminDep, AuditDep, EpochDep, ReconcilerDep, TickDep
 from app.api.pause import REFUSALS
-from app.api.schemas import INVALID, Accepted, errors
+from app.api.schemas import INVALID, Accepted
+from app.config.catalog import Catalog
+from app.core.refusals import errors
 from app.storage.audit import Event
-from app.storage.epoch import HOW
+from app.storage.epoch import HOW, Epoch
 
 router = APIRouter(tags=["health"])
 
@@ -26,16 +28,17 @@ async def healthz() -> Accepted:
     responses=errors({503: "starting, Redis unreachable, or Redis lost Cascade's data"}),
 )
 async def readyz(request: Request) -> Accepted:
-    runtime = getattr(request.app.state, "runtime", None)
-    if runtime is None:
+    epoch: Epoch | None = getattr(request.app.state, "epoch", None)
+    catalog: Catalog | None = getattr(request.app.state, "catalog", None)
+    if epoch is None or catalog is None:
         raise HTTPException(503, "starting: services file or Redis not ready yet")
     try:
-        lost = await runtime.epoch.verify()
+        lost = await epoch.verify()
     except (RedisError, OSError) as error:
         raise HTTPException(503, f"Redis unreachable: {type(error).__name__}") from None
     if lost is not None:
         raise HTTPException(503, f"{lost}; {HOW}")
-    return Accepted(detail=f"ready: {len(runtime.config.services)} services")
+    return Accepted(detail=f"ready: {len(catalog.services)} services")
 
 
 @router.post(
@@ -45,14 +48,14 @@ async def readyz(request: Request) -> Accepted:
     dependencies=[AdminDep],
     responses=REFUSALS | errors({422: INVALID}),
 )
-async def recover(runtime: RuntimeDep) -> Accepted:
+async def recover(
+    epoch: EpochDep, audit: AuditDep, reconciler: ReconcilerDep, tick: TickDep
+) -> Accepted:
     """Redis lost Cascade's data and the operator has put back what matters (pauses):
     promote again, in every process, from what Heroku and Redis say now."""
-    was = runtime.epoch.lost
-    await runtime.epoch.recover()
+    was = epoch.lost
+    await epoch.recover()
     message = f"data loss confirmed: promoting again ({was})" if was else "data marker renewed"
-    await runtime.audit.record(
-        Event(kind="data.recovered", message=message, at=runtime.reconciler.clock())
-    )
-    runtime.scheduler.tick()
+    await audit.record(Event(kind="data.recovered", message=message, at=reconciler.clock()))
+    tick()
     return Accepted(detail=message)

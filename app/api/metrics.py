@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Response
 from redis.exceptions import RedisError
 
-from app.api.deps import RuntimeDep
+from app.api.deps import CatalogDep, DoraDep, MetricsDep, ReconcilerDep, StoreDep
 from app.api.dora import measured
 from app.metrics import CONTENT_TYPE, DORA_DAYS
 
@@ -20,14 +20,19 @@ log = logging.getLogger(__name__)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
-async def metrics(runtime: RuntimeDep) -> Response:
+async def metrics(
+    metrics: MetricsDep,
+    store: StoreDep,
+    catalog: CatalogDep,
+    record: DoraDep,
+    reconciler: ReconcilerDep,
+) -> Response:
     now = datetime.now(UTC)
     try:
-        runtime.metrics.heard(await runtime.store.last_heard(), now)
-        if runtime.metrics.dora_due(now):
-            since = runtime.reconciler.clock() - timedelta(days=DORA_DAYS)
-            found = await measured(runtime, runtime.config.services, since)
-            runtime.metrics.dora(found, now)
+        metrics.heard(await store.last_heard(), now)
+        if metrics.dora_due(now):
+            since = reconciler.clock() - timedelta(days=DORA_DAYS)
+            metrics.dora(await measured(record, reconciler, catalog.services, since), now)
     except RedisError as error:  # the counters are still worth a scrape
         log.warning("metrics: signal ages or DORA not refreshed, Redis unreachable: %s", error)
-    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)
+    return Response(metrics.render(), media_type=CONTENT_TYPE)

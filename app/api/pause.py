@@ -1,31 +1,36 @@
 """`POST /pause`, `DELETE /pause` and `POST /retry`: the operator's hands on the wheel."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from app.api.deps import AdminDep, RuntimeDep, service_named
-from app.api.schemas import (
-    INVALID,
-    NOT_JSON,
-    UNTIL_FORMS,
-    Accepted,
-    PauseIn,
-    PauseOut,
-    RetryIn,
-    errors,
+from app.api.deps import (
+    NO_SERVICE,
+    SERVICE_REFUSALS,
+    AdminDep,
+    AuditDep,
+    CatalogDep,
+    EnqueueDep,
+    EpochDep,
+    LedgerDep,
+    ReconcilerDep,
+    StoreDep,
+    service_named,
+    service_or_none,
 )
+from app.api.schemas import NOT_JSON, UNTIL_FORMS, Accepted, PauseIn, PauseOut, RetryIn
 from app.api.status import pause_out
+from app.config.catalog import Catalog
 from app.config.services import Service, parse_duration
 from app.core.models import Pause, PromotionRecord, PromotionState, StageView, pause_scope
-from app.runtime import Runtime
-from app.storage.audit import Event
+from app.core.refusals import errors
+from app.storage.audit import Audit, Event
+from app.storage.store import Store
 
 router = APIRouter(tags=["pause"], dependencies=[AdminDep])
 REFUSALS = errors({401: "missing or wrong admin token", 403: "CASCADE_ADMIN_TOKEN is not set"})
-NO_SERVICE = "no service of that name"
 NOT_KEPT = (
     "the pause is in force, but Redis did not confirm it on disk or on a replica in time:"
     " a crash or a failover now could lose it; send it again"
@@ -46,17 +51,25 @@ NOT_KEPT = (
         }
     ),
 )
-async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
-    now = runtime.reconciler.clock()  # the clock the allow gate reads `until` with
-    _known(runtime, body.service)
+async def set_pause(
+    body: PauseIn,
+    catalog: CatalogDep,
+    store: StoreDep,
+    reconciler: ReconcilerDep,
+    epoch: EpochDep,
+    audit: AuditDep,
+    enqueue: EnqueueDep,
+) -> PauseOut:
+    now = reconciler.clock()  # the clock the allow gate reads `until` with
+    service_or_none(catalog, body.service)
     until = None if body.until is None else _until(body.until, now)
     pause = Pause(reason=body.reason, created_at=now, by=body.by, until=until, service=body.service)
-    await runtime.store.set_pause(pause)
+    await store.set_pause(pause)
     # Only the process that wrote it could tell a failover lost it: wait for a replica.
-    kept = await runtime.epoch.durable()
+    kept = await epoch.durable()
     scope = pause_scope(pause.service)
-    await _record(runtime, "pause.set", f"{scope} paused: {pause.reason}", pause.service, now)
-    _reconcile(runtime, pause.service)
+    await _record(audit, "pause.set", f"{scope} paused: {pause.reason}", pause.service, now)
+    _reconcile(catalog, enqueue, pause.service)
     if not kept:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_KEPT)
     out = pause_out(pause)
@@ -67,18 +80,22 @@ async def set_pause(body: PauseIn, runtime: RuntimeDep) -> PauseOut:
 @router.delete(
     "/pause",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=REFUSALS | errors({404: NO_SERVICE, 422: INVALID}),
+    responses=REFUSALS | SERVICE_REFUSALS,
 )
 async def lift_pause(
-    runtime: RuntimeDep, service: Annotated[str | None, Query()] = None
+    catalog: CatalogDep,
+    store: StoreDep,
+    reconciler: ReconcilerDep,
+    audit: AuditDep,
+    enqueue: EnqueueDep,
+    service: Annotated[str | None, Query()] = None,
 ) -> Response:
-    _known(runtime, service)
-    lifted = await runtime.store.lift_pause(service)
+    service_or_none(catalog, service)
+    lifted = await store.lift_pause(service)
     if lifted is not None:
         scope = pause_scope(service)
-        now = runtime.reconciler.clock()
-        await _record(runtime, "pause.lifted", f"{scope} resumed", service, now)
-        _reconcile(runtime, service)
+        await _record(audit, "pause.lifted", f"{scope} resumed", service, reconciler.clock())
+        _reconcile(catalog, enqueue, service)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -89,13 +106,19 @@ async def lift_pause(
     responses=REFUSALS
     | errors({400: NOT_JSON, 404: "no such service or target stage", 422: "a field is wrong"}),
 )
-async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
+async def retry(
+    body: RetryIn,
+    catalog: CatalogDep,
+    store: StoreDep,
+    ledger: LedgerDep,
+    reconciler: ReconcilerDep,
+    audit: AuditDep,
+    enqueue: EnqueueDep,
+) -> Accepted:
     """Clear a failed promotion into `to`, and the auto-halt's suspect mark of the commit
     that would move there, so that pair is evaluated again."""
-    service = _known(runtime, body.service)
-    if service is None:
-        raise HTTPException(404, "name the service")
-    snapshot = await runtime.reconciler.snapshots.observe(service, runtime.config.freezes)
+    service = service_named(catalog, body.service)
+    snapshot = await reconciler.snapshots.observe(service, reconciler.config.freezes)
     targets = [stage.app for stage in snapshot.stages[1:]]
     if body.to not in targets:
         named = ", ".join(targets) or "none"
@@ -109,13 +132,13 @@ async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
     ]
     cleared: list[PromotionRecord] = []
     for record in failed:
-        if not await runtime.ledger.drop(record):  # changed since it was read: not cleared
+        if not await ledger.drop(record):  # changed since it was read: not cleared
             continue
         cleared.append(record)
         message = f"failed promotion of {record.commit[:7]} to {record.target} cleared for retry"
-        await _record(runtime, "promotion.retry", message, service.name, runtime.reconciler.clock())
-    suspect = await _clear_suspect(runtime, service, snapshot.stages, body)
-    runtime.queue.enqueue(service.name)
+        await _record(audit, "promotion.retry", message, service.name, reconciler.clock())
+    suspect = await _clear_suspect(store, audit, reconciler.clock, service, snapshot.stages, body)
+    enqueue(service.name)
     done = [
         what
         for what, did in (("a failed promotion", cleared), ("a suspect commit", suspect))
@@ -126,15 +149,20 @@ async def retry(body: RetryIn, runtime: RuntimeDep) -> Accepted:
 
 
 async def _clear_suspect(
-    runtime: Runtime, service: Service, stages: Sequence[StageView], body: RetryIn
+    store: Store,
+    audit: Audit,
+    clock: Callable[[], datetime],
+    service: Service,
+    stages: Sequence[StageView],
+    body: RetryIn,
 ) -> bool:
     """Forget the suspect mark of `body.commit`, or of the commit the stage before `to` runs."""
     apps = [stage.app for stage in stages]
     commit = body.commit or stages[apps.index(body.to) - 1].commit
-    if not commit or not await runtime.store.clear_suspect(service.name, commit):
+    if not commit or not await store.clear_suspect(service.name, commit):
         return False
     message = f"suspect {commit[:7]} cleared for retry: it may move on from the halted stage"
-    await _record(runtime, "promotion.retry", message, service.name, runtime.reconciler.clock())
+    await _record(audit, "promotion.retry", message, service.name, clock())
     return True
 
 
@@ -160,19 +188,10 @@ def _until(value: str, now: datetime) -> datetime:
     return until
 
 
-def _known(runtime: Runtime, service: str | None) -> Service | None:
-    if service is None:
-        return None
-    return service_named(runtime, service)
+def _reconcile(catalog: Catalog, enqueue: Callable[[str], None], service: str | None) -> None:
+    for name in [service] if service else catalog.names():
+        enqueue(name)
 
 
-def _reconcile(runtime: Runtime, service: str | None) -> None:
-    names = [service] if service else [s.name for s in runtime.config.services]
-    for name in names:
-        runtime.queue.enqueue(name)
-
-
-async def _record(
-    runtime: Runtime, kind: str, message: str, service: str | None, at: datetime
-) -> None:
-    await runtime.audit.record(Event(kind=kind, message=message, at=at, service=service))
+async def _record(audit: Audit, kind: str, message: str, service: str | None, at: datetime) -> None:
+    await audit.record(Event(kind=kind, message=message, at=at, service=service))

@@ -7,9 +7,9 @@ which case the previous configuration keeps running.
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
-from app.api.deps import AdminDep, RuntimeDep
+from app.api.deps import AdminDep, ReloaderDep
 from app.api.pause import REFUSALS
-from app.api.schemas import errors
+from app.core.refusals import errors
 
 router = APIRouter(tags=["reload"], dependencies=[AdminDep])
 
@@ -28,10 +28,8 @@ class ReloadOut(BaseModel):
     responses=REFUSALS
     | errors({422: "the services file is invalid: the old one runs on", 503: "starting"}),
 )
-async def reload(runtime: RuntimeDep) -> ReloadOut:
-    if runtime.reloader is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Cascade is starting")
-    done = await runtime.reloader.reload("POST /reload")
+async def reload(reloader: ReloaderDep) -> ReloadOut:
+    done = await reloader.reload("POST /reload")
     if not done.applied:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, done.message)
     return ReloadOut(

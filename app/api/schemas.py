@@ -158,17 +158,6 @@ class Accepted(BaseModel):
     detail: str
 
 
-class ErrorOut(BaseModel):
-    """Every refusal: what was wrong, in sentences (one a problem for a bad request)."""
-
-    detail: str
-
-
-def errors(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    """`responses=` of a route: each status code it may refuse with, and why, as ErrorOut."""
-    return {code: {"model": ErrorOut, "description": why} for code, why in described.items()}
-
-
 NOT_JSON = "the body is not JSON"
 INVALID = "the request is not valid: the detail says what to change, one sentence a problem"
 

@@ -8,9 +8,17 @@ from datetime import datetime
 
 from fastapi import APIRouter
 
-from app.api.deps import RuntimeDep, service_named
+from app.api.deps import (
+    SERVICE_REFUSALS,
+    CatalogDep,
+    EpochDep,
+    ReconcilerDep,
+    SettingsDep,
+    StoreDep,
+    ViewsDep,
+    service_named,
+)
 from app.api.schemas import (
-    INVALID,
     ConfigProblemOut,
     GateOut,
     PauseOut,
@@ -20,41 +28,49 @@ from app.api.schemas import (
     SourceOut,
     StageOut,
     StatusOut,
-    errors,
 )
+from app.config.catalog import Catalog
 from app.config.services import Service
 from app.core.models import PairState, Pause, Plan, Release, Snapshot
 from app.core.plan import plan
-from app.runtime import Runtime
+from app.engine.reconcile import Reconciler
+from app.signals.views import Views
 
 router = APIRouter(tags=["status"])
 
 
 @router.get("/status", response_model=StatusOut, response_model_by_alias=True)
-async def get_status(runtime: RuntimeDep) -> StatusOut:
-    services = [await _service(runtime, s) for s in runtime.config.services]
-    paused = await runtime.store.pause(None)
-    now = runtime.reconciler.clock()  # Redis keeps an ended pause a while: it never decides
+async def get_status(
+    catalog: CatalogDep,
+    store: StoreDep,
+    reconciler: ReconcilerDep,
+    settings: SettingsDep,
+    epoch: EpochDep,
+    views: ViewsDep,
+) -> StatusOut:
+    services = [await _service(reconciler, s) for s in catalog.services]
+    paused = await store.pause(None)
+    now = reconciler.clock()  # Redis keeps an ended pause a while: it never decides
     return StatusOut(
-        sandbox=runtime.sandbox is not None,
-        dry_run=runtime.settings.dry_run,
+        sandbox=settings.sandbox,
+        dry_run=settings.dry_run,
         paused=pause_out(paused) if paused and paused.active(now) else None,
         services=services,
-        problem=runtime.epoch.lost,
-        sources=await sources(runtime, now),
-        config_problem=config_problem_out(runtime),
+        problem=epoch.lost,
+        sources=await sources(views, now),
+        config_problem=config_problem_out(catalog),
     )
 
 
-def config_problem_out(runtime: Runtime) -> ConfigProblemOut | None:
-    """The refused reload this process remembers, if any (see `app.config.reload.ConfigProblem`)."""
-    found = runtime.config_problem
+def config_problem_out(catalog: Catalog) -> ConfigProblemOut | None:
+    """The refused reload this process remembers, if any (`app.config.catalog.ConfigProblem`)."""
+    found = catalog.problem
     if found is None:
         return None
     return ConfigProblemOut(message=found.message, path=found.path, at=found.at)
 
 
-async def sources(runtime: Runtime, now: datetime) -> list[SourceOut]:
+async def sources(views: Views, now: datetime) -> list[SourceOut]:
     """Each signal source's freshness, from Redis alone (absolute times: the answer does not
     change by itself from one second to the next)."""
     return [
@@ -66,7 +82,7 @@ async def sources(runtime: Runtime, now: datetime) -> list[SourceOut]:
             stale=f.stale,
             limit_seconds=f.limit.total_seconds() if f.limit is not None else None,
         )
-        for f in await runtime.views.freshness(now)
+        for f in await views.freshness(now)
     ]
 
 
@@ -74,14 +90,16 @@ async def sources(runtime: Runtime, now: datetime) -> list[SourceOut]:
     "/status/{service}",
     response_model=ServiceOut,
     response_model_by_alias=True,
-    responses=errors({404: "no service of that name", 422: INVALID}),
+    responses=SERVICE_REFUSALS,
 )
-async def get_service_status(service: str, runtime: RuntimeDep) -> ServiceOut:
-    return await _service(runtime, service_named(runtime, service))
+async def get_service_status(
+    service: str, catalog: CatalogDep, reconciler: ReconcilerDep
+) -> ServiceOut:
+    return await _service(reconciler, service_named(catalog, service))
 
 
-async def _service(runtime: Runtime, service: Service) -> ServiceOut:
-    snapshot = await runtime.reconciler.snapshots.observe(service, runtime.config.freezes)
+async def _service(reconciler: Reconciler, service: Service) -> ServiceOut:
+    snapshot = await reconciler.snapshots.observe(service, reconciler.config.freezes)
     return render(snapshot, plan(snapshot))
 
 

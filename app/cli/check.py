@@ -16,7 +16,7 @@ from app.config import admin_token
 from app.config.services import ConfigError, load_services
 from app.config.settings import Settings, get_settings
 from app.heroku.endpoint import endpoint
-from app.heroku.subscriptions import manual_commands
+from app.heroku.manual import manual_commands
 
 
 def check(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ keeps it in `<CASCADE_DATA_DIR>/admin-token` (mode 0600; reused on restart) and 
 no such file: writes stay disabled until the operator sets a token.
 """
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -13,6 +14,9 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from app.config.settings import Settings
+
+log = logging.getLogger("cascade")
 FILE_NAME = "admin-token"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -40,6 +44,19 @@ def sandbox_token(data_dir: Path) -> SecretStr:
     made = read(data_dir)
     assert made is not None
     return made
+
+
+def for_sandbox(settings: Settings) -> Settings:
+    """`settings` with the sandbox's token when it runs without CASCADE_ADMIN_TOKEN."""
+    if not settings.sandbox or settings.admin_token is not None:
+        return settings
+    token = sandbox_token(settings.data_dir)
+    log.info(
+        "sandbox: CASCADE_ADMIN_TOKEN not set, so writes need the token kept in %s"
+        " (the cascade command on this machine reads it from there)",
+        path(settings.data_dir).resolve(),
+    )
+    return settings.model_copy(update={"admin_token": token})
 
 
 def read(data_dir: Path) -> SecretStr | None:

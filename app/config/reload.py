@@ -13,13 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from app.config.catalog import Catalog, ConfigProblem
 from app.config.services import ConfigError, ServicesConfig, load_services
 from app.tasks import cancel
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +33,6 @@ class Reload:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """The last refused reload of this process: kept so `/status`, the page and `cascade status`
-    show it to whoever edits the file, not only the log (cleared by the next good reload)."""
-
-    message: str  # the loader's message: the file, the service and the field
-    path: str  # the services file that was refused
-    at: datetime  # when it was refused (UTC)
 
 
 def stamp(path: Path) -> Stamp:
@@ -70,38 +57,53 @@ def differences(
 
 
 class Reloader:
-    """Reloads one runtime's services file; one reload at a time."""
+    """Reloads the services file into the catalog; one reload at a time.
 
-    def __init__(self, runtime: "Runtime") -> None:
-        self.runtime = runtime
+    What a new file changes elsewhere is handed in: `forget` what the process knew of a
+    changed or removed service, `reconcile` (enqueue) every service, `grow` the sandbox's
+    pipelines (before the swap: a reconcile after it finds them), and tell the webhook
+    subscriptions the file `changed`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        catalog: Catalog,
+        *,
+        counted: Callable[[str], None],
+        forget: Callable[[str], Awaitable[None]],
+        reconcile: Callable[[str], None],
+        grow: Callable[[ServicesConfig], None] | None = None,
+        changed: Callable[[], None] | None = None,
+    ) -> None:
+        self.path, self.catalog, self._counted = path, catalog, counted
+        self._forget, self._reconcile, self._grow, self._changed = forget, reconcile, grow, changed
         self._lock = asyncio.Lock()
 
     async def reload(self, why: str) -> Reload:
         async with self._lock:
-            runtime = self.runtime
-            path = runtime.settings.config_path
+            catalog, path = self.catalog, self.path
             try:
                 config = await asyncio.to_thread(load_services, path)
             except ConfigError as error:
-                runtime.metrics.reloads.labels("refused").inc()
-                runtime.config_problem = ConfigProblem(str(error), str(path), datetime.now(UTC))
-                count = len(runtime.config.services)
+                self._counted("refused")
+                catalog.refused(ConfigProblem(str(error), str(path), datetime.now(UTC)))
                 log.error(
                     "services file NOT reloaded (%s): %s; still running the previous one"
                     " (%d services)",
                     why,
                     error,
-                    count,
+                    len(catalog.services),
                 )
                 return Reload(False, f"{error} (still running the previous file)")
-            added, removed, changed = differences(runtime.config, config)
+            added, removed, changed = differences(catalog.config, config)
             names = tuple(s.name for s in config.services)
-            runtime.config_problem = None  # a good file again: the last refusal is over
-            if config == runtime.config:
-                runtime.metrics.reloads.labels("unchanged").inc()
+            if config == catalog.config:
+                catalog.accepted()  # a good file again: the last refusal is over
+                self._counted("unchanged")
                 return Reload(True, "unchanged", names)
             await self._apply(config, removed + changed)
-            runtime.metrics.reloads.labels("applied").inc()
+            self._counted("applied")
             message = (
                 f"reloaded: {len(names)} services; added {_list(added)}, removed"
                 f" {_list(removed)}, changed {_list(changed)}"
@@ -110,19 +112,15 @@ class Reloader:
             return Reload(True, message, names, added, removed, changed)
 
     async def _apply(self, config: ServicesConfig, stale: tuple[str, ...]) -> None:
-        runtime = self.runtime
-        if runtime.sandbox is not None:  # the simulated Heroku grows the pipelines it lacks
-            runtime.sandbox.grow(config)
-        runtime.config = config  # the swap: everything reads the config through these two
-        runtime.reconciler.config = config
+        if self._grow is not None:  # the simulated Heroku grows the pipelines it lacks
+            self._grow(config)
+        self.catalog.swap(config)  # the swap: everyone reads the config through the catalog
         for name in stale:
-            runtime.reconciler.forget(name)
-            runtime.metrics.forget(name)
-            await runtime.store.forget_topology(name)
+            await self._forget(name)
         for service in config.services:
-            runtime.queue.enqueue(service.name)
-        if runtime.subscriptions is not None:
-            runtime.subscriptions.request()
+            self._reconcile(service.name)
+        if self._changed is not None:
+            self._changed()
 
 
 def _list(names: tuple[str, ...]) -> str:

@@ -15,8 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class ReconcileQueue:
-    def __init__(self, handle: Callable[[str], Awaitable[None]], workers: int = 4) -> None:
-        self._handle = handle
+    def __init__(self, workers: int = 4) -> None:
         self._workers = workers
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -39,8 +38,9 @@ class ReconcileQueue:
         """Wait until nothing is queued or running (tests and shutdown)."""
         await self._queue.join()
 
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+    def start(self, handle: Callable[[str], Awaitable[None]]) -> None:
+        """Reconcile what is queued with `handle` (built after the queue: it may enqueue)."""
+        self._tasks = [asyncio.create_task(self._work(handle)) for _ in range(self._workers)]
 
     async def stop(self, grace: float = 0.0) -> None:
         """Take no new work; give reconciles in progress `grace` seconds, then cancel.
@@ -65,7 +65,7 @@ class ReconcileQueue:
         await cancel(self._tasks)
         self._tasks = []
 
-    async def _work(self) -> None:
+    async def _work(self, handle: Callable[[str], Awaitable[None]]) -> None:
         while not self._stopping:
             service = await self._queue.get()
             if self._stopping:  # woken during shutdown: leave it to the next process
@@ -74,7 +74,7 @@ class ReconcileQueue:
             self._queued.discard(service)
             self._running.add(service)
             try:
-                await self._handle(service)
+                await handle(service)
             except Exception:
                 log.exception("reconcile failed service=%s", service)
             finally:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.config.services import Service, ServicesConfig
+from app.config.catalog import Catalog
+from app.config.services import Service
 from app.core.models import Plan, Snapshot
 from app.core.plan import FOLLOW_FIRST, plan
 from app.engine.follow import Follower
@@ -50,7 +51,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        config: ServicesConfig,
+        config: Catalog,
         heroku: HerokuClient,
         store: Store,
         ledger: Ledger,

@@ -7,22 +7,22 @@ URL is our endpoint; any other is someone else's and never touched. In between, 
 checked only on evidence that its subscription is broken: the resync found a release of it
 that no webhook had brought (`suspect`, at most once per app per resync interval). No periodic
 check of every app: an idle fleet costs no call here. Without a public URL, `manual_commands`
-gives the `heroku webhooks:add` lines to run.
+gives the `heroku webhooks:add` lines to run (`app.heroku.manual`).
 """
 
 import asyncio
 import json
 import logging
-import shlex
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as redis
 
+from app.config.catalog import Catalog
 from app.config.services import Service, ServicesConfig
 from app.heroku.client import AppWebhook, HerokuClient, HerokuError
 from app.heroku.endpoint import INCLUDE, LEVEL, endpoint, same_endpoint, secret_tag
+from app.heroku.suspects import Suspects
 from app.storage import keys
 from app.storage.locks import Locks
 from app.tasks import cancel
@@ -32,35 +32,6 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = "https://CASCADE-PUBLIC-URL"
 LOCK = ":webhook-subscriptions"  # a lock name no service can have (names start alphanumeric)
 LOCK_TRIES = 20  # another process may be checking them; wait for it rather than skip
-
-
-def manual_commands(
-    config: ServicesConfig,
-    public_url: str = PLACEHOLDER,
-    apps: Mapping[str, Sequence[str]] | None = None,
-) -> list[str]:
-    """The `heroku webhooks:add` lines that subscribe every stage app, for `cascade check`.
-
-    `apps` gives the stages of services whose file entry has none (read from their pipeline);
-    without it such a service gets a comment saying where to look. The secret stays a
-    variable reference: it is never printed.
-    """
-    url = shlex.quote(endpoint(public_url))
-    lines: list[str] = []
-    for service in config.services:
-        stages = (apps or {}).get(service.name) or service.stages
-        if not stages:
-            lines.append(
-                f"# {service.name}: its stages are the apps of pipeline {service.pipeline}"
-                f" (heroku pipelines:info {shlex.quote(service.pipeline)}); one line per app:"
-            )
-            stages = ("APP",)
-        lines += [
-            f"heroku webhooks:add -i {','.join(INCLUDE)} -l {LEVEL} -u {url}"
-            f' -s "$HEROKU_WEBHOOK_SECRET" -a {shlex.quote(app)}'
-            for app in stages
-        ]
-    return lines
 
 
 @dataclass(frozen=True)
@@ -84,42 +55,27 @@ class Subscriptions:
         client: "redis.Redis",
         locks: Locks,
         stages: Stages,
+        catalog: Catalog,
         public_url: str,
         secret: str,
+        suspects: Suspects,
     ) -> None:
         self.heroku, self.redis, self.locks, self._stages = heroku, client, locks, stages
+        self.catalog, self.suspects = catalog, suspects
         self.url, self._secret, self._tag = endpoint(public_url), secret, secret_tag(secret)
-        self._wanted = asyncio.Event()
         self._full = True  # at start-up every process checks every app
-        self._suspects: set[str] = set()  # apps to check on their own, next time round
-        self._suspected: dict[str, float] = {}  # app -> when it was last queued (monotonic)
-        self._every = 0.0
         self._task: asyncio.Task[None] | None = None
         self._retry: asyncio.TimerHandle | None = None  # after a check that failed
 
-    def start(self, config: Callable[[], ServicesConfig], every: float) -> None:
-        """Check every app now and on `request()`; a suspect app at most once per `every` s."""
-        self._every = every
-        self._wanted.set()
-        self._task = asyncio.create_task(self._run(config))
+    def start(self) -> None:
+        """Check every app now, on `request()`, and each app its suspects tell."""
+        self.suspects.wanted.set()
+        self._task = asyncio.create_task(self._run())
 
     def request(self) -> None:
         """Check every app again soon: the services file changed."""
         self._full = True
-        self._wanted.set()
-
-    def suspect(self, app: str) -> None:
-        """Check `app` soon: a resync found a release of it that no webhook had brought.
-
-        Never blocks (the reconcile calls it); an app already queued within the last resync
-        interval is not queued again, so a broken fleet cannot turn into a storm of calls.
-        """
-        now, last = time.monotonic(), self._suspected.get(app)
-        if last is not None and now - last < self._every:
-            return
-        self._suspected[app] = now
-        self._suspects.add(app)
-        self._wanted.set()
+        self.suspects.wanted.set()
 
     async def stop(self) -> None:
         if self._retry is not None:
@@ -254,16 +210,16 @@ class Subscriptions:
         value = json.dumps({"id": webhook_id, "secret": self._tag})
         await self.redis.hset(keys.SUBSCRIPTIONS, app, value)
 
-    async def _run(self, config: Callable[[], ServicesConfig]) -> None:
+    async def _run(self) -> None:
+        wanted = self.suspects.wanted
         while True:
-            await self._wanted.wait()
-            self._wanted.clear()  # a request or suspect made while checking asks for more
+            await wanted.wait()
+            wanted.clear()  # a request or suspect made while checking asks for more
             full, self._full = self._full, False
-            apps, self._suspects = self._suspects, set()
-            self._forget_suspected()
+            apps = self.suspects.take()
             try:
                 if full:
-                    await self.ensure(config())  # covers the suspects too
+                    await self.ensure(self.catalog.config)  # covers the suspects too
                 elif apps:
                     await self.ensure_apps(apps)
             except Exception:  # Redis away, a bug: log it, never stop the loop
@@ -272,12 +228,9 @@ class Subscriptions:
 
     def _again_later(self, full: bool, apps: set[str]) -> None:
         """A check that failed is tried again a resync interval later (or on the next ask)."""
-        self._full, self._suspects = self._full or full, self._suspects | apps
+        self._full = self._full or full
+        self.suspects.again(apps)
         if self._retry is not None:
             self._retry.cancel()
-        self._retry = asyncio.get_running_loop().call_later(self._every, self._wanted.set)
-
-    def _forget_suspected(self) -> None:
-        """Drop the apps queued longer than a resync interval ago: they may be queued again."""
-        now = time.monotonic()
-        self._suspected = {a: t for a, t in self._suspected.items() if now - t < self._every}
+        loop = asyncio.get_running_loop()
+        self._retry = loop.call_later(self.suspects.every, self.suspects.wanted.set)

@@ -8,16 +8,19 @@ being slow or down never delays or breaks a promotion. An unchanged status is no
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import redis.asyncio as redis
 
+from app.config.catalog import Catalog
 from app.config.durations import short
-from app.config.services import ServicesConfig
+from app.config.services import Service
+from app.config.settings import Settings
 from app.metrics import Metrics
+from app.notify.github import writer
 from app.notify.outbox import Outbox
 from app.signals.github.client import GitHubClient, GitHubError, shorten
 from app.storage import keys
@@ -26,6 +29,7 @@ from app.storage.audit import Event
 log = logging.getLogger(__name__)
 
 CONTEXT = "cascade/{stage}"
+SCOPE = "write statuses: classic scope repo:status, or fine-grained 'Commit statuses'"
 
 
 @dataclass(frozen=True)
@@ -89,15 +93,23 @@ class CommitStatuses:
         self,
         github: GitHubClient,
         client: "redis.Redis",
-        config: Callable[[], ServicesConfig],
+        catalog: Catalog,
         metrics: Metrics,
         public_url: str | None = None,
     ) -> None:
-        self.github, self.redis, self._config, self.metrics = github, client, config, metrics
+        self.github, self.redis, self.catalog, self.metrics = github, client, catalog, metrics
         self._public_url = public_url.rstrip("/") if public_url else None
         self._outbox: Outbox[tuple[str, str, str, Status]] = Outbox(
             "commit statuses", lambda item: self.post(*item)
         )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, client: "redis.Redis", catalog: Catalog, metrics: Metrics
+    ) -> "CommitStatuses | None":
+        """With GITHUB_TOKEN set; None otherwise (warned about if a service wants them)."""
+        made = writer(settings, catalog, _wants, "commit statuses", SCOPE)
+        return None if made is None else cls(made, client, catalog, metrics, settings.public_url)
 
     def start(self) -> None:
         self._outbox.start()
@@ -109,7 +121,7 @@ class CommitStatuses:
 
     async def on_event(self, event: Event) -> None:
         """Audit listener: queue the event's statuses when its service wants them."""
-        service = self._config().get(event.service) if event.service else None
+        service = self.catalog.get(event.service) if event.service else None
         if service is None or not service.commit_statuses or not service.repo or not event.commit:
             return
         for status in statuses(event):
@@ -154,3 +166,7 @@ class CommitStatuses:
             extra={"fields": {"service": service, "commit": commit}},
         )
         return True
+
+
+def _wants(service: Service) -> bool:
+    return service.commit_statuses

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
+from app.config.catalog import Catalog
 from app.config.durations import short
-from app.config.services import Service, ServicesConfig
+from app.config.services import Service
+from app.config.settings import Settings
+from app.notify.github import writer
 from app.notify.outbox import Outbox
 from app.signals.github.client import GitHubClient, GitHubError
 from app.storage import keys
@@ -35,6 +38,7 @@ STATES = {
     "service.halted": "failure",  # the auto-halt (`app.engine.halter`): the event marks it at once
 }
 WAIT_SECONDS = 0.25  # how often a status waits for the id that another process is creating
+SCOPE = "create deployments: classic scope repo_deployment, or fine-grained 'Deployments'"
 CLAIM = "claim:"  # a key's value while its deployment is being created: "claim:<token>"
 _SETTLE = """
 local held = redis.call('get', KEYS[1])
@@ -87,14 +91,22 @@ class Deployments:
         self,
         github: GitHubClient,
         client: "redis.Redis",
-        config: Callable[[], ServicesConfig],
+        catalog: Catalog,
         stages: Stages,
         public_url: str | None = None,
     ) -> None:
-        self.github, self.redis, self._config, self._stages = github, client, config, stages
+        self.github, self.redis, self.catalog, self._stages = github, client, catalog, stages
         self._public_url = public_url.rstrip("/") if public_url else None
         self._settle = client.register_script(_SETTLE)
         self._outbox: Outbox[Step] = Outbox("GitHub deployments", self.send)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, client: "redis.Redis", catalog: Catalog, stages: Stages
+    ) -> "Deployments | None":
+        """With GITHUB_TOKEN set; None otherwise (warned about if a service wants them)."""
+        made = writer(settings, catalog, _wants, "GitHub deployments", SCOPE)
+        return None if made is None else cls(made, client, catalog, stages, settings.public_url)
 
     def start(self) -> None:
         self._outbox.start()
@@ -126,7 +138,7 @@ class Deployments:
             self._outbox.put(Step(service, configured.repo, commit, target, "failure", reason))
 
     def _wanted(self, name: str | None) -> Service | None:
-        service = self._config().get(name) if name else None
+        service = self.catalog.get(name) if name else None
         return service if service is not None and service.github_deployments else None
 
     async def send(self, step: Step) -> bool:
@@ -196,7 +208,7 @@ class Deployments:
 
     async def _last_stage(self, step: Step) -> bool:
         """Whether the target is the service's last stage: GitHub's production environment."""
-        service = self._config().get(step.service)
+        service = self.catalog.get(step.service)
         stages = await self._stages(service) if service else None
         return bool(stages and stages[-1] == step.target)
 
@@ -232,3 +244,7 @@ class Deployments:
             what,
             extra={"fields": {"service": step.service, "commit": step.commit}},
         )
+
+
+def _wants(service: Service) -> bool:
+    return service.github_deployments

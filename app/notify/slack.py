@@ -12,22 +12,21 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import httpx
 import redis.asyncio as redis
 
 from app.clock import utcnow
+from app.config.catalog import Catalog
 from app.config.durations import humanize, short
-from app.core.models import Candidate, GateState, PairState, Plan
+from app.config.services import Service
+from app.config.settings import Settings
+from app.core.models import Candidate, GateState, PairState, Plan, Snapshot
 from app.core.plan import plan
 from app.storage import keys
 from app.storage.audit import Event
 from app.storage.store import Store
 from app.tasks import cancel
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 5.0  # a hanging Slack holds only its own sender, this long per notice
@@ -73,19 +72,30 @@ def describe_blocked(service: str, candidate: Candidate, blocked_for: timedelta)
     )
 
 
+def plans_of(catalog: Catalog, observe: Callable[[Service], Awaitable[Snapshot]]) -> PlanSource:
+    """Every configured service's plan as it stands (`observe`: Redis only), for the blocked
+    check."""
+
+    async def plans() -> list[Plan]:
+        return [plan(await observe(service)) for service in catalog.services]
+
+    return plans
+
+
 class Notifier:
     def __init__(
         self,
         url: str,
         client: "redis.Redis",
         *,
+        store: Store,
         plans: PlanSource,
         blocked_after: timedelta,
         clock: Callable[[], datetime] = utcnow,
         dashboard_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.redis, self.store = client, Store(client)
+        self.redis, self.store = client, store
         self.plans, self.blocked_after, self.clock = plans, blocked_after, clock
         self.dashboard_url = dashboard_url
         self._url = url  # a secret: never logged
@@ -94,28 +104,21 @@ class Notifier:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    def for_runtime(cls, runtime: "Runtime") -> "Notifier | None":
-        """Started and listening when CASCADE_SLACK_WEBHOOK_URL is set; None otherwise."""
-        settings = runtime.settings
-        if settings.slack_webhook_url is None or not settings.slack_webhook_url.get_secret_value():
+    def from_settings(
+        cls, settings: Settings, client: "redis.Redis", store: Store, plans: PlanSource
+    ) -> "Notifier | None":
+        """With CASCADE_SLACK_WEBHOOK_URL set; None otherwise."""
+        url = settings.slack_webhook_url
+        if url is None or not url.get_secret_value():
             return None
-
-        async def plans() -> list[Plan]:
-            return [
-                plan(await runtime.reconciler.snapshots.observe(service, runtime.config.freezes))
-                for service in runtime.config.services
-            ]
-
-        notifier = cls(
-            settings.slack_webhook_url.get_secret_value(),
-            runtime.redis,
+        return cls(
+            url.get_secret_value(),
+            client,
+            store=store,
             plans=plans,
             blocked_after=settings.slack_blocked_after,
             dashboard_url=settings.public_url,
         )
-        runtime.audit.subscribe(notifier.on_event)
-        notifier.start()
-        return notifier
 
     def start(self) -> None:
         self._tasks = [

@@ -54,16 +54,16 @@ def adopts(known: str, found: str) -> bool:
     return kind == RECOVERED and ms > _parts(known)[1]
 
 
+def _nothing() -> None:
+    """Before `start`: nothing is kept in memory yet."""
+
+
 class Epoch:
     """The marker this process knows, and whether promoting is stopped for a data loss."""
 
-    def __init__(
-        self,
-        client: "redis.Redis",
-        clock: Callable[[], datetime],
-        forget: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.redis, self.clock, self.forget = client, clock, forget
+    def __init__(self, client: "redis.Redis", clock: Callable[[], datetime]) -> None:
+        self.redis, self.clock = client, clock
+        self.forget: Callable[[], None] = _nothing  # what a loss drops: given by `start`
         self.known: str | None = None  # the marker found or written by this process
         self.lost: str | None = None  # why nothing is promoted, while a loss is unconfirmed
         self.waits_for_disk = True  # until the server says it cannot (old server, no append-only)
@@ -73,11 +73,14 @@ class Epoch:
         self.claims = 0  # the highest count of claims seen: a lower one means writes were lost
         self._watch: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Adopt the marker there is, or write the first one (a first start, or an upgrade).
+    async def start(self, forget: Callable[[], None] = _nothing) -> None:
+        """Adopt the marker there is, or write the first one (a first start, or an upgrade);
+        from then on a loss, or a recovery made elsewhere, drops what `forget` drops (what the
+        process keeps in memory, built after this epoch and reading it).
 
         With Redis unreachable, the first look that reaches it does so instead.
         """
+        self.forget = forget
         try:
             await self._look(drop=False)  # nothing is kept in memory yet
         except (RedisError, OSError) as error:

@@ -16,11 +16,17 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from app.runtime import Runtime
 from app.signals.alerts.facts import ALERTMANAGER, Alert
 from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, not_the_shape, require_token
+from app.webhooks.intake import (
+    REFUSALS,
+    Intake,
+    WebhookAnswer,
+    answered,
+    not_the_shape,
+    require_token,
+)
 
 router = APIRouter(tags=["webhooks"])
 SENDER = ALERTMANAGER
@@ -92,20 +98,20 @@ async def alertmanager_webhook(request: Request) -> Response:
     return await answered(SENDER, request, receive)
 
 
-async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
+async def receive(request: Request, intake: Intake) -> WebhookAnswer:
     body = await read_body(request)
-    require_token(request, runtime.settings.webhook_token)
+    require_token(request, intake.token)
     raw = parse_json(body)
     now = datetime.now(UTC)
-    await runtime.store.heard(SENDER, now)
+    await intake.store.heard(SENDER, now)
     payload = parse(raw)
     firing = [to_alert(a) for a in payload.alerts if a.status == "firing"]
     resolved = [to_alert(a) for a in payload.alerts if a.status == "resolved"]
     group = payload.group_key or _fingerprint(payload.group_labels)
-    await runtime.views.alerts.record_truncated(
+    await intake.views.alerts.record_truncated(
         group, payload.group_labels, payload.truncated, now
     )  # first: a gate must not open on the part of the list that came
-    services, recorded = await alerts.take(runtime, SENDER, firing, resolved, now)
+    services, recorded = await alerts.take(intake, SENDER, firing, resolved, now)
     detail = f"{len(firing)} firing, {len(resolved)} resolved" + alerts.outdated(recorded)
     if payload.truncated:  # max_alerts cut the list: unknown for the entries they may match
         detail += f", {payload.truncated} left out (set max_alerts: 0 for Cascade)"

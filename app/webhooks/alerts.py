@@ -9,25 +9,24 @@ from datetime import datetime
 
 from fastapi import HTTPException, status
 
-from app.runtime import Runtime
 from app.signals.alerts.facts import Alert, matching
 from app.signals.alerts.view import Recorded
 from app.storage.audit import Event
-from app.webhooks.intake import reconcile
+from app.webhooks.intake import Intake
 
 
 async def take(
-    runtime: Runtime, sender: str, firing: Sequence[Alert], gone: Sequence[Alert], now: datetime
+    intake: Intake, sender: str, firing: Sequence[Alert], gone: Sequence[Alert], now: datetime
 ) -> tuple[list[str], Recorded]:
     """Record `firing` and `gone` alerts; the services reconciled, and what changed."""
     concerned = [
-        s.name for s in runtime.config.services if matching(s.every_alert, [*firing, *gone])
+        s.name for s in intake.catalog.services if matching(s.every_alert, [*firing, *gone])
     ]
-    recorded = await runtime.views.alerts.record(firing, gone, now)
+    recorded = await intake.views.alerts.record(firing, gone, now)
     if recorded.changed or recorded.refused or recorded.outdated:
         event = Event("signal.alerts", recorded.summary(), now, details={"source": sender})
-        await runtime.audit.record(event, tuple(concerned))
-    services = reconcile(runtime, concerned)
+        await intake.audit.record(event, tuple(concerned))
+    services = intake.reconcile(concerned)
     if recorded.refused:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, recorded.summary())
     return services, recorded

@@ -14,6 +14,8 @@ from fastapi import HTTPException, Request, status
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.bearer import matches
+
 MAX_BODY = 1024 * 1024
 
 
@@ -118,7 +120,7 @@ def json_of_form(body: bytes, content_type: str | None) -> bytes:
 def _compare(expected: str, given: str | None, header: str) -> None:
     if not given:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"the {header} header is missing")
-    if not hmac.compare_digest(expected.encode(), given.strip().encode()):
+    if not matches(given.strip(), expected):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             f"the {header} signature does not match the body: check that the secret configured"

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ValidationError
 from app import logs
 from app.config.durations import short
 from app.config.services import Service
-from app.runtime import Runtime
 from app.signals.github.facts import OWN_CONTEXT, CheckReport, Push
 from app.storage import keys
 from app.webhooks.auth import (
@@ -31,11 +30,11 @@ from app.webhooks.auth import (
 )
 from app.webhooks.intake import (
     REFUSALS,
+    Intake,
     WebhookAnswer,
     answered,
     headers,
     not_the_shape,
-    reconcile,
 )
 
 router = APIRouter(tags=["webhooks"])
@@ -111,18 +110,18 @@ def _mark(delivery: str | None) -> str | None:
 
 
 def _once(
-    runtime: Runtime, record: Callable[[], Awaitable[object]]
+    intake: Intake, record: Callable[[], Awaitable[object]]
 ) -> Callable[[str | None], Awaitable[bool]]:
     """`record` behind the delivery's seen mark, taken first and given back should it fail."""
 
     async def recorded(delivery: str | None) -> bool:
-        if delivery and not await runtime.store.first_sighting(SENDER, delivery):
+        if delivery and not await intake.store.first_sighting(SENDER, delivery):
             return False
         try:
             await record()
         except Exception:
             if delivery:
-                await runtime.store.forget_sighting(SENDER, delivery)
+                await intake.store.forget_sighting(SENDER, delivery)
             raise
         return True
 
@@ -149,8 +148,8 @@ def to_push(payload: PushPayload) -> Push:
     )
 
 
-def _of_repo(runtime: Runtime, repo: str) -> list[Service]:
-    return [s for s in runtime.config.services if s.repo and s.repo.lower() == repo.lower()]
+def _of_repo(intake: Intake, repo: str) -> list[Service]:
+    return [s for s in intake.catalog.services if s.repo and s.repo.lower() == repo.lower()]
 
 
 def _validated(model: type[P], body: bytes) -> P:
@@ -163,13 +162,13 @@ def _validated(model: type[P], body: bytes) -> P:
         return model.model_validate(parse_json(body))
 
 
-def _push(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | str:
+def _push(intake: Intake, body: bytes, now: datetime) -> _Delivery | str:
     payload = _validated(PushPayload, body)
     repo = payload.repository.full_name
     if not payload.ref.startswith(BRANCH_REF):
         return f"{payload.ref} is not a branch"
     push = to_push(payload)
-    services = _of_repo(runtime, repo)
+    services = _of_repo(intake, repo)
     if not services:
         return f"{repo} is the repo of no configured service"
     followers = [s for s in services if s.branch == push.branch]
@@ -184,34 +183,34 @@ def _push(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | str:
             f"push to {push.branch} of {repo}: {short(push.after)}, {len(push.commits)} commits"
         )
     concerned = services if push.rewrites else followers  # a rewrite voids the repo's cache
-    github = runtime.views.github
+    github = intake.views.github
     return _Delivery(concerned, detail, lambda delivery: github.record_push(push, _mark(delivery)))
 
 
-def _checked(runtime: Runtime, repo: str) -> list[Service]:
-    return [s for s in _of_repo(runtime, repo) if s.require_checks]
+def _checked(intake: Intake, repo: str) -> list[Service]:
+    return [s for s in _of_repo(intake, repo) if s.require_checks]
 
 
-def _status(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | str:
+def _status(intake: Intake, body: bytes, now: datetime) -> _Delivery | str:
     payload = _validated(StatusPayload, body)
     repo, context = payload.repository.full_name, payload.context
     if context.startswith(OWN_CONTEXT):
         return f"{context} is Cascade's own status"
-    services, github = _checked(runtime, repo), runtime.views.github
+    services, github = _checked(intake, repo), intake.views.github
     if not services:
         return f"no service of {repo} has require_checks"
     at = payload.updated_at or payload.created_at or now
     report = CheckReport(repo, payload.sha, f"status:{context}", context, payload.state, at)
     detail = f"{context} {payload.state} on {short(payload.sha)}"
-    return _Delivery(services, detail, _once(runtime, lambda: github.record_check(report)))
+    return _Delivery(services, detail, _once(intake, lambda: github.record_check(report)))
 
 
-def _check_suite(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | str:
+def _check_suite(intake: Intake, body: bytes, now: datetime) -> _Delivery | str:
     payload = _validated(CheckSuitePayload, body)
     repo, suite = payload.repository.full_name, payload.check_suite
     if payload.action != "completed":
         return f"check_suite {payload.action}: only completed suites matter"
-    services, github = _checked(runtime, repo), runtime.views.github
+    services, github = _checked(intake, repo), intake.views.github
     if not services:
         return f"no service of {repo} has require_checks"
     app = (suite.app.slug or suite.app.name) if suite.app else None
@@ -220,7 +219,7 @@ def _check_suite(runtime: Runtime, body: bytes, now: datetime) -> _Delivery | st
     at = suite.updated_at or now
     report = CheckReport(repo, suite.head_sha, f"suite:{suite.id}", name, state, at)
     detail = f"{name} {state} on {short(suite.head_sha)}"
-    return _Delivery(services, detail, _once(runtime, lambda: github.record_check(report)))
+    return _Delivery(services, detail, _once(intake, lambda: github.record_check(report)))
 
 
 def _unused(event: str | None, raw: Any) -> WebhookAnswer:
@@ -231,7 +230,7 @@ def _unused(event: str | None, raw: Any) -> WebhookAnswer:
     return WebhookAnswer(status="ignored", detail=f"{event or 'an unnamed'} event: not used")
 
 
-EVENTS: dict[str, Callable[[Runtime, bytes, datetime], _Delivery | str]] = {
+EVENTS: dict[str, Callable[[Intake, bytes, datetime], _Delivery | str]] = {
     "push": _push,
     "status": _status,
     "check_suite": _check_suite,
@@ -252,19 +251,19 @@ async def github_webhook(request: Request) -> Response:
     )
 
 
-async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
+async def receive(request: Request, intake: Intake) -> WebhookAnswer:
     body = await read_body(request)
-    secret = require_secret(runtime.settings.github_webhook_secret, SECRET_SETTING)
+    secret = require_secret(intake.github_secret, SECRET_SETTING)
     verify_hex_hmac(secret, body, request.headers.get(SIGNATURE), SIGNATURE)
     body = json_of_form(body, request.headers.get("content-type"))  # signed as sent, read as JSON
     event, delivery = request.headers.get(EVENT), request.headers.get(DELIVERY)
     now = datetime.now(UTC)
     meaning = EVENTS.get(event or "")
     try:
-        found = meaning(runtime, body, now) if meaning else _unused(event, parse_json(body))
+        found = meaning(intake, body, now) if meaning else _unused(event, parse_json(body))
     except ValidationError as error:
         raise not_the_shape(f"a GitHub {event} event", error) from None
-    await runtime.store.heard(SENDER, now)
+    await intake.store.heard(SENDER, now)
     logs.bind(delivery_id=delivery, event=event)
     if isinstance(found, WebhookAnswer):
         return found
@@ -272,5 +271,5 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
         return WebhookAnswer(status="ignored", detail=found)
     if not await found.record(delivery):
         return WebhookAnswer(status="duplicate", detail=f"delivery {delivery} already seen")
-    names = reconcile(runtime, [s.name for s in found.services])
+    names = intake.reconcile(s.name for s in found.services)
     return WebhookAnswer(status="accepted", detail=found.detail, services=names)

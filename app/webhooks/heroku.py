@@ -17,9 +17,16 @@ from pydantic import BaseModel, ValidationError
 from app import logs
 from app.core.models import ArtifactKind, Release, ReleaseStatus
 from app.core.order import rolled_back_to
-from app.runtime import Runtime
+from app.storage.store import Store
 from app.webhooks.auth import parse_json, read_body, require_secret, verify_base64_hmac
-from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, headers, not_the_shape
+from app.webhooks.intake import (
+    REFUSALS,
+    Intake,
+    WebhookAnswer,
+    answered,
+    headers,
+    not_the_shape,
+)
 
 router = APIRouter(tags=["webhooks"])
 SENDER = "heroku"
@@ -123,9 +130,9 @@ async def heroku_webhook(request: Request) -> Response:
     return await answered(SENDER, request, receive)
 
 
-async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
+async def receive(request: Request, intake: Intake) -> WebhookAnswer:
     body = await read_body(request)
-    secret = require_secret(runtime.heroku_secret, "HEROKU_WEBHOOK_SECRET")
+    secret = require_secret(intake.heroku_secret, "HEROKU_WEBHOOK_SECRET")
     verify_base64_hmac(secret, body, request.headers.get(SIGNATURE), SIGNATURE)
     try:
         payload = parse(body)
@@ -135,36 +142,36 @@ async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
         return WebhookAnswer(status="ignored", detail="not an api:release create/update event")
     release = to_release(payload)
     delivery = payload.webhook_metadata.delivery.id if payload.webhook_metadata else None
-    service = runtime.reconciler.topologies.owner_of(runtime.config, release.app)
+    service = intake.topologies.owner_of(intake.catalog.config, release.app)
     if service is not None:
-        release = await _with_commit(runtime, release)
+        release = await _with_commit(intake.store, release)
     logs.bind(
         delivery_id=delivery, commit=release.commit, service=service.name if service else None
     )
     if service is None:
         return WebhookAnswer(status="ignored", detail=f"{release.app} is in no configured service")
     # Heard only from a release of a service: a delivery Cascade ignores or refuses changes nothing
-    await runtime.store.heard(SENDER, runtime.reconciler.clock())
+    await intake.store.heard(SENDER, intake.clock())
     ids = [f"{release.app}:v{release.version}:{release.status}"]
     if payload.webhook_metadata is not None:
         ids.append(payload.webhook_metadata.delivery.id)
     # Stored and marked seen in one atomic step: a retry after Redis failed is taken in again
     # rather than dropped as a duplicate (folding a release twice is harmless).
-    folded = await runtime.store.put_release(
-        service.name, release, runtime.reconciler.clock(), sighting=(SENDER, ids)
+    folded = await intake.store.put_release(
+        service.name, release, intake.clock(), sighting=(SENDER, ids)
     )
     if not folded.first:
         return WebhookAnswer(status="duplicate", detail="already seen", service=service.name)
     if release.commit is None and release.artifact is not None:
-        await runtime.store.resync_soon(service.name)  # the reconcile asks Heroku for it
-    runtime.queue.enqueue(service.name)
+        await intake.store.resync_soon(service.name)  # the reconcile asks Heroku for it
+    intake.enqueue(service.name)
     detail = f"{release.app} v{release.version} {release.status}"
     return WebhookAnswer(status="accepted", detail=detail, service=service.name)
 
 
-async def _with_commit(runtime: Runtime, release: Release) -> Release:
+async def _with_commit(store: Store, release: Release) -> Release:
     """The release with its build's commit when the payload has none: a Fir release names
     only its OCI image, whose commit is cached once read (a promotion copies the image)."""
     if release.commit is not None or release.artifact is None:
         return release
-    return replace(release, commit=await runtime.store.get(release.artifact))
+    return replace(release, commit=await store.get(release.artifact))

@@ -1,24 +1,55 @@
-"""What every sender's route shares: its answer, its bookkeeping, the shared token, fan-out.
+"""What every sender's route shares: its `Intake`, its answer, its bookkeeping, the shared token.
 
-A route is `answered(SENDER, request, receive)`: every delivery is counted by outcome
-(`/metrics`) and logged; a refusal is logged with its reason and re-raised.
+A route is `answered(SENDER, request, receive)`: `receive` is handed the one `Intake` the
+composition root (`app.runtime`) built, so no route looks anything up; every delivery is
+counted by outcome (`/metrics`) and logged; a refusal is logged with its reason and re-raised.
 """
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import HTTPException, Request, Response, status
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from app import logs
-from app.api.deps import runtime_of
-from app.api.schemas import errors
+from app.config.catalog import Catalog
 from app.core.bearer import bearer, matches
-from app.runtime import Runtime
+from app.core.refusals import errors
+from app.engine.topologies import Topologies
+from app.metrics import Metrics
+from app.signals.views import Views
+from app.storage.audit import Audit
+from app.storage.store import Store
 
 log = logging.getLogger("app.webhooks")
 TOKEN_SETTING = "CASCADE_WEBHOOK_TOKEN"
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What the webhooks verify with, record into and tell: made once, at start-up."""
+
+    catalog: Catalog
+    store: Store
+    views: Views
+    audit: Audit
+    metrics: Metrics
+    topologies: Topologies  # which service a stage app is in
+    enqueue: Callable[[str], None]  # a reconcile of the service, soon
+    clock: Callable[[], datetime]  # the engine's: a release is heard and folded on it
+    heroku_secret: SecretStr | None
+    github_secret: SecretStr | None
+    token: SecretStr | None  # CASCADE_WEBHOOK_TOKEN, for the senders that cannot sign
+
+    def reconcile(self, services: Iterable[str]) -> list[str]:
+        """Enqueue a reconcile of each service a signal concerns (and only those); their names."""
+        names = sorted(set(services))
+        for name in names:
+            self.enqueue(name)
+        return names
 
 
 class WebhookAnswer(BaseModel):
@@ -28,7 +59,15 @@ class WebhookAnswer(BaseModel):
     services: list[str] | None = None  # the services a signal concerns, reconciled at once
 
 
-Receiver = Callable[[Request, Runtime], Awaitable[WebhookAnswer]]
+Receiver = Callable[[Request, Intake], Awaitable[WebhookAnswer]]
+
+
+def intake_of(request: Request) -> Intake:
+    """The app's intake; 503 while Cascade starts (the sender retries)."""
+    intake: Intake | None = getattr(request.app.state, "intake", None)
+    if intake is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Cascade is starting")
+    return intake
 
 
 async def answered(
@@ -41,11 +80,11 @@ async def answered(
     deliveries/s without them, bench/NOTES.md 18). The decorator still documents the
     answer (`response_model`) and the headers (`headers`).
     """
-    runtime = runtime_of(request)
+    intake = intake_of(request)
     try:
-        answer = await receive(request, runtime)
+        answer = await receive(request, intake)
     except HTTPException as error:
-        runtime.metrics.webhook(sender, "refused" if error.status_code < 500 else "error")
+        intake.metrics.webhook(sender, "refused" if error.status_code < 500 else "error")
         said = logs.fields(status=error.status_code)
         log.warning(
             "%s webhook refused (%d): %s", sender, error.status_code, error.detail, extra=said
@@ -53,9 +92,9 @@ async def answered(
         logs.request_told()
         raise
     except Exception:
-        runtime.metrics.webhook(sender, "error")
+        intake.metrics.webhook(sender, "error")
         raise
-    runtime.metrics.webhook(sender, answer.status)
+    intake.metrics.webhook(sender, answer.status)
     said = logs.fields(status=status_code)
     log.info("%s webhook %s: %s", sender, answer.status, answer.detail, extra=said)
     logs.request_told()  # this line is the delivery's access line too
@@ -114,11 +153,3 @@ def not_the_shape(what: str, error: ValidationError) -> HTTPException:
     return HTTPException(
         status.HTTP_422_UNPROCESSABLE_CONTENT, f"not {what}: {where}: {first['msg']}"
     )
-
-
-def reconcile(runtime: Runtime, services: Iterable[str]) -> list[str]:
-    """Enqueue a reconcile of each service a signal concerns (and only those); their names."""
-    names = sorted(set(services))
-    for name in names:
-        runtime.queue.enqueue(name)
-    return names

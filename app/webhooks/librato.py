@@ -13,12 +13,18 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from app.runtime import Runtime
 from app.signals.alerts.facts import LIBRATO, Alert, describe, matching
 from app.storage.audit import Event
 from app.webhooks import alerts
 from app.webhooks.auth import parse_json, read_body
-from app.webhooks.intake import REFUSALS, WebhookAnswer, answered, not_the_shape, require_token
+from app.webhooks.intake import (
+    REFUSALS,
+    Intake,
+    WebhookAnswer,
+    answered,
+    not_the_shape,
+    require_token,
+)
 
 router = APIRouter(tags=["webhooks"])
 SENDER = LIBRATO
@@ -78,27 +84,27 @@ async def librato_webhook(request: Request) -> Response:
     return await answered(SENDER, request, receive)
 
 
-async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
+async def receive(request: Request, intake: Intake) -> WebhookAnswer:
     body = await read_body(request)
-    require_token(request, runtime.settings.webhook_token)
+    require_token(request, intake.token)
     raw = unwrap(body, request.headers.get("content-type", ""))
     now = datetime.now(UTC)
-    await runtime.store.heard(SENDER, now)
+    await intake.store.heard(SENDER, now)
     try:
         payload = LibratoPayload.model_validate(raw)
     except ValidationError as error:
         raise not_the_shape("a Librato alert notification", error) from None
     alert = to_alert(payload)
-    concerned = [s.name for s in runtime.config.services if matching(s.every_alert, [alert])]
+    concerned = [s.name for s in intake.catalog.services if matching(s.every_alert, [alert])]
     if payload.triggered_by_user_test:
         message = f"Librato test notification of {describe(alert)}: recorded, not firing"
-        await runtime.audit.record(
+        await intake.audit.record(
             Event("signal.alert_test", message, now, details={"source": SENDER}),
             tuple(concerned),
         )
         return WebhookAnswer(status="accepted", detail=message, services=[])
     cleared = bool(payload.clear)
     firing, gone = ((), (alert,)) if cleared else ((alert,), ())
-    services, recorded = await alerts.take(runtime, SENDER, firing, gone, now)
+    services, recorded = await alerts.take(intake, SENDER, firing, gone, now)
     detail = f"{describe(alert)} {'cleared' if cleared else 'firing'}" + alerts.outdated(recorded)
     return WebhookAnswer(status="accepted", detail=detail, services=services)

@@ -12,16 +12,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
-from app.runtime import Runtime
 from app.signals.incidents.facts import Component, Incident
 from app.signals.incidents.view import SOURCE, affected
 from app.webhooks.auth import parse_json, read_body
 from app.webhooks.intake import (
     REFUSALS,
+    Intake,
     WebhookAnswer,
     answered,
     not_the_shape,
-    reconcile,
     require_token,
 )
 
@@ -126,32 +125,32 @@ async def status_webhook(request: Request) -> Response:
     return await answered(SENDER, request, receive)
 
 
-async def receive(request: Request, runtime: Runtime) -> WebhookAnswer:
+async def receive(request: Request, intake: Intake) -> WebhookAnswer:
     body = await read_body(request)
-    require_token(request, runtime.settings.webhook_token)
+    require_token(request, intake.token)
     raw = parse_json(body)
     now = datetime.now(UTC)
-    first = SENDER not in await runtime.store.last_heard()
-    await runtime.store.heard(SENDER, now)
+    first = SENDER not in await intake.store.last_heard()
+    await intake.store.heard(SENDER, now)
     try:
         news = parse(raw, now)
     except ValidationError as error:
         raise not_the_shape("a Statuspage incident or component webhook", error) from None
     if news is None:
         return WebhookAnswer(status="ignored", detail="neither an incident nor a component update")
-    views = runtime.views.incidents
+    views = intake.views.incidents
     if isinstance(news, Incident):
         touched = await views.record_incident(news, now)
         what = f"incident '{news.name}' {news.status}"
     else:
         touched = await views.record_component(news, now)
         what = f"component '{news.name}' {news.status}"
-    services = runtime.config.services
+    services = intake.catalog.services
     # The first status webhook ever heard makes the gate known for every service.
     names = [s.name for s in services] if first else affected(services, touched)
     if not touched and not first:
         return WebhookAnswer(status="duplicate", detail=f"{what}: no newer than what is known")
-    return WebhookAnswer(status="accepted", detail=what, services=reconcile(runtime, names))
+    return WebhookAnswer(status="accepted", detail=what, services=intake.reconcile(names))
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -24,7 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.api import dashboard
-from app.config.reload import ConfigProblem
+from app.config.catalog import ConfigProblem
 from app.core.models import Pause
 from app.storage import keys
 from app.storage.client import connect
@@ -347,7 +347,7 @@ async def test_a_refused_reload_of_the_services_file_has_a_red_banner(start: Sta
         path="/srv/services.toml",
         at=at,
     )
-    cascade.runtime.config_problem = problem
+    cascade.runtime.catalog.refused(problem)
     shown = await page(cascade)
     _tag, attrs, banner = shown.one(class_="banner-config")
     assert attrs["role"] == "alert"
@@ -357,7 +357,7 @@ async def test_a_refused_reload_of_the_services_file_has_a_red_banner(start: Sta
     )
     assert banner.count("/srv/services.toml") == 1  # the message names it
     assert "(refused 3m ago)" in banner
-    cascade.runtime.config_problem = None
+    cascade.runtime.catalog.accepted()
     assert (await page(cascade)).find(class_="banner-config") == []
 
 
@@ -643,10 +643,10 @@ async def test_the_stream_shows_a_refused_reload_though_no_feed_announces_it(
         for _ in range(4):
             await events.next()
         problem = ConfigProblem(message="bad stages", path="/srv/s.toml", at=datetime.now(UTC))
-        cascade.runtime.config_problem = problem
+        cascade.runtime.catalog.refused(problem)
         banner = await events.until("banners", "NOT reloaded", timeout=5)
         assert "bad stages" in banner
-        cascade.runtime.config_problem = None
+        cascade.runtime.catalog.accepted()
         cleared = await events.until("banners", "Sandbox", timeout=5)
         assert "NOT reloaded" not in cleared
 

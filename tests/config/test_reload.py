@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config.reload import ConfigProblem, differences, stamp
+from app.config.catalog import ConfigProblem
+from app.config.reload import differences, stamp
 from app.config.services import Service, ServicesConfig
 from tests.factories import WEB
 from tests.inprocess import ADMIN, Cascade, Start, eventually
@@ -102,7 +103,7 @@ async def test_a_refused_reload_shows_in_status_until_a_good_one(
     assert '"stagez"' in problem["message"]
     assert '"web"' in problem["message"]
     assert before <= datetime.fromisoformat(problem["at"]) <= datetime.now(UTC)
-    found = cascade.runtime.config_problem  # the name the dashboard reads
+    found = cascade.runtime.catalog.problem  # what the dashboard reads
     assert isinstance(found, ConfigProblem)
     assert found.message == problem["message"]
     write(services, API)  # put back as it was: unchanged, and no longer a problem
@@ -113,7 +114,7 @@ async def test_a_refused_reload_shows_in_status_until_a_good_one(
     assert (await reload(cascade))[0] == 422
     write(services, API + WEB)  # a good new file clears it too
     assert (await reload(cascade))[0] == 200
-    assert cascade.runtime.config_problem is None
+    assert cascade.runtime.catalog.problem is None
     assert (await cascade.status())["config_problem"] is None
 
 
@@ -133,10 +134,10 @@ async def test_the_file_is_watched(start_cascade: Start, services: Path) -> None
 
 async def test_an_unchanged_file_changes_nothing(start_cascade: Start, services: Path) -> None:
     cascade = await start_cascade(config_path=services, reload_seconds=0)
-    before = cascade.runtime.config
+    before = cascade.runtime.catalog.config
     code, body = await reload(cascade)
     assert (code, body["detail"]) == (200, "unchanged")
-    assert cascade.runtime.config is before
+    assert cascade.runtime.catalog.config is before
 
 
 async def test_a_changed_service_reads_its_pipeline_again(
@@ -150,7 +151,7 @@ async def test_a_changed_service_reads_its_pipeline_again(
     await cascade.settle()
     status = await cascade.json("/status/api")
     assert [s["app"] for s in status["stages"]] == ["api-qa", "api-st", "api-prod"]
-    assert cascade.runtime.reconciler.config is cascade.runtime.config
+    assert cascade.runtime.reconciler.config is cascade.runtime.catalog
 
 
 async def test_a_removed_service_is_gone(start_cascade: Start, services: Path) -> None:

@@ -15,8 +15,8 @@ async def make_queue() -> AsyncIterator[MakeQueue]:
     started: list[ReconcileQueue] = []
 
     def make(handle: Handler, workers: int = 4) -> ReconcileQueue:
-        queue = ReconcileQueue(handle, workers)
-        queue.start()
+        queue = ReconcileQueue(workers)
+        queue.start(handle)
         started.append(queue)
         return queue
 
@@ -136,8 +136,8 @@ async def test_queue_stops_although_a_reconcile_swallowed_its_cancellation() -> 
             if not sent.done():
                 raise
 
-    queue = ReconcileQueue(handle, workers=1)
-    queue.start()
+    queue = ReconcileQueue(workers=1)
+    queue.start(handle)
     queue.enqueue("api")
     sent = await asyncio.wait_for(parked, timeout=10)
     sent.set_result(None)  # the command went out, and then the shutdown cancels the worker

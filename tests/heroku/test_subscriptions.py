@@ -16,7 +16,9 @@ import pytest
 
 from app.config.services import Service, ServicesConfig
 from app.heroku.endpoint import endpoint, same_endpoint
-from app.heroku.subscriptions import PLACEHOLDER, Subscriptions, manual_commands
+from app.heroku.manual import manual_commands
+from app.heroku.subscriptions import PLACEHOLDER, Subscriptions
+from app.heroku.suspects import Suspects
 from app.sandbox.resources import ReleaseStatus
 from app.storage import keys
 from app.storage.locks import Locks
@@ -72,7 +74,7 @@ async def operator(subscribing: Cascade) -> AsyncIterator[httpx.AsyncClient]:
 async def check(cascade: Cascade) -> dict[str, Any]:
     """Run the check now, as at start-up or after a reload; the change for each app."""
     assert cascade.runtime.subscriptions is not None
-    changes = await cascade.runtime.subscriptions.ensure(cascade.runtime.config)
+    changes = await cascade.runtime.subscriptions.ensure(cascade.runtime.catalog.config)
     return {change.app: change for change in changes}
 
 
@@ -183,7 +185,7 @@ async def test_an_idle_resync_checks_nothing(subscribing: Cascade) -> None:
     checked = spy(subscribing)
     await resync(subscribing, "api", "web")  # every release already came by webhook
     assert subscribing.runtime.subscriptions is not None
-    subscribing.runtime.subscriptions.suspect("web-dev")  # a marker: checks run in order
+    subscribing.runtime.subscriptions.suspects.suspect("web-dev")  # a marker: checks in order
     await eventually(lambda: as_async(checked), "the marker's check")
     assert checked == ["web-dev"]
 
@@ -191,10 +193,10 @@ async def test_an_idle_resync_checks_nothing(subscribing: Cascade) -> None:
 async def test_an_app_is_checked_at_most_once_per_resync_interval(subscribing: Cascade) -> None:
     subscriptions, checked = subscribing.runtime.subscriptions, spy(subscribing)
     assert subscriptions is not None
-    subscriptions.suspect("api-qa")
+    subscriptions.suspects.suspect("api-qa")
     await eventually(lambda: as_async(checked), "the first check")
-    subscriptions.suspect("api-qa")  # again within the interval: not queued
-    subscriptions.suspect("web-dev")
+    subscriptions.suspects.suspect("api-qa")  # again within the interval: not queued
+    subscriptions.suspects.suspect("web-dev")
     await eventually(lambda: as_async("web-dev" in checked), "the second app's check")
     assert checked == ["api-qa", "web-dev"]
 
@@ -209,8 +211,17 @@ async def test_a_check_that_failed_is_tried_again_an_interval_later(subscribing:
         checked.extend(service.stages or ())
         return service.stages
 
-    again = Subscriptions(runtime.heroku, runtime.redis, Locks(runtime.redis), stages, PUBLIC, "s")
-    again.start(lambda: runtime.config, 0.05)
+    again = Subscriptions(
+        runtime.heroku,
+        runtime.redis,
+        Locks(runtime.redis),
+        stages,
+        runtime.catalog,
+        PUBLIC,
+        "s",
+        Suspects(0.05),
+    )
+    again.start()
     try:
         await eventually(lambda: as_async(set(checked) == set(APPS)), "the check tried again")
     finally:
@@ -233,7 +244,14 @@ async def test_duplicates_at_our_url_are_removed_and_one_is_kept(
 async def test_a_new_secret_is_set_on_the_subscriptions(subscribing: Cascade) -> None:
     runtime = subscribing.runtime
     rotated = Subscriptions(
-        runtime.heroku, runtime.redis, Locks(runtime.redis), _stages, PUBLIC, "rotated-secret-1"
+        runtime.heroku,
+        runtime.redis,
+        Locks(runtime.redis),
+        _stages,
+        runtime.catalog,
+        PUBLIC,
+        "rotated-secret-1",
+        Suspects(3600),
     )
     change = await rotated.ensure_app("api-qa")
     assert (change.action, change.detail) == ("repaired", "secret set")

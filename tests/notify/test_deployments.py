@@ -21,6 +21,7 @@ import pytest
 import redis.asyncio as redis
 import respx
 
+from app.config.catalog import Catalog
 from app.config.services import ConfigError, Service, load_services
 from app.notify.deployments import Deployments
 from app.signals.github.client import GitHubClient, GitHubError
@@ -156,7 +157,7 @@ async def listener(redis_client: "redis.Redis", tmp_path: Path) -> AsyncIterator
 
     def make() -> Deployments:
         github = GitHubClient(GITHUB, TOKEN)
-        deployments = Deployments(github, redis_client, lambda: config, stages, PUBLIC_URL)
+        deployments = Deployments(github, redis_client, Catalog(config), stages, PUBLIC_URL)
         deployments.start()
         made.append(deployments)
         return deployments

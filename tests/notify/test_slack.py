@@ -28,6 +28,7 @@ from app.notify import slack as notify
 from app.notify.slack import Notifier, describe, describe_blocked
 from app.storage import keys
 from app.storage.audit import Event
+from app.storage.store import Store
 from tests import factories as f
 from tests.inprocess import (
     ADMIN,
@@ -235,6 +236,7 @@ def notifier(client: "redis.Redis", clock: Clock, sent: list[str], plans: list[P
     made = Notifier(
         "https://hooks.slack.invalid/x",
         client,
+        store=Store(client),
         plans=current,
         blocked_after=timedelta(hours=1),
         clock=clock,  # type: ignore[arg-type]
@@ -334,6 +336,7 @@ async def test_a_full_outbox_drops_notices_instead_of_waiting(
     made = Notifier(
         "https://hooks.slack.invalid/x",
         redis_client,
+        store=Store(redis_client),
         plans=lambda: asyncio.sleep(0, []),
         blocked_after=timedelta(hours=1),
     )  # not started: nothing leaves the outbox

@@ -1,10 +1,11 @@
-"""One Cascade process of the simulation, built from the engine's own parts on the virtual clock.
+"""One Cascade process of the simulation, built by the composition root's own parts
+(`app.runtime.parts`) on the virtual clock.
 
-An `Engine` is what `app.runtime.start` builds, minus what runs by itself in the background
-(APScheduler, the poller, the file watcher, the upkeep): the scheduler is the only thing that
+An `Engine` is what `app.runtime.open` builds, minus what runs by itself in the background
+(APScheduler, the poller, the file watcher, the notices): the scheduler is the only thing that
 moves time or work. Its Redis is the session's real Valkey; its Platform API is the sandbox
 behind `ParkingTransport`; its webhook intake and operator routes are the real app's routes
-(`create_app`), served with this engine's runtime. A killed engine is replaced by a fresh one
+(`create_app`), served with this engine's pieces. A killed engine is replaced by a fresh one
 (empty process caches, a new owner name), as a restarted dyno is.
 """
 
@@ -12,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -21,29 +22,22 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from app.config.catalog import Catalog
 from app.config.services import Service, ServicesConfig
 from app.config.settings import Settings
-from app.engine.promote import Promoter
-from app.engine.reconcile import Reconciler
-from app.engine.releases import Releases
-from app.engine.rollback import Rollbacks
-from app.engine.topologies import Topologies
 from app.heroku.client import HerokuClient
 from app.main import create_app
 from app.metrics import Metrics
-from app.runtime import Runtime
+from app.runtime.parts import engine, intake, routes, serve, work
 from app.signals.alerts.view import AlertsView
 from app.signals.github.client import GitHubClient
 from app.signals.github.view import GitHubView
 from app.signals.incidents.view import IncidentsView
 from app.signals.urls.client import UrlProber
 from app.signals.views import Views
-from app.storage.audit import Audit
 from app.storage.client import connect
 from app.storage.dora_record import DoraRecord
 from app.storage.epoch import Epoch
-from app.storage.ledger import Ledger
-from app.storage.locks import Locks
 from app.storage.store import Store
 from tests.simulation.platform import Call, ParkingTransport
 from tests.simulation.world import WEBHOOK_SECRET, SimSandbox, VirtualClock
@@ -165,7 +159,7 @@ class ReplicatedEpoch(Epoch):
 
 
 class Engine:
-    """A Cascade process: its Redis connections, Platform API client and runtime."""
+    """A Cascade process: its Redis connections, Platform API client, engine and routes' pieces."""
 
     def __init__(
         self,
@@ -181,7 +175,7 @@ class Engine:
         self.client = connect(redis_url)
         store = Store(self.client)
         self.transport = ParkingTransport(sandbox, on_park)
-        heroku = HerokuClient(
+        self.heroku = HerokuClient(
             "http://sandbox.invalid",
             "simulation",
             commits=store,
@@ -190,61 +184,52 @@ class Engine:
             clock=lambda: clock().timestamp(),
             max_retries=1,
         )
-        audit, ledger = Audit(self.client), Ledger(self.client)
         views = _health(self.client)
         # Told of a data loss by the marker (`app.storage.epoch`), looked at by each reconcile; its
         # background watch is not started: only the scheduler moves work.
-        self.epoch = ReplicatedEpoch(
-            self.client, clock, forget=lambda: reconciler.forget_all(), replicate=replicate
-        )
-        promoter = Promoter(heroku, store, ledger, audit, clock, name, durable=self.epoch.durable)
-        releases = Releases(heroku, store, clock, RESYNC_SECONDS)
-        reconciler = Reconciler(
-            config=config,
-            heroku=heroku,
-            store=store,
-            ledger=ledger,
-            locks=Locks(self.client),
-            audit=audit,
-            promoter=promoter,
-            clock=clock,
-            topologies=Topologies(heroku, store, releases),
-            releases=releases,
-            views=views,
+        self.epoch = ReplicatedEpoch(self.client, clock, replicate=replicate)
+        catalog, metrics = Catalog(config), shared_metrics()
+        self.built = engine(
+            self.client,
+            store,
+            self.heroku,
+            catalog,
+            views,
+            clock,
+            name,
+            resync_seconds=RESYNC_SECONDS,
             epoch=self.epoch,
-            rollback=Rollbacks(heroku, store, audit, clock),
+            durable=self.epoch.durable,
         )
+        self.store, self.audit = store, self.built.audit
         self.queue = Queue()
         self.wakeups = Wakeups(enqueue=self.queue.enqueue)
-        self.runtime = Runtime(
-            settings=settings(),
-            config=config,
-            redis=self.client,
-            store=store,
-            audit=audit,
-            ledger=ledger,
-            heroku=heroku,
-            reconciler=reconciler,
-            queue=self.queue,  # type: ignore[arg-type]
-            scheduler=self.wakeups,  # type: ignore[arg-type]
-            metrics=shared_metrics(),
-            live=None,  # type: ignore[arg-type]
-            epoch=self.epoch,
-            views=views,
-            poller=None,  # type: ignore[arg-type]
-            dora=DoraRecord(self.client),
-            heroku_secret=SecretStr(WEBHOOK_SECRET),
+        reconciler, enqueue = self.built.reconciler, self.queue.enqueue
+        self.handle = partial(work, reconciler, metrics, self.wakeups.wake, enqueue)
+        secret = SecretStr(WEBHOOK_SECRET)
+        self.intake = intake(settings(), catalog, self.built, views, metrics, enqueue, secret)
+        self.pieces = routes(
+            settings(),
+            catalog,
+            self.built,
+            views,
+            self.epoch,
+            metrics,
+            DoraRecord(self.client),
+            enqueue,
+            self.wakeups.tick,
+            self.intake,
         )
 
     async def start(self) -> "Engine":
-        """What `runtime.start` does before serving: adopt or write the data marker."""
-        await self.epoch.start()
+        """What `runtime.open` does before serving: adopt or write the data marker."""
+        await self.epoch.start(forget=self.built.reconciler.forget_all)
         return self
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A request to this process's routes (webhook intake, pause, retry)."""
         app = shared_app()
-        app.state.runtime = self.runtime
+        serve(app.state, self.pieces)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cascade") as client:
             headers = kwargs.pop("headers", {})
@@ -258,7 +243,7 @@ class Engine:
         return bool(getattr(pool, "_in_use_connections", ()))
 
     async def close(self) -> None:
-        await self.runtime.heroku.aclose()  # the views' HTTP clients are shared: kept
+        await self.heroku.aclose()  # the views' HTTP clients are shared: kept
         await self.client.aclose()
 
 

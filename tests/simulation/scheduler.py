@@ -337,9 +337,7 @@ class Simulation:
         context = contextvars.copy_context()
         context.run(OPERATION.set, op)
         engine.queue.wanted.discard(SERVICE)
-        op.task = asyncio.get_running_loop().create_task(
-            engine.runtime.handle(SERVICE), context=context
-        )
+        op.task = asyncio.get_running_loop().create_task(engine.handle(SERVICE), context=context)
         self.ops.append(op)
         return op
 
@@ -618,8 +616,8 @@ class Simulation:
             self.alert_since = None
         engine = self.rng.choice(self.engines)
         shown = [alert] if firing else []
-        await engine.runtime.store.heard(ALERTMANAGER, self.clock())
-        await take(engine.runtime, ALERTMANAGER, shown, [] if firing else [alert], self.clock())
+        await engine.store.heard(ALERTMANAGER, self.clock())
+        await take(engine.intake, ALERTMANAGER, shown, [] if firing else [alert], self.clock())
         return f"{ALERT} {'firing' if firing else 'resolved'} via {engine.name}"
 
     async def _drill(self, step: int, newest: str) -> str:
@@ -654,7 +652,7 @@ class Simulation:
         """Cascade's halts, as its events say: a halted commit is never promoted again before a
         retry; no release rollback is asked twice."""
         engine = self.engines[0]
-        for event in await engine.runtime.audit.read(SERVICE, limit=20):
+        for event in await engine.audit.read(SERVICE, limit=20):
             if event["kind"] == "service.halted" and event["commit"] not in self.halted:
                 self.halted[event["commit"]] = number
         for broken in self.judge.halts(self.halted):

@@ -31,8 +31,8 @@ class Forgets:
 
 
 async def started(client: "redis.Redis", forget: Forgets | None = None) -> Epoch:
-    epoch = Epoch(client, lambda: NOW, forget or Forgets())
-    await epoch.start()
+    epoch = Epoch(client, lambda: NOW)
+    await epoch.start(forget or Forgets())
     return epoch
 
 

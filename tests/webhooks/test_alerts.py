@@ -244,7 +244,7 @@ async def test_a_truncated_notification_makes_the_group_unknown_until_a_whole_on
     cut["groupLabels"] = {"alertname": "High CPU Temperature"}
     body = accepted(await to_alertmanager(cascade, cut))
     assert body["detail"].endswith("4 left out (set max_alerts: 0 for Cascade)")
-    api, _web = cascade.runtime.config.services
+    api, _web = cascade.runtime.catalog.services
     alerts = cascade.runtime.views.alerts
     view = await alerts.gather(api, datetime.now(UTC), fetch=False)
     assert view is not None

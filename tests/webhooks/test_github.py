@@ -22,7 +22,7 @@ import respx
 from app.storage import keys
 from tests import signing
 from tests.conftest import FIXTURES
-from tests.inprocess import Cascade, Start
+from tests.inprocess import Cascade, Start, record_enqueues
 
 GITHUB = "https://github.test/api/v3"
 SECRET = "It's a Secret to Everybody"
@@ -126,14 +126,7 @@ async def cascade(start_cascade: Start, tmp_path: Path, github: respx.MockRouter
 @pytest.fixture
 def enqueued(cascade: Cascade, monkeypatch: pytest.MonkeyPatch) -> Enqueued:
     seen = Enqueued()
-    queue = cascade.runtime.queue
-    original = queue.enqueue
-
-    def spy(name: str) -> None:
-        seen.append(name)
-        original(name)
-
-    monkeypatch.setattr(queue, "enqueue", spy)
+    record_enqueues(cascade, monkeypatch, seen)
     return seen
 
 

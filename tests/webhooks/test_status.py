@@ -17,7 +17,7 @@ import respx
 
 from app.storage import keys
 from tests.conftest import FIXTURES
-from tests.inprocess import Cascade, Json, Start, eventually, observed
+from tests.inprocess import Cascade, Json, Start, eventually, observed, record_enqueues
 
 TOKEN = "status-token"
 DIR = FIXTURES / "status"
@@ -90,18 +90,6 @@ async def incident_gate(cascade: Cascade, service: str) -> Json | None:
     return gates[0] if gates else None
 
 
-def record_enqueues(cascade: Cascade, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    enqueue = cascade.runtime.queue.enqueue
-
-    def spy(service: str) -> None:
-        seen.append(service)
-        enqueue(service)
-
-    monkeypatch.setattr(cascade.runtime.queue, "enqueue", spy)
-    return seen
-
-
 # every sample -------------------------------------------------------------------------
 
 
@@ -121,7 +109,7 @@ async def test_what_the_samples_say(started: Any) -> None:
     created = accepted(await deliver(cascade, load(CREATED)))
     assert created["detail"] == "incident 'Database query delays' identified"
     views = cascade.runtime.views.incidents
-    api = cascade.runtime.config.get("api")
+    api = cascade.runtime.catalog.get("api")
     assert api is not None
     view = await views.gather(api, cascade.runtime.reconciler.clock(), fetch=False)
     assert view is not None
