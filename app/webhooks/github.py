@@ -20,7 +20,6 @@ from app import logs
 from app.config.durations import short
 from app.config.services import Service
 from app.signals.github.facts import OWN_CONTEXT, CheckReport, Push
-from app.storage import keys
 from app.webhooks.auth import (
     json_of_form,
     parse_json,
@@ -101,31 +100,7 @@ class _Delivery:
 
     services: list[Service]
     detail: str
-    record: Callable[[str | None], Awaitable[bool]]  # the delivery id; False: seen before
-
-
-def _mark(delivery: str | None) -> str | None:
-    """A delivery's seen mark: what makes a redelivery a duplicate."""
-    return keys.dedup(SENDER, delivery) if delivery else None
-
-
-def _once(
-    intake: Intake, record: Callable[[], Awaitable[object]]
-) -> Callable[[str | None], Awaitable[bool]]:
-    """`record` behind the delivery's seen mark, taken first and given back should it fail."""
-
-    async def recorded(delivery: str | None) -> bool:
-        if delivery and not await intake.store.first_sighting(SENDER, delivery):
-            return False
-        try:
-            await record()
-        except Exception:
-            if delivery:
-                await intake.store.forget_sighting(SENDER, delivery)
-            raise
-        return True
-
-    return recorded
+    record: Callable[[], Awaitable[object]]  # behind the delivery's id (`Intake.once`)
 
 
 def _missing(sha: str) -> bool:
@@ -184,7 +159,7 @@ def _push(intake: Intake, body: bytes, now: datetime) -> _Delivery | str:
         )
     concerned = services if push.rewrites else followers  # a rewrite voids the repo's cache
     github = intake.views.github
-    return _Delivery(concerned, detail, lambda delivery: github.record_push(push, _mark(delivery)))
+    return _Delivery(concerned, detail, lambda: github.record_push(push))
 
 
 def _checked(intake: Intake, repo: str) -> list[Service]:
@@ -202,7 +177,7 @@ def _status(intake: Intake, body: bytes, now: datetime) -> _Delivery | str:
     at = payload.updated_at or payload.created_at or now
     report = CheckReport(repo, payload.sha, f"status:{context}", context, payload.state, at)
     detail = f"{context} {payload.state} on {short(payload.sha)}"
-    return _Delivery(services, detail, _once(intake, lambda: github.record_check(report)))
+    return _Delivery(services, detail, lambda: github.record_check(report))
 
 
 def _check_suite(intake: Intake, body: bytes, now: datetime) -> _Delivery | str:
@@ -219,7 +194,7 @@ def _check_suite(intake: Intake, body: bytes, now: datetime) -> _Delivery | str:
     at = suite.updated_at or now
     report = CheckReport(repo, suite.head_sha, f"suite:{suite.id}", name, state, at)
     detail = f"{name} {state} on {short(suite.head_sha)}"
-    return _Delivery(services, detail, _once(intake, lambda: github.record_check(report)))
+    return _Delivery(services, detail, lambda: github.record_check(report))
 
 
 def _unused(event: str | None, raw: Any) -> WebhookAnswer:
@@ -269,7 +244,7 @@ async def receive(request: Request, intake: Intake) -> WebhookAnswer:
         return found
     if isinstance(found, str):
         return WebhookAnswer(status="ignored", detail=found)
-    if not await found.record(delivery):
+    if not await intake.once(SENDER, delivery, found.record):
         return WebhookAnswer(status="duplicate", detail=f"delivery {delivery} already seen")
     names = intake.reconcile(s.name for s in found.services)
     return WebhookAnswer(status="accepted", detail=found.detail, services=names)

@@ -51,6 +51,21 @@ class Intake:
             self.enqueue(name)
         return names
 
+    async def once(
+        self, sender: str, delivery: str | None, record: Callable[[], Awaitable[object]]
+    ) -> bool:
+        """`record` a delivery unless its id was seen before (False then): the id's mark is
+        taken first and given back should `record` fail, so a retry is taken in again."""
+        if delivery and not await self.store.first_sighting(sender, delivery):
+            return False
+        try:
+            await record()
+        except Exception:
+            if delivery:
+                await self.store.forget_sighting(sender, delivery)
+            raise
+        return True
+
 
 class WebhookAnswer(BaseModel):
     status: Literal["accepted", "duplicate", "ignored"]
