@@ -20,8 +20,7 @@ from app.config.durations import short
 from app.config.services import Service
 from app.config.settings import Settings
 from app.metrics import Metrics
-from app.notify.github import writer
-from app.notify.outbox import Outbox
+from app.notify.github import Listener, writer
 from app.signals.github.client import GitHubClient, GitHubError, shorten
 from app.storage import keys
 from app.storage.audit import Event
@@ -86,7 +85,7 @@ def _clock(stamp: str) -> str:
         return stamp
 
 
-class CommitStatuses:
+class CommitStatuses(Listener[tuple[str, str, str, Status]]):
     """Posts the statuses of audit events, in order, deduplicated through Redis."""
 
     def __init__(
@@ -97,11 +96,8 @@ class CommitStatuses:
         metrics: Metrics,
         public_url: str | None = None,
     ) -> None:
-        self.github, self.redis, self.catalog, self.metrics = github, client, catalog, metrics
-        self._public_url = public_url.rstrip("/") if public_url else None
-        self._outbox: Outbox[tuple[str, str, str, Status]] = Outbox(
-            "commit statuses", lambda item: self.post(*item)
-        )
+        super().__init__(github, catalog, public_url, "commit statuses")
+        self.redis, self.metrics = client, metrics
 
     @classmethod
     def from_settings(
@@ -111,14 +107,6 @@ class CommitStatuses:
         made = writer(settings, catalog, _wants, "commit statuses", SCOPE)
         return None if made is None else cls(made, client, catalog, metrics, settings.public_url)
 
-    def start(self) -> None:
-        self._outbox.start()
-
-    async def stop(self) -> None:
-        """Let the queued statuses go out for a few seconds, then stop."""
-        await self._outbox.stop()
-        await self.github.aclose()
-
     async def on_event(self, event: Event) -> None:
         """Audit listener: queue the event's statuses when its service wants them."""
         service = self.catalog.get(event.service) if event.service else None
@@ -126,6 +114,9 @@ class CommitStatuses:
             return
         for status in statuses(event):
             self._outbox.put((service.name, service.repo, event.commit, status))
+
+    async def send(self, item: tuple[str, str, str, Status]) -> bool:
+        return await self.post(*item)
 
     async def post(self, service: str, repo: str, commit: str, status: Status) -> bool:
         """Post unless GitHub already shows this status; True when posted."""
@@ -141,7 +132,7 @@ class CommitStatuses:
                 state=status.state,
                 context=status.context,
                 description=status.description,
-                target_url=f"{self._public_url}/status/{service}" if self._public_url else None,
+                target_url=self.link(service),
             )
         except GitHubError as error:
             self.metrics.commit_statuses.labels("failed").inc()

@@ -20,8 +20,7 @@ from app.config.catalog import Catalog
 from app.config.durations import short
 from app.config.services import Service
 from app.config.settings import Settings
-from app.notify.github import writer
-from app.notify.outbox import Outbox
+from app.notify.github import Listener, writer
 from app.signals.github.client import GitHubClient, GitHubError
 from app.storage import keys
 from app.storage.audit import Event
@@ -84,7 +83,7 @@ def step(service: Service, event: Event) -> Step | None:
     )
 
 
-class Deployments:
+class Deployments(Listener[Step]):
     """Makes one deployment per promotion and posts its statuses, in order."""
 
     def __init__(
@@ -95,10 +94,9 @@ class Deployments:
         stages: Stages,
         public_url: str | None = None,
     ) -> None:
-        self.github, self.redis, self.catalog, self._stages = github, client, catalog, stages
-        self._public_url = public_url.rstrip("/") if public_url else None
+        super().__init__(github, catalog, public_url, "GitHub deployments")
+        self.redis, self._stages = client, stages
         self._settle = client.register_script(_SETTLE)
-        self._outbox: Outbox[Step] = Outbox("GitHub deployments", self.send)
 
     @classmethod
     def from_settings(
@@ -107,14 +105,6 @@ class Deployments:
         """With GITHUB_TOKEN set; None otherwise (warned about if a service wants them)."""
         made = writer(settings, catalog, _wants, "GitHub deployments", SCOPE)
         return None if made is None else cls(made, client, catalog, stages, settings.public_url)
-
-    def start(self) -> None:
-        self._outbox.start()
-
-    async def stop(self) -> None:
-        """Let the queued statuses go out for a few seconds, then stop."""
-        await self._outbox.stop()
-        await self.github.aclose()
 
     async def on_event(self, event: Event) -> None:
         """Audit listener: queue the event's deployment status when its service wants it.
@@ -220,7 +210,7 @@ class Deployments:
                 state=step.state,
                 environment=step.target,
                 description=step.description,
-                log_url=f"{self._public_url}/status/{step.service}" if self._public_url else None,
+                log_url=self.link(step.service),
             )
         except GitHubError as error:
             self._warn(step, f"status {step.state} not posted: {error}")
