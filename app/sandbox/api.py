@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -32,14 +32,11 @@ from app.sandbox.bodies import (
     target_json,
     webhook_json,
 )
-from app.sandbox.edge import Edge, heroku_error
+from app.sandbox.edge import Edge, Served, heroku_error
 from app.sandbox.faults import Faults, FaultsRequest, RatePool
 from app.sandbox.ranges import ACCEPT_RANGES, releases_page
 from app.sandbox.resources import Json, PlatformError
 from app.swagger import swagger_assets, swagger_page
-
-if TYPE_CHECKING:
-    from app.sandbox import Sandbox
 
 log = logging.getLogger("cascade.sandbox")
 
@@ -53,7 +50,7 @@ class DeployRequest(BaseModel):
     status: Literal["succeeded", "failed"] = "succeeded"
 
 
-def build_app(sandbox: "Sandbox") -> FastAPI:
+def build_app(sandbox: Served) -> FastAPI:
     """The ASGI app of `sandbox`; its lifespan starts and stops the sandbox (standalone)."""
 
     @asynccontextmanager
@@ -92,7 +89,7 @@ def build_app(sandbox: "Sandbox") -> FastAPI:
     return app
 
 
-def _platform_routes(app: FastAPI, sandbox: "Sandbox") -> None:
+def _platform_routes(app: FastAPI, sandbox: Served) -> None:
     world = sandbox.world
 
     @app.get("/pipelines/{ident}")
@@ -206,7 +203,7 @@ async def _body(request: Request) -> Json:
     return body
 
 
-def _control_routes(app: FastAPI, sandbox: "Sandbox") -> None:
+def _control_routes(app: FastAPI, sandbox: Served) -> None:
     @app.post("/_sandbox/releases", status_code=201)
     async def control_deploy(body: DeployRequest) -> Json:
         return await sandbox.deploy(body.app, body.commit, succeed=body.status == "succeeded")

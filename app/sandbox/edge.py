@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.base import RequestResponseEndpoint
 
 from app.sandbox.faults import Faults, RatePool
-from app.sandbox.hooks import API_MEDIA_TYPE
+from app.sandbox.hooks import API_MEDIA_TYPE, WebhookSender
 from app.sandbox.resources import Json, new_id
+from app.sandbox.world import World
 
 _ACCEPT = re.compile(r"application/vnd\.heroku\+json;\s*version=3(\.[\w-]+)?(?![\w.])")
 _ERROR_IDS = {
@@ -55,6 +56,28 @@ class Guarded(Protocol):
     requests: deque[Json]
     faults: Faults
     rate: RatePool
+
+
+class Served(Guarded, Protocol):
+    """What the sandbox's routes ask of it (`app.sandbox.Sandbox` is one): a Protocol, so that
+    the routes need not import the package that builds them."""
+
+    world: World
+    webhooks: WebhookSender
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def deploy(
+        self, app: str, commit: str | None = None, *, succeed: bool = True
+    ) -> Json: ...
+
+    def roll_back(self, app: str, body: object) -> Json: ...
+
+    def promote(self, body: object) -> Json: ...
+
+    def hold_releases(self, hold: bool) -> None: ...
 
 
 class Edge:
