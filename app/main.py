@@ -11,7 +11,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
 
 from app import runtime as runtimes
 from app.api import ROUTERS as API_ROUTERS
@@ -20,7 +19,7 @@ from app.api.errors import invalid_request
 from app.config.services import ConfigError
 from app.config.settings import Settings, get_settings
 from app.logs import RequestIds, configure_logging, secret_values
-from app.storage.client import UnsupportedRedis
+from app.storage.client import REDIS_ERRORS, UnsupportedRedis
 from app.swagger import swagger_assets
 from app.webhooks import ROUTERS as WEBHOOK_ROUTERS
 from app.webhooks.auth import BodyLimit
@@ -68,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (*WEBHOOK_ROUTERS, *API_ROUTERS):
         app.include_router(router)
     app.mount(ASSETS, swagger_assets(), name="swagger-ui")
-    app.add_exception_handler(RedisError, redis_unavailable)
+    for error in REDIS_ERRORS:  # Redis away, or a cluster not serving every slot
+        app.add_exception_handler(error, redis_unavailable)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestIds)

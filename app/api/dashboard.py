@@ -22,7 +22,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
-from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api import fleet
@@ -47,6 +46,7 @@ from app.engine.halter import BY as HALTED_BY
 from app.engine.reconcile import Reconciler
 from app.signals.views import Views
 from app.storage.audit import Audit
+from app.storage.client import UNAVAILABLE
 from app.storage.live import EVERYTHING, Live
 from app.storage.store import Store
 
@@ -215,7 +215,7 @@ async def _stream(page: Page, live: Live) -> AsyncIterator[ServerSentEvent]:
         while True:
             try:
                 parts = await _parts(page, touched)
-            except RedisError as error:  # the page says "reconnecting" and comes back
+            except UNAVAILABLE as error:  # the page says "reconnecting" and comes back
                 log.warning("dashboard stream: Redis unreachable: %s", type(error).__name__)
                 return
             for part, html in parts:

@@ -4,14 +4,15 @@ loaded); `POST /recover`, the operator's confirmation after Redis lost that data
 """
 
 from fastapi import APIRouter, HTTPException, Request, status
-from redis.exceptions import RedisError
 
 from app.api.deps import AdminDep, AuditDep, EpochDep, ReconcilerDep, TickDep
 from app.api.pause import REFUSALS
 from app.api.schemas import INVALID, Accepted
 from app.config.catalog import Catalog
+from app.config.settings import Settings
 from app.core.refusals import errors
 from app.storage.audit import Event
+from app.storage.client import UNAVAILABLE, explain
 from app.storage.epoch import HOW, Epoch
 
 router = APIRouter(tags=["health"])
@@ -25,7 +26,9 @@ async def healthz() -> Accepted:
 @router.get(
     "/readyz",
     response_model=Accepted,
-    responses=errors({503: "starting, Redis unreachable, or Redis lost Cascade's data"}),
+    responses=errors(
+        {503: "starting, Redis unreachable or a cluster not serving every slot, or data lost"}
+    ),
 )
 async def readyz(request: Request) -> Accepted:
     epoch: Epoch | None = getattr(request.app.state, "epoch", None)
@@ -34,8 +37,11 @@ async def readyz(request: Request) -> Accepted:
         raise HTTPException(503, "starting: services file or Redis not ready yet")
     try:
         lost = await epoch.verify()
-    except (RedisError, OSError) as error:
-        raise HTTPException(503, f"Redis unreachable: {type(error).__name__}") from None
+    except UNAVAILABLE as error:
+        settings: Settings = request.app.state.settings
+        url = settings.redis_url
+        why = await explain(url.get_secret_value() if url else None, epoch.redis, error)
+        raise HTTPException(503, why) from None
     if lost is not None:
         raise HTTPException(503, f"{lost}; {HOW}")
     return Accepted(detail=f"ready: {len(catalog.services)} services")

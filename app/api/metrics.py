@@ -9,11 +9,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Response
-from redis.exceptions import RedisError
 
 from app.api.deps import CatalogDep, DoraDep, MetricsDep, ReconcilerDep, StoreDep
 from app.api.dora import measured
 from app.metrics import CONTENT_TYPE, DORA_DAYS
+from app.storage.client import UNAVAILABLE
 
 router = APIRouter(tags=["metrics"])
 log = logging.getLogger(__name__)
@@ -33,6 +33,6 @@ async def metrics(
         if metrics.dora_due(now):
             since = reconciler.clock() - timedelta(days=DORA_DAYS)
             metrics.dora(await measured(record, reconciler, catalog.services, since), now)
-    except RedisError as error:  # the counters are still worth a scrape
+    except UNAVAILABLE as error:  # the counters are still worth a scrape
         log.warning("metrics: signal ages or DORA not refreshed, Redis unreachable: %s", error)
     return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -66,7 +66,7 @@ async def set_pause(
     pause = Pause(reason=body.reason, created_at=now, by=body.by, until=until, service=body.service)
     await store.set_pause(pause)
     # Only the process that wrote it could tell a failover lost it: wait for a replica.
-    kept = await epoch.durable()
+    kept = await epoch.durable(pause.service)
     scope = pause_scope(pause.service)
     await _record(audit, "pause.set", f"{scope} paused: {pause.reason}", pause.service, now)
     _reconcile(catalog, enqueue, pause.service)

@@ -1,9 +1,9 @@
 """Each peer `cascade check` tries, tried as Cascade would use it: one finding per item.
 
-Redis with a PING (and refused when it is a cluster); the Platform API the way Cascade
-reads it (`topology.load` through `HerokuClient`); GitHub, Librato, the status feed and
-each service URL with a plain GET. Each finding says what is wrong and how to fix it;
-nothing is written anywhere, and no secret is printed.
+Redis with a PING (a cluster node: every slot served, every master answering); the
+Platform API the way Cascade reads it (`topology.load` through `HerokuClient`); GitHub,
+Librato, the status feed and each service URL with a plain GET. Each finding says what is
+wrong and how to fix it; nothing is written anywhere, and no secret is printed.
 """
 
 import asyncio
@@ -12,17 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from redis.exceptions import RedisError
 
 from app.config.services import Service, ServicesConfig
 from app.config.settings import Settings
 from app.engine import topology
 from app.heroku.client import HerokuClient, HerokuError
-from app.storage.client import UnsupportedRedis, connect, refuse_a_cluster
+from app.storage.client import (
+    UNAVAILABLE,
+    UnsupportedRedis,
+    cluster_problem,
+    connect,
+    connect_cluster,
+    is_cluster_node,
+)
 
 OK, PROBLEM, NOTE = "✓", "✗", "-"
 TIMEOUT_SECONDS = 10.0
 URL_TIMEOUT_SECONDS = 5.0
+FIX_REDIS = "check REDIS_URL (redis:// or rediss://, password) and that the server is up"
 
 
 @dataclass(frozen=True)
@@ -39,21 +46,52 @@ async def redis(settings: Settings) -> list[Finding]:
     if settings.redis_url is None:
         where = settings.data_dir / "redis"
         return [Finding(NOTE, "Redis", f"REDIS_URL not set: Cascade runs its own, data in {where}")]
+    url = settings.redis_url.get_secret_value()
     try:
-        client = connect(settings.redis_url.get_secret_value())
+        client = connect(url)
     except UnsupportedRedis as error:
         return [Finding(PROBLEM, "Redis", str(error))]
     try:
-        await asyncio.wait_for(client.ping(), TIMEOUT_SECONDS)
-        await asyncio.wait_for(refuse_a_cluster(client), TIMEOUT_SECONDS)
-    except (RedisError, OSError, TimeoutError) as error:
-        fix = "check REDIS_URL (redis:// or rediss://, password) and that the server is up"
-        return [Finding(PROBLEM, "Redis", f"no answer ({type(error).__name__}): {fix}")]
-    except UnsupportedRedis as error:
-        return [Finding(PROBLEM, "Redis", str(error))]
+        if await asyncio.wait_for(is_cluster_node(url), TIMEOUT_SECONDS):
+            return [await _cluster(url)]
+        await asyncio.wait_for(client.ping(), TIMEOUT_SECONDS)  # on its database
+    except UNAVAILABLE as error:  # TimeoutError is an OSError
+        return [Finding(PROBLEM, "Redis", f"no answer ({type(error).__name__}): {FIX_REDIS}")]
     finally:
         await client.aclose()
-    return [Finding(OK, "Redis", "REDIS_URL answers")]
+    return [Finding(OK, "Redis", "REDIS_URL answers: one server")]
+
+
+async def _cluster(url: str) -> Finding:
+    """A Redis Cluster: every slot served, as the node says, and every master answers, at
+    the address the cluster gives for it (the client is sent there)."""
+    try:
+        problem = await asyncio.wait_for(cluster_problem(url), TIMEOUT_SECONDS)
+        if problem is not None:
+            return Finding(PROBLEM, "Redis", f"REDIS_URL is a node of {problem}")
+        cluster = connect_cluster(url)
+    except UnsupportedRedis as error:
+        return Finding(PROBLEM, "Redis", str(error))
+    except UNAVAILABLE as error:
+        return Finding(PROBLEM, "Redis", f"no answer ({type(error).__name__}): {FIX_REDIS}")
+    try:
+        await asyncio.wait_for(cluster.initialize(), TIMEOUT_SECONDS)
+        masters = cluster.get_primaries()
+        await asyncio.wait_for(
+            asyncio.gather(*(cluster.ping(target_nodes=node) for node in masters)),
+            TIMEOUT_SECONDS,
+        )
+    except UNAVAILABLE as error:
+        why = (
+            f"REDIS_URL is a node of a Redis Cluster whose masters do not all answer"
+            f" ({type(error).__name__}) at the addresses it gives for them: check that every"
+            " node is up and reachable from here (cluster-announce-ip)"
+        )
+        return Finding(PROBLEM, "Redis", why)
+    finally:
+        await cluster.aclose()
+    text = f"REDIS_URL answers: a node of a Redis Cluster of {len(masters)} masters"
+    return Finding(OK, "Redis", f"{text}, every slot served")
 
 
 async def heroku(settings: Settings, config: ServicesConfig) -> list[Finding]:

@@ -42,7 +42,7 @@ class Promoter:
         audit: Audit,
         clock: Callable[[], datetime],
         owner: str,
-        durable: Callable[[], Awaitable[bool]] | None = None,
+        durable: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.heroku, self.store, self.ledger, self.clock = heroku, store, ledger, clock
         self.owner = owner  # who claims, as its records say
@@ -117,7 +117,7 @@ class Promoter:
         if not, they are given back unsent. A crash or a failover could lose them: a lost
         claim lets another process claim again, a lost mark makes a sent claim read as never
         sent, and either way the promotion would be made twice."""
-        if self.durable is None or await self.durable():
+        if self.durable is None or await self.durable(records[0].service):
             return True
         await self.records.give_back(records)
         log.warning(

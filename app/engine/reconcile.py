@@ -250,6 +250,6 @@ class Reconciler:
         """
         if self.dry_run or not decided.ready:
             return False
-        if self.epoch is not None and await self.epoch.verify() is not None:
+        if self.epoch is not None and await self.epoch.verify(snapshot.service.name) is not None:
             return False
         return await self.promoter.promote_ready(snapshot, topology, decided.ready)

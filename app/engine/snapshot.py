@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from redis.asyncio.client import Pipeline
-
 from app.config.services import Freeze, Service
 from app.core.models import PromotionRecord, Release, Signals, Snapshot, StageView, adjacent
 from app.engine.topologies import Topologies
 from app.engine.topology import Topology
 from app.signals.freezes.windows import windows
 from app.signals.views import Prefetched, Views
+from app.storage.client import Batch
 from app.storage.epoch import Epoch
 from app.storage.ledger import Ledger
 from app.storage.store import Histories, ServiceView, Store
@@ -49,7 +48,7 @@ class Snapshots:
         self.topologies = topologies  # a pipeline that cannot be read is the snapshot's problem
         self.epoch = epoch  # so is Cascade's data lost in Redis
 
-    def send_reads(self, pipe: Pipeline, service: Service, apps: Sequence[str]) -> None:
+    def send_reads(self, pipe: Batch, service: Service, apps: Sequence[str]) -> None:
         """Queue the view's reads of the stages `apps`, then the signals' (`Views.send_reads`)."""
         self.store.send_view(pipe, service.name, apps)
         self.views.send_reads(pipe, service)

@@ -16,14 +16,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as redis
-
 from app.config.catalog import Catalog
 from app.config.services import Service, ServicesConfig
 from app.heroku.client import AppWebhook, HerokuClient, HerokuError
 from app.heroku.endpoint import INCLUDE, LEVEL, endpoint, same_endpoint, secret_tag
 from app.heroku.suspects import Suspects
 from app.storage import keys
+from app.storage.client import Client
 from app.storage.locks import Locks
 from app.tasks import cancel
 
@@ -52,7 +51,7 @@ class Subscriptions:
     def __init__(
         self,
         heroku: HerokuClient,
-        client: "redis.Redis",
+        client: Client,
         locks: Locks,
         stages: Stages,
         catalog: Catalog,

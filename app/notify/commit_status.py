@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import redis.asyncio as redis
-
 from app.config.catalog import Catalog
 from app.config.durations import short
 from app.config.services import Service
@@ -24,6 +22,7 @@ from app.notify.github import Listener, writer
 from app.signals.github.client import GitHubClient, GitHubError, shorten
 from app.storage import keys
 from app.storage.audit import Event
+from app.storage.client import Client
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ class CommitStatuses(Listener[tuple[str, str, str, Status]]):
     def __init__(
         self,
         github: GitHubClient,
-        client: "redis.Redis",
+        client: Client,
         catalog: Catalog,
         metrics: Metrics,
         public_url: str | None = None,
@@ -101,7 +100,7 @@ class CommitStatuses(Listener[tuple[str, str, str, Status]]):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, client: "redis.Redis", catalog: Catalog, metrics: Metrics
+        cls, settings: Settings, client: Client, catalog: Catalog, metrics: Metrics
     ) -> "CommitStatuses | None":
         """With GITHUB_TOKEN set; None otherwise (warned about if a service wants them)."""
         made = writer(settings, catalog, _wants, "commit statuses", SCOPE)

@@ -14,8 +14,6 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as redis
-
 from app.config.catalog import Catalog
 from app.config.durations import short
 from app.config.services import Service
@@ -24,6 +22,7 @@ from app.notify.github import Listener, writer
 from app.signals.github.client import GitHubClient, GitHubError
 from app.storage import keys
 from app.storage.audit import Event
+from app.storage.client import Client
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class Deployments(Listener[Step]):
     def __init__(
         self,
         github: GitHubClient,
-        client: "redis.Redis",
+        client: Client,
         catalog: Catalog,
         stages: Stages,
         public_url: str | None = None,
@@ -100,7 +99,7 @@ class Deployments(Listener[Step]):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, client: "redis.Redis", catalog: Catalog, stages: Stages
+        cls, settings: Settings, client: Client, catalog: Catalog, stages: Stages
     ) -> "Deployments | None":
         """With GITHUB_TOKEN set; None otherwise (warned about if a service wants them)."""
         made = writer(settings, catalog, _wants, "GitHub deployments", SCOPE)

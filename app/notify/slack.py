@@ -14,7 +14,6 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import redis.asyncio as redis
 
 from app.clock import utcnow
 from app.config.catalog import Catalog
@@ -25,6 +24,7 @@ from app.core.models import Candidate, GateState, PairState, Plan, Snapshot
 from app.core.plan import plan
 from app.storage import keys
 from app.storage.audit import Event
+from app.storage.client import Client
 from app.storage.store import Store
 from app.tasks import cancel
 
@@ -86,7 +86,7 @@ class Notifier:
     def __init__(
         self,
         url: str,
-        client: "redis.Redis",
+        client: Client,
         *,
         store: Store,
         plans: PlanSource,
@@ -105,7 +105,7 @@ class Notifier:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, client: "redis.Redis", store: Store, plans: PlanSource
+        cls, settings: Settings, client: Client, store: Store, plans: PlanSource
     ) -> "Notifier | None":
         """With CASCADE_SLACK_WEBHOOK_URL set; None otherwise."""
         url = settings.slack_webhook_url

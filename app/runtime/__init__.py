@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-import redis.asyncio as redis
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
@@ -44,6 +43,7 @@ from app.runtime.parts import engine, intake, routes, serve, work
 from app.signals.poller import Poller
 from app.signals.views import Views
 from app.storage.audit import Audit, Event
+from app.storage.client import Client, on_cluster
 from app.storage.dora_record import DoraRecord
 from app.storage.epoch import Epoch
 from app.storage.ledger import Ledger
@@ -64,7 +64,7 @@ class Runtime:
 
     settings: Settings
     catalog: Catalog  # the services file running now
-    redis: "redis.Redis"
+    redis: Client
     store: Store
     audit: Audit
     ledger: Ledger
@@ -108,7 +108,7 @@ async def open(settings: Settings, app: Starlette) -> AsyncIterator[Runtime]:
         stack.push_async_callback(heroku.aclose)
         views = Views.from_settings(settings, client)
         stack.push_async_callback(views.aclose)
-        live, dora, epoch = Live(client), DoraRecord(client), Epoch(client, utcnow)
+        live, dora, epoch = Live(client), DoraRecord(client), Epoch(client, utcnow, catalog.names)
         stack.push_async_callback(live.stop)
         # Between start-up and reloads an app's subscription is checked only on evidence: a
         # resync found a release of it that no webhook had brought.
@@ -209,7 +209,7 @@ async def open(settings: Settings, app: Starlette) -> AsyncIterator[Runtime]:
         )
         serve(app.state, pieces)
         stack.callback(serve, app.state, dict.fromkeys(pieces))  # none read once torn down
-        _started(settings, catalog, sandbox)
+        _started(settings, catalog, client, sandbox)
         yield Runtime(
             settings=settings,
             catalog=catalog,
@@ -264,7 +264,9 @@ def _forgetting(
     return forget
 
 
-def _started(settings: Settings, catalog: Catalog, sandbox: sandboxes.Sandbox | None) -> None:
+def _started(
+    settings: Settings, catalog: Catalog, client: Client, sandbox: sandboxes.Sandbox | None
+) -> None:
     if settings.public_url_from_heroku:
         log.info(
             "CASCADE_PUBLIC_URL is unset: using %s from Heroku's dyno metadata"
@@ -273,8 +275,9 @@ def _started(settings: Settings, catalog: Catalog, sandbox: sandboxes.Sandbox | 
         )
     mode = "SANDBOX (simulated Heroku, nothing real is promoted)" if sandbox else "heroku"
     log.info(
-        "cascade started platform=%s services=%d config=%s tick=%ss dry_run=%s",
+        "cascade started platform=%s redis=%s services=%d config=%s tick=%ss dry_run=%s",
         mode,
+        "embedded" if settings.redis_url is None else "cluster" if on_cluster(client) else "server",
         len(catalog.services),
         catalog.config.path,
         settings.tick_seconds,

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import redis.asyncio as redis
 from pydantic import SecretStr
 from starlette.datastructures import State
 
@@ -24,6 +23,7 @@ from app.heroku.client import HerokuClient
 from app.metrics import Metrics
 from app.signals.views import Views
 from app.storage.audit import Audit
+from app.storage.client import Client
 from app.storage.dora_record import DoraRecord
 from app.storage.epoch import Epoch
 from app.storage.ledger import Ledger
@@ -46,7 +46,7 @@ class Engine:
 
 
 def engine(
-    client: "redis.Redis",
+    client: Client,
     store: Store,
     heroku: HerokuClient,
     catalog: Catalog,
@@ -58,7 +58,7 @@ def engine(
     dry_run: bool = False,
     epoch: Epoch | None = None,
     live: Live | None = None,
-    durable: Callable[[], Awaitable[bool]] | None = None,
+    durable: Callable[[str], Awaitable[bool]] | None = None,
     unannounced: Callable[[str], None] | None = None,
 ) -> Engine:
     """The reconciler and what it writes with; `durable` waits for a claim to be kept."""

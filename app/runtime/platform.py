@@ -3,13 +3,10 @@ data directory without REDIS_URL, the simulated Heroku served in-process without
 HEROKU_API_KEY (`app.sandbox`)."""
 
 import asyncio
-import contextlib
 import secrets
 from contextlib import AsyncExitStack
 
-import redis.asyncio as redis
 from pydantic import SecretStr
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 
 from app import logs
@@ -18,25 +15,22 @@ from app.config.catalog import Catalog
 from app.config.settings import Settings
 from app.heroku.client import HerokuClient
 from app.metrics import Metrics
-from app.storage.client import connect, refuse_a_cluster
+from app.storage.client import Client, connect, open_client
 from app.storage.embedded import EmbeddedRedis
 from app.storage.store import Store
 
 
-async def redis_for(settings: Settings, stack: AsyncExitStack) -> "redis.Redis":
+async def redis_for(settings: Settings, stack: AsyncExitStack) -> Client:
     """REDIS_URL's server, or one embedded in the data directory when it is unset."""
     if settings.redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         await asyncio.to_thread(embedded.start)
         stack.push_async_callback(asyncio.to_thread, embedded.stop)
-        client = connect(embedded.url)
-        stack.push_async_callback(client.aclose)
-        return client
-    client = connect(settings.redis_url.get_secret_value())
+        local = connect(embedded.url)
+        stack.push_async_callback(local.aclose)
+        return local
+    client = await open_client(settings.redis_url.get_secret_value())  # a cluster's, if one
     stack.push_async_callback(client.aclose)
-    # Refuse a Redis Cluster at start; one not reachable yet is told by `/readyz`, as before.
-    with contextlib.suppress(RedisError, OSError):
-        await refuse_a_cluster(client)
     return client
 
 

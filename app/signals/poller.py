@@ -9,12 +9,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-import redis.asyncio as redis
-from redis.exceptions import RedisError
-
 from app.config.services import Service
 from app.signals.views import Views
 from app.storage import keys
+from app.storage.client import UNAVAILABLE, Client
 from app.tasks import cancel
 
 log = logging.getLogger(__name__)
@@ -24,7 +22,7 @@ class Poller:
     def __init__(
         self,
         views: Views,
-        client: "redis.Redis",
+        client: Client,
         services: Callable[[], Sequence[Service]],
         enqueue: Callable[[str], None],
         every: float,
@@ -56,7 +54,7 @@ class Poller:
         while True:
             try:
                 await self.poll()
-            except RedisError as error:
+            except UNAVAILABLE as error:
                 log.warning("feeds not polled, Redis is unavailable: %s", error)
             except Exception:
                 log.exception("polling the alert and status feeds failed")

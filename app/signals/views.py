@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as redis
-from redis.asyncio.client import Pipeline
-
 from app.config.services import Service
 from app.config.settings import Settings
 from app.core.models import Signals
@@ -25,6 +22,7 @@ from app.signals.github.view import GitHubView
 from app.signals.incidents.view import IncidentsView
 from app.signals.urls.client import UrlProber
 from app.storage import keys
+from app.storage.client import Batch, Client
 
 _INFORMATIONAL = {"github": "github", "heroku": "releases"}  # source -> the signal it feeds
 
@@ -46,7 +44,7 @@ class Views:
     urls: UrlProber
 
     @classmethod
-    def from_settings(cls, settings: Settings, client: "redis.Redis") -> "Views":
+    def from_settings(cls, settings: Settings, client: Client) -> "Views":
         return cls(
             github=GitHubView.from_settings(settings, client),
             alerts=AlertsView.from_settings(settings, client),
@@ -79,7 +77,7 @@ class Views:
         )
         return Signals(github, alerts, incidents, urls, freezes)
 
-    def send_reads(self, pipe: Pipeline, service: Service) -> None:
+    def send_reads(self, pipe: Batch, service: Service) -> None:
         """Queue the reads of `gather` that need nothing read before them (`reads` of them)."""
         self.incidents.send_reads(pipe)
         if service.repo:

@@ -13,12 +13,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-import redis.asyncio as redis
-
 from app import logs
 from app.config.durations import short
 from app.core.models import Candidate, GateResult, PairState, Plan, Snapshot
 from app.storage import keys
+from app.storage.client import Client
 from app.storage.store import Store
 
 log = logging.getLogger("cascade.audit")
@@ -100,7 +99,7 @@ Listener = Callable[[Event], Awaitable[None]]
 
 
 class Audit:
-    def __init__(self, client: "redis.Redis") -> None:
+    def __init__(self, client: Client) -> None:
         self.redis = client
         self._listeners: list[Listener] = []
         self._running: set[asyncio.Task[None]] = set()

@@ -12,18 +12,17 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
-import redis.asyncio as redis
-
 from app.core.dora import Mark, ServiceRecord, StageRecord
 from app.storage import keys
 from app.storage.audit import Event
+from app.storage.client import Client
 
 Scores = list[tuple[bytes | str, float]]
 KINDS = {"promotion.succeeded": keys.dora_deployed, "service.halted": keys.dora_halted}
 
 
 class DoraRecord:
-    def __init__(self, client: "redis.Redis") -> None:
+    def __init__(self, client: Client) -> None:
         self.redis = client
 
     async def on_event(self, event: Event) -> None:

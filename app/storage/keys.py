@@ -166,6 +166,7 @@ def resynced(service: str) -> str:
 
 
 def dedup(sender: str, delivery: str) -> str:
+    """A delivery marked seen by a command of its own (one key: any slot will do)."""
     return f"{PREFIX}:dedup:{sender}:{delivery}"
 
 
@@ -175,7 +176,8 @@ def seen(service: str, sender: str, delivery: str) -> str:
 
 
 def artifact(kind: str, artifact_id: str) -> str:
-    """The commit a build (`models.Artifact`) was made from; a slug's is `cascade:slug:<id>`."""
+    """The commit a build (`models.Artifact`) was made from; a slug's is `cascade:slug:<id>`.
+    Shared by every service, so written by a command of its own, never by a script."""
     return f"{PREFIX}:{kind}:{artifact_id}"
 
 
@@ -244,6 +246,11 @@ def github_compare(repo: str, generation: int, base: str, head: str) -> str:
     return f"{_github(repo)}:g{generation}:compare:{base}...{head}"
 
 
+def github_seen(repo: str, delivery: str) -> str:
+    """A push delivery marked seen by the script that records it (one slot, the repository's)."""
+    return f"{_github(repo)}:seen:{delivery}"
+
+
 def github_checks(repo: str, sha: str) -> str:
     """Hash: "status:<context>" / "suite:<id>" -> "<ms>|<state>|<name>", the latest report."""
     return f"{_github(repo)}:checks:{sha}"
@@ -254,8 +261,9 @@ def github_checks(repo: str, sha: str) -> str:
 STATUS_VIEW = f"{PREFIX}:status:view"  # hash: "incident:<id>" / "component:<name>" -> JSON
 STATUS_VIEW_MAX = 500  # fields; past it the oldest news is dropped, closed news first
 STATUS_VIEW_KEEP = timedelta(days=1)  # how long resolved incidents and operational components stay
-STATUS_FEED = f"{PREFIX}:status:feed"  # JSON: the last successful read of STATUS_API_URL
-STATUS_FEED_FAILURE = f"{PREFIX}:status:feed-failure"  # JSON: reads failing since that one
+# the feed's two keys share a slot: one transaction replaces both (`app.signals.incidents.view`)
+STATUS_FEED = f"{PREFIX}:{{status}}:feed"  # JSON: the last successful read of STATUS_API_URL
+STATUS_FEED_FAILURE = f"{PREFIX}:{{status}}:feed-failure"  # JSON: reads failing since that one
 STATUS_FEED_TTL = timedelta(days=1)
 
 
@@ -277,6 +285,13 @@ LIBRATO_FAILURE_TTL = timedelta(days=1)
 PAUSE_KEPT_AFTER = timedelta(days=1)
 
 # data loss (app/storage/epoch.py) --------------------------------------------------
-EPOCH = f"{PREFIX}:epoch"  # the marker each process remembers: gone or replaced, data was lost
 DATA_LOST = f"{PREFIX}:data-lost"  # why promoting stopped, set by whoever saw the loss first
-CLAIMS = f"{PREFIX}:claims"  # promotion claims made: going back, Redis lost recent writes
+
+
+def epoch(place: str | None) -> str:
+    """Hash of a place where data can be lost on its own (`app.storage.epoch`): "marker", which each
+    process remembers (gone or replaced, data was lost), and "claims", the guarding writes
+    counted there (going back, recent writes were lost). A service's is on its slot. None:
+    the global pause's, on its slot too: the tag is that key, which has none and so is
+    hashed whole. (Before clusters, one server's were `cascade:epoch` and `cascade:claims`.)"""
+    return f"{_service(place)}:epoch" if place else f"{PREFIX}:{{{GLOBAL_PAUSE}}}:epoch"

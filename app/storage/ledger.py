@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 
-import redis.asyncio as redis
 from pydantic import TypeAdapter
 
 from app.core.models import PromotionRecord
 from app.storage import keys
+from app.storage.client import Client
 
 _record = TypeAdapter(PromotionRecord)
 # Fields older Cascades did not write: a record they left is still theirs to settle.
@@ -126,7 +126,7 @@ class Sent(Enum):
 
 
 class Ledger:
-    def __init__(self, client: "redis.Redis") -> None:
+    def __init__(self, client: Client) -> None:
         self.redis = client
         self._claim = client.register_script(_CLAIM)
         self._swap = client.register_script(_SWAP)

@@ -11,12 +11,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-import redis.asyncio as redis
-from redis.exceptions import RedisError
-
 from app.core.models import PairState, Plan, Snapshot
 from app.storage import keys
 from app.storage.audit import Event, gate_signature
+from app.storage.client import UNAVAILABLE, Client
 from app.tasks import cancel
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ class Changes:
 
 
 class Live:
-    def __init__(self, client: "redis.Redis") -> None:
+    def __init__(self, client: Client) -> None:
         self.redis = client
         self._shown: dict[str, int] = {}  # service -> its `fingerprint` when pages were last told
         self._pages: set[Changes] = set()
@@ -86,7 +84,7 @@ class Live:
         """Tell every process's pages that `service` (None: everything) may look different."""
         try:
             await self.redis.publish(*self.message(service))
-        except (RedisError, OSError) as error:
+        except UNAVAILABLE as error:
             log.warning("live: cannot publish a change: %s", type(error).__name__)
 
     async def on_event(self, event: Event) -> None:
@@ -127,7 +125,7 @@ class Live:
                     self._listening.set()
                     async for message in pubsub.listen():
                         self._tell(str(message["data"]))
-            except (RedisError, OSError) as error:
+            except UNAVAILABLE as error:
                 log.warning("live: subscription lost (%s); retrying", type(error).__name__)
             self._tell(EVERYTHING)  # whatever was published meanwhile is lost
             await asyncio.sleep(RETRY_SECONDS)

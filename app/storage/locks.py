@@ -14,11 +14,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as redis
-from redis.asyncio.client import Pipeline
-
 from app.storage import keys
-from app.storage.client import script_first
+from app.storage.client import Batch, Client, script_first
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
@@ -50,7 +47,7 @@ class Lease:
 
 
 class Locks:
-    def __init__(self, client: "redis.Redis") -> None:
+    def __init__(self, client: Client) -> None:
         self.redis = client
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
@@ -59,7 +56,7 @@ class Locks:
 
     @asynccontextmanager
     async def hold(
-        self, service: str, reading: Callable[[Pipeline], None] | None = None
+        self, service: str, reading: Callable[[Batch], None] | None = None
     ) -> AsyncIterator[Lease]:
         """Hold the service's lock if no one else does; on release, learn of news meanwhile.
 
@@ -87,7 +84,7 @@ class Locks:
             lease.news = bool(await self._release(keys=[key, dirty], args=args))
 
     async def _take(
-        self, key: str, dirty: str, token: str, reading: Callable[[Pipeline], None] | None
+        self, key: str, dirty: str, token: str, reading: Callable[[Batch], None] | None
     ) -> tuple[bool, list[Any]]:
         """The acquire script, and the reads after it, in one pipeline."""
         args = [token, self.ttl_ms]

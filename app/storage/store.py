@@ -5,19 +5,18 @@ from `keys.py`.
 """
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-import redis.asyncio as redis
 from pydantic import TypeAdapter
-from redis.asyncio.client import Pipeline
 
 from app.core.models import Artifact, Pause, Release, ReleaseStatus, StageView
 from app.core.order import position
 from app.core.view import fold_release
 from app.storage import keys
+from app.storage.client import Batch, Client, mget, script_first
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -129,29 +128,28 @@ trim(1, 2, 3, ARGV[1], 5)
 )
 
 # KEYS: the stage, its history, its positions, its history's loaded mark, the releases that ran
-# its commits, the delivery's seen marks, the build (when its commit is known). ARGV: the stage
-# as read ("" for none), as folded ("" if unchanged), the commit to note in the history ("" for
-# none), its arrival, the history's length, the marks' TTL, how many marks, the build's commit
-# ("" for none), its TTL, the commit's position, "1" when releases before it may be missing
-# from the history, the release ("version id created_at"). An arrival of 0: the release never
-# ran (a newer one was current), so only its place is noted.
-# Answers -1 when the stage changed since it was read (nothing written but the build) with the
-# stage as it is, else 1 when every seen mark is new, 0 when one was there.
+# its commits, the delivery's seen marks: all of the service's slot. ARGV: the stage as read
+# ("" for none), as folded ("" if unchanged), the commit to note in the history ("" for none),
+# its arrival, the history's length, the marks' TTL, how many marks, the commit's position,
+# "1" when releases before it may be missing from the history, the release ("version id
+# created_at"). An arrival of 0: the release never ran (a newer one was current), so only its
+# place is noted.
+# Answers -1 when the stage changed since it was read (nothing written) with the stage as it
+# is, else 1 when every seen mark is new, 0 when one was there.
 _FOLD = (
     _TRIM
     + """
 local seen = tonumber(ARGV[7])
-if ARGV[8] ~= '' then redis.call('set', KEYS[6 + seen], ARGV[8], 'EX', ARGV[9]) end
 local current = redis.call('get', KEYS[1]) or ''
 if current ~= ARGV[1] then return {-1, current} end
 if ARGV[2] ~= '' then redis.call('set', KEYS[1], ARGV[2]) end
 if ARGV[3] ~= '' then
   if ARGV[4] ~= '0' then
     redis.call('zadd', KEYS[2], 'NX', ARGV[4], ARGV[3])
-    note(5, ARGV[3], ARGV[12])
+    note(5, ARGV[3], ARGV[10])
   end
-  redis.call('zadd', KEYS[3], 'LT', ARGV[10], ARGV[3])
-  if ARGV[11] ~= '' then partial(4) end
+  redis.call('zadd', KEYS[3], 'LT', ARGV[8], ARGV[3])
+  if ARGV[9] ~= '' then partial(4) end
   trim(2, 3, 4, ARGV[5], 5)
 end
 local first = 1
@@ -227,7 +225,7 @@ class ServiceView:
 
 
 class Store:
-    def __init__(self, client: "redis.Redis") -> None:
+    def __init__(self, client: Client) -> None:
         self.redis = client
         self._history = client.register_script(_HISTORY)
         self._add = client.register_script(_ADD)
@@ -261,10 +259,10 @@ class Store:
             self.send_view(pipe, service, apps)
             return self.view_of(service, apps, await pipe.execute())
 
-    def send_view(self, pipe: Pipeline, service: str, apps: Sequence[str]) -> None:
+    def send_view(self, pipe: Batch, service: str, apps: Sequence[str]) -> None:
         """Queue the view's reads on `pipe` (the lock's, for a reconcile: `Locks.hold`).
 
-        A pipeline, not MGET: the global pause lives on another cluster slot.
+        The global pause is a command of its own: it lives on another cluster slot.
         """
         pipe.get(keys.GLOBAL_PAUSE)
         pipe.get(keys.pause(service))
@@ -273,7 +271,7 @@ class Store:
         pipe.exists(keys.resynced(service))
         pipe.hgetall(keys.suspects(service))
         if apps:
-            pipe.mget([keys.stage(service, app) for app in apps])
+            mget(pipe, [keys.stage(service, app) for app in apps])
 
     def view_of(self, service: str, apps: Sequence[str], replies: Sequence[Any]) -> ServiceView:
         """The view from the replies to `send_view`'s reads."""
@@ -314,10 +312,10 @@ class Store:
         sender, ids = sighting or ("", ())
         seen = [keys.seen(service, sender, i) for i in ids]
         commit = release.commit if release.status is ReleaseStatus.SUCCEEDED else None
-        # The build's commit is cached by the same script (it never changes: no CAS).
+        # The build's commit is cached in the same round trip, after the script: it never
+        # changes (no CAS), and builds are shared by every service, on a slot of their own.
         built = release.artifact
         cached = (built, release.commit) if built and release.commit else None
-        build = [keys.artifact(*cached[0])] if cached else []
         last = self._stages_seen.get(key)
         raw = last[0] if last else None  # as this process last saw it: no read when right
         while True:
@@ -327,17 +325,18 @@ class Store:
             after = fold_release(before, release)
             changed = after != before
             folded = _stage.dump_json(after).decode() if changed else ""
-            answer, current = await self._fold(
-                keys=[
+            (answer, current), *_ = await script_first(
+                self.redis,
+                self._fold,
+                [
                     key,
                     keys.history(service, release.app),
                     keys.positions(service, release.app),
                     keys.history_loaded(service, release.app),
                     keys.ran(service, release.app),
                     *seen,
-                    *build,
                 ],
-                args=[
+                [
                     raw,
                     folded,
                     commit or "",
@@ -345,15 +344,15 @@ class Store:
                     keys.HISTORY_MAXLEN,
                     int(keys.DEDUP_TTL.total_seconds()),
                     len(seen),
-                    cached[1] if cached else "",
-                    int(keys.ARTIFACT_TTL.total_seconds()),
                     position(release),
                     "1" if commit and _after_a_gap(before, release) else "",
                     ran_ref(release),
                 ],
+                self._caching(*cached) if cached else None,
             )
             if cached:
                 self._artifacts.keep(*cached)
+                cached = None  # sent once
             if int(answer) >= 0:
                 self._stages_seen.keep(key, (folded, after) if changed else (raw, before))
                 if changed:
@@ -566,6 +565,15 @@ class Store:
     async def put(self, artifact: Artifact, commit: str) -> None:
         self._artifacts.keep(artifact, commit)
         await self.redis.set(keys.artifact(*artifact), commit, ex=keys.ARTIFACT_TTL)
+
+    @staticmethod
+    def _caching(artifact: Artifact, commit: str) -> Callable[[Batch], None]:
+        """Queue the build's commit, to ride in another round trip (`put_release`'s)."""
+
+        def cache(pipe: Batch) -> None:
+            pipe.set(keys.artifact(*artifact), commit, ex=keys.ARTIFACT_TTL)
+
+        return cache
 
     def _parse_stages(
         self, service: str, apps: Sequence[str], raw: Sequence[bytes | str | None]

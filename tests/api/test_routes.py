@@ -118,7 +118,8 @@ async def test_a_pause_redis_did_not_confirm_is_in_force_and_asked_again(
 ) -> None:
     """A pause only the primary has is lost in a failover to a replica that lagged, and only
     the process that wrote it could tell (simulation, seed 105): the operator is told."""
-    before = int(await cascade.runtime.store.redis.get(keys.CLAIMS) or 0)
+    counted = (keys.epoch(None), "claims")  # one server: one place (`app.storage.epoch`)
+    before = int(await cascade.runtime.store.redis.hget(*counted) or 0)
     unconfirmed = AsyncMock(return_value=False)
     monkeypatch.setattr(cascade.runtime.epoch, "durable", unconfirmed)
     response = await cascade.client.post(
@@ -126,7 +127,7 @@ async def test_a_pause_redis_did_not_confirm_is_in_force_and_asked_again(
     )
     assert response.status_code == 503, response.text
     assert "send it again" in response.json()["detail"]
-    unconfirmed.assert_awaited_once()
+    unconfirmed.assert_awaited_once_with("api")
     status = await cascade.status()
     assert status["services"][0]["paused"]["reason"] == "incident 43"  # in force all the same
 
@@ -135,7 +136,7 @@ async def test_a_pause_redis_did_not_confirm_is_in_force_and_asked_again(
         "/pause", json={"reason": "incident 43", "service": "api"}, headers=ADMIN
     )
     assert response.status_code == 201
-    assert int(await cascade.runtime.store.redis.get(keys.CLAIMS) or 0) == before + 1  # counted
+    assert int(await cascade.runtime.store.redis.hget(*counted) or 0) == before + 1  # counted
 
 
 async def test_an_ended_pause_kept_by_redis_is_not_shown(cascade: Cascade) -> None:

@@ -22,6 +22,7 @@ from app.cli import check, remote, serve, status
 from app.cli import main as cli
 from app.config.settings import Settings
 from tests.inprocess import clean_environment
+from tests.redis_cluster import ValkeyCluster
 
 HEROKU = "https://heroku.test"
 GITHUB = "https://github.test"
@@ -116,7 +117,7 @@ def test_every_configured_peer_gets_one_line(
     code, out, err = run("check", **configured(redis_url=redis_url))
     found = lines(out)
     assert found["services file"].startswith("✓ ")
-    assert found["Redis"] == "✓ REDIS_URL answers"
+    assert found["Redis"] == "✓ REDIS_URL answers: one server"
     assert found["Heroku token"] == f"✓ accepted by {HEROKU}"
     assert found["pipeline api"].startswith("✗ not found, or the token cannot see it")
     assert 'check "pipeline" of service "api"' in found["pipeline api"]
@@ -552,14 +553,39 @@ def test_the_client_finds_cascade_on_port_unless_cascade_url_says(
     assert (code, out) == (0, "no events yet\n")
 
 
-@pytest.mark.parametrize("kind", ["cluster", "several-hosts"])
+@pytest.mark.parametrize(
+    ("kind", "told"),
+    [
+        ("cluster-without-slots", "is a node of a Redis Cluster that does not serve every slot"),
+        ("several-hosts", "names several servers"),
+        ("several-hosts-no-port", "names several servers"),
+        ("a-cluster-with-db-1", "is a node of a Redis Cluster, which has one database"),
+    ],
+)
 def test_a_redis_cascade_cannot_use_is_named_with_what_to_do(
-    run: Run, peers: respx.MockRouter, cluster_node: str, kind: str
+    run: Run,
+    peers: respx.MockRouter,
+    cluster_node: str,
+    valkey_cluster: ValkeyCluster,
+    kind: str,
+    told: str,
 ) -> None:
-    url = cluster_node if kind == "cluster" else "redis://:redis-sekrit@a:6379,b:6379/0"
+    url = {
+        "cluster-without-slots": cluster_node,
+        "several-hosts": "redis://:redis-sekrit@a:6379,b:6379/0",
+        "several-hosts-no-port": "redis://:redis-sekrit@a,b/0",
+        "a-cluster-with-db-1": valkey_cluster.url.replace("/0", "/1"),
+    }[kind]
     code, out, _err = run("check", **configured(heroku_api_key=None, redis_url=url))
     found = lines(out)["Redis"]
-    assert found.startswith("✗ REDIS_URL is ")
-    assert "Cascade needs one Redis primary" in found
+    assert found.startswith(f"✗ REDIS_URL {told}"), found
     assert "redis-sekrit" not in out
     assert code == 1
+
+
+def test_a_cluster_is_checked_through_the_one_node_named(
+    run: Run, peers: respx.MockRouter, valkey_cluster: ValkeyCluster
+) -> None:
+    _code, out, _err = run("check", **configured(heroku_api_key=None, redis_url=valkey_cluster.url))
+    expected = "✓ REDIS_URL answers: a node of a Redis Cluster of 3 masters, every slot served"
+    assert lines(out)["Redis"] == expected

@@ -241,7 +241,7 @@ def test_check_passes_on_a_sound_setup(cluster_factory: Callable[..., Cluster]) 
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == f"✓ services file: {config}: 1 service: api"
-    assert "✓ Redis: REDIS_URL answers" in lines
+    assert "✓ Redis: REDIS_URL answers: one server" in lines
     assert f"✓ Heroku token: accepted by {cluster.platform.url}" in lines
     assert "✓ pipeline api: service api: api-qa → api-st → api-prod" in lines
     assert any(line.startswith("✓ url http://127.0.0.1:") for line in lines)

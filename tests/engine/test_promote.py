@@ -236,7 +236,7 @@ class Disk:
     def __init__(self, answer: bool) -> None:
         self.answer, self.asked = answer, 0
 
-    async def __call__(self) -> bool:
+    async def __call__(self, service: str) -> bool:
         self.asked += 1
         return self.answer
 
@@ -258,7 +258,7 @@ async def test_a_claim_not_on_disk_in_time_is_given_back_unsent(make_world) -> N
 class FirstOnly(Disk):
     """The claim is confirmed, the mark that it is being sent is not."""
 
-    async def __call__(self) -> bool:
+    async def __call__(self, service: str) -> bool:
         self.asked += 1
         return self.asked == 1
 

@@ -152,8 +152,8 @@ class ReplicatedEpoch(Epoch):
         super().__init__(*args, **kwargs)
         self.replicate = replicate
 
-    async def durable(self) -> bool:
-        kept = await super().durable()
+    async def durable(self, service: str | None = None) -> bool:
+        kept = await super().durable(service)
         await self.replicate()
         return kept
 

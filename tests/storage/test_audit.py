@@ -1,15 +1,21 @@
 import pytest
-import redis.asyncio as redis
 
 from app.core.models import Candidate, GateResult, GateState, Pair, PairState, Plan
 from app.storage import keys
 from app.storage.audit import Audit, Event, record_gate_changes
+from app.storage.client import Client
 from app.storage.store import Store
 from tests.factories import NOW, snapshot, stage
 
 
 @pytest.fixture
-def audit(redis_client: "redis.Redis") -> Audit:
+def redis_client(server_or_cluster: Client) -> Client:
+    """Every test here runs on one server and on a three-master Redis Cluster."""
+    return server_or_cluster
+
+
+@pytest.fixture
+def audit(redis_client: Client) -> Audit:
     return Audit(redis_client)
 
 
@@ -34,9 +40,7 @@ def test_public_shape_uses_from_and_to() -> None:
     assert "target" not in out
 
 
-async def test_record_writes_global_and_service_streams(
-    audit: Audit, redis_client: "redis.Redis"
-) -> None:
+async def test_record_writes_global_and_service_streams(audit: Audit, redis_client: Client) -> None:
     await audit.record(event())
     assert await redis_client.xlen(keys.EVENTS) == 1
     assert await redis_client.xlen(keys.service_events("api")) == 1
@@ -66,7 +70,7 @@ async def test_read_by_service_reads_only_that_service(audit: Audit) -> None:
 
 
 async def test_streams_are_capped_approximately(
-    audit: Audit, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+    audit: Audit, redis_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(keys, "EVENTS_MAXLEN", 10)
     monkeypatch.setattr(keys, "SERVICE_EVENTS_MAXLEN", 5)
@@ -88,7 +92,7 @@ async def test_record_logs_one_line(audit: Audit, caplog: pytest.LogCaptureFixtu
 
 
 async def test_listeners_hear_every_event_and_a_failing_one_changes_nothing(
-    redis_client: "redis.Redis", caplog: pytest.LogCaptureFixture
+    redis_client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     audit = Audit(redis_client)
     heard: list[str] = []
@@ -115,7 +119,7 @@ def waiting(target: str, gate: GateState) -> Candidate:
 
 
 async def test_a_pairs_gates_are_audited_when_they_change_and_not_again(
-    audit: Audit, redis_client: "redis.Redis"
+    audit: Audit, redis_client: Client
 ) -> None:
     store, seen = Store(redis_client), snapshot((stage("api-qa", "A"), stage("api-st", "O")))
 

@@ -7,16 +7,27 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 import redis.asyncio as redis
 import trustme
 from asgi_lifespan import LifespanManager
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MovedError
 from redis.utils import HIREDIS_AVAILABLE
 
 from app.main import create_app
-from app.storage.client import UnsupportedRedis, connect, refuse_a_cluster
-from tests.inprocess import clean_environment, make_settings
+from app.storage import keys
+from app.storage.client import (
+    UnsupportedRedis,
+    cluster_problem,
+    connect,
+    explain,
+    open_client,
+)
+from tests.inprocess import Cascade, cascades, clean_environment, eventually, make_settings
+from tests.redis_cluster import ValkeyCluster
 
 
 @contextlib.asynccontextmanager
@@ -84,41 +95,141 @@ def test_commands_are_packed_by_hiredis(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "told"),
     [
-        "redis://:redis-sekrit@10.0.0.1:6379,10.0.0.2:6379/0",  # a cluster's seed list
-        "redis://:redis-sekrit@10.0.0.1:sixty/0",
-        "http://:redis-sekrit@10.0.0.1:6379",
+        ("redis://:redis-sekrit@10.0.0.1:6379,10.0.0.2:6379/0", "names several servers"),
+        ("redis://:redis-sekrit@10.0.0.1,10.0.0.2/0", "names several servers"),
+        ("redis://:redis-sekrit@10.0.0.1:sixty/0", "is not the URL of one Redis server"),
+        ("http://:redis-sekrit@10.0.0.1:6379", "is not the URL of one Redis server"),
     ],
-    ids=["several-hosts", "bad-port", "not-redis"],
+    ids=["several-hosts", "several-hosts-no-port", "bad-port", "not-redis"],
 )
-def test_a_url_that_is_not_one_server_is_refused_without_its_password(url: str) -> None:
+def test_a_url_that_is_not_one_server_is_refused_without_its_password(url: str, told: str) -> None:
     with pytest.raises(UnsupportedRedis) as refused:
         connect(url)
-    assert "REDIS_URL is not the URL of one Redis server" in str(refused.value)
+    assert f"REDIS_URL {told}" in str(refused.value)
     assert "redis://[:password@]host:port" in str(refused.value)  # what to write instead
+    assert "any one node of a Redis Cluster" in str(refused.value)
     assert "sekrit" not in str(refused.value)
 
 
-async def test_a_cluster_node_is_refused_and_a_plain_server_is_not(
-    cluster_node: str, redis_client: "redis.Redis"
+# one server or a cluster: the node says which ------------------------------------------------
+
+
+async def test_a_cluster_node_is_told_from_one_server_by_asking_it(
+    valkey_cluster: ValkeyCluster, redis_url: str
 ) -> None:
-    """On a cluster a command for another node's key fails with MOVED, and the data marker
-    lives on one shard only: refused at once, not found out at the first promotion."""
-    node = connect(cluster_node)
+    clustered, plain = await open_client(valkey_cluster.url), await open_client(redis_url)
     try:
-        with pytest.raises(UnsupportedRedis, match="a node of a Redis Cluster"):
-            await refuse_a_cluster(node)
+        assert isinstance(clustered, RedisCluster)
+        await clustered.ping()
+        assert len(clustered.get_primaries()) == 3  # found from the one node named
+        assert type(plain) is redis.Redis
     finally:
-        await node.aclose()
-    await refuse_a_cluster(redis_client)  # no error
+        await clustered.aclose()
+        await plain.aclose()
 
 
-async def test_cascade_does_not_start_on_a_cluster(
+async def test_a_redis_that_does_not_answer_at_start_is_taken_for_one_server() -> None:
+    client = await open_client("redis://127.0.0.1:1/0")
+    assert type(client) is redis.Redis  # `/readyz` says it is unreachable meanwhile
+    await client.aclose()
+
+
+async def test_cascade_does_not_start_on_a_url_naming_several_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean_environment(monkeypatch)
+    app = create_app(make_settings("redis://:redis-sekrit@a:6379,b:6379/0", tmp_path, "0s"))
+    with pytest.raises(UnsupportedRedis, match="names several servers") as refused:
+        async with LifespanManager(app):
+            pass
+    assert "sekrit" not in str(refused.value)
+
+
+async def test_a_cluster_has_one_database(valkey_cluster: ValkeyCluster) -> None:
+    with pytest.raises(UnsupportedRedis, match="a Redis Cluster, which has one database"):
+        await open_client(valkey_cluster.url.replace("/0", "/1"))
+
+
+async def test_a_cluster_that_does_not_serve_every_slot_is_named(
+    cluster_node: str, valkey_cluster: ValkeyCluster, redis_url: str
+) -> None:
+    problem = await cluster_problem(cluster_node)  # a node never given slots
+    assert problem is not None
+    assert "(cluster_state:fail, 0 of 16384 slots assigned)" in problem
+    assert "valkey-cli --cluster fix" in problem
+    assert await cluster_problem(valkey_cluster.url) is None
+    assert await cluster_problem(redis_url) is None  # no cluster
+
+
+async def test_readyz_tells_a_cluster_without_slots_from_redis_unreachable(
     cluster_node: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clean_environment(monkeypatch)
     app = create_app(make_settings(cluster_node, tmp_path, "0s"))
-    with pytest.raises(UnsupportedRedis, match="Cascade needs one Redis primary"):
-        async with LifespanManager(app):
-            pass
+    async with LifespanManager(app, startup_timeout=30) as started:  # it starts, and says why
+        assert isinstance(app.state.runtime.redis, RedisCluster)
+        transport = httpx.ASGITransport(app=started.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cascade") as client:
+            ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["detail"].startswith(
+        "REDIS_URL is a node of a Redis Cluster that does not serve every slot"
+        " (cluster_state:fail, 0 of 16384 slots assigned)"
+    )
+
+
+async def test_a_cluster_node_taken_for_one_server_is_told_to_restart(
+    valkey_cluster: ValkeyCluster,
+) -> None:
+    """Redis did not answer when Cascade started: it took the node for one server, and a
+    command for a key on another node is answered MOVED."""
+    plain = connect(valkey_cluster.url)
+    try:
+        moved = None
+        for service in (f"svc-{i}" for i in range(20)):
+            try:
+                await plain.get(keys.lock(service))
+            except MovedError as error:
+                moved = error
+                break
+        assert moved is not None
+        why = await explain(valkey_cluster.url, plain, moved)
+    finally:
+        await plain.aclose()
+    assert why.endswith(
+        "that Cascade took for one server, as it did not answer when Cascade"
+        " started: restart Cascade"
+    )
+    assert await explain(None, plain, RedisConnectionError()) == (
+        "Redis unreachable: ConnectionError"
+    )
+
+
+async def test_cascade_promotes_on_a_cluster_from_one_nodes_url(
+    valkey_cluster: ValkeyCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process, the sandbox as Heroku (tests/e2e has it as real processes)."""
+    valkey_cluster.flush()
+    async with cascades(valkey_cluster.url, tmp_path, monkeypatch) as start:
+        cascade = await start(min_age="0s")
+        assert isinstance(cascade.runtime.redis, RedisCluster)
+        assert (await cascade.client.get("/readyz")).status_code == 200
+        sandbox = cascade.runtime.sandbox
+        assert sandbox is not None
+        await sandbox.deploy("api-qa", "a" * 40)
+        await eventually(lambda: _runs(cascade, "api-prod", "a" * 40), "A to reach api-prod")
+        targets = [p.targets[0].app.name for p in sandbox.world.promotions]
+        assert sorted(targets) == ["api-prod", "api-st"]  # each once
+        assert set(cascade.runtime.epoch.known) == {None, "api", "web"}
+
+        async def succeeded() -> bool:
+            kinds = [e["kind"] for e in await cascade.events(service="api", limit=1000)]
+            return kinds.count("promotion.succeeded") == 2
+
+        await eventually(succeeded, "both promotions recorded")  # after the stage shows A
+
+
+async def _runs(cascade: Cascade, app: str, commit: str) -> bool:
+    return await cascade.stage_commit("api", app) == commit

@@ -3,17 +3,23 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis.asyncio as redis
 from pydantic import TypeAdapter
 
 from app.core.models import PromotionRecord, PromotionState
 from app.storage import keys
+from app.storage.client import Client
 from app.storage.ledger import Ledger, Sent
 from tests.factories import NOW
 
 
 @pytest.fixture
-def ledger(redis_client: "redis.Redis") -> Ledger:
+def redis_client(server_or_cluster: Client) -> Client:
+    """Every test here runs on one server and on a three-master Redis Cluster."""
+    return server_or_cluster
+
+
+@pytest.fixture
+def ledger(redis_client: Client) -> Ledger:
     return Ledger(redis_client)
 
 
@@ -77,7 +83,7 @@ async def test_a_success_keeps_the_targets_older_settled_records(ledger: Ledger)
 
 
 async def test_a_target_keeps_the_records_of_its_last_commits_only(
-    ledger: Ledger, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, redis_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(keys, "SETTLED_KEPT", 2)
     for commit in "ABC":
@@ -100,7 +106,7 @@ async def test_a_write_over_a_changed_record_changes_nothing(ledger: Ledger) -> 
 
 
 async def test_an_unsettled_record_has_no_expiry_and_is_followed(
-    ledger: Ledger, redis_client: "redis.Redis"
+    ledger: Ledger, redis_client: Client
 ) -> None:
     await ledger.claim(record())
     promoting = replace(record(state=PromotionState.PROMOTING), promotion_id="p-1")
@@ -124,9 +130,7 @@ async def test_find_returns_only_existing_records(ledger: Ledger) -> None:
     assert await ledger.find("api", []) == {}
 
 
-async def test_unsettled_cleans_up_vanished_keys(
-    ledger: Ledger, redis_client: "redis.Redis"
-) -> None:
+async def test_unsettled_cleans_up_vanished_keys(ledger: Ledger, redis_client: Client) -> None:
     await ledger.claim(record("A"))
     await ledger.claim(replace(record("B"), target="api-prod"))
     await redis_client.delete(keys.promotion("api", "api-st", "A"))
@@ -149,7 +153,7 @@ async def test_a_stale_drop_never_deletes_the_next_holders_record(ledger: Ledger
 
 
 async def test_a_settled_record_is_kept_without_expiry(
-    ledger: Ledger, redis_client: "redis.Redis"
+    ledger: Ledger, redis_client: Client
 ) -> None:
     await ledger.claim(record())
     await ledger.swap(record(), record(state=PromotionState.FAILED))
@@ -182,7 +186,7 @@ class RecordBeforeTokens:
 
 
 async def test_a_record_an_older_cascade_wrote_is_still_settled(
-    ledger: Ledger, redis_client: "redis.Redis"
+    ledger: Ledger, redis_client: Client
 ) -> None:
     old = RecordBeforeTokens(
         "api", "api-qa", "api-st", "A", "rel-A", PromotionState.PROMOTING, NOW, NOW, "p-1"
@@ -250,7 +254,7 @@ async def test_a_record_an_older_cascade_wrote_is_still_settled(
     ],
 )
 async def test_marking_sent_refuses_while_the_service_is_paused(
-    ledger: Ledger, redis_client: "redis.Redis", stored: str | None, now: datetime, sent: Sent
+    ledger: Ledger, redis_client: Client, stored: str | None, now: datetime, sent: Sent
 ) -> None:
     await ledger.claim(record())
     if stored is not None:

@@ -1,14 +1,22 @@
 import asyncio
 
 import pytest
-import redis.asyncio as redis
 
 from app.storage import keys
+from app.storage.client import Client
 from app.storage.locks import Locks
+from app.storage.store import Store
+from tests.factories import NOW, pause, release
 
 
 @pytest.fixture
-def locks(redis_client: "redis.Redis") -> Locks:
+def redis_client(server_or_cluster: Client) -> Client:
+    """Every test here runs on one server and on a three-master Redis Cluster."""
+    return server_or_cluster
+
+
+@pytest.fixture
+def locks(redis_client: Client) -> Locks:
     return Locks(redis_client)
 
 
@@ -27,7 +35,7 @@ async def test_only_one_holder_at_a_time(locks: Locks) -> None:
     assert results.count(True) == 1
 
 
-async def test_lock_is_released_after_the_block(locks: Locks, redis_client: "redis.Redis") -> None:
+async def test_lock_is_released_after_the_block(locks: Locks, redis_client: Client) -> None:
     async with locks.hold("api") as lease:
         assert lease.held is True
     assert await redis_client.exists(keys.lock("api")) == 0
@@ -35,7 +43,7 @@ async def test_lock_is_released_after_the_block(locks: Locks, redis_client: "red
         assert again.held is True
 
 
-async def test_lock_has_an_expiry(locks: Locks, redis_client: "redis.Redis") -> None:
+async def test_lock_has_an_expiry(locks: Locks, redis_client: Client) -> None:
     async with locks.hold("api"):
         ttl = await redis_client.pttl(keys.lock("api"))
     assert 0 < ttl <= keys.LOCK_TTL.total_seconds() * 1000
@@ -63,7 +71,7 @@ async def test_no_caller_no_news(locks: Locks) -> None:
     assert lease.news is False
 
 
-async def test_non_owner_cannot_release_the_lock(locks: Locks, redis_client: "redis.Redis") -> None:
+async def test_non_owner_cannot_release_the_lock(locks: Locks, redis_client: Client) -> None:
     async with locks.hold("api") as lease:
         assert lease.held is True
         await redis_client.set(keys.lock("api"), "someone-else")  # our lock expired, theirs now
@@ -73,7 +81,7 @@ async def test_non_owner_cannot_release_the_lock(locks: Locks, redis_client: "re
 class SlowRenewalLocks(Locks):
     """Locks whose renewal, when cancelled, takes a moment to end (as mid-way through a call)."""
 
-    def __init__(self, client: "redis.Redis", renewal_cancelled: asyncio.Event) -> None:
+    def __init__(self, client: Client, renewal_cancelled: asyncio.Event) -> None:
         super().__init__(client)
         self.renewal_cancelled = renewal_cancelled
 
@@ -87,7 +95,7 @@ class SlowRenewalLocks(Locks):
 
 
 async def test_lock_holder_cancelled_while_the_renewal_ends_stays_cancelled(
-    redis_client: "redis.Redis",
+    redis_client: Client,
 ) -> None:
     renewal_cancelled = asyncio.Event()
     locks = SlowRenewalLocks(redis_client, renewal_cancelled)
@@ -113,7 +121,7 @@ async def test_lock_holder_cancelled_while_the_renewal_ends_stays_cancelled(
 
 
 async def test_reads_sent_with_the_lock_are_answered_to_its_holder_only(
-    locks: Locks, redis_client: "redis.Redis"
+    locks: Locks, redis_client: Client
 ) -> None:
     await redis_client.set("cascade:probe", "news")
     async with locks.hold("api", lambda pipe: pipe.get("cascade:probe")) as lease:
@@ -122,8 +130,22 @@ async def test_reads_sent_with_the_lock_are_answered_to_its_holder_only(
             assert (second.held, second.replies) == (False, [])
 
 
+async def test_the_view_rides_with_the_lock_though_the_global_pause_is_elsewhere(
+    locks: Locks, redis_client: Client
+) -> None:
+    """A reconcile's first round trip: on a cluster the lock and the service's keys are on
+    one node, the global pause on another, and the pipeline asks both."""
+    store, apps = Store(redis_client), ["api-qa", "api-st"]
+    await store.put_release("api", release("api-qa", 1, "A"), NOW)
+    await store.set_pause(pause("freeze"))
+    async with locks.hold("api", lambda pipe: store.send_view(pipe, "api", apps)) as lease:
+        view = store.view_of("api", apps, lease.replies)
+    assert view.global_pause == pause("freeze")
+    assert [stage.commit for stage in view.stages] == ["A", None]
+
+
 async def test_the_lock_is_taken_after_redis_forgot_its_script(
-    locks: Locks, redis_client: "redis.Redis"
+    locks: Locks, redis_client: Client
 ) -> None:
     await redis_client.script_flush()  # as after a Redis restart
     async with locks.hold("api", lambda pipe: pipe.exists(keys.lock("api"))) as lease:
@@ -131,7 +153,7 @@ async def test_the_lock_is_taken_after_redis_forgot_its_script(
 
 
 async def test_a_message_given_to_the_lease_is_published_as_it_is_released(
-    locks: Locks, redis_client: "redis.Redis"
+    locks: Locks, redis_client: Client
 ) -> None:
     async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
         await pubsub.subscribe("cascade-test:live")

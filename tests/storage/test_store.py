@@ -3,10 +3,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis.asyncio as redis
 
 from app.core.models import Artifact, ArtifactKind, Pause, ReleaseStatus, StageView
 from app.storage import keys
+from app.storage.client import Client
 from app.storage.store import Kept, Store
 from tests.factories import NOW, pause, release
 
@@ -14,7 +14,13 @@ APP = "api-qa"
 
 
 @pytest.fixture
-def store(redis_client: "redis.Redis") -> Store:
+def redis_client(server_or_cluster: Client) -> Client:
+    """Every test here runs on one server and on a three-master Redis Cluster."""
+    return server_or_cluster
+
+
+@pytest.fixture
+def store(redis_client: Client) -> Store:
     return Store(redis_client)
 
 
@@ -44,7 +50,7 @@ async def test_put_release_marks_the_sighting_with_the_fold(store: Store) -> Non
 
 
 async def test_put_release_survives_redis_forgetting_its_scripts(
-    store: Store, redis_client: "redis.Redis"
+    store: Store, redis_client: Client
 ) -> None:
     await store.put_release("api", release(APP, 1, "A"), NOW)
     await redis_client.script_flush()  # as after a Redis restart
@@ -53,7 +59,7 @@ async def test_put_release_survives_redis_forgetting_its_scripts(
 
 
 async def test_put_release_folds_again_when_the_stage_changed_meanwhile(
-    store: Store, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+    store: Store, redis_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     newer = release(APP, 2, "B")
     get = redis_client.get
@@ -218,7 +224,7 @@ async def test_forget_sighting_allows_it_again(store: Store) -> None:
     assert await store.first_sighting("heroku", "d1") is True
 
 
-async def test_dedup_ids_expire(store: Store, redis_client: "redis.Redis") -> None:
+async def test_dedup_ids_expire(store: Store, redis_client: Client) -> None:
     await store.first_sighting("heroku", "d1")
     assert 0 < await redis_client.ttl(keys.dedup("heroku", "d1")) <= keys.DEDUP_TTL.total_seconds()
 
@@ -231,7 +237,7 @@ async def test_slug_cache(store: Store) -> None:
 
 
 async def test_a_fir_release_caches_its_oci_image_commit_apart_from_slugs(
-    store: Store, redis_client: "redis.Redis"
+    store: Store, redis_client: Client
 ) -> None:
     fir = replace(release(APP, 1, "A"), slug_id=None, oci_image_id="image-1")
     await store.put_release("api", fir, NOW)
@@ -242,7 +248,7 @@ async def test_a_fir_release_caches_its_oci_image_commit_apart_from_slugs(
 
 
 async def test_a_stage_stored_before_fir_releases_still_loads(
-    store: Store, redis_client: "redis.Redis"
+    store: Store, redis_client: Client
 ) -> None:
     old = (
         '{"app":"api-qa","release":{"id":"r1","app":"api-qa","version":3,"status":"succeeded",'
@@ -303,7 +309,7 @@ async def test_topology_roundtrip(store: Store) -> None:
 
 
 async def test_put_release_folds_onto_a_stage_another_process_changed(
-    store: Store, redis_client: "redis.Redis"
+    store: Store, redis_client: Client
 ) -> None:
     await store.put_release("api", release(APP, 1, "A"), NOW)  # this process now knows v1
     await Store(redis_client).put_release("api", release(APP, 3, "C"), NOW)  # another process

@@ -14,8 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import redis.asyncio as redis
-
 from app.clock import utcnow
 from app.config.services import Service
 from app.config.settings import Settings
@@ -27,6 +25,7 @@ from app.signals.alerts.problems import HEARTBEAT_MAX_AGE, MISSED_POLLS, SILENCE
 from app.signals.alerts.stored import HEARD, State
 from app.signals.freshness import Freshness
 from app.storage import keys
+from app.storage.client import Client
 from app.tasks import cancel
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class Recorded:
 class AlertsView:
     def __init__(
         self,
-        client: "redis.Redis",
+        client: Client,
         librato: LibratoClient | None,
         retry: timedelta,
         clock: Callable[[], datetime] = utcnow,
@@ -75,7 +74,7 @@ class AlertsView:
         self._record = client.register_script(script.RECORD)
 
     @classmethod
-    def from_settings(cls, settings: Settings, client: "redis.Redis") -> "AlertsView":
+    def from_settings(cls, settings: Settings, client: Client) -> "AlertsView":
         user, token = settings.librato_user, settings.librato_token
         librato = None
         if user and token and token.get_secret_value():

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import redis.asyncio as redis
-from redis.asyncio.client import Pipeline
-
 from app.signals.github.calls import Calls, Read, text
 from app.signals.github.facts import Push, Relation
 from app.storage import keys
+from app.storage.client import Batch, Client, mget
 
 DEDUP_SECONDS = int(keys.DEDUP_TTL.total_seconds())
 WALK_MAX = 50  # fast-forward pushes followed back to order two commits without a call
@@ -53,7 +51,7 @@ class Branch:
 
 
 class BranchView:
-    def __init__(self, client: "redis.Redis", calls: Calls) -> None:
+    def __init__(self, client: Client, calls: Calls) -> None:
         self.redis, self.calls = client, calls
         self._pushed = client.register_script(_PUSHED)
         self._generations: dict[str, int] = {}  # repo -> its generation as last seen here
@@ -100,9 +98,9 @@ class BranchView:
             self._generations[repo] = generation = answer
 
     @staticmethod
-    def send_read(pipe: Pipeline, repo: str, branch: str) -> None:
+    def send_read(pipe: Batch, repo: str, branch: str) -> None:
         """Queue where the branch stands (its generation, its push count), for `where`."""
-        pipe.mget(*_branch_keys(repo, branch))
+        mget(pipe, _branch_keys(repo, branch))
 
     async def where(self, repo: str, name: str, reply: Any = None) -> Branch:
         """Where the branch stands; `reply`: the one to `send_read`, when it was sent already."""

@@ -12,11 +12,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
-import redis.asyncio as redis
-
 from app.signals.github.calls import Calls, Read, remember, text
 from app.signals.github.facts import CheckReport, Checks, ChecksState, fold
 from app.storage import keys
+from app.storage.client import Client
 
 CHANGED = "the checks changed since GitHub was last asked; asking again soon"
 # A report replaces the one of its key unless that one is newer (deliveries may cross).
@@ -41,7 +40,7 @@ class _Polled:
 
 
 class ChecksView:
-    def __init__(self, client: "redis.Redis", calls: Calls) -> None:
+    def __init__(self, client: Client, calls: Calls) -> None:
         self.redis, self.calls = client, calls
         self._polled: dict[Hashable, tuple[datetime, _Polled]] = {}  # checks read from the API
         self._latest = client.register_script(_LATEST)

@@ -12,9 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis.asyncio as redis
-from redis.asyncio.client import Pipeline
-
 from app.config.services import Service
 from app.config.settings import Settings
 from app.signals.github.branch_view import BranchView
@@ -22,6 +19,7 @@ from app.signals.github.calls import Calls, Read
 from app.signals.github.checks_view import ChecksView
 from app.signals.github.client import GitHubClient
 from app.signals.github.facts import CheckReport, Checks, GitHubFacts, Push, Relation
+from app.storage.client import Batch, Client
 
 READ_TIMEOUT = 5.0  # seconds: a reconcile waits on these calls
 
@@ -29,7 +27,7 @@ READ_TIMEOUT = 5.0  # seconds: a reconcile waits on these calls
 class GitHubView:
     def __init__(
         self,
-        client: "redis.Redis",
+        client: Client,
         github: GitHubClient,
         retry_seconds: float = 10.0,
         poll_seconds: float = 60.0,
@@ -39,7 +37,7 @@ class GitHubView:
         self.branches, self.checks = BranchView(client, calls), ChecksView(client, calls)
 
     @classmethod
-    def from_settings(cls, settings: Settings, client: "redis.Redis") -> "GitHubView":
+    def from_settings(cls, settings: Settings, client: Client) -> "GitHubView":
         token = settings.github_token.get_secret_value() if settings.github_token else None
         github = GitHubClient(settings.github_api_url, token, timeout=READ_TIMEOUT)
         return cls(client, github, settings.signal_retry_seconds, settings.poll_seconds)
@@ -91,7 +89,7 @@ class GitHubView:
         }
 
     @staticmethod
-    def send_branch_read(pipe: Pipeline, repo: str, branch: str) -> None:
+    def send_branch_read(pipe: Batch, repo: str, branch: str) -> None:
         """Queue where the branch stands (its generation, its push count), for `gather`."""
         BranchView.send_read(pipe, repo, branch)
 

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import redis.asyncio as redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from app.clock import utcnow
@@ -27,6 +25,7 @@ from app.signals.incidents.pages import StatusFeedError
 from app.signals.incidents.problems import MISSED_POLLS, SILENCE_MAX, STALE_AFTER, Expected
 from app.signals.incidents.stored import Entry, Failure, FeedRead, Touched
 from app.storage import keys
+from app.storage.client import Batch, Client, mget
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class IncidentsView:
 
     def __init__(
         self,
-        client: "redis.Redis",
+        client: Client,
         feed: StatusFeed | None = None,
         *,
         retry: timedelta = timedelta(seconds=10),
@@ -59,7 +58,7 @@ class IncidentsView:
         self.expected = Expected(feed.url if feed else None, stale_after, silence_max)
 
     @classmethod
-    def from_settings(cls, settings: Settings, client: "redis.Redis") -> "IncidentsView":
+    def from_settings(cls, settings: Settings, client: Client) -> "IncidentsView":
         url = settings.status_api_url
         return cls(
             client,
@@ -70,11 +69,11 @@ class IncidentsView:
         )
 
     @staticmethod
-    def send_reads(pipe: Pipeline) -> None:
+    def send_reads(pipe: Batch) -> None:
         """Queue the reads `gather` needs, to ride in another round trip (a reconcile's lock)."""
         pipe.hget(keys.HEARD, SOURCE)
         pipe.hvals(keys.STATUS_VIEW)
-        pipe.mget(keys.STATUS_FEED, keys.STATUS_FEED_FAILURE)
+        mget(pipe, [keys.STATUS_FEED, keys.STATUS_FEED_FAILURE])
 
     async def gather(
         self,

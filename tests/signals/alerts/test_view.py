@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import redis.asyncio as redis
 import respx
 
 from app.config.settings import Settings
@@ -17,6 +16,7 @@ from app.signals.alerts.facts import ALERTMANAGER, LIBRATO, Alert, AlertsFacts
 from app.signals.alerts.problems import NO_ALERTMANAGER, NO_SOURCE
 from app.signals.alerts.view import AlertsView
 from app.storage import keys
+from app.storage.client import Client
 from app.storage.store import Store
 from tests.conftest import FIXTURES
 from tests.factories import NOW, service
@@ -47,23 +47,29 @@ class Clock:
 
 
 @pytest.fixture
+def redis_client(server_or_cluster: Client) -> Client:
+    """Every test here runs on one server and on a three-master Redis Cluster."""
+    return server_or_cluster
+
+
+@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-async def view(redis_client: "redis.Redis", clock: Clock) -> AlertsView:
+async def view(redis_client: Client, clock: Clock) -> AlertsView:
     return AlertsView(redis_client, None, RETRY, clock)
 
 
 @pytest.fixture
-async def with_librato(redis_client: "redis.Redis", clock: Clock) -> AsyncIterator[AlertsView]:
+async def with_librato(redis_client: Client, clock: Clock) -> AsyncIterator[AlertsView]:
     librato = LibratoClient(API, "ops", "token")
     yield AlertsView(redis_client, librato, RETRY, clock)
     await librato.aclose()
 
 
-async def heard(client: "redis.Redis", source: str = ALERTMANAGER, at: datetime = NOW) -> None:
+async def heard(client: Client, source: str = ALERTMANAGER, at: datetime = NOW) -> None:
     await Store(client).heard(source, at)
 
 
@@ -74,16 +80,14 @@ async def test_a_service_without_alerts_gathers_none(view: AlertsView) -> None:
     assert await view.gather(service("plain"), NOW) is None
 
 
-async def test_unknown_until_some_sender_reports(
-    view: AlertsView, redis_client: "redis.Redis"
-) -> None:
+async def test_unknown_until_some_sender_reports(view: AlertsView, redis_client: Client) -> None:
     assert await view.gather(API_SVC, NOW) == AlertsFacts((), NO_SOURCE, NOW + RETRY)
     await heard(redis_client, LIBRATO)
     assert await view.gather(API_SVC, NOW) == AlertsFacts(())
 
 
 async def test_entries_with_labels_wait_for_alertmanager(
-    view: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: Client
 ) -> None:
     await heard(redis_client, LIBRATO)
     assert await view.gather(WEB_SVC, NOW) == AlertsFacts((), NO_ALERTMANAGER, NOW + RETRY)
@@ -92,7 +96,7 @@ async def test_entries_with_labels_wait_for_alertmanager(
 
 
 async def test_record_keeps_firing_and_forgets_cleared(
-    view: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: Client
 ) -> None:
     await heard(redis_client)
     api, web = latency("api", "f-api"), latency("web", "f-web")
@@ -116,7 +120,7 @@ def ended(alert: Alert, until: datetime) -> Alert:
 
 
 async def test_a_late_resolve_of_an_earlier_episode_keeps_the_alert_firing(
-    view: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: Client
 ) -> None:
     """Alertmanager HA pairs and retries: episode 1's "resolved" arrives after episode 2 fired."""
     await heard(redis_client)
@@ -132,7 +136,7 @@ async def test_a_late_resolve_of_an_earlier_episode_keeps_the_alert_firing(
 
 
 async def test_a_late_firing_of_a_resolved_episode_stays_resolved(
-    view: AlertsView, redis_client: "redis.Redis", clock: Clock
+    view: AlertsView, redis_client: Client, clock: Clock
 ) -> None:
     await heard(redis_client)
     first = latency("api", "f-api", NOW)
@@ -150,7 +154,7 @@ async def test_a_late_firing_of_a_resolved_episode_stays_resolved(
 
 
 async def test_a_late_librato_clear_keeps_a_newer_trigger(
-    view: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: Client
 ) -> None:
     """Librato's clear carries its trigger_time: one older than the firing alert's is late."""
     await heard(redis_client, LIBRATO)
@@ -163,7 +167,7 @@ async def test_a_late_librato_clear_keeps_a_newer_trigger(
 
 
 async def test_a_resolve_ending_before_it_starts_is_read_as_its_start(
-    view: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: Client
 ) -> None:
     await heard(redis_client)
     api = latency("api", "f-api", NOW)
@@ -173,7 +177,7 @@ async def test_a_resolve_ending_before_it_starts_is_read_as_its_start(
 
 
 async def test_a_clear_without_times_clears_by_arrival(
-    view: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: Client
 ) -> None:
     await heard(redis_client)
     api = latency("api", "f-api")
@@ -183,7 +187,7 @@ async def test_a_clear_without_times_clears_by_arrival(
 
 
 async def test_an_alertmanager_alert_expires_unless_repeated(
-    view: AlertsView, redis_client: "redis.Redis", clock: Clock
+    view: AlertsView, redis_client: Client, clock: Clock
 ) -> None:
     await heard(redis_client)
     api, web = latency("api", "f-api"), latency("web", "f-web")
@@ -199,7 +203,7 @@ async def test_an_alertmanager_alert_expires_unless_repeated(
 
 
 async def test_a_full_view_refuses_new_alerts_and_knows_nothing(
-    view: AlertsView, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+    view: AlertsView, redis_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(keys, "ALERTS_MAX", 2)
     await heard(redis_client)
@@ -220,7 +224,7 @@ async def test_a_full_view_refuses_new_alerts_and_knows_nothing(
 
 
 async def test_a_silent_alertmanager_is_unknown_after_the_allowed_silence(
-    view: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: Client
 ) -> None:
     """Without a heartbeat, "nothing fires" ages: past the allowed silence it is not known."""
     await heard(redis_client)
@@ -237,7 +241,7 @@ async def test_a_silent_alertmanager_is_unknown_after_the_allowed_silence(
 
 
 async def test_with_a_heartbeat_alertmanager_is_known_only_while_it_beats(
-    redis_client: "redis.Redis", clock: Clock
+    redis_client: Client, clock: Clock
 ) -> None:
     view = AlertsView(redis_client, None, RETRY, clock, heartbeat="Watchdog")
     await heard(redis_client)
@@ -264,7 +268,7 @@ async def test_with_a_heartbeat_alertmanager_is_known_only_while_it_beats(
 
 
 async def test_a_truncated_notification_is_unknown_for_the_alerts_it_may_hide(
-    view: AlertsView, redis_client: "redis.Redis"
+    view: AlertsView, redis_client: Client
 ) -> None:
     await heard(redis_client)
     group = {"alertname": "APIHighLatency"}
@@ -283,7 +287,7 @@ async def test_a_truncated_notification_is_unknown_for_the_alerts_it_may_hide(
 
 
 async def test_freshness_says_when_each_alert_source_was_last_heard(
-    redis_client: "redis.Redis", clock: Clock
+    redis_client: Client, clock: Clock
 ) -> None:
     view = AlertsView(redis_client, None, RETRY, clock, heartbeat="Watchdog")
     (never,) = await view.freshness(NOW)  # expected, never heard
@@ -314,7 +318,7 @@ async def test_freshness_says_when_each_alert_source_was_last_heard(
     ]
 
 
-def test_a_polled_feed_is_stale_after_three_missed_polls(redis_client: "redis.Redis") -> None:
+def test_a_polled_feed_is_stale_after_three_missed_polls(redis_client: Client) -> None:
     settings = Settings(librato_user="ops", librato_token="t", poll_seconds=120)
     view = AlertsView.from_settings(settings, redis_client)
     assert view.expected.stale_after == timedelta(minutes=6)
@@ -364,7 +368,7 @@ async def test_a_poll_names_the_firing_alerts(with_librato: AlertsView) -> None:
 
 
 async def test_unreachable_librato_is_unknown_then_recovers_by_itself(
-    with_librato: AlertsView, redis_client: "redis.Redis", clock: Clock
+    with_librato: AlertsView, redis_client: Client, clock: Clock
 ) -> None:
     await heard(redis_client)  # the webhook view alone does not do while Librato is configured
     with librato_mock() as mock:
@@ -389,7 +393,7 @@ async def test_unreachable_librato_is_unknown_then_recovers_by_itself(
 
 
 async def test_a_reconcile_polls_a_stale_feed_once_per_retry(
-    with_librato: AlertsView, redis_client: "redis.Redis"
+    with_librato: AlertsView, redis_client: Client
 ) -> None:
     with librato_mock() as mock:
         librato_api(mock, {"firing": [], "cleared": []})
@@ -427,7 +431,7 @@ async def test_reconciles_at_once_share_one_poll(with_librato: AlertsView) -> No
 
 
 async def test_fetch_false_makes_no_http_call(
-    with_librato: AlertsView, redis_client: "redis.Redis"
+    with_librato: AlertsView, redis_client: Client
 ) -> None:
     with librato_mock() as mock:
         status = librato_api(mock)
@@ -440,7 +444,7 @@ async def test_fetch_false_makes_no_http_call(
 
 
 async def test_a_feed_of_entries_with_labels_only_is_not_needed(
-    with_librato: AlertsView, redis_client: "redis.Redis"
+    with_librato: AlertsView, redis_client: Client
 ) -> None:
     await heard(redis_client)
     with librato_mock():  # any HTTP call fails

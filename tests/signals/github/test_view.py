@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as redis
 import respx
 
 from app.signals.github.client import GitHubClient, GitHubError
@@ -26,6 +25,7 @@ from app.signals.github.facts import (
 )
 from app.signals.github.view import GitHubView
 from app.storage import keys
+from app.storage.client import Client
 from tests.factories import NOW, service
 
 GITHUB = "https://github.test/api/v3"
@@ -78,6 +78,12 @@ class GitHubPeer:
 
 
 @pytest.fixture
+def redis_client(server_or_cluster: Client) -> Client:
+    """Every test here runs on one server and on a three-master Redis Cluster."""
+    return server_or_cluster
+
+
+@pytest.fixture
 def peer() -> Iterator[GitHubPeer]:
     github = GitHubPeer()
     with respx.mock(base_url=GITHUB, assert_all_called=False) as mock:
@@ -94,7 +100,7 @@ def peer() -> Iterator[GitHubPeer]:
 
 
 @pytest.fixture
-async def view(redis_client: "redis.Redis", peer: GitHubPeer) -> AsyncIterator[GitHubView]:
+async def view(redis_client: Client, peer: GitHubPeer) -> AsyncIterator[GitHubView]:
     made = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
     yield made
     await made.aclose()
@@ -171,7 +177,7 @@ async def test_not_on_the_branch_skips_the_compare_with_the_target(
 
 
 async def test_a_negative_is_kept_briefly_and_dropped_by_a_push(
-    view: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
+    view: GitHubView, peer: GitHubPeer, redis_client: Client
 ) -> None:
     peer.compares[(SOURCE, "main")] = "diverged"
     assert (await facts(view)).on_branch is False
@@ -222,7 +228,7 @@ async def test_a_forced_push_clears_what_is_cached(view: GitHubView, peer: GitHu
 
 
 async def test_a_push_after_another_process_rewrote_the_branch_is_kept_where_it_is_read(
-    view: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
+    view: GitHubView, peer: GitHubPeer, redis_client: Client
 ) -> None:
     await view.record_push(push(TARGET, None, TARGET))  # this process sees generation 0
     elsewhere = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
@@ -234,16 +240,16 @@ async def test_a_push_after_another_process_rewrote_the_branch_is_kept_where_it_
 
 
 async def test_a_delivery_seen_before_records_nothing_and_says_so(
-    view: GitHubView, redis_client: "redis.Redis"
+    view: GitHubView, redis_client: Client
 ) -> None:
-    seen = keys.dedup("github", "d-1")
+    seen = keys.github_seen(REPO, "d-1")
     elsewhere = GitHubView(redis_client, GitHubClient(GITHUB, None, timeout=5.0), RETRY, POLL)
     await elsewhere.record_push(push(TARGET, None, TARGET, forced=True))  # generation 1 there
     assert await view.record_push(push(SOURCE, TARGET, SOURCE), seen) is True  # 0, then 1
     assert await redis_client.get(seen) == "1"
     assert await view.record_push(push(SOURCE, TARGET, SOURCE), seen) is False
     assert await redis_client.get(keys.github_pushes(REPO, "main")) == "2"  # counted once here
-    forced = keys.dedup("github", "d-2")
+    forced = keys.github_seen(REPO, "d-2")
     assert await view.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is True
     assert await view.record_push(push(OTHER, SOURCE, OTHER, forced=True), forced) is False
     assert await redis_client.get(keys.github_generation(REPO)) == "2"  # one rewrite, not two
@@ -251,7 +257,7 @@ async def test_a_delivery_seen_before_records_nothing_and_says_so(
 
 
 async def test_where_the_branch_stands_may_come_read_already(
-    view: GitHubView, peer: GitHubPeer, redis_client: "redis.Redis"
+    view: GitHubView, peer: GitHubPeer, redis_client: Client
 ) -> None:
     await view.record_push(push(SOURCE, TARGET, SOURCE))  # generation 0: on main, ahead
     async with redis_client.pipeline(transaction=False) as pipe:
@@ -586,7 +592,7 @@ async def test_a_used_up_rate_limit_says_until_when() -> None:
     )
 
 
-async def test_a_rate_limit_is_waited_out(redis_client: "redis.Redis", peer: GitHubPeer) -> None:
+async def test_a_rate_limit_is_waited_out(redis_client: Client, peer: GitHubPeer) -> None:
     reset = NOW + timedelta(minutes=20)
     headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(reset.timestamp()))}
     peer.compares[(SOURCE, "main")] = httpx.Response(403, headers=headers, json={"message": "x"})

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as redis
 import respx
 
 from app.config.services import Service
@@ -21,6 +20,7 @@ from app.signals.incidents.facts import Component, Incident, IncidentsFacts
 from app.signals.incidents.problems import NO_SOURCE
 from app.signals.incidents.view import SOURCE, IncidentsView, affected
 from app.storage import keys
+from app.storage.client import Client
 from tests.conftest import FIXTURES
 from tests.factories import service
 from tests.signals.incidents.test_client import SUMMARY, heroku_with_incident
@@ -51,7 +51,13 @@ Make = Callable[..., IncidentsView]
 
 
 @pytest.fixture
-async def make(redis_client: "redis.Redis") -> AsyncIterator[Make]:
+def redis_client(server_or_cluster: Client) -> Client:
+    """Every test here runs on one server and on a three-master Redis Cluster."""
+    return server_or_cluster
+
+
+@pytest.fixture
+async def make(redis_client: Client) -> AsyncIterator[Make]:
     made: list[IncidentsView] = []
 
     def build(url: str | None = URL, clock: Clock | None = None) -> IncidentsView:
@@ -84,7 +90,7 @@ async def facts(view: IncidentsView, svc: Service, now: datetime) -> IncidentsFa
 # applicability -------------------------------------------------------------------------
 
 
-async def test_no_status_source_at_all(make: Make, redis_client: "redis.Redis") -> None:
+async def test_no_status_source_at_all(make: Make, redis_client: Client) -> None:
     view = make(url=None)
     assert await view.gather(ALL, T0) is None  # watches nothing, nothing configured
     watching = await facts(view, APPS, T0)
@@ -95,9 +101,7 @@ async def test_no_status_source_at_all(make: Make, redis_client: "redis.Redis") 
         assert await facts(view, svc, T0) == IncidentsFacts(())
 
 
-async def test_webhooks_only_block_by_what_they_said(
-    make: Make, redis_client: "redis.Redis"
-) -> None:
+async def test_webhooks_only_block_by_what_they_said(make: Make, redis_client: Client) -> None:
     view = make(url=None)
     await redis_client.hset(keys.HEARD, SOURCE, str(T0.timestamp()))
     news = Incident("i1", "DB slow", "identified", ("Data",), updated_at=T0)
@@ -107,7 +111,7 @@ async def test_webhooks_only_block_by_what_they_said(
 
 
 async def test_silent_status_webhooks_are_unknown_after_the_allowed_silence(
-    make: Make, redis_client: "redis.Redis"
+    make: Make, redis_client: Client
 ) -> None:
     """Statuspage sends nothing while nothing happens: "no incident" ages like any silence."""
     view = make(url=None)
@@ -124,7 +128,7 @@ async def test_silent_status_webhooks_are_unknown_after_the_allowed_silence(
 
 
 def test_a_polled_status_page_is_stale_after_three_missed_polls(
-    redis_client: "redis.Redis",
+    redis_client: Client,
 ) -> None:
     settings = Settings(status_api_url=URL, poll_seconds=120)
     view = IncidentsView.from_settings(settings, redis_client)
@@ -266,7 +270,7 @@ async def test_news_replaces_only_if_not_older(make: Make) -> None:
 
 
 async def test_the_view_is_bounded(
-    make: Make, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+    make: Make, redis_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(keys, "STATUS_VIEW_MAX", 5)
     view = make(url=None)
