@@ -27,6 +27,7 @@ from app.engine.topology import Topology
 from app.heroku.client import HerokuClient, HerokuError, NotFound
 from app.signals.views import Prefetched, Views
 from app.storage.audit import Audit, record_gate_changes
+from app.storage.batch import Batch
 from app.storage.epoch import Epoch
 from app.storage.ledger import Ledger
 from app.storage.live import Live, fingerprint
@@ -117,14 +118,13 @@ class Reconciler:
                 return settled
         # The view and the status page's are read in the round trip that takes the lock,
         # when the stages are known.
-        apps = known.stages if known else ()
-        reading = (lambda pipe: self.snapshots.send_reads(pipe, service, apps)) if known else None
-        async with self.locks.hold(name, reading) as lease:
+        batch = Batch()
+        read = self.snapshots.send_reads(batch, service, known.stages) if known else None
+        async with self.locks.hold(name, batch) as lease:
             if lease.held:
-                read = self.snapshots.received(service, apps, lease.replies) if known else None
                 outcome = await self._reconcile(service, known, read)
                 if self.live is not None and self.live.redraws(name, outcome.shown):
-                    lease.publish = Live.message(name)  # told in the round trip that releases
+                    self.live.send_change(lease.released, name)  # in the round trip that releases
         if not lease.held:
             # The holder runs again for our news; should it have died, try when its lock expires.
             expiry = self.clock() + timedelta(seconds=await self.locks.busy_for(name) + 0.1)
@@ -169,7 +169,7 @@ class Reconciler:
         if topology is None:
             return Outcome(None, None, again=False)
         # One read says what is due; the view is read again only if something was done.
-        view = read.view if read else await self.store.view(service.name, topology.stages)
+        view = read.view.value if read else await self.store.view(service.name, topology.stages)
         topology, stale = await self._catch_up(service, topology, view)
         if topology is None:
             return Outcome(None, None, again=False)

@@ -1,7 +1,7 @@
 """A service's snapshot: everything the plan may look at, read once, with `now` stamped.
 
-A reconcile sends the first reads with its lock (`send_reads`): the service's view, and what
-the signals' views can read before it is known, a round trip fewer than later. Then two
+A reconcile sends the first reads in its lock's batch (`send_reads`): the service's view, and
+what the signals' views can read before it is known, a round trip fewer than later. Then two
 rounds of Redis reads: the stages (unless the caller has a fresh view), then, at once,
 what depends on their commits: the histories each moving pair needs, its promotion record,
 the records in flight, and the signals (`Views.gather`). A third when a source's commit is
@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from app.config.services import Freeze, Service
 from app.core.models import PromotionRecord, Release, Signals, Snapshot, StageView, adjacent
@@ -20,7 +19,7 @@ from app.engine.topologies import Topologies
 from app.engine.topology import Topology
 from app.signals.freezes.windows import windows
 from app.signals.views import Prefetched, Views
-from app.storage.client import Batch
+from app.storage.batch import Batch, Reply
 from app.storage.epoch import Epoch
 from app.storage.ledger import Ledger
 from app.storage.store import Histories, ServiceView, Store
@@ -28,9 +27,9 @@ from app.storage.store import Histories, ServiceView, Store
 
 @dataclass(frozen=True)
 class Prefetch:
-    """What a reconcile read with its lock (`Snapshots.send_reads`)."""
+    """What a reconcile reads with its lock (`Snapshots.send_reads`), once it is sent."""
 
-    view: ServiceView
+    view: Reply[ServiceView]
     signals: Prefetched
 
 
@@ -48,16 +47,10 @@ class Snapshots:
         self.topologies = topologies  # a pipeline that cannot be read is the snapshot's problem
         self.epoch = epoch  # so is Cascade's data lost in Redis
 
-    def send_reads(self, pipe: Batch, service: Service, apps: Sequence[str]) -> None:
-        """Queue the view's reads of the stages `apps`, then the signals' (`Views.send_reads`)."""
-        self.store.send_view(pipe, service.name, apps)
-        self.views.send_reads(pipe, service)
-
-    def received(self, service: Service, apps: Sequence[str], replies: Sequence[Any]) -> Prefetch:
-        """The replies to `send_reads`."""
-        split = len(replies) - Views.reads(service)
-        view = self.store.view_of(service.name, apps, replies[:split])
-        return Prefetch(view, self.views.received(replies[split:]))
+    def send_reads(self, batch: Batch, service: Service, apps: Sequence[str]) -> Prefetch:
+        """Add the view's reads of the stages `apps` to `batch`, and the signals'."""
+        view = self.store.send_view(batch, service.name, apps)
+        return Prefetch(view, self.views.send_reads(batch, service))
 
     async def observe(self, service: Service, freezes: Sequence[Freeze]) -> Snapshot:
         """The service as it stands, for status, retries and notices: no lock, no Platform API

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from app.config.services import Service
 from app.config.settings import Settings
@@ -18,22 +17,24 @@ from app.core.models import Signals
 from app.signals.alerts.view import AlertsView
 from app.signals.freezes.facts import FreezeWindow
 from app.signals.freshness import Freshness, judge
+from app.signals.github.branch_view import Branch
 from app.signals.github.view import GitHubView
-from app.signals.incidents.view import IncidentsView
+from app.signals.incidents.view import IncidentsView, Kept
 from app.signals.urls.client import UrlProber
 from app.storage import keys
-from app.storage.client import Batch, Client
+from app.storage.batch import Batch, Reply
+from app.storage.client import Client
 
 _INFORMATIONAL = {"github": "github", "heroku": "releases"}  # source -> the signal it feeds
 
 
 @dataclass(frozen=True)
 class Prefetched:
-    """Replies to `Views.send_reads`: what the signals' views read in a round trip that
-    goes out anyway (a reconcile's lock), instead of in one of their own."""
+    """What the signals' views read in a batch that goes out anyway (a reconcile's lock),
+    instead of in a round trip of their own (`Views.send_reads`)."""
 
-    incidents: Sequence[Any]  # to `IncidentsView.send_reads`
-    branch: Any = None  # to `GitHubView.send_branch_read`, when the service names a repo
+    incidents: Reply[Kept]
+    branch: Reply[Branch] | None = None  # when the service names a repo
 
 
 @dataclass
@@ -65,33 +66,25 @@ class Views:
         """Every signal of `service`; `commits` are the (source, target) commits that differ.
 
         With `fetch=False` (status pages, notices) only what is in Redis or cached is read.
-        `prefetched`: the replies to `send_reads`, when they were sent already.
+        `prefetched`: what `send_reads` added to a batch sent already.
         """
-        incidents_read = prefetched.incidents if prefetched else None
-        branch_read = prefetched.branch if prefetched else None
+        kept = prefetched.incidents.value if prefetched else None
+        branch = prefetched.branch.value if prefetched and prefetched.branch else None
         github, alerts, incidents, urls = await asyncio.gather(
-            self.github.gather(service, commits, now, fetch=fetch, branch_read=branch_read),
+            self.github.gather(service, commits, now, fetch=fetch, branch=branch),
             self.alerts.gather(service, now, fetch=fetch),
-            self.incidents.gather(service, now, fetch=fetch, replies=incidents_read),
+            self.incidents.gather(service, now, fetch=fetch, kept=kept),
             self.urls.gather(service, now, fetch=fetch and bool(commits)),  # probe when moving
         )
         return Signals(github, alerts, incidents, urls, freezes)
 
-    def send_reads(self, pipe: Batch, service: Service) -> None:
-        """Queue the reads of `gather` that need nothing read before them (`reads` of them)."""
-        self.incidents.send_reads(pipe)
-        if service.repo:
-            self.github.send_branch_read(pipe, service.repo, service.branch)
-
-    @staticmethod
-    def reads(service: Service) -> int:
-        return IncidentsView.READS + (1 if service.repo else 0)
-
-    @staticmethod
-    def received(replies: Sequence[Any]) -> Prefetched:
-        """The replies to `send_reads`."""
-        incidents, branch = replies[: IncidentsView.READS], replies[IncidentsView.READS :]
-        return Prefetched(incidents, branch[0] if branch else None)
+    def send_reads(self, batch: Batch, service: Service) -> Prefetched:
+        """Add the reads of `gather` that need nothing read before them to `batch`."""
+        incidents = self.incidents.send_reads(batch)
+        if not service.repo:
+            return Prefetched(incidents)
+        branch = self.github.send_branch_read(batch, service.repo, service.branch)
+        return Prefetched(incidents, branch)
 
     async def refresh(self, services: Sequence[Service]) -> list[str]:
         """Poll the feeds that have a fallback reader; the services whose view changed."""

@@ -33,7 +33,7 @@ from redis.exceptions import (
 log = logging.getLogger(__name__)
 
 Client = redis.Redis | RedisCluster  # one server, or a cluster through one of its nodes
-Batch = Pipeline | ClusterPipeline  # a pipeline of either
+Pipe = Pipeline | ClusterPipeline  # a pipeline of either
 
 # What Redis away raises, a cluster not serving every slot included: redis-py's cluster
 # errors (slots not covered, no node reachable) are not RedisErrors.
@@ -164,7 +164,7 @@ async def explain(url: str | None, client: Client, error: Exception) -> str:
     return why
 
 
-def on_cluster(client: Client | Batch) -> bool:
+def on_cluster(client: Client | Pipe) -> bool:
     return isinstance(client, RedisCluster | ClusterPipeline)
 
 
@@ -234,7 +234,7 @@ async def send(connection: Connection, *commands: Sequence[Any]) -> list[Any]:
     return replies
 
 
-def mget(pipe: Batch, keys: Sequence[str]) -> None:
+def mget(pipe: Pipe, keys: Sequence[str]) -> None:
     """Queue MGET of `keys`, which share one slot (one service's, one repository's).
 
     redis-py's cluster pipeline refuses its `mget` method, whose keys could span nodes, but
@@ -248,7 +248,7 @@ async def script_first(
     script: AsyncScript,
     keys: Sequence[str],
     args: Sequence[Any],
-    then: Callable[[Batch], None] | None = None,
+    then: Callable[[Pipe], None] | None = None,
 ) -> list[Any]:
     """`script`, then the commands `then` queues, in one pipeline: one round trip.
 

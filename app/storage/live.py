@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager, suppress
 from app.core.models import PairState, Plan, Snapshot
 from app.storage import keys
 from app.storage.audit import Event, gate_signature
+from app.storage.batch import Batch, Reply
 from app.storage.client import UNAVAILABLE, Client
 from app.tasks import cancel
 
@@ -62,12 +63,6 @@ class Live:
         self._reader: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
-    @staticmethod
-    def message(service: str | None) -> tuple[str, str]:
-        """The channel and the message telling pages that `service` (None: everything) may
-        look different, for a caller that publishes it in a round trip of its own making."""
-        return keys.LIVE, service or EVERYTHING
-
     def redraws(self, service: str, shown: int | None) -> bool:
         """Whether the service's pages would look different from when they were last told
         (`fingerprint`: a release may have arrived without any audited event); noted as told."""
@@ -83,9 +78,19 @@ class Live:
     async def changed(self, service: str | None) -> None:
         """Tell every process's pages that `service` (None: everything) may look different."""
         try:
-            await self.redis.publish(*self.message(service))
+            await self.redis.publish(keys.LIVE, service or EVERYTHING)
         except UNAVAILABLE as error:
             log.warning("live: cannot publish a change: %s", type(error).__name__)
+
+    @staticmethod
+    def send_change(batch: Batch, service: str | None) -> Reply[int]:
+        """`changed`, in a round trip that goes out anyway (a reconcile's lock, released): how
+        many subscriptions heard it. The raw command: redis-py's cluster pipeline refuses its
+        `publish` method, but sends the command itself (a cluster hears it on every node)."""
+        message = service or EVERYTHING
+        return batch.add(
+            lambda pipe: pipe.execute_command("PUBLISH", keys.LIVE, message), lambda r: int(r[0])
+        )
 
     async def on_event(self, event: Event) -> None:
         """Audit listener: every recorded event may change the page."""

@@ -9,17 +9,16 @@ after releasing, so no news is lost between them.
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.storage import keys
-from app.storage.client import Batch, Client, script_first
+from app.storage.batch import Batch
+from app.storage.client import Client
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
-if ARGV[2] then redis.call('publish', ARGV[2], ARGV[3]) end
 return redis.call('del', KEYS[2])
 """
 _ACQUIRE = """
@@ -42,8 +41,8 @@ class Lease:
 
     held: bool
     news: bool = False  # someone asked for a reconcile while it was held
-    replies: list[Any] = field(default_factory=list)  # to the reads sent with it, when held
-    publish: tuple[str, str] | None = None  # (channel, message) to publish as it is released
+    # sent in the round trip that releases it, after the release (the live feed's news)
+    released: Batch = field(default_factory=Batch)
 
 
 class Locks:
@@ -55,41 +54,36 @@ class Locks:
         self.ttl_ms = int(keys.LOCK_TTL.total_seconds() * 1000)
 
     @asynccontextmanager
-    async def hold(
-        self, service: str, reading: Callable[[Batch], None] | None = None
-    ) -> AsyncIterator[Lease]:
+    async def hold(self, service: str, batch: Batch | None = None) -> AsyncIterator[Lease]:
         """Hold the service's lock if no one else does; on release, learn of news meanwhile.
 
-        `reading` queues reads to send in the same round trip as taking the lock, after it:
-        their replies are in `lease.replies` when the lock is held (what a reconcile reads
-        first, `Store.send_view`), so they see everything written before the lock was taken.
+        `batch` is sent in the same round trip as taking the lock, after it: when the lock is
+        held, its replies (what a reconcile reads first, `Snapshots.send_reads`) see everything
+        written before the lock was taken; when not, they are not to be read.
         """
         token = secrets.token_hex(16)
         key, dirty = keys.lock(service), keys.dirty(service)
         # Dirty first: a holder that releases after this will see it and run again. Taking
         # the lock clears the mark: this run will read all news so far. One script each way,
         # so one round trip to take and one to release and take the mark (BENCHMARKS.md).
-        taken, replies = await self._take(key, dirty, token, reading)
+        args = [token, self.ttl_ms]
+        taken = await (batch or Batch()).send_after(self.redis, self._acquire, [key, dirty], args)
         if not taken:
             yield Lease(held=False)
             return
-        lease = Lease(held=True, replies=replies)
+        lease = Lease(held=True)
         renewing = asyncio.create_task(self._keep(key, token))
         try:
             yield lease
         finally:
             renewing.cancel()
             await asyncio.wait({renewing})  # unlike awaiting it, keeps a cancel aimed at us
-            args = [token, *lease.publish] if lease.publish else [token]
-            lease.news = bool(await self._release(keys=[key, dirty], args=args))
-
-    async def _take(
-        self, key: str, dirty: str, token: str, reading: Callable[[Batch], None] | None
-    ) -> tuple[bool, list[Any]]:
-        """The acquire script, and the reads after it, in one pipeline."""
-        args = [token, self.ttl_ms]
-        taken, *replies = await script_first(self.redis, self._acquire, [key, dirty], args, reading)
-        return bool(taken), replies
+            release = [key, dirty], [token]
+            if lease.released:
+                news = await lease.released.send_after(self.redis, self._release, *release)
+            else:
+                news = await self._release(*release)
+            lease.news = bool(news)
 
     async def busy_for(self, service: str) -> float:
         """Seconds until another holder's lock expires, if it is never released."""

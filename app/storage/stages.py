@@ -15,7 +15,8 @@ from app.core.models import Artifact, Pause, Release, ReleaseStatus, StageView
 from app.core.order import position
 from app.core.view import fold_release
 from app.storage import keys
-from app.storage.client import Batch, Client, mget, script_first
+from app.storage.batch import Batch, Reply
+from app.storage.client import Client, Pipe, mget, script_first
 from app.storage.histories import TRIM_SCRIPT, ran_ref
 from app.storage.kept import Kept, text
 
@@ -98,15 +99,20 @@ class StageStore:
 
     async def view(self, service: str, apps: Sequence[str]) -> ServiceView:
         """Stages, pauses, the gate states last audited and what is due, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            self.send_view(pipe, service, apps)
-            return self.view_of(service, apps, await pipe.execute())
+        batch = Batch()
+        view = self.send_view(batch, service, apps)
+        await batch.send(self.redis)
+        return view.value
 
-    def send_view(self, pipe: Batch, service: str, apps: Sequence[str]) -> None:
-        """Queue the view's reads on `pipe` (the lock's, for a reconcile: `Locks.hold`).
+    def send_view(self, batch: Batch, service: str, apps: Sequence[str]) -> Reply[ServiceView]:
+        """The view, read in `batch` (the lock's, for a reconcile: `Locks.hold`)."""
+        return batch.add(
+            lambda pipe: self._queue_view(pipe, service, apps),
+            lambda replies: self._view_of(service, apps, replies),
+        )
 
-        The global pause is a command of its own: it lives on another cluster slot.
-        """
+    def _queue_view(self, pipe: Pipe, service: str, apps: Sequence[str]) -> None:
+        """A command of its own for the global pause: it lives on another cluster slot."""
         pipe.get(keys.GLOBAL_PAUSE)
         pipe.get(keys.pause(service))
         pipe.hgetall(keys.gates(service))
@@ -116,8 +122,8 @@ class StageStore:
         if apps:
             mget(pipe, [keys.stage(service, app) for app in apps])
 
-    def view_of(self, service: str, apps: Sequence[str], replies: Sequence[Any]) -> ServiceView:
-        """The view from the replies to `send_view`'s reads."""
+    def _view_of(self, service: str, apps: Sequence[str], replies: Sequence[Any]) -> ServiceView:
+        """The view from the replies to `_queue_view`'s reads."""
         global_pause, service_pause, gates, in_flight, resynced, suspects, *stages = replies
         return ServiceView(
             stages=self._parse_stages(service, apps, stages[0]) if apps else (),
@@ -229,10 +235,10 @@ class StageStore:
         await self.redis.set(keys.artifact(*artifact), commit, ex=keys.ARTIFACT_TTL)
 
     @staticmethod
-    def _caching(artifact: Artifact, commit: str) -> Callable[[Batch], None]:
+    def _caching(artifact: Artifact, commit: str) -> Callable[[Pipe], None]:
         """Queue the build's commit, to ride in another round trip (`put_release`'s)."""
 
-        def cache(pipe: Batch) -> None:
+        def cache(pipe: Pipe) -> None:
             pipe.set(keys.artifact(*artifact), commit, ex=keys.ARTIFACT_TTL)
 
         return cache

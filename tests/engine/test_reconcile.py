@@ -198,7 +198,7 @@ async def test_the_status_page_is_read_in_the_round_trip_that_takes_the_lock(  #
     read_itself = incidents.gather
 
     async def gather(*args: Any, **kwargs: Any) -> Any:
-        given.append(kwargs.get("replies"))
+        given.append(kwargs.get("kept"))
         return await read_itself(*args, **kwargs)
 
     monkeypatch.setattr(incidents, "gather", gather)
@@ -206,7 +206,7 @@ async def test_the_status_page_is_read_in_the_round_trip_that_takes_the_lock(  #
     assert outcome.plan is not None
     assert [c.commit for c in outcome.plan.candidates] == [A]
     assert len(given) == 1
-    assert given[0] is not None  # the replies sent with the lock: no round trip of its own
+    assert given[0] is not None  # read in the lock's batch: no round trip of its own
 
 
 @pytest.mark.parametrize("news", ["release folded by another process", "gate state to clear"])

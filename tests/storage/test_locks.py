@@ -3,10 +3,13 @@ import asyncio
 import pytest
 
 from app.storage import keys
-from app.storage.client import Client
+from app.storage.batch import Batch
+from app.storage.client import Client, on_cluster
+from app.storage.live import Live
 from app.storage.locks import Locks
 from app.storage.store import Store
 from tests.factories import NOW, pause, release
+from tests.storage.round_trips import count_round_trips
 
 
 @pytest.fixture
@@ -120,14 +123,20 @@ async def test_lock_holder_cancelled_while_the_renewal_ends_stays_cancelled(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_reads_sent_with_the_lock_are_answered_to_its_holder_only(
-    locks: Locks, redis_client: Client
+async def test_a_batch_sent_with_the_lock_is_read_in_its_round_trip(
+    locks: Locks, redis_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if on_cluster(redis_client):
+        pytest.skip("round trips are counted on one server: a cluster's pipeline goes per node")
     await redis_client.set("cascade:probe", "news")
-    async with locks.hold("api", lambda pipe: pipe.get("cascade:probe")) as lease:
-        assert lease.replies == ["news"]
-        async with locks.hold("api", lambda pipe: pipe.get("cascade:probe")) as second:
-            assert (second.held, second.replies) == (False, [])
+    batch = Batch()
+    probe = batch.add(lambda pipe: pipe.get("cascade:probe"), lambda r: r[0])
+    trips = count_round_trips(monkeypatch)
+    async with locks.hold("api", batch) as lease:
+        assert (lease.held, probe.value) == (True, "news")
+        assert trips == [["EVALSHA", "GET"]]  # one round trip: the lock, then the read
+        async with locks.hold("api") as second:
+            assert second.held is False
 
 
 async def test_the_view_rides_with_the_lock_though_the_global_pause_is_elsewhere(
@@ -138,8 +147,10 @@ async def test_the_view_rides_with_the_lock_though_the_global_pause_is_elsewhere
     store, apps = Store(redis_client), ["api-qa", "api-st"]
     await store.put_release("api", release("api-qa", 1, "A"), NOW)
     await store.set_pause(pause("freeze"))
-    async with locks.hold("api", lambda pipe: store.send_view(pipe, "api", apps)) as lease:
-        view = store.view_of("api", apps, lease.replies)
+    batch = Batch()
+    read = store.send_view(batch, "api", apps)
+    async with locks.hold("api", batch):
+        view = read.value
     assert view.global_pause == pause("freeze")
     assert [stage.commit for stage in view.stages] == ["A", None]
 
@@ -148,18 +159,25 @@ async def test_the_lock_is_taken_after_redis_forgot_its_script(
     locks: Locks, redis_client: Client
 ) -> None:
     await redis_client.script_flush()  # as after a Redis restart
-    async with locks.hold("api", lambda pipe: pipe.exists(keys.lock("api"))) as lease:
-        assert (lease.held, lease.replies) == (True, [1])  # read after the lock was taken
+    batch = Batch()
+    exists = batch.add(lambda pipe: pipe.exists(keys.lock("api")), lambda r: r[0])
+    async with locks.hold("api", batch) as lease:
+        assert (lease.held, exists.value) == (True, 1)  # read after the lock was taken
 
 
-async def test_a_message_given_to_the_lease_is_published_as_it_is_released(
-    locks: Locks, redis_client: Client
+async def test_the_live_feed_is_told_in_the_round_trip_that_releases_the_lock(
+    locks: Locks, redis_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if on_cluster(redis_client):
+        pytest.skip("round trips are counted on one server: a cluster's pipeline goes per node")
     async with redis_client.pubsub(ignore_subscribe_messages=True) as pubsub:
-        await pubsub.subscribe("cascade-test:live")
+        await pubsub.subscribe(keys.LIVE)
+        trips = count_round_trips(monkeypatch)
         async with locks.hold("api") as lease:
-            lease.publish = ("cascade-test:live", "api")
+            heard = Live.send_change(lease.released, "api")
             assert await pubsub.get_message(timeout=0.2) is None  # not while it is held
+        assert trips == [["EVALSHA"], ["EVALSHA", "PUBLISH"]]  # take; release and tell
+        assert heard.value == 1
         message = await pubsub.get_message(timeout=2)
         async with locks.hold("api"):
             pass  # nothing given: nothing published

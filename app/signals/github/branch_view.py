@@ -16,7 +16,8 @@ from typing import Any
 from app.signals.github.calls import Calls, Read, text
 from app.signals.github.facts import Push, Relation
 from app.storage import keys
-from app.storage.client import Batch, Client, mget
+from app.storage.batch import Batch, Reply
+from app.storage.client import Client, mget
 
 DEDUP_SECONDS = int(keys.DEDUP_TTL.total_seconds())
 WALK_MAX = 50  # fast-forward pushes followed back to order two commits without a call
@@ -98,16 +99,16 @@ class BranchView:
             self._generations[repo] = generation = answer
 
     @staticmethod
-    def send_read(pipe: Batch, repo: str, branch: str) -> None:
-        """Queue where the branch stands (its generation, its push count), for `where`."""
-        mget(pipe, _branch_keys(repo, branch))
+    def send_read(batch: Batch, repo: str, branch: str) -> Reply[Branch]:
+        """Where the branch stands (its generation, its push count), read in `batch`."""
+        return batch.add(
+            lambda pipe: mget(pipe, _branch_keys(repo, branch)),
+            lambda replies: _branch(repo, branch, replies[0]),
+        )
 
-    async def where(self, repo: str, name: str, reply: Any = None) -> Branch:
-        """Where the branch stands; `reply`: the one to `send_read`, when it was sent already."""
-        if reply is None:
-            reply = await self.redis.mget(*_branch_keys(repo, name))
-        generation, pushes = reply
-        return Branch(repo, name, int(generation or 0), int(pushes or 0))
+    async def where(self, repo: str, name: str) -> Branch:
+        """Where the branch stands, in a round trip of its own."""
+        return _branch(repo, name, await self.redis.mget(*_branch_keys(repo, name)))
 
     async def on_branch(
         self, branch: Branch, shas: Sequence[str], now: datetime, fetch: bool
@@ -210,6 +211,12 @@ def _still_off(off: bytes | str | None, pushes: int, now: datetime, *, fresh: bo
 
 def _branch_keys(repo: str, branch: str) -> tuple[str, str]:
     return keys.github_generation(repo), keys.github_pushes(repo, branch)
+
+
+def _branch(repo: str, name: str, reply: Sequence[Any]) -> Branch:
+    """The branch from the reply to an MGET of `_branch_keys`."""
+    generation, pushes = reply
+    return Branch(repo, name, int(generation or 0), int(pushes or 0))
 
 
 def _facts_of(push: Push, generation: int) -> dict[str, str]:

@@ -14,12 +14,13 @@ from typing import Any
 
 from app.config.services import Service
 from app.config.settings import Settings
-from app.signals.github.branch_view import BranchView
+from app.signals.github.branch_view import Branch, BranchView
 from app.signals.github.calls import Calls, Read
 from app.signals.github.checks_view import ChecksView
 from app.signals.github.client import GitHubClient
 from app.signals.github.facts import CheckReport, Checks, GitHubFacts, Push, Relation
-from app.storage.client import Batch, Client
+from app.storage.batch import Batch, Reply
+from app.storage.client import Client
 
 READ_TIMEOUT = 5.0  # seconds: a reconcile waits on these calls
 
@@ -58,14 +59,15 @@ class GitHubView:
         now: datetime,
         *,
         fetch: bool = True,
-        branch_read: Any = None,
+        branch: Branch | None = None,
     ) -> dict[tuple[str, str], GitHubFacts]:
         """Facts per (source commit, target commit); empty when the service names no repo.
 
-        `branch_read`: the reply to `send_branch_read`, when it was sent already."""
+        `branch`: where the branch stands, when `send_branch_read` read it already."""
         if not service.repo or not commits:
             return {}
-        branch = await self.branches.where(service.repo, service.branch, branch_read)
+        if branch is None:
+            branch = await self.branches.where(service.repo, service.branch)
         pairs = sorted(set(commits))
         on = await self.branches.on_branch(branch, sorted({s for s, _ in pairs}), now, fetch)
         moving = [(s, t) for s, t in pairs if on[s].value]
@@ -89,9 +91,9 @@ class GitHubView:
         }
 
     @staticmethod
-    def send_branch_read(pipe: Batch, repo: str, branch: str) -> None:
-        """Queue where the branch stands (its generation, its push count), for `gather`."""
-        BranchView.send_read(pipe, repo, branch)
+    def send_branch_read(batch: Batch, repo: str, branch: str) -> Reply[Branch]:
+        """Where the branch stands (its generation, its push count), for `gather`, in `batch`."""
+        return BranchView.send_read(batch, repo, branch)
 
     async def aclose(self) -> None:
         await self.github.aclose()

@@ -10,7 +10,7 @@ replacing older (`stored.replaces`). `refresh` (the poller, once a minute) reads
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.exceptions import WatchError
 
@@ -25,7 +25,8 @@ from app.signals.incidents.pages import StatusFeedError
 from app.signals.incidents.problems import MISSED_POLLS, SILENCE_MAX, STALE_AFTER, Expected
 from app.signals.incidents.stored import Entry, Failure, FeedRead, Touched
 from app.storage import keys
-from app.storage.client import Batch, Client, mget
+from app.storage.batch import Batch, Reply
+from app.storage.client import Client, Pipe, mget
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,16 @@ def affected(services: Iterable[Service], touched: Iterable[Touched]) -> list[st
     )
 
 
-class IncidentsView:
-    READS = 3  # replies to `send_reads`
+class Kept(NamedTuple):
+    """What Redis keeps of the signal, as `gather` reads it: in one round trip."""
 
+    heard: Any  # when status webhooks were last heard
+    values: list[Any]  # the webhook view's entries
+    raw_read: Any  # the last good read of the status page
+    raw_failure: Any  # the failures to read it since
+
+
+class IncidentsView:
     def __init__(
         self,
         client: Client,
@@ -69,11 +77,9 @@ class IncidentsView:
         )
 
     @staticmethod
-    def send_reads(pipe: Batch) -> None:
-        """Queue the reads `gather` needs, to ride in another round trip (a reconcile's lock)."""
-        pipe.hget(keys.HEARD, SOURCE)
-        pipe.hvals(keys.STATUS_VIEW)
-        mget(pipe, [keys.STATUS_FEED, keys.STATUS_FEED_FAILURE])
+    def send_reads(batch: Batch) -> Reply[Kept]:
+        """What `gather` reads, in `batch`: to ride in another round trip (a reconcile's lock)."""
+        return batch.add(_queue_reads, _kept)
 
     async def gather(
         self,
@@ -81,17 +87,18 @@ class IncidentsView:
         now: datetime,
         *,
         fetch: bool = True,
-        replies: Sequence[Any] | None = None,
+        kept: Kept | None = None,
     ) -> IncidentsFacts | None:
         """The status page as Redis knows it; None when no status source applies to `service`.
 
-        `replies` are those to `send_reads` when they were sent already; else they are read.
+        `kept`: what `send_reads` read, when it was sent already; else it is read here.
         """
-        if replies is None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                self.send_reads(pipe)
-                replies = await pipe.execute()
-        heard, values, (raw_read, raw_failure) = replies
+        if kept is None:
+            batch = Batch()
+            read = self.send_reads(batch)
+            await batch.send(self.redis)
+            kept = read.value
+        heard, values, raw_read, raw_failure = kept
         if self.feed is None and not service.incident_systems and not heard:
             return None
         entries = stored.entries(values)
@@ -221,6 +228,17 @@ class IncidentsView:
         await self.redis.set(
             keys.STATUS_FEED_FAILURE, stored.failure.dump_json(failure), ex=keys.STATUS_FEED_TTL
         )
+
+
+def _queue_reads(pipe: Pipe) -> None:
+    pipe.hget(keys.HEARD, SOURCE)
+    pipe.hvals(keys.STATUS_VIEW)
+    mget(pipe, [keys.STATUS_FEED, keys.STATUS_FEED_FAILURE])
+
+
+def _kept(replies: list[Any]) -> Kept:
+    heard, values, (raw_read, raw_failure) = replies
+    return Kept(heard, values, raw_read, raw_failure)
 
 
 def _heard_at(heard: str | bytes | None) -> datetime | None:

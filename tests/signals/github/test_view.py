@@ -14,6 +14,7 @@ import httpx
 import pytest
 import respx
 
+from app.signals.github.branch_view import Branch
 from app.signals.github.client import GitHubClient, GitHubError
 from app.signals.github.facts import (
     CheckReport,
@@ -25,6 +26,7 @@ from app.signals.github.facts import (
 )
 from app.signals.github.view import GitHubView
 from app.storage import keys
+from app.storage.batch import Batch
 from app.storage.client import Client
 from tests.factories import NOW, service
 
@@ -260,17 +262,17 @@ async def test_where_the_branch_stands_may_come_read_already(
     view: GitHubView, peer: GitHubPeer, redis_client: Client
 ) -> None:
     await view.record_push(push(SOURCE, TARGET, SOURCE))  # generation 0: on main, ahead
-    async with redis_client.pipeline(transaction=False) as pipe:
-        GitHubView.send_branch_read(pipe, REPO, "main")
-        (read,) = await pipe.execute()
-    assert read == [None, "1"]  # no rewrite yet; one push
+    batch = Batch()
+    read = GitHubView.send_branch_read(batch, REPO, "main")
+    await batch.send(redis_client)
+    assert read.value == Branch(REPO, "main", 0, 1)  # no rewrite yet; one push
     pair = (SOURCE, TARGET)
-    found = await view.gather(API, [pair], NOW, branch_read=read)
+    found = await view.gather(API, [pair], NOW, branch=read.value)
     assert found[pair] == GitHubFacts(True, Relation.AHEAD)
-    later = ["1", "2"]  # as read after a rewrite elsewhere: nothing known of generation 1
+    later = Branch(REPO, "main", 1, 2)  # as read after a rewrite elsewhere: nothing known of 1
     on_main(peer, SOURCE)
     peer.compares[(TARGET, SOURCE)] = "ahead"
-    assert (await view.gather(API, [pair], NOW, branch_read=later))[pair].on_branch is True
+    assert (await view.gather(API, [pair], NOW, branch=later))[pair].on_branch is True
     assert peer.calls  # asked GitHub: the facts of generation 0 were not read for 1
 
 
