@@ -3,7 +3,7 @@ its commit in the app's history), what a reconcile reads first, and the builds' 
 A part of `app.storage.store.Store`.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -15,6 +15,7 @@ from app.core.models import Artifact, Pause, Release, ReleaseStatus, StageView
 from app.core.order import position
 from app.core.view import fold_release
 from app.storage import keys
+from app.storage.artifacts import caching
 from app.storage.batch import Batch, Reply
 from app.storage.client import Client, Pipe, mget, script_first
 from app.storage.histories import TRIM_SCRIPT, ran_ref
@@ -197,7 +198,7 @@ class StageStore:
                     "1" if commit and _after_a_gap(before, release) else "",
                     ran_ref(release),
                 ],
-                self._caching(*cached) if cached else None,
+                caching(*cached) if cached else None,
             )
             if cached:
                 self._artifacts.keep(*cached)
@@ -218,30 +219,6 @@ class StageStore:
             if gone:
                 pipe.hdel(keys.gates(service), *gone)
             await pipe.execute()
-
-    async def get(self, artifact: Artifact) -> str | None:
-        """CommitCache: builds are immutable; a commit is kept for `ARTIFACT_TTL`, then read
-        again. Kept in this process too, so the re-read before a promotion waits on no Redis.
-        """
-        commit = self._artifacts.get(artifact) or text(
-            await self.redis.get(keys.artifact(*artifact))
-        )
-        if commit is not None:
-            self._artifacts.keep(artifact, commit)
-        return commit
-
-    async def put(self, artifact: Artifact, commit: str) -> None:
-        self._artifacts.keep(artifact, commit)
-        await self.redis.set(keys.artifact(*artifact), commit, ex=keys.ARTIFACT_TTL)
-
-    @staticmethod
-    def _caching(artifact: Artifact, commit: str) -> Callable[[Pipe], None]:
-        """Queue the build's commit, to ride in another round trip (`put_release`'s)."""
-
-        def cache(pipe: Pipe) -> None:
-            pipe.set(keys.artifact(*artifact), commit, ex=keys.ARTIFACT_TTL)
-
-        return cache
 
     def _parse_stages(
         self, service: str, apps: Sequence[str], raw: Sequence[bytes | str | None]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.core.models import Artifact, StageView
 from app.storage import keys
+from app.storage.artifacts import ArtifactStore
 from app.storage.client import Client
 from app.storage.histories import ADD_SCRIPT, HISTORY_SCRIPT, Histories, HistoryStore
 from app.storage.kept import ARTIFACTS_KEPT, STAGES_KEPT, Kept, text
@@ -21,7 +22,7 @@ __all__ = ["Folded", "Histories", "Kept", "ServiceView", "Store"]
 HEARD_EVERY = 1.0  # seconds: a busy sender is noted in Redis at most this often per process
 
 
-class Store(StageStore, HistoryStore, PauseStore):
+class Store(StageStore, ArtifactStore, HistoryStore, PauseStore):
     """Every part's methods on one Redis client, with what this process keeps."""
 
     def __init__(self, client: Client) -> None:
